@@ -1,0 +1,94 @@
+/**
+ * Keyhaven's symmetric ciphertext blob, format version 1 (all integers big-endian):
+ *
+ *   offset  size  field
+ *   0       1     format version, 0x01
+ *   1       16    key id (the UUID's 16 bytes)
+ *   17      4     key-material version (u32), so old ciphertext decrypts after rotation
+ *   21      12    random IV
+ *   33      n     AES-256-GCM ciphertext
+ *   33+n    16    GCM tag
+ *
+ * AAD = bytes 0..21 (version, key id, material version) ‖ encodeEncryptionContext(ctx).
+ * Binding the header means a blob cannot be pointed at another key or version, and
+ * binding the canonical context means any change to it fails authentication.
+ */
+import { createCipheriv, createDecipheriv, type KeyObject } from "node:crypto";
+import { encodeEncryptionContext, type EncryptionContext } from "./encryptionContext.js";
+import type { RandomSource } from "./random.js";
+
+export const CIPHERTEXT_FORMAT_V1 = 0x01;
+const HEADER = 21;
+const IV = 12;
+const TAG = 16;
+export const CIPHERTEXT_OVERHEAD = HEADER + IV + TAG;
+
+export interface CiphertextHeader {
+  readonly keyId: string;
+  readonly materialVersion: number;
+}
+
+export class CiphertextFormatError extends Error {
+  override name = "CiphertextFormatError";
+}
+
+function uuidToBytes(keyId: string): Buffer {
+  const hex = keyId.replace(/-/g, "");
+  if (!/^[0-9a-f]{32}$/.test(hex)) throw new CiphertextFormatError(`not a key id: ${keyId}`);
+  return Buffer.from(hex, "hex");
+}
+
+function bytesToUuid(bytes: Buffer): string {
+  const h = bytes.toString("hex");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+/** Reads the header without decrypting; throws CiphertextFormatError on anything malformed. */
+export function readCiphertextHeader(blob: Uint8Array): CiphertextHeader {
+  if (blob.length < CIPHERTEXT_OVERHEAD || blob[0] !== CIPHERTEXT_FORMAT_V1) {
+    throw new CiphertextFormatError("not a Keyhaven ciphertext blob");
+  }
+  const buf = Buffer.from(blob.buffer, blob.byteOffset, blob.byteLength);
+  return { keyId: bytesToUuid(buf.subarray(1, 17)), materialVersion: buf.readUInt32BE(17) };
+}
+
+export function sealCiphertext(
+  key: KeyObject,
+  header: CiphertextHeader,
+  plaintext: Uint8Array,
+  context: EncryptionContext | undefined,
+  random: RandomSource,
+): Buffer {
+  const out = Buffer.allocUnsafe(CIPHERTEXT_OVERHEAD + plaintext.length);
+  out[0] = CIPHERTEXT_FORMAT_V1;
+  uuidToBytes(header.keyId).copy(out, 1);
+  out.writeUInt32BE(header.materialVersion, 17);
+  const iv = random(IV);
+  iv.copy(out, HEADER);
+  const cipher = createCipheriv("aes-256-gcm", key, iv);
+  cipher.setAAD(Buffer.concat([out.subarray(0, HEADER), encodeEncryptionContext(context)]));
+  let at = HEADER + IV;
+  at += cipher.update(plaintext).copy(out, at);
+  at += cipher.final().copy(out, at);
+  cipher.getAuthTag().copy(out, at);
+  return out;
+}
+
+/** Decrypts a blob whose header was read with readCiphertextHeader; returns undefined if authentication fails. */
+export function openCiphertext(
+  key: KeyObject,
+  blob: Uint8Array,
+  context: EncryptionContext | undefined,
+): Buffer | undefined {
+  const buf = Buffer.from(blob.buffer, blob.byteOffset, blob.byteLength);
+  const decipher = createDecipheriv("aes-256-gcm", key, buf.subarray(HEADER, HEADER + IV));
+  decipher.setAAD(Buffer.concat([buf.subarray(0, HEADER), encodeEncryptionContext(context)]));
+  decipher.setAuthTag(buf.subarray(buf.length - TAG));
+  const plaintext = decipher.update(buf.subarray(HEADER + IV, buf.length - TAG));
+  try {
+    return Buffer.concat([plaintext, decipher.final()]);
+  } catch {
+    plaintext.fill(0);
+    return undefined;
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * The key service's state shared by all operations: where keys live, the root key
+ * that wraps their material, time, randomness, and a cache of unwrapped material.
+ */
+import { createSecretKey, type KeyObject } from "node:crypto";
+import type { Clock } from "../clock.js";
+import type { RandomSource } from "./crypto/random.js";
+import type { RootKey } from "./rootkey/rootKey.js";
+import type { KeyRecord, KeyStore } from "./store/keyStore.js";
+import { kmsError } from "./errors.js";
+
+export interface KeyServiceOptions {
+  readonly account: string;
+  readonly region: string;
+  readonly store: KeyStore;
+  readonly rootKey: RootKey;
+  readonly clock: Clock;
+  readonly random: RandomSource;
+  /** How many unwrapped material versions to keep in memory. */
+  readonly materialCacheSize?: number;
+}
+
+export class KeyService {
+  readonly account: string;
+  readonly region: string;
+  readonly partition = "aws";
+  readonly store: KeyStore;
+  readonly rootKey: RootKey;
+  readonly clock: Clock;
+  readonly random: RandomSource;
+  readonly #materials = new Map<string, KeyObject>();
+  readonly #cacheSize: number;
+
+  constructor(options: KeyServiceOptions) {
+    this.account = options.account;
+    this.region = options.region;
+    this.store = options.store;
+    this.rootKey = options.rootKey;
+    this.clock = options.clock;
+    this.random = options.random;
+    this.#cacheSize = options.materialCacheSize ?? 10_000;
+  }
+
+  keyArn(keyId: string): string {
+    return `arn:${this.partition}:kms:${this.region}:${this.account}:key/${keyId}`;
+  }
+
+  aliasArn(aliasName: string): string {
+    return `arn:${this.partition}:kms:${this.region}:${this.account}:${aliasName}`;
+  }
+
+  /** The root-key AAD that binds wrapped material to its key and version. */
+  static materialContext(keyId: string, version: number): string {
+    return `material/${keyId}/${version}`;
+  }
+
+  wrapMaterial(keyId: string, version: number, material: Buffer): Promise<Buffer> {
+    return this.rootKey.wrap(material, KeyService.materialContext(keyId, version));
+  }
+
+  /** The symmetric material of one version of a key, unwrapped once and then served from memory. */
+  async symmetricKey(key: KeyRecord, version: number): Promise<KeyObject> {
+    const cacheKey = `${key.keyId}/${version}`;
+    const cached = this.#materials.get(cacheKey);
+    if (cached) return cached;
+    const record = await this.store.getMaterial(key.keyId, version);
+    if (!record)
+      throw kmsError(
+        "KMSInternalException",
+        `Key material version ${version} of ${key.arn} is missing.`,
+      );
+    const raw = await this.rootKey.unwrap(
+      record.wrapped,
+      KeyService.materialContext(key.keyId, version),
+    );
+    const keyObject = createSecretKey(raw);
+    raw.fill(0);
+    if (this.#materials.size >= this.#cacheSize) {
+      this.#materials.delete(this.#materials.keys().next().value!);
+    }
+    this.#materials.set(cacheKey, keyObject);
+    return keyObject;
+  }
+
+  /** Drops cached material of a key (after its material is deleted or replaced). */
+  forgetMaterial(keyId: string): void {
+    for (const k of this.#materials.keys())
+      if (k.startsWith(`${keyId}/`)) this.#materials.delete(k);
+  }
+}

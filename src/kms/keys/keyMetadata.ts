@@ -1,0 +1,48 @@
+import type { KeyMetadata } from "@aws-sdk/client-kms";
+import type { KeyService } from "../keyService.js";
+import type { KeyRecord } from "../store/keyStore.js";
+import { keySpecs } from "./keySpecs.js";
+
+/** The KeyMetadata structure DescribeKey, CreateKey and friends return. */
+export function keyMetadata(service: KeyService, key: KeyRecord): KeyMetadata {
+  const spec = keySpecs[key.keySpec];
+  const byUsage = (usage: string, algorithms: readonly string[] | undefined) =>
+    key.keyUsage === usage && algorithms ? [...algorithms] : undefined;
+  const metadata: KeyMetadata = {
+    AWSAccountId: service.account,
+    KeyId: key.keyId,
+    Arn: key.arn,
+    CreationDate: new Date(key.createdAt),
+    Enabled: key.state === "Enabled",
+    Description: key.description,
+    KeyUsage: key.keyUsage as KeyMetadata["KeyUsage"],
+    KeyState: key.state,
+    Origin: key.origin as KeyMetadata["Origin"],
+    KeyManager: "CUSTOMER",
+    CustomerMasterKeySpec: key.keySpec as KeyMetadata["CustomerMasterKeySpec"],
+    KeySpec: key.keySpec as KeyMetadata["KeySpec"],
+    EncryptionAlgorithms: byUsage(
+      "ENCRYPT_DECRYPT",
+      spec?.encryptionAlgorithms,
+    ) as KeyMetadata["EncryptionAlgorithms"],
+    SigningAlgorithms: byUsage(
+      "SIGN_VERIFY",
+      spec?.signingAlgorithms,
+    ) as KeyMetadata["SigningAlgorithms"],
+    MacAlgorithms: byUsage(
+      "GENERATE_VERIFY_MAC",
+      spec?.macAlgorithms,
+    ) as KeyMetadata["MacAlgorithms"],
+    KeyAgreementAlgorithms: byUsage(
+      "KEY_AGREEMENT",
+      spec?.keyAgreementAlgorithms,
+    ) as KeyMetadata["KeyAgreementAlgorithms"],
+    MultiRegion: false,
+  };
+  if (key.state === "PendingDeletion" && key.deletionDate !== undefined) {
+    metadata.DeletionDate = new Date(key.deletionDate);
+    if (key.pendingWindowInDays !== undefined)
+      metadata.PendingDeletionWindowInDays = key.pendingWindowInDays;
+  }
+  return metadata;
+}

@@ -1,0 +1,36 @@
+/**
+ * Key-state and key-usage checks, with the messages of AWS's key-state table
+ * (https://docs.aws.amazon.com/kms/latest/developerguide/key-state.html).
+ */
+import { kmsError } from "../errors.js";
+import type { KeyRecord } from "../store/keyStore.js";
+import type { KeyUsage } from "./keySpecs.js";
+
+/** Cryptographic operations need an Enabled key. */
+export function assertUsable(key: KeyRecord): void {
+  switch (key.state) {
+    case "Enabled":
+      return;
+    case "Disabled":
+      throw kmsError("DisabledException", `${key.arn} is disabled.`);
+    case "PendingDeletion":
+      throw kmsError("KMSInvalidStateException", `${key.arn} is pending deletion.`);
+    case "PendingImport":
+      throw kmsError("KMSInvalidStateException", `${key.arn} is pending import.`);
+  }
+}
+
+/** Management operations (tags, description, aliases, deletion scheduling) refuse keys pending deletion. */
+export function assertNotPendingDeletion(key: KeyRecord): void {
+  if (key.state === "PendingDeletion")
+    throw kmsError("KMSInvalidStateException", `${key.arn} is pending deletion.`);
+}
+
+export function assertKeyUsage(key: KeyRecord, usage: KeyUsage, operation: string): void {
+  if (key.keyUsage !== usage) {
+    throw kmsError(
+      "InvalidKeyUsageException",
+      `${key.arn} key usage is ${key.keyUsage} which is not valid for ${operation}.`,
+    );
+  }
+}

@@ -1,0 +1,83 @@
+import { randomUUID } from "node:crypto";
+import type { CreateKeyRequest, CreateKeyResponse } from "@aws-sdk/client-kms";
+import { checkPolicyDocument, defaultKeyPolicy } from "../authz/keyPolicy.js";
+import { kmsError } from "../errors.js";
+import { keyMetadata } from "../keys/keyMetadata.js";
+import { isSymmetric, keySpecs, type KeyUsage } from "../keys/keySpecs.js";
+import { fromRequestTags, mergeTags } from "../keys/tags.js";
+import type { KeyRecord } from "../store/keyStore.js";
+import { defineOperation } from "./operation.js";
+
+export const createKey = defineOperation<CreateKeyRequest, CreateKeyResponse>(
+  async (ctx, input) => {
+    const service = ctx.service;
+    if (input.KeySpec !== undefined && input.CustomerMasterKeySpec !== undefined) {
+      throw kmsError(
+        "ValidationException",
+        "You cannot specify both KeySpec and CustomerMasterKeySpec; use KeySpec.",
+      );
+    }
+    const keySpec = input.KeySpec ?? input.CustomerMasterKeySpec ?? "SYMMETRIC_DEFAULT";
+    const spec = keySpecs[keySpec];
+    if (!spec || !isSymmetric(keySpec)) {
+      throw kmsError(
+        "UnsupportedOperationException",
+        `KeySpec ${keySpec} is not supported by Keyhaven yet; use SYMMETRIC_DEFAULT.`,
+      );
+    }
+    const keyUsage = input.KeyUsage ?? spec.defaultUsage;
+    if (keyUsage === undefined) {
+      throw kmsError(
+        "ValidationException",
+        "You must specify a KeyUsage value for all KMS keys except for symmetric encryption keys.",
+      );
+    }
+    if (!spec.usages.includes(keyUsage as KeyUsage))
+      throw kmsError(
+        "ValidationException",
+        `KeyUsage ${keyUsage} is not compatible with KeySpec ${keySpec}`,
+      );
+    const origin = input.Origin ?? "AWS_KMS";
+    if (origin !== "AWS_KMS")
+      throw kmsError(
+        "UnsupportedOperationException",
+        `Origin ${origin} is not supported by Keyhaven yet; use AWS_KMS.`,
+      );
+    if (input.CustomKeyStoreId !== undefined || input.XksKeyId !== undefined) {
+      throw kmsError(
+        "UnsupportedOperationException",
+        "Custom key stores are not supported by Keyhaven; omit CustomKeyStoreId and XksKeyId.",
+      );
+    }
+    if (input.MultiRegion)
+      throw kmsError(
+        "UnsupportedOperationException",
+        "Multi-Region keys are not supported by Keyhaven; omit MultiRegion.",
+      );
+    const tags = mergeTags([], fromRequestTags(input.Tags));
+    const policy = input.Policy ?? defaultKeyPolicy(service.account);
+    checkPolicyDocument(policy);
+
+    const keyId = randomUUID();
+    const now = service.clock.now().getTime();
+    const material = service.random(32);
+    const wrapped = await service.wrapMaterial(keyId, 1, material);
+    material.fill(0);
+    const key: KeyRecord = {
+      keyId,
+      arn: service.keyArn(keyId),
+      createdAt: now,
+      description: input.Description ?? "",
+      keySpec,
+      keyUsage,
+      origin,
+      state: "Enabled",
+      policy,
+      tags,
+      currentMaterialVersion: 1,
+    };
+    await service.store.createKey(key, { keyId, version: 1, createdAt: now, wrapped });
+    ctx.resources.push(key.arn);
+    return { KeyMetadata: keyMetadata(service, key) };
+  },
+);

@@ -1,0 +1,20 @@
+import type { DecryptRequest, DecryptResponse } from "@aws-sdk/client-kms";
+import { defineOperation, dryRun, type WithRequired } from "./operation.js";
+import { openSymmetric, unsupportedRecipient } from "./symmetric.js";
+
+export const decrypt = defineOperation<
+  WithRequired<DecryptRequest, "CiphertextBlob">,
+  DecryptResponse
+>(async (ctx, input) => {
+  unsupportedRecipient(input);
+  const { key, plaintext } = await openSymmetric(
+    ctx,
+    input.CiphertextBlob,
+    input.EncryptionContext,
+    input.KeyId,
+    input.EncryptionAlgorithm,
+    "Decrypt",
+    () => dryRun(input),
+  );
+  return { KeyId: key.arn, Plaintext: plaintext, EncryptionAlgorithm: "SYMMETRIC_DEFAULT" };
+});

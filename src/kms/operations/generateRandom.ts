@@ -1,0 +1,19 @@
+import type { GenerateRandomRequest, GenerateRandomResponse } from "@aws-sdk/client-kms";
+import { kmsError } from "../errors.js";
+import { defineOperation } from "./operation.js";
+import { unsupportedRecipient } from "./symmetric.js";
+
+export const generateRandom = defineOperation<GenerateRandomRequest, GenerateRandomResponse>(
+  async (ctx, input) => {
+    unsupportedRecipient(input);
+    if (input.CustomKeyStoreId !== undefined) {
+      throw kmsError(
+        "UnsupportedOperationException",
+        "Custom key stores are not supported by Keyhaven; omit CustomKeyStoreId.",
+      );
+    }
+    if (input.NumberOfBytes === undefined)
+      throw kmsError("ValidationException", "NumberOfBytes is required.");
+    return { Plaintext: ctx.service.random(input.NumberOfBytes) };
+  },
+);

@@ -1,0 +1,51 @@
+/** GetKeyPolicy, PutKeyPolicy and ListKeyPolicies. A key has exactly one policy, named "default". */
+import type {
+  GetKeyPolicyRequest,
+  GetKeyPolicyResponse,
+  ListKeyPoliciesRequest,
+  ListKeyPoliciesResponse,
+  PutKeyPolicyRequest,
+} from "@aws-sdk/client-kms";
+import { checkPolicyDocument } from "../authz/keyPolicy.js";
+import { kmsError } from "../errors.js";
+import { resolveKey } from "../keys/resolveKey.js";
+import { defineOperation, type WithRequired } from "./operation.js";
+import { updateKey } from "./keyUpdates.js";
+
+function checkPolicyName(name: string | undefined): void {
+  if (name !== undefined && name !== "default") {
+    throw kmsError(
+      "NotFoundException",
+      `No such policy: '${name}'. A KMS key has one key policy, named 'default'.`,
+    );
+  }
+}
+
+export const getKeyPolicy = defineOperation<
+  WithRequired<GetKeyPolicyRequest, "KeyId">,
+  GetKeyPolicyResponse
+>(async (ctx, input) => {
+  checkPolicyName(input.PolicyName);
+  const key = await resolveKey(ctx.service, input.KeyId, { aliases: false });
+  ctx.resources.push(key.arn);
+  return { Policy: key.policy, PolicyName: "default" };
+});
+
+export const putKeyPolicy = defineOperation<
+  WithRequired<PutKeyPolicyRequest, "KeyId" | "Policy">,
+  object
+>(async (ctx, input) => {
+  checkPolicyName(input.PolicyName);
+  checkPolicyDocument(input.Policy);
+  await updateKey(ctx, input.KeyId, (key) => ({ ...key, policy: input.Policy }));
+  return {};
+});
+
+export const listKeyPolicies = defineOperation<
+  WithRequired<ListKeyPoliciesRequest, "KeyId">,
+  ListKeyPoliciesResponse
+>(async (ctx, input) => {
+  const key = await resolveKey(ctx.service, input.KeyId, { aliases: false });
+  ctx.resources.push(key.arn);
+  return { PolicyNames: ["default"], Truncated: false };
+});

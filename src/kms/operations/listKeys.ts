@@ -1,0 +1,11 @@
+import type { ListKeysRequest, ListKeysResponse } from "@aws-sdk/client-kms";
+import { defineOperation } from "./operation.js";
+import { decodeMarker, pageEnd } from "./pagination.js";
+
+export const listKeys = defineOperation<ListKeysRequest, ListKeysResponse>(async (ctx, input) => {
+  const page = await ctx.service.store.listKeys(input.Limit ?? 100, decodeMarker(input.Marker));
+  return {
+    Keys: page.items.map((k) => ({ KeyId: k.keyId, KeyArn: k.arn })),
+    ...pageEnd(page.next),
+  };
+});

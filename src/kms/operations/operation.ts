@@ -1,0 +1,45 @@
+/**
+ * The shape of one KMS operation: validate → authorize → act → audit. Input comes
+ * already decoded and checked against the service model (see protocol/model.ts).
+ */
+import type { KeyService } from "../keyService.js";
+import { kmsError } from "../errors.js";
+
+export interface Caller {
+  /** The IAM-style principal ARN the request was authenticated as. */
+  readonly principal: string;
+  readonly accessKeyId: string;
+  readonly account: string;
+}
+
+export interface RequestContext {
+  readonly service: KeyService;
+  readonly caller: Caller;
+  readonly requestId: string;
+  readonly sourceIp: string;
+  readonly secureTransport: boolean;
+  /** Key ARNs the request acted on, for the audit record. */
+  readonly resources: string[];
+}
+
+/** An SDK request type with the members the model marks required made non-optional. */
+export type WithRequired<T, K extends keyof T> = T & { [P in K]-?: NonNullable<T[P]> };
+
+export type OperationHandler = (
+  ctx: RequestContext,
+  input: Record<string, unknown>,
+) => Promise<object>;
+
+/** Types a handler against the SDK's request and response shapes. */
+export const defineOperation = <I, O extends object>(
+  handler: (ctx: RequestContext, input: I) => Promise<O>,
+): OperationHandler => handler as unknown as OperationHandler;
+
+/** Operations with a DryRun flag call this once every check has passed, before acting. */
+export function dryRun(input: { DryRun?: boolean | undefined }): void {
+  if (input.DryRun)
+    throw kmsError(
+      "DryRunOperationException",
+      "The request would have succeeded, but the DryRun option is set.",
+    );
+}

@@ -1,0 +1,40 @@
+import type { ReEncryptRequest, ReEncryptResponse } from "@aws-sdk/client-kms";
+import { defineOperation, dryRun, type WithRequired } from "./operation.js";
+import { encryptionKey, openSymmetric, sealSymmetric } from "./symmetric.js";
+
+export const reEncrypt = defineOperation<
+  WithRequired<ReEncryptRequest, "CiphertextBlob" | "DestinationKeyId">,
+  ReEncryptResponse
+>(async (ctx, input) => {
+  const destination = await encryptionKey(
+    ctx,
+    input.DestinationKeyId,
+    "ReEncrypt",
+    input.DestinationEncryptionAlgorithm,
+  );
+  const { key: source, plaintext } = await openSymmetric(
+    ctx,
+    input.CiphertextBlob,
+    input.SourceEncryptionContext,
+    input.SourceKeyId,
+    input.SourceEncryptionAlgorithm,
+    "ReEncrypt",
+    () => dryRun(input),
+  );
+  try {
+    return {
+      CiphertextBlob: await sealSymmetric(
+        ctx,
+        destination,
+        plaintext,
+        input.DestinationEncryptionContext,
+      ),
+      SourceKeyId: source.arn,
+      KeyId: destination.arn,
+      SourceEncryptionAlgorithm: "SYMMETRIC_DEFAULT",
+      DestinationEncryptionAlgorithm: "SYMMETRIC_DEFAULT",
+    };
+  } finally {
+    plaintext.fill(0);
+  }
+});

@@ -1,0 +1,249 @@
+/**
+ * The key service's HTTP(S) front: AWS KMS JSON 1.1 (`POST /`, `X-Amz-Target:
+ * TrentService.<Operation>`), SigV4 on every request, model-driven validation, one
+ * audit line per request, `/healthz` and `/readyz`, and graceful shutdown.
+ */
+import { randomUUID } from "node:crypto";
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import type { AddressInfo } from "node:net";
+import type { Logger } from "pino";
+import type { Credential } from "../identity/credentialsFile.js";
+import { KmsError, kmsError } from "../errors.js";
+import type { KeyService } from "../keyService.js";
+import { operations } from "../operations/index.js";
+import type { RequestContext } from "../operations/operation.js";
+import { decodeInput, encodeOutput, modelledOperations } from "./model.js";
+import { verifySigV4 } from "./sigv4.js";
+
+export interface KmsServerOptions {
+  readonly service: KeyService;
+  /** Finds the credential of an access key id (static or temporary). */
+  readonly credentials: (accessKeyId: string) => Credential | undefined;
+  readonly logger: Logger;
+  /** Where audit lines go (one per request). */
+  readonly audit: Logger;
+  readonly maxBodyBytes?: number;
+  readonly tls?: { readonly cert: Buffer; readonly key: Buffer };
+}
+
+const TARGET_PREFIX = "TrentService.";
+const JSON_CONTENT_TYPE = "application/x-amz-json-1.1";
+export const DEFAULT_MAX_BODY_BYTES = 512 * 1024;
+
+class BodyTooLarge extends Error {}
+
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers["content-length"] ?? 0);
+    if (declared > limit) return reject(new BodyTooLarge());
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.removeAllListeners("data");
+        reject(new BodyTooLarge());
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on("end", () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)));
+    req.on("error", reject);
+  });
+}
+
+export class KmsServer {
+  readonly server: Server;
+  readonly #options: KmsServerOptions;
+  readonly #maxBody: number;
+  readonly #secure: boolean;
+  #ready = false;
+  #inFlight = 0;
+
+  constructor(options: KmsServerOptions) {
+    this.#options = options;
+    this.#maxBody = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+    this.#secure = options.tls !== undefined;
+    const listener = (req: IncomingMessage, res: ServerResponse) => void this.#handle(req, res);
+    this.server = options.tls
+      ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, listener)
+      : createHttpServer(listener);
+    // SDKs keep connections open between calls; stay longer than their idle timeouts, and
+    // bound how long a slow client may hold a request open.
+    this.server.keepAliveTimeout = 65_000;
+    this.server.headersTimeout = 66_000;
+    this.server.requestTimeout = 30_000;
+  }
+
+  async listen(host: string, port: number): Promise<AddressInfo> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once("error", reject);
+      this.server.listen(port, host, () => {
+        this.server.off("error", reject);
+        resolve();
+      });
+    });
+    this.#ready = true;
+    return this.server.address() as AddressInfo;
+  }
+
+  /** Stops accepting work, lets requests in flight finish (up to `graceMs`), then closes. */
+  async close(graceMs = 10_000): Promise<void> {
+    this.#ready = false;
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeIdleConnections();
+    const deadline = setTimeout(() => this.server.closeAllConnections(), graceMs);
+    deadline.unref();
+    await closed;
+    clearTimeout(deadline);
+  }
+
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = req.url?.split("?")[0];
+    if (req.method === "GET" && path === "/healthz") return this.#plain(res, 200, "ok");
+    if (req.method === "GET" && path === "/readyz")
+      return this.#ready ? this.#plain(res, 200, "ready") : this.#plain(res, 503, "shutting down");
+
+    this.#inFlight++;
+    const started = process.hrtime.bigint();
+    const requestId = randomUUID();
+    const target = req.headers["x-amz-target"];
+    const operation =
+      typeof target === "string" && target.startsWith(TARGET_PREFIX)
+        ? target.slice(TARGET_PREFIX.length)
+        : undefined;
+    let ctx: RequestContext | undefined;
+    let errorCode: string | undefined;
+    let errorMessage: string | undefined;
+    try {
+      if (req.method !== "POST" || path !== "/")
+        throw kmsError("UnknownOperationException", "Keyhaven serves the KMS API at POST /.");
+      let body: Buffer;
+      try {
+        body = await readBody(req, this.#maxBody);
+      } catch (err) {
+        if (err instanceof BodyTooLarge) {
+          res.setHeader("connection", "close");
+          throw kmsError(
+            "RequestEntityTooLargeException",
+            `Request bodies are limited to ${this.#maxBody} bytes.`,
+          );
+        }
+        throw err;
+      }
+      const service = this.#options.service;
+      const credential = verifySigV4(
+        { method: req.method, url: req.url ?? "/", headers: req.headersDistinct, body },
+        {
+          service: "kms",
+          region: service.region,
+          now: service.clock.now(),
+          lookup: this.#options.credentials,
+          requiredSignedHeaders: ["x-amz-target"],
+        },
+      );
+      const handler = operation === undefined ? undefined : operations[operation];
+      if (!handler) {
+        if (operation !== undefined && modelledOperations.has(operation)) {
+          throw kmsError(
+            "UnsupportedOperationException",
+            `${operation} is not supported by Keyhaven.`,
+          );
+        }
+        throw kmsError(
+          "UnknownOperationException",
+          typeof target === "string"
+            ? `Unknown operation ${target}`
+            : "Missing X-Amz-Target header.",
+        );
+      }
+      let json: unknown;
+      try {
+        json = body.length === 0 ? {} : JSON.parse(body.toString("utf8"));
+      } catch {
+        throw kmsError("SerializationException", "The request body is not valid JSON.");
+      }
+      ctx = {
+        service,
+        caller: {
+          principal: credential.principal,
+          accessKeyId: credential.accessKeyId,
+          account: credential.principal.split(":")[4] ?? "",
+        },
+        requestId,
+        sourceIp: req.socket.remoteAddress ?? "",
+        secureTransport: this.#secure,
+        resources: [],
+      };
+      const output = await handler(ctx, decodeInput(operation!, json));
+      this.#json(res, 200, requestId, encodeOutput(operation!, output));
+    } catch (err) {
+      let error: KmsError;
+      if (err instanceof KmsError) {
+        error = err;
+      } else {
+        this.#options.logger.error(
+          {
+            requestId,
+            operation,
+            err: {
+              type: (err as Error)?.name,
+              message: (err as Error)?.message,
+              stack: (err as Error)?.stack,
+            },
+          },
+          "request failed",
+        );
+        error = kmsError(
+          "KMSInternalException",
+          `An internal error occurred. Request ID: ${requestId}.`,
+        );
+      }
+      errorCode = error.code;
+      errorMessage = error.message;
+      this.#json(res, error.status, requestId, { __type: error.code, message: error.message });
+    } finally {
+      this.#inFlight--;
+      this.#options.audit.info(
+        {
+          requestId,
+          operation: operation ?? null,
+          principal: ctx?.caller.principal ?? null,
+          accessKeyId: ctx?.caller.accessKeyId ?? null,
+          sourceIp: req.socket.remoteAddress,
+          resources: ctx?.resources ?? [],
+          outcome: errorCode === undefined ? "success" : "error",
+          errorCode,
+          errorMessage,
+          durationMs: Number(process.hrtime.bigint() - started) / 1e6,
+        },
+        "kms request",
+      );
+    }
+  }
+
+  #json(res: ServerResponse, status: number, requestId: string, body: unknown): void {
+    const payload = JSON.stringify(body);
+    res.writeHead(status, {
+      "content-type": JSON_CONTENT_TYPE,
+      "content-length": Buffer.byteLength(payload),
+      "x-amzn-requestid": requestId,
+    });
+    res.end(payload);
+  }
+
+  #plain(res: ServerResponse, status: number, text: string): void {
+    res.writeHead(status, { "content-type": "text/plain" });
+    res.end(text);
+  }
+}

@@ -1,0 +1,313 @@
+/**
+ * AWS Signature Version 4 verification for requests signed in the Authorization
+ * header (what every AWS SDK, the AWS CLI and boto3 send). The server rebuilds the
+ * canonical request from what it received and recomputes the signature with the
+ * caller's secret; the access key id alone proves nothing.
+ * https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_sigv-create-signed-request.html
+ */
+import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import { KmsError } from "../errors.js";
+
+export interface SigningCredential {
+  readonly accessKeyId: string;
+  readonly secretAccessKey: string;
+  /** Present for temporary credentials; the request must carry the same X-Amz-Security-Token. */
+  readonly sessionToken?: string;
+  readonly expiration?: Date;
+}
+
+export interface SignedRequest {
+  readonly method: string;
+  /** Path and query as received, e.g. "/" or "/?Action=x". */
+  readonly url: string;
+  /** Header values by lowercase name, each as the list of values received. */
+  readonly headers: Readonly<Record<string, readonly string[] | undefined>>;
+  readonly body: Buffer;
+}
+
+export interface VerifyOptions<C extends SigningCredential> {
+  readonly service: string;
+  readonly region: string;
+  readonly now: Date;
+  readonly lookup: (accessKeyId: string) => C | undefined;
+  /** Headers that must be covered by the signature besides host (e.g. x-amz-target). */
+  readonly requiredSignedHeaders?: readonly string[];
+}
+
+const ALGORITHM = "AWS4-HMAC-SHA256";
+const MAX_SKEW_MS = 5 * 60 * 1000;
+
+const invalid = (message: string) => new KmsError("InvalidSignatureException", message);
+const incomplete = (message: string) => new KmsError("IncompleteSignatureException", message);
+
+/** Caches derived signing keys per credential and scope: deriving one costs four HMACs. */
+const signingKeys = new WeakMap<SigningCredential, Map<string, Buffer>>();
+
+function signingKey(
+  credential: SigningCredential,
+  date: string,
+  region: string,
+  service: string,
+): Buffer {
+  let perScope = signingKeys.get(credential);
+  if (!perScope) {
+    perScope = new Map();
+    signingKeys.set(credential, perScope);
+  }
+  const scope = `${date}/${region}/${service}`;
+  let key = perScope.get(scope);
+  if (!key) {
+    const kDate = createHmac("sha256", `AWS4${credential.secretAccessKey}`).update(date).digest();
+    const kRegion = createHmac("sha256", kDate).update(region).digest();
+    const kService = createHmac("sha256", kRegion).update(service).digest();
+    key = createHmac("sha256", kService).update("aws4_request").digest();
+    if (perScope.size > 64) perScope.clear();
+    perScope.set(scope, key);
+  }
+  return key;
+}
+
+/** RFC 3986 encoding as SigV4 wants it (encodeURIComponent leaves !'()* alone). */
+function uriEncode(value: string): string {
+  return encodeURIComponent(value).replace(
+    /[!'()*]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
+}
+
+function safeDecode(value: string): string {
+  try {
+    return decodeURIComponent(value.replace(/\+/g, "%20"));
+  } catch {
+    throw invalid("The request URI is not correctly encoded.");
+  }
+}
+
+function canonicalUri(path: string): string {
+  // Non-S3 services encode each segment once more on top of its wire form.
+  return path === "/" ? "/" : path.split("/").map(uriEncode).join("/");
+}
+
+function canonicalQuery(query: string): string {
+  if (!query) return "";
+  return query
+    .split("&")
+    .filter((p) => p.length > 0)
+    .map((pair) => {
+      const eq = pair.indexOf("=");
+      const k = eq < 0 ? pair : pair.slice(0, eq);
+      const v = eq < 0 ? "" : pair.slice(eq + 1);
+      return [uriEncode(safeDecode(k)), uriEncode(safeDecode(v))] as const;
+    })
+    .sort(([ak, av], [bk, bv]) => (ak < bk ? -1 : ak > bk ? 1 : av < bv ? -1 : av > bv ? 1 : 0))
+    .map(([k, v]) => `${k}=${v}`)
+    .join("&");
+}
+
+interface ParsedAuthorization {
+  accessKeyId: string;
+  date: string;
+  region: string;
+  service: string;
+  terminator: string;
+  signedHeaders: string[];
+  signature: string;
+}
+
+function parseAuthorization(header: string): ParsedAuthorization {
+  if (!header.startsWith(`${ALGORITHM} `)) {
+    throw incomplete(`Unsupported authorization type: only ${ALGORITHM} is accepted.`);
+  }
+  const fields = new Map<string, string>();
+  for (const part of header.slice(ALGORITHM.length + 1).split(",")) {
+    const eq = part.indexOf("=");
+    if (eq > 0) fields.set(part.slice(0, eq).trim(), part.slice(eq + 1).trim());
+  }
+  const missing = ["Credential", "SignedHeaders", "Signature"].filter((f) => !fields.get(f));
+  if (missing.length > 0) {
+    throw incomplete(
+      missing.map((f) => `Authorization header requires '${f}' parameter.`).join(" ") +
+        ` Authorization=${ALGORITHM}`,
+    );
+  }
+  const scope = fields.get("Credential")!.split("/");
+  if (scope.length !== 5) {
+    throw incomplete(
+      "Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term.",
+    );
+  }
+  const [accessKeyId, date, region, service, terminator] = scope as [
+    string,
+    string,
+    string,
+    string,
+    string,
+  ];
+  const signature = fields.get("Signature")!;
+  if (!/^[0-9a-f]{64}$/.test(signature)) throw invalid("The request signature is malformed.");
+  return {
+    accessKeyId,
+    date,
+    region,
+    service,
+    terminator,
+    signedHeaders: fields.get("SignedHeaders")!.split(";"),
+    signature,
+  };
+}
+
+function amzDate(request: SignedRequest): string {
+  const value = request.headers["x-amz-date"]?.[0];
+  if (value) return value;
+  const date = request.headers["date"]?.[0];
+  if (!date)
+    throw incomplete(
+      "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.",
+    );
+  const parsed = new Date(date);
+  if (Number.isNaN(parsed.getTime()))
+    throw incomplete("The 'Date' header is not a valid HTTP date.");
+  return parsed
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\.\d{3}/, "");
+}
+
+function parseAmzDate(value: string): Date {
+  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(value);
+  if (!m) throw incomplete(`Date must be in ISO-8601 'basic format'. Got '${value}'.`);
+  return new Date(Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!));
+}
+
+const basicFormat = (d: Date) =>
+  d
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\.\d{3}/, "");
+
+/**
+ * Verifies the request's signature and returns the credential that signed it.
+ * Throws KmsError with AWS's authentication error codes otherwise.
+ */
+export function verifySigV4<C extends SigningCredential>(
+  request: SignedRequest,
+  options: VerifyOptions<C>,
+): C {
+  const authorization = request.headers["authorization"]?.[0];
+  if (!authorization)
+    throw new KmsError("MissingAuthenticationTokenException", "Missing Authentication Token");
+  const auth = parseAuthorization(authorization);
+
+  const requestDate = amzDate(request);
+  const signedAt = parseAmzDate(requestDate);
+  const skew = signedAt.getTime() - options.now.getTime();
+  if (skew < -MAX_SKEW_MS) {
+    throw invalid(
+      `Signature expired: ${requestDate} is now earlier than ${basicFormat(new Date(options.now.getTime() - MAX_SKEW_MS))} (${basicFormat(options.now)} - 5 min.)`,
+    );
+  }
+  if (skew > MAX_SKEW_MS) {
+    throw invalid(
+      `Signature not yet current: ${requestDate} is still later than ${basicFormat(new Date(options.now.getTime() + MAX_SKEW_MS))} (${basicFormat(options.now)} + 5 min.)`,
+    );
+  }
+  if (auth.terminator !== "aws4_request")
+    throw invalid("Credential should be scoped with a valid terminator: 'aws4_request'.");
+  if (auth.service !== options.service)
+    throw invalid(`Credential should be scoped to correct service: '${options.service}'.`);
+  if (auth.region !== options.region) {
+    throw invalid(
+      `Credential should be scoped to a valid region. This endpoint serves '${options.region}', not '${auth.region}'.`,
+    );
+  }
+  if (auth.date !== requestDate.slice(0, 8)) {
+    throw invalid(
+      `Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '${auth.date}' != '${requestDate.slice(0, 8)}'.`,
+    );
+  }
+
+  const signed = new Set(auth.signedHeaders);
+  for (const required of ["host", ...(options.requiredSignedHeaders ?? [])]) {
+    if (request.headers[required] && !signed.has(required))
+      throw invalid(`'${required}' must be a signed header.`);
+  }
+  if (!signed.has("host")) throw invalid("'Host' must be a signed header.");
+  if (request.headers["x-amz-date"] && !signed.has("x-amz-date"))
+    throw invalid("'X-Amz-Date' must be a signed header.");
+
+  const credential = options.lookup(auth.accessKeyId);
+  if (!credential)
+    throw new KmsError(
+      "UnrecognizedClientException",
+      "The security token included in the request is invalid.",
+    );
+  const token = request.headers["x-amz-security-token"]?.[0];
+  if (credential.sessionToken !== undefined) {
+    if (token === undefined || !constantTimeEqual(token, credential.sessionToken)) {
+      throw new KmsError(
+        "UnrecognizedClientException",
+        "The security token included in the request is invalid.",
+      );
+    }
+    if (credential.expiration && credential.expiration.getTime() <= options.now.getTime()) {
+      throw new KmsError(
+        "ExpiredTokenException",
+        "The security token included in the request is expired",
+      );
+    }
+  } else if (token !== undefined) {
+    throw new KmsError(
+      "UnrecognizedClientException",
+      "The security token included in the request is invalid.",
+    );
+  }
+
+  const bodyHash = createHash("sha256").update(request.body).digest("hex");
+  const declaredHash = request.headers["x-amz-content-sha256"]?.[0];
+  if (declaredHash !== undefined && declaredHash !== bodyHash) {
+    throw invalid("The provided 'x-amz-content-sha256' header does not match what was computed.");
+  }
+
+  const q = request.url.indexOf("?");
+  const path = q < 0 ? request.url : request.url.slice(0, q);
+  const query = q < 0 ? "" : request.url.slice(q + 1);
+  const canonicalHeaders = auth.signedHeaders
+    .map(
+      (name) =>
+        `${name}:${(request.headers[name] ?? []).map((v) => v.trim().replace(/\s+/g, " ")).join(",")}\n`,
+    )
+    .join("");
+  const canonicalRequest = [
+    request.method,
+    canonicalUri(path),
+    canonicalQuery(query),
+    canonicalHeaders,
+    auth.signedHeaders.join(";"),
+    bodyHash,
+  ].join("\n");
+  const stringToSign = [
+    ALGORITHM,
+    requestDate,
+    `${auth.date}/${auth.region}/${auth.service}/aws4_request`,
+    createHash("sha256").update(canonicalRequest).digest("hex"),
+  ].join("\n");
+  const expected = createHmac(
+    "sha256",
+    signingKey(credential, auth.date, auth.region, auth.service),
+  )
+    .update(stringToSign)
+    .digest();
+  if (!timingSafeEqual(expected, Buffer.from(auth.signature, "hex"))) {
+    throw invalid(
+      "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.",
+    );
+  }
+  return credential;
+}
+
+/** Compares two secrets without leaking where they differ. */
+export function constantTimeEqual(a: string, b: string): boolean {
+  const x = createHash("sha256").update(a).digest();
+  const y = createHash("sha256").update(b).digest();
+  return timingSafeEqual(x, y);
+}

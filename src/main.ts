@@ -1,0 +1,48 @@
+#!/usr/bin/env node
+/** `keyhaven`: one program, one subcommand per role. */
+import { readFileSync } from "node:fs";
+import { ConfigError, loadConfig } from "./config/config.js";
+import { CredentialsFileError } from "./kms/identity/credentialsFile.js";
+import { startKeyService, StartupError } from "./serve.js";
+
+async function main(): Promise<number> {
+  const config = loadConfig(process.argv.slice(2));
+  switch (config.command) {
+    case "help":
+      process.stdout.write(config.text ?? "");
+      return 0;
+    case "version": {
+      const pkg = JSON.parse(
+        readFileSync(new URL("../../package.json", import.meta.url), "utf8"),
+      ) as { version: string };
+      process.stdout.write(`keyhaven ${pkg.version}\n`);
+      return 0;
+    }
+    case "serve": {
+      const running = await startKeyService(config);
+      await new Promise<void>((resolve) => {
+        const stop = () => resolve();
+        process.once("SIGTERM", stop);
+        process.once("SIGINT", stop);
+      });
+      await running.stop();
+      return 0;
+    }
+  }
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    const known =
+      err instanceof ConfigError ||
+      err instanceof StartupError ||
+      err instanceof CredentialsFileError;
+    process.stderr.write(
+      `keyhaven: ${known ? (err as Error).message : String((err as Error)?.stack ?? err)}\n`,
+    );
+    process.exitCode = known ? 2 : 1;
+  },
+);

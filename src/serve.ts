@@ -1,0 +1,146 @@
+/**
+ * `keyhaven serve`: opens the data folder (root key, store, credentials), starts
+ * the key service, and returns a handle that shuts it down cleanly.
+ */
+import { chmodSync, existsSync, mkdirSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { pino, type Logger } from "pino";
+import { systemClock, type Clock } from "./clock.js";
+import type { ServeConfig } from "./config/config.js";
+import { pooledRandom } from "./kms/crypto/random.js";
+import {
+  createAdminCredentialsFile,
+  loadCredentialsFile,
+  type Credential,
+} from "./kms/identity/credentialsFile.js";
+import { KeyService } from "./kms/keyService.js";
+import { KmsServer } from "./kms/protocol/server.js";
+import { LocalRootKey } from "./kms/rootkey/localRootKey.js";
+import { SqliteKeyStore } from "./kms/store/sqliteKeyStore.js";
+import { createLogger } from "./observability/logger.js";
+
+export class StartupError extends Error {
+  override name = "StartupError";
+}
+
+export interface RunningKeyService {
+  readonly url: string;
+  readonly server: KmsServer;
+  readonly service: KeyService;
+  stop(): Promise<void>;
+}
+
+export interface ServeDependencies {
+  readonly logger?: Logger;
+  readonly audit?: Logger;
+  readonly clock?: Clock;
+  /** Where first-start instructions go (the export lines); stdout by default. */
+  readonly announce?: (text: string) => void;
+}
+
+export async function startKeyService(
+  config: ServeConfig,
+  deps: ServeDependencies = {},
+): Promise<RunningKeyService> {
+  const logger = deps.logger ?? createLogger(config.logLevel);
+  const audit =
+    deps.audit ??
+    (config.auditLog
+      ? createLogger(
+          "info",
+          pino.destination({ dest: config.auditLog, append: true, mkdir: true, sync: false }),
+        )
+      : logger.child({ audit: true }));
+  const announce = deps.announce ?? ((text: string) => process.stdout.write(text));
+  const dataDir = resolve(config.dataDir);
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+
+  const { rootKey, created } = LocalRootKey.openOrCreate(join(dataDir, "root.key"));
+  if (created)
+    logger.info(
+      { rootKeyId: rootKey.id, path: join(dataDir, "root.key") },
+      "generated a new local root key; back it up with the store",
+    );
+  const store = new SqliteKeyStore(join(dataDir, "keyhaven.db"));
+  const knownRootKey = await store.getMeta("rootKeyId");
+  if (knownRootKey === undefined) {
+    await store.setMeta("rootKeyId", rootKey.id);
+  } else if (knownRootKey !== rootKey.id) {
+    await store.close();
+    throw new StartupError(
+      `the root key in ${join(dataDir, "root.key")} (${rootKey.id}) is not the one this store was written with (${knownRootKey}); restore the original root key file`,
+    );
+  }
+
+  const credentials = loadOrCreateCredentials(config, dataDir, announce, logger);
+  const service = new KeyService({
+    account: config.account,
+    region: config.region,
+    store,
+    rootKey,
+    clock: deps.clock ?? systemClock,
+    random: pooledRandom(),
+  });
+  const server = new KmsServer({
+    service,
+    credentials: (id) => credentials.get(id),
+    logger,
+    audit,
+    ...(config.tls && {
+      tls: { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) },
+    }),
+  });
+  const address = await server.listen(config.listen.host, config.listen.port);
+  const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  const url = `${config.tls ? "https" : "http"}://${host}:${address.port}`;
+  logger.info(
+    { url, region: config.region, account: config.account, store: join(dataDir, "keyhaven.db") },
+    "key service listening",
+  );
+
+  return {
+    url,
+    server,
+    service,
+    async stop() {
+      await server.close();
+      await store.close();
+      await rootKey.close();
+      logger.info("key service stopped");
+      audit.flush();
+      logger.flush();
+    },
+  };
+}
+
+function loadOrCreateCredentials(
+  config: ServeConfig,
+  dataDir: string,
+  announce: (t: string) => void,
+  logger: Logger,
+): Map<string, Credential> {
+  if (config.credentialsFile) return loadCredentialsFile(config.credentialsFile);
+  const path = join(dataDir, "credentials.yaml");
+  if (existsSync(path)) {
+    logger.info({ path }, "using credentials from the data folder");
+    return loadCredentialsFile(path);
+  }
+  const admin = createAdminCredentialsFile(path, config.account);
+  chmodSync(path, 0o600);
+  const scheme = config.tls ? "https" : "http";
+  const host = config.listen.host === "0.0.0.0" ? "127.0.0.1" : config.listen.host;
+  announce(
+    [
+      `Created an admin credential in ${path} (principal ${admin.principal}).`,
+      "Use it with the AWS CLI or any AWS SDK:",
+      "",
+      `  export AWS_ACCESS_KEY_ID=${admin.accessKeyId}`,
+      `  export AWS_SECRET_ACCESS_KEY=${admin.secretAccessKey}`,
+      `  export AWS_REGION=${config.region} AWS_DEFAULT_REGION=${config.region}`,
+      `  export AWS_ENDPOINT_URL_KMS=${scheme}://${host}:${config.listen.port}`,
+      "",
+      "",
+    ].join("\n"),
+  );
+  return new Map([[admin.accessKeyId, admin]]);
+}
