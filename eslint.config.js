@@ -71,6 +71,7 @@ export default tseslint.config(
       ],
     },
   },
+  { files: ["**/*.js", "**/*.mjs"], ...tseslint.configs.disableTypeChecked },
   {
     files: ["**/*.test.ts", "test/**", "bench/**"],
     rules: {

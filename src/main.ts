@@ -40,9 +40,12 @@ main().then(
       err instanceof ConfigError ||
       err instanceof StartupError ||
       err instanceof CredentialsFileError;
-    process.stderr.write(
-      `keyhaven: ${known ? (err as Error).message : String((err as Error)?.stack ?? err)}\n`,
-    );
+    const text = known
+      ? err.message
+      : err instanceof Error
+        ? (err.stack ?? err.message)
+        : String(err);
+    process.stderr.write(`keyhaven: ${text}\n`);
     process.exitCode = known ? 2 : 1;
   },
 );

@@ -8,6 +8,7 @@ import type { RandomSource } from "./crypto/random.js";
 import type { RootKey } from "./rootkey/rootKey.js";
 import type { KeyRecord, KeyStore } from "./store/keyStore.js";
 import { kmsError } from "./errors.js";
+import { credentialHoldersAreAdministrators, type Authorizer } from "./operations/access.js";
 
 export interface KeyServiceOptions {
   readonly account: string;
@@ -16,6 +17,8 @@ export interface KeyServiceOptions {
   readonly rootKey: RootKey;
   readonly clock: Clock;
   readonly random: RandomSource;
+  /** Who may do what; see operations/access.ts. */
+  readonly authorizer?: Authorizer;
   /** How many unwrapped material versions to keep in memory. */
   readonly materialCacheSize?: number;
 }
@@ -28,6 +31,7 @@ export class KeyService {
   readonly rootKey: RootKey;
   readonly clock: Clock;
   readonly random: RandomSource;
+  readonly authorizer: Authorizer;
   readonly #materials = new Map<string, KeyObject>();
   readonly #cacheSize: number;
 
@@ -38,6 +42,7 @@ export class KeyService {
     this.rootKey = options.rootKey;
     this.clock = options.clock;
     this.random = options.random;
+    this.authorizer = options.authorizer ?? credentialHoldersAreAdministrators;
     this.#cacheSize = options.materialCacheSize ?? 10_000;
   }
 

@@ -8,7 +8,7 @@ import type {
 } from "@aws-sdk/client-kms";
 import { kmsError } from "../errors.js";
 import { assertNotPendingDeletion } from "../keys/keyState.js";
-import { keyIdOf, resolveKey } from "../keys/resolveKey.js";
+import { authorizeAction, authorizeKey, useKey } from "./access.js";
 import { StoreConflictError, type KeyRecord } from "../store/keyStore.js";
 import { defineOperation, type RequestContext, type WithRequired } from "./operation.js";
 import { decodeMarker, pageEnd } from "./pagination.js";
@@ -41,8 +41,7 @@ async function aliasTarget(ctx: RequestContext, targetKeyId: string): Promise<Ke
   if (targetKeyId.startsWith("alias/") || /^arn:[^:]+:kms:[^:]*:[^:]*:alias\//.test(targetKeyId)) {
     throw kmsError("ValidationException", "Aliases must refer to keys. Not aliases");
   }
-  const key = await resolveKey(ctx.service, targetKeyId, { aliases: false });
-  ctx.resources.push(key.arn);
+  const key = await useKey(ctx, targetKeyId, { aliases: false });
   assertNotPendingDeletion(key);
   return key;
 }
@@ -114,7 +113,8 @@ export const deleteAlias = defineOperation<WithRequired<DeleteAliasRequest, "Ali
   async (ctx, input) => {
     checkAliasName(input.AliasName);
     const alias = await ctx.service.store.getAlias(input.AliasName);
-    if (alias) ctx.resources.push(ctx.service.keyArn(alias.targetKeyId));
+    const target = alias && (await ctx.service.store.getKey(alias.targetKeyId));
+    if (target) await authorizeKey(ctx, target);
     if (!alias || !(await ctx.service.store.deleteAlias(input.AliasName))) {
       throw kmsError(
         "NotFoundException",
@@ -129,13 +129,9 @@ export const listAliases = defineOperation<ListAliasesRequest, ListAliasesRespon
   async (ctx, input) => {
     let targetKeyId: string | undefined;
     if (input.KeyId !== undefined) {
-      targetKeyId = keyIdOf(ctx.service, input.KeyId);
-      if (!(await ctx.service.store.getKey(targetKeyId))) {
-        throw kmsError(
-          "NotFoundException",
-          `Key '${ctx.service.keyArn(targetKeyId)}' does not exist`,
-        );
-      }
+      targetKeyId = (await useKey(ctx, input.KeyId, { aliases: false })).keyId;
+    } else {
+      await authorizeAction(ctx);
     }
     const page = await ctx.service.store.listAliases(
       input.Limit ?? 50,

@@ -6,11 +6,13 @@ import { keyMetadata } from "../keys/keyMetadata.js";
 import { isSymmetric, keySpecs, type KeyUsage } from "../keys/keySpecs.js";
 import { fromRequestTags, mergeTags } from "../keys/tags.js";
 import type { KeyRecord } from "../store/keyStore.js";
+import { authorizeAction } from "./access.js";
 import { defineOperation } from "./operation.js";
 
 export const createKey = defineOperation<CreateKeyRequest, CreateKeyResponse>(
   async (ctx, input) => {
     const service = ctx.service;
+    await authorizeAction(ctx);
     if (input.KeySpec !== undefined && input.CustomerMasterKeySpec !== undefined) {
       throw kmsError(
         "ValidationException",

@@ -7,14 +7,13 @@ export const decrypt = defineOperation<
   DecryptResponse
 >(async (ctx, input) => {
   unsupportedRecipient(input);
-  const { key, plaintext } = await openSymmetric(
-    ctx,
-    input.CiphertextBlob,
-    input.EncryptionContext,
-    input.KeyId,
-    input.EncryptionAlgorithm,
-    "Decrypt",
-    () => dryRun(input),
-  );
+  const { key, plaintext } = await openSymmetric(ctx, {
+    blob: input.CiphertextBlob,
+    context: input.EncryptionContext,
+    keyId: input.KeyId,
+    algorithm: input.EncryptionAlgorithm,
+    operation: "Decrypt",
+    beforeDecrypt: () => dryRun(input),
+  });
   return { KeyId: key.arn, Plaintext: plaintext, EncryptionAlgorithm: "SYMMETRIC_DEFAULT" };
 });

@@ -1,5 +1,6 @@
 import type { GenerateRandomRequest, GenerateRandomResponse } from "@aws-sdk/client-kms";
 import { kmsError } from "../errors.js";
+import { authorizeAction } from "./access.js";
 import { defineOperation } from "./operation.js";
 import { unsupportedRecipient } from "./symmetric.js";
 
@@ -12,6 +13,7 @@ export const generateRandom = defineOperation<GenerateRandomRequest, GenerateRan
         "Custom key stores are not supported by Keyhaven; omit CustomKeyStoreId.",
       );
     }
+    await authorizeAction(ctx);
     if (input.NumberOfBytes === undefined)
       throw kmsError("ValidationException", "NumberOfBytes is required.");
     return { Plaintext: ctx.service.random(input.NumberOfBytes) };

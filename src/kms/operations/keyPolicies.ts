@@ -8,7 +8,7 @@ import type {
 } from "@aws-sdk/client-kms";
 import { checkPolicyDocument } from "../authz/keyPolicy.js";
 import { kmsError } from "../errors.js";
-import { resolveKey } from "../keys/resolveKey.js";
+import { useKey } from "./access.js";
 import { defineOperation, type WithRequired } from "./operation.js";
 import { updateKey } from "./keyUpdates.js";
 
@@ -26,8 +26,7 @@ export const getKeyPolicy = defineOperation<
   GetKeyPolicyResponse
 >(async (ctx, input) => {
   checkPolicyName(input.PolicyName);
-  const key = await resolveKey(ctx.service, input.KeyId, { aliases: false });
-  ctx.resources.push(key.arn);
+  const key = await useKey(ctx, input.KeyId, { aliases: false });
   return { Policy: key.policy, PolicyName: "default" };
 });
 
@@ -45,7 +44,6 @@ export const listKeyPolicies = defineOperation<
   WithRequired<ListKeyPoliciesRequest, "KeyId">,
   ListKeyPoliciesResponse
 >(async (ctx, input) => {
-  const key = await resolveKey(ctx.service, input.KeyId, { aliases: false });
-  ctx.resources.push(key.arn);
+  await useKey(ctx, input.KeyId, { aliases: false });
   return { PolicyNames: ["default"], Truncated: false };
 });

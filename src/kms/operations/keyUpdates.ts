@@ -1,7 +1,7 @@
 /** Read-modify-write of a key named by id or ARN (management operations take no aliases). */
 import { kmsError } from "../errors.js";
-import { keyIdOf } from "../keys/resolveKey.js";
 import type { KeyRecord } from "../store/keyStore.js";
+import { useKey } from "./access.js";
 import type { RequestContext } from "./operation.js";
 
 export async function updateKey(
@@ -9,10 +9,8 @@ export async function updateKey(
   keyIdParam: string,
   mutate: (key: KeyRecord) => KeyRecord,
 ): Promise<KeyRecord> {
-  const keyId = keyIdOf(ctx.service, keyIdParam);
-  const updated = await ctx.service.store.updateKey(keyId, mutate);
-  if (!updated)
-    throw kmsError("NotFoundException", `Key '${ctx.service.keyArn(keyId)}' does not exist`);
-  ctx.resources.push(updated.arn);
+  const current = await useKey(ctx, keyIdParam, { aliases: false });
+  const updated = await ctx.service.store.updateKey(current.keyId, mutate);
+  if (!updated) throw kmsError("NotFoundException", `Key '${current.arn}' does not exist`);
   return updated;
 }

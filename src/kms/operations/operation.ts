@@ -18,6 +18,8 @@ export interface RequestContext {
   readonly requestId: string;
   readonly sourceIp: string;
   readonly secureTransport: boolean;
+  /** The operation name from X-Amz-Target, e.g. "Encrypt". */
+  readonly operation: string;
   /** Key ARNs the request acted on, for the audit record. */
   readonly resources: string[];
 }

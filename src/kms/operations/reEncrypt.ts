@@ -11,16 +11,17 @@ export const reEncrypt = defineOperation<
     input.DestinationKeyId,
     "ReEncrypt",
     input.DestinationEncryptionAlgorithm,
+    "kms:ReEncryptTo",
   );
-  const { key: source, plaintext } = await openSymmetric(
-    ctx,
-    input.CiphertextBlob,
-    input.SourceEncryptionContext,
-    input.SourceKeyId,
-    input.SourceEncryptionAlgorithm,
-    "ReEncrypt",
-    () => dryRun(input),
-  );
+  const { key: source, plaintext } = await openSymmetric(ctx, {
+    blob: input.CiphertextBlob,
+    context: input.SourceEncryptionContext,
+    keyId: input.SourceKeyId,
+    algorithm: input.SourceEncryptionAlgorithm,
+    operation: "ReEncrypt",
+    action: "kms:ReEncryptFrom",
+    beforeDecrypt: () => dryRun(input),
+  });
   try {
     return {
       CiphertextBlob: await sealSymmetric(

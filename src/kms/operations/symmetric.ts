@@ -10,6 +10,7 @@ import type { EncryptionContext } from "../crypto/encryptionContext.js";
 import { kmsError } from "../errors.js";
 import { assertKeyUsage, assertUsable } from "../keys/keyState.js";
 import { resolveKey } from "../keys/resolveKey.js";
+import { authorizeKey, useKey } from "./access.js";
 import { isSymmetric } from "../keys/keySpecs.js";
 import type { KeyRecord } from "../store/keyStore.js";
 import type { RequestContext } from "./operation.js";
@@ -22,9 +23,9 @@ export async function encryptionKey(
   keyId: string,
   operation: string,
   algorithm: EncryptionAlgorithmSpec | undefined,
+  action?: string,
 ): Promise<KeyRecord> {
-  const key = await resolveKey(ctx.service, keyId, { aliases: true });
-  ctx.resources.push(key.arn);
+  const key = await useKey(ctx, keyId, { aliases: true, ...(action !== undefined && { action }) });
   assertUsable(key);
   assertKeyUsage(key, "ENCRYPT_DECRYPT", operation);
   checkAlgorithm(key, algorithm);
@@ -69,32 +70,42 @@ export interface OpenedCiphertext {
   readonly plaintext: Buffer;
 }
 
+export interface OpenOptions {
+  readonly blob: Uint8Array;
+  readonly context: EncryptionContext | undefined;
+  /** The KeyId the caller named, if any; it must be the key the blob names. */
+  readonly keyId: string | undefined;
+  readonly algorithm: EncryptionAlgorithmSpec | undefined;
+  /** Operation name for key-usage messages. */
+  readonly operation: string;
+  /** IAM action when it is not kms:<Operation> (ReEncrypt's kms:ReEncryptFrom). */
+  readonly action?: string;
+  /** Runs once every check has passed, before decrypting (the DryRun hook). */
+  readonly beforeDecrypt?: () => void;
+}
+
 /**
  * Finds the key a symmetric blob names (checking it against `keyId` if the caller
- * gave one), checks its state, and decrypts. Any malformed or tampered blob, and
- * any context mismatch, is InvalidCiphertextException with AWS's empty message.
- * `beforeDecrypt` runs once every check has passed (the DryRun hook).
+ * gave one), authorizes and checks its state, and decrypts. A malformed or
+ * tampered blob, and any context mismatch, is InvalidCiphertextException with
+ * AWS's empty message.
  */
 export async function openSymmetric(
   ctx: RequestContext,
-  blob: Uint8Array,
-  context: EncryptionContext | undefined,
-  keyId: string | undefined,
-  algorithm: EncryptionAlgorithmSpec | undefined,
-  operation: string,
-  beforeDecrypt: () => void = () => {},
+  options: OpenOptions,
 ): Promise<OpenedCiphertext> {
   let header;
   try {
-    header = readCiphertextHeader(blob);
+    header = readCiphertextHeader(options.blob);
   } catch (err) {
     if (err instanceof CiphertextFormatError) throw kmsError("InvalidCiphertextException");
     throw err;
   }
   let key: KeyRecord | undefined;
-  if (keyId !== undefined) {
-    key = await resolveKey(ctx.service, keyId, { aliases: true });
+  if (options.keyId !== undefined) {
+    key = await resolveKey(ctx.service, options.keyId, { aliases: true });
     if (key.keyId !== header.keyId) {
+      ctx.resources.push(key.arn);
       throw kmsError(
         "IncorrectKeyException",
         "The key ID in the request does not identify a CMK that can perform this operation.",
@@ -102,21 +113,23 @@ export async function openSymmetric(
     }
   } else {
     key = await ctx.service.store.getKey(header.keyId);
-    if (!key)
+    if (!key) {
       throw kmsError(
         "NotFoundException",
         `Key '${ctx.service.keyArn(header.keyId)}' does not exist`,
       );
+    }
   }
-  ctx.resources.push(key.arn);
+  await authorizeKey(ctx, key, options.action);
   assertUsable(key);
-  assertKeyUsage(key, "ENCRYPT_DECRYPT", operation);
-  checkAlgorithm(key, algorithm);
-  if (header.materialVersion < 1 || header.materialVersion > key.currentMaterialVersion)
+  assertKeyUsage(key, "ENCRYPT_DECRYPT", options.operation);
+  checkAlgorithm(key, options.algorithm);
+  if (header.materialVersion < 1 || header.materialVersion > key.currentMaterialVersion) {
     throw kmsError("InvalidCiphertextException");
-  beforeDecrypt();
+  }
+  options.beforeDecrypt?.();
   const material = await ctx.service.symmetricKey(key, header.materialVersion);
-  const plaintext = openCiphertext(material, blob, context);
+  const plaintext = openCiphertext(material, options.blob, options.context);
   if (!plaintext) throw kmsError("InvalidCiphertextException");
   return { key, plaintext };
 }

@@ -7,7 +7,7 @@ import type {
 } from "@aws-sdk/client-kms";
 import { kmsError } from "../errors.js";
 import { assertNotPendingDeletion } from "../keys/keyState.js";
-import { resolveKey } from "../keys/resolveKey.js";
+import { useKey } from "./access.js";
 import { fromRequestTags, mergeTags } from "../keys/tags.js";
 import { defineOperation, type WithRequired } from "./operation.js";
 import { updateKey } from "./keyUpdates.js";
@@ -41,8 +41,7 @@ export const listResourceTags = defineOperation<
   WithRequired<ListResourceTagsRequest, "KeyId">,
   ListResourceTagsResponse
 >(async (ctx, input) => {
-  const key = await resolveKey(ctx.service, input.KeyId, { aliases: false });
-  ctx.resources.push(key.arn);
+  const key = await useKey(ctx, input.KeyId, { aliases: false });
   const start = Number(decodeMarker(input.Marker) ?? "0");
   if (!Number.isInteger(start) || start < 0 || start > key.tags.length) {
     throw kmsError(

@@ -63,8 +63,8 @@ function shapeOf(name: string): ShapeDef {
 const lowerFirst = (s: string): string => s.charAt(0).toLowerCase() + s.slice(1);
 
 function describe(value: unknown, shape: ShapeDef): string {
-  if (shape.sensitive || shape.type === "blob" || typeof value === "object") return "Value";
-  return `Value '${String(value)}'`;
+  if (shape.sensitive || (typeof value !== "string" && typeof value !== "number")) return "Value";
+  return `Value '${value}'`;
 }
 
 function checkLength(
@@ -96,11 +96,11 @@ function compileDecoder(name: string): Decoder {
   const cached = decoders.get(name);
   if (cached) return cached;
   // Placeholder first, so that a recursive shape refers to itself lazily.
-  let compiled: Decoder | undefined;
-  decoders.set(name, (v, p, pr) => compiled!(v, p, pr));
-  compiled = buildDecoder(shapeOf(name));
-  decoders.set(name, compiled);
-  return compiled;
+  const slot: { decode?: Decoder } = {};
+  decoders.set(name, (v, p, pr) => slot.decode!(v, p, pr));
+  slot.decode = buildDecoder(shapeOf(name));
+  decoders.set(name, slot.decode);
+  return slot.decode;
 }
 
 function buildDecoder(shape: ShapeDef): Decoder {
@@ -227,11 +227,11 @@ function buildDecoder(shape: ShapeDef): Decoder {
 function compileEncoder(name: string): Encoder {
   const cached = encoders.get(name);
   if (cached) return cached;
-  let compiled: Encoder | undefined;
-  encoders.set(name, (v) => compiled!(v));
-  compiled = buildEncoder(shapeOf(name));
-  encoders.set(name, compiled);
-  return compiled;
+  const slot: { encode?: Encoder } = {};
+  encoders.set(name, (v) => slot.encode!(v));
+  slot.encode = buildEncoder(shapeOf(name));
+  encoders.set(name, slot.encode);
+  return slot.encode;
 }
 
 const identity: Encoder = (v) => v;

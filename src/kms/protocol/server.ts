@@ -183,6 +183,7 @@ export class KmsServer {
         requestId,
         sourceIp: req.socket.remoteAddress ?? "",
         secureTransport: this.#secure,
+        operation: operation!,
         resources: [],
       };
       const output = await handler(ctx, decodeInput(operation!, json));
