@@ -72,7 +72,7 @@ export async function startKeyService(
     );
   }
 
-  const credentials = loadOrCreateCredentials(config, dataDir, announce, logger);
+  const { credentials, createdAdmin } = loadOrCreateCredentials(config, dataDir, logger);
   const service = new KeyService({
     account: config.account,
     region: config.region,
@@ -93,16 +93,27 @@ export async function startKeyService(
   const address = await server.listen(config.listen.host, config.listen.port);
   const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
   const url = `${config.tls ? "https" : "http"}://${host}:${address.port}`;
+  if (createdAdmin) announce(adminInstructions(createdAdmin, config, url));
   logger.info(
     { url, region: config.region, account: config.account, store: join(dataDir, "keyhaven.db") },
     "key service listening",
   );
+  // The log stream buffers for throughput; push lines out promptly so that the
+  // listening line (which supervisors and tests wait for) and audit lines show up
+  // without waiting for 4 KiB of traffic.
+  logger.flush();
+  const flushTimer = setInterval(() => {
+    logger.flush();
+    audit.flush();
+  }, 1000);
+  flushTimer.unref();
 
   return {
     url,
     server,
     service,
     async stop() {
+      clearInterval(flushTimer);
       await server.close();
       await store.close();
       await rootKey.close();
@@ -116,31 +127,35 @@ export async function startKeyService(
 function loadOrCreateCredentials(
   config: ServeConfig,
   dataDir: string,
-  announce: (t: string) => void,
   logger: Logger,
-): Map<string, Credential> {
-  if (config.credentialsFile) return loadCredentialsFile(config.credentialsFile);
+): { credentials: Map<string, Credential>; createdAdmin?: Credential & { path: string } } {
+  if (config.credentialsFile) return { credentials: loadCredentialsFile(config.credentialsFile) };
   const path = join(dataDir, "credentials.yaml");
   if (existsSync(path)) {
     logger.info({ path }, "using credentials from the data folder");
-    return loadCredentialsFile(path);
+    return { credentials: loadCredentialsFile(path) };
   }
   const admin = createAdminCredentialsFile(path, config.account);
   chmodSync(path, 0o600);
-  const scheme = config.tls ? "https" : "http";
-  const host = config.listen.host === "0.0.0.0" ? "127.0.0.1" : config.listen.host;
-  announce(
-    [
-      `Created an admin credential in ${path} (principal ${admin.principal}).`,
-      "Use it with the AWS CLI or any AWS SDK:",
-      "",
-      `  export AWS_ACCESS_KEY_ID=${admin.accessKeyId}`,
-      `  export AWS_SECRET_ACCESS_KEY=${admin.secretAccessKey}`,
-      `  export AWS_REGION=${config.region} AWS_DEFAULT_REGION=${config.region}`,
-      `  export AWS_ENDPOINT_URL_KMS=${scheme}://${host}:${config.listen.port}`,
-      "",
-      "",
-    ].join("\n"),
-  );
-  return new Map([[admin.accessKeyId, admin]]);
+  return { credentials: new Map([[admin.accessKeyId, admin]]), createdAdmin: { ...admin, path } };
+}
+
+/** The first-start text, printed once the real address is known (port 0 picks one). */
+function adminInstructions(
+  admin: Credential & { path: string },
+  config: ServeConfig,
+  url: string,
+): string {
+  const endpoint = url.replace("://0.0.0.0:", "://127.0.0.1:").replace("://[::]:", "://[::1]:");
+  return [
+    `Created an admin credential in ${admin.path} (principal ${admin.principal}).`,
+    "Use it with the AWS CLI or any AWS SDK:",
+    "",
+    `  export AWS_ACCESS_KEY_ID=${admin.accessKeyId}`,
+    `  export AWS_SECRET_ACCESS_KEY=${admin.secretAccessKey}`,
+    `  export AWS_REGION=${config.region} AWS_DEFAULT_REGION=${config.region}`,
+    `  export AWS_ENDPOINT_URL_KMS=${endpoint}`,
+    "",
+    "",
+  ].join("\n");
 }
