@@ -470,7 +470,7 @@ describe("GenerateDataKey, GenerateDataKeyWithoutPlaintext, GenerateRandom", () 
       new GenerateDataKeyCommand({ KeyId: key.KeyId, KeySpec: "AES_256", NumberOfBytes: 32 }),
       new GenerateDataKeyWithoutPlaintextCommand({ KeyId: key.KeyId }),
     ]) {
-      expect(await failure(kms.send(command as GenerateDataKeyCommand))).toMatchObject(validation);
+      expect(await failure(kms.send(command))).toMatchObject(validation);
     }
     expect(
       await failure(

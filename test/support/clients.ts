@@ -50,7 +50,8 @@ function run(
       [...args],
       { env, timeout: 60_000, maxBuffer: 16 * 1024 * 1024, ...(cwd && { cwd }) },
       (error, stdout, stderr) => {
-        if (error && typeof error.code !== "number") return reject(error);
+        if (error && typeof error.code !== "number")
+          return reject(new Error(`${command} could not run: ${error.message}`));
         let json: ProcessResult["json"];
         try {
           json = JSON.parse(stdout) as ProcessResult["json"];

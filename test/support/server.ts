@@ -342,7 +342,8 @@ export async function signedFetch(
     );
     sent = signed.headers;
   }
-  const { host: _host, ...fetchHeaders } = sent;
+  // fetch() sets Host itself (it refuses a caller-supplied one); the value is the same.
+  const fetchHeaders = Object.fromEntries(Object.entries(sent).filter(([k]) => k !== "host"));
   const response = await fetch(server.url, { method: "POST", headers: fetchHeaders, body });
   const text = await response.text();
   let json: RawResponse["json"];
