@@ -1,0 +1,192 @@
+/**
+ * A small, reusable benchmark harness: replay pre-built requests against a server
+ * with autocannon, record every response time (autocannon's own histogram has 1 ms
+ * resolution, too coarse for sub-millisecond calls), read the server's CPU time
+ * around the run, and compare a subject with a baseline measured in the same run,
+ * interleaved A B A B, reporting the median ratio. Benchmarks are never pass/fail.
+ *
+ * A target is { name, url, cpuMicros?(): Promise<number> } (see servers.mjs).
+ * A scenario is { name, prepare(target): Promise<request[]>, check?(target): Promise<void> },
+ * where a request is { method, path, headers, body } as autocannon replays it.
+ */
+import autocannon from "autocannon";
+
+/** The q-quantile (0..1) of a sorted array, nearest-rank. */
+export function quantile(sorted, q) {
+  if (sorted.length === 0) return NaN;
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
+  return sorted[rank];
+}
+
+export function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  if (sorted.length === 0) return NaN;
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/**
+ * One load run: `connections` keep-alive connections replaying `requests` for
+ * `durationSeconds`. Returns throughput, latency percentiles (ms), errors (any
+ * non-2xx, connection error or timeout) and the server's CPU µs per request.
+ */
+export async function runLoad(target, requests, { connections = 50, durationSeconds = 5 } = {}) {
+  let times = new Float64Array(1 << 16);
+  let count = 0;
+  let non2xx = 0;
+  const cpuBefore = target.cpuMicros ? await target.cpuMicros() : undefined;
+  const instance = autocannon({
+    url: target.url,
+    connections,
+    pipelining: 1,
+    duration: durationSeconds,
+    requests,
+  });
+  instance.on("response", (_client, statusCode, _bytes, responseTime) => {
+    if (count === times.length) {
+      const grown = new Float64Array(times.length * 2);
+      grown.set(times);
+      times = grown;
+    }
+    times[count++] = responseTime;
+    if (statusCode < 200 || statusCode >= 300) non2xx++;
+  });
+  const result = await instance;
+  const cpuAfter = target.cpuMicros ? await target.cpuMicros() : undefined;
+  const sorted = times.subarray(0, count).sort();
+  const seconds = result.duration;
+  return {
+    target: target.name,
+    requests: count,
+    requestsPerSecond: count / seconds,
+    p50: quantile(sorted, 0.5),
+    p99: quantile(sorted, 0.99),
+    max: sorted[count - 1] ?? NaN,
+    errors: non2xx + result.errors + result.timeouts + (result.mismatches ?? 0),
+    non2xx,
+    cpuMicrosPerRequest:
+      cpuBefore === undefined || count === 0 ? undefined : (cpuAfter - cpuBefore) / count,
+  };
+}
+
+/**
+ * Measures every scenario on `baseline` and `subject`, interleaved A B A B for
+ * `rounds` rounds (after one short warm-up of each), and summarises each scenario
+ * with medians over rounds and the median of the per-round ratios subject/baseline.
+ */
+export async function compare({
+  baseline,
+  subject,
+  scenarios,
+  rounds = 5,
+  durationSeconds = 5,
+  warmupSeconds = 2,
+  connections = 50,
+  log = () => {},
+}) {
+  const summaries = [];
+  for (const scenario of scenarios) {
+    if (scenario.check) await scenario.check(subject);
+    const runs = { baseline: [], subject: [] };
+    const load = async (target, seconds) =>
+      runLoad(target, await scenario.prepare(target), {
+        connections,
+        durationSeconds: seconds,
+      });
+    if (warmupSeconds > 0) {
+      await load(baseline, warmupSeconds);
+      await load(subject, warmupSeconds);
+    }
+    for (let round = 1; round <= rounds; round++) {
+      for (const [role, target] of [
+        ["baseline", baseline],
+        ["subject", subject],
+      ]) {
+        const run = await load(target, durationSeconds);
+        runs[role].push(run);
+        log(`${scenario.name} round ${round}/${rounds} ${target.name}: ${formatRun(run)}`);
+      }
+    }
+    summaries.push(summarise(scenario.name, runs));
+  }
+  return summaries;
+}
+
+function summarise(scenario, runs) {
+  const side = (list) => ({
+    requestsPerSecond: median(list.map((r) => r.requestsPerSecond)),
+    p50: median(list.map((r) => r.p50)),
+    p99: median(list.map((r) => r.p99)),
+    errors: list.reduce((n, r) => n + r.errors, 0),
+    requests: list.reduce((n, r) => n + r.requests, 0),
+    cpuMicrosPerRequest: median(
+      list.map((r) => r.cpuMicrosPerRequest).filter((v) => v !== undefined),
+    ),
+  });
+  const ratios = runs.subject.map(
+    (r, i) => r.requestsPerSecond / runs.baseline[i].requestsPerSecond,
+  );
+  return {
+    scenario,
+    baseline: side(runs.baseline),
+    subject: side(runs.subject),
+    ratio: median(ratios),
+    ratios,
+    runs,
+  };
+}
+
+const fixed = (v, digits) => (Number.isFinite(v) ? v.toFixed(digits) : "n/a");
+
+export function formatRun(run) {
+  return (
+    `${fixed(run.requestsPerSecond, 0)} req/s, p50 ${fixed(run.p50, 3)} ms, p99 ${fixed(run.p99, 3)} ms, ` +
+    `errors ${run.errors}, server CPU ${fixed(run.cpuMicrosPerRequest, 1)} µs/req`
+  );
+}
+
+/** A plain-text table of compare() summaries. */
+export function formatSummaries(
+  summaries,
+  { baselineName = "baseline", subjectName = "subject" } = {},
+) {
+  const header = [
+    "scenario",
+    "server",
+    "req/s",
+    "p50 ms",
+    "p99 ms",
+    "errors",
+    "CPU µs/req",
+    `ratio to ${baselineName}`,
+  ];
+  const rows = [];
+  for (const s of summaries) {
+    for (const [name, side, ratio] of [
+      [baselineName, s.baseline, "1"],
+      [
+        subjectName,
+        s.subject,
+        `${fixed(s.ratio, 2)} (rounds: ${s.ratios.map((r) => fixed(r, 2)).join(" ")})`,
+      ],
+    ]) {
+      rows.push([
+        s.scenario,
+        name,
+        fixed(side.requestsPerSecond, 0),
+        fixed(side.p50, 3),
+        fixed(side.p99, 3),
+        String(side.errors),
+        fixed(side.cpuMicrosPerRequest, 1),
+        ratio,
+      ]);
+    }
+  }
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]))
+      .join("  ")
+      .trimEnd();
+  return [line(header), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n");
+}

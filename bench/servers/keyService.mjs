@@ -1,0 +1,48 @@
+/**
+ * The subject: the real key service from dist/ (run `npm run build` first), on a
+ * fresh data folder, with a known credential, and its audit log written to a file
+ * (every request still produces its audit line; that cost is part of the figure).
+ */
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { runChild } from "../lib/child.mjs";
+
+const { startKeyService } = await import("../../dist/src/serve.js");
+
+runChild(async ({ dataDir, credential, region, account }) => {
+  const credentialsFile = join(dataDir, "bench-credentials.yaml");
+  writeFileSync(
+    credentialsFile,
+    [
+      "credentials:",
+      `  - accessKeyId: ${credential.accessKeyId}`,
+      `    secretAccessKey: ${credential.secretAccessKey}`,
+      `    principal: arn:aws:iam::${account}:user/bench`,
+      "",
+    ].join("\n"),
+    { mode: 0o600 },
+  );
+  const auditLog = join(dataDir, "audit.log");
+  const running = await startKeyService(
+    {
+      command: "serve",
+      listen: { host: "127.0.0.1", port: 0 },
+      dataDir,
+      credentialsFile,
+      account,
+      region,
+      logLevel: "warn",
+      auditLog,
+    },
+    { announce: () => {} },
+  );
+  return {
+    url: running.url,
+    async stop() {
+      await running.stop();
+      // The audit destination is asynchronous; stop() flushes it. Count what reached the file.
+      const text = readFileSync(auditLog, "utf8");
+      return { auditLines: text.length === 0 ? 0 : text.trimEnd().split("\n").length };
+    },
+  };
+});
