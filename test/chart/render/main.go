@@ -26,7 +26,7 @@ import (
 	"strings"
 	"text/template"
 
-	"github.com/Masterminds/sprig/v3"
+	"github.com/Masterminds/sprig" // GOPATH mode: Debian installs sprig v3 at this path
 	"sigs.k8s.io/yaml"
 )
 
@@ -148,12 +148,25 @@ func coalesce(dst, src map[string]interface{}) map[string]interface{} {
 			dst[key] = coalesce(dm, sm)
 		}
 	}
-	for key, dv := range dst {
-		if dv == nil {
-			delete(dst, key)
-		}
-	}
 	return dst
+}
+
+// mergeMaps merges b over a (b wins), keeping nulls, as Helm merges several -f files.
+func mergeMaps(a, b map[string]interface{}) map[string]interface{} {
+	out := make(map[string]interface{}, len(a))
+	for k, v := range a {
+		out[k] = v
+	}
+	for k, v := range b {
+		if bm, ok := v.(map[string]interface{}); ok {
+			if am, ok := out[k].(map[string]interface{}); ok {
+				out[k] = mergeMaps(am, bm)
+				continue
+			}
+		}
+		out[k] = v
+	}
+	return out
 }
 
 func render(chartDir, name, namespace, kubeVersion, lookupFile string, upgrade, notes bool, valueFiles, apiVersions []string) (string, error) {
@@ -179,7 +192,7 @@ func render(chartDir, name, namespace, kubeVersion, lookupFile string, upgrade, 
 		if err != nil {
 			return "", err
 		}
-		user = coalesce(v, user)
+		user = mergeMaps(user, v)
 	}
 	values = coalesce(user, values)
 

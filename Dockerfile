@@ -1,0 +1,48 @@
+# Keyhaven: one image for every role.
+#   <image> serve ...        the key service (AWS KMS wire protocol)
+#   <image> controller ...   the operator and admission webhook
+#   <image> agent ...        the init container injected into pods
+#
+# Stages:
+#   build    Node 20 with the dev dependencies: npm ci, tsc, prune to production
+#            dependencies, then assemble the runtime file system
+#            (scripts/image-build-stage.sh, which CI also runs without a container engine).
+#   runtime  FROM scratch: node, the shared libraries it loads, the app. No shell, no
+#            package manager, no coreutils. Runs as the numeric user 10001.
+ARG NODE_IMAGE=docker.io/library/node:20-bookworm-slim
+
+FROM ${NODE_IMAGE} AS build
+# better-sqlite3 compiles from source when its prebuilt binary cannot be downloaded.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends python3 make g++ \
+    && rm -rf /var/lib/apt/lists/*
+ENV npm_config_nodedir=/usr/local \
+    npm_config_audit=false \
+    npm_config_fund=false \
+    npm_config_update_notifier=false
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci
+COPY tsconfig.json tsconfig.build.json ./
+COPY scripts/image-build-stage.sh ./scripts/
+COPY src ./src
+RUN bash scripts/image-build-stage.sh /src /out "$(command -v node)"
+
+FROM scratch AS runtime
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="keyhaven" \
+      org.opencontainers.image.description="AWS KMS for a Kubernetes cluster: key service, operator, webhook and agent in one image" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.base.name="scratch"
+COPY --from=build /out/rootfs/ /
+COPY --from=build /out/app/ /app/
+COPY --from=build --chown=10001:10001 /out/rootfs/var/lib/keyhaven/ /var/lib/keyhaven/
+ENV NODE_ENV=production
+USER 10001:10001
+WORKDIR /var/lib/keyhaven
+EXPOSE 8080 9443
+ENTRYPOINT ["/usr/local/bin/node", "/app/dist/src/main.js"]
+CMD ["serve", "--listen", "0.0.0.0:8080", "--data", "/var/lib/keyhaven"]
