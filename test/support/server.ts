@@ -17,7 +17,8 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { parse as parseYaml } from "yaml";
 import type { Agent as HttpsAgent } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -128,7 +129,7 @@ export async function spawnServer(options: SpawnOptions = {}): Promise<SpawnedSe
   ];
   // A clean environment: no KEYHAVEN_* or AWS_* leaking in from the developer's shell.
   const child = spawn(process.execPath, args, {
-    cwd: dataDir,
+    cwd: tmpdir(),
     env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", HOME: dataDir },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -154,6 +155,7 @@ export async function spawnServer(options: SpawnOptions = {}): Promise<SpawnedSe
       clearTimeout(timer);
       child.stdout.off("data", onData);
       child.off("exit", onExit);
+      child.off("error", fail);
     };
     function fail(err: Error) {
       cleanup();
@@ -162,9 +164,14 @@ export async function spawnServer(options: SpawnOptions = {}): Promise<SpawnedSe
     }
     child.stdout.on("data", onData);
     child.once("exit", onExit);
+    child.once("error", fail);
   });
 
-  const credential = creds?.credential ?? credentialsFromAnnouncement(stdout, account);
+  const credential =
+    creds?.credential ??
+    (stdout.includes("export AWS_ACCESS_KEY_ID=")
+      ? credentialsFromAnnouncement(stdout, account)
+      : credentialsFromDataDir(dataDir));
   return {
     url,
     region,
@@ -197,6 +204,14 @@ export function credentialsFromAnnouncement(stdout: string, account: string): Te
     secretAccessKey: value("AWS_SECRET_ACCESS_KEY"),
     principal: `arn:aws:iam::${account}:user/admin`,
   };
+}
+
+/** The first credential of `<dataDir>/credentials.yaml` (what a first start generated). */
+export function credentialsFromDataDir(dataDir: string): TestCredential {
+  const file = parseYaml(readFileSync(join(dataDir, "credentials.yaml"), "utf8")) as {
+    credentials: TestCredential[];
+  };
+  return file.credentials[0]!;
 }
 
 export interface InProcessOptions {
