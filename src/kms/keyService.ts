@@ -5,6 +5,7 @@
 import { createSecretKey, type KeyObject } from "node:crypto";
 import type { Clock } from "../clock.js";
 import type { RandomSource } from "./crypto/random.js";
+import { parsePrivateKey, type ParsedKeyPair } from "./crypto/asymmetric.js";
 import type { RootKey } from "./rootkey/rootKey.js";
 import type { KeyRecord, KeyStore } from "./store/keyStore.js";
 import { kmsError } from "./errors.js";
@@ -33,6 +34,8 @@ export class KeyService {
   readonly random: RandomSource;
   readonly authorizer: Authorizer;
   readonly #materials = new Map<string, KeyObject>();
+  /** Parsed RSA/ECC key pairs by `${keyId}/${version}`: PEM/DER parsing per request costs ~20 signatures. */
+  readonly #keyPairs = new Map<string, ParsedKeyPair>();
   readonly #cacheSize: number;
 
   constructor(options: KeyServiceOptions) {
@@ -87,9 +90,37 @@ export class KeyService {
     return keyObject;
   }
 
+  /**
+   * The private and public key of an asymmetric key (material: PKCS#8 DER, see
+   * crypto/asymmetric.ts), unwrapped and parsed once, then served from memory.
+   */
+  async keyPair(key: KeyRecord, version = key.currentMaterialVersion): Promise<ParsedKeyPair> {
+    const cacheKey = `${key.keyId}/${version}`;
+    const cached = this.#keyPairs.get(cacheKey);
+    if (cached) return cached;
+    const record = await this.store.getMaterial(key.keyId, version);
+    if (!record)
+      throw kmsError(
+        "KMSInternalException",
+        `Key material version ${version} of ${key.arn} is missing.`,
+      );
+    const der = await this.rootKey.unwrap(
+      record.wrapped,
+      KeyService.materialContext(key.keyId, version),
+    );
+    const parsed = parsePrivateKey(der);
+    der.fill(0);
+    if (this.#keyPairs.size >= this.#cacheSize) {
+      this.#keyPairs.delete(this.#keyPairs.keys().next().value!);
+    }
+    this.#keyPairs.set(cacheKey, parsed);
+    return parsed;
+  }
+
   /** Drops cached material of a key (after its material is deleted or replaced). */
   forgetMaterial(keyId: string): void {
     for (const k of this.#materials.keys())
       if (k.startsWith(`${keyId}/`)) this.#materials.delete(k);
+    for (const k of this.#keyPairs.keys()) if (k.startsWith(`${keyId}/`)) this.#keyPairs.delete(k);
   }
 }

@@ -3,7 +3,8 @@ import type { CreateKeyRequest, CreateKeyResponse } from "@aws-sdk/client-kms";
 import { checkPolicyDocument, defaultKeyPolicy } from "../authz/keyPolicy.js";
 import { kmsError } from "../errors.js";
 import { keyMetadata } from "../keys/keyMetadata.js";
-import { isSymmetric, keySpecs, type KeyUsage } from "../keys/keySpecs.js";
+import { keySpecs, type KeyUsage } from "../keys/keySpecs.js";
+import { generateKeyMaterial } from "../crypto/keyMaterial.js";
 import { fromRequestTags, mergeTags } from "../keys/tags.js";
 import type { KeyRecord } from "../store/keyStore.js";
 import { authorizeAction } from "./access.js";
@@ -21,10 +22,10 @@ export const createKey = defineOperation<CreateKeyRequest, CreateKeyResponse>(
     }
     const keySpec = input.KeySpec ?? input.CustomerMasterKeySpec ?? "SYMMETRIC_DEFAULT";
     const spec = keySpecs[keySpec];
-    if (!spec || !isSymmetric(keySpec)) {
+    if (!spec) {
       throw kmsError(
         "UnsupportedOperationException",
-        `KeySpec ${keySpec} is not supported by Keyhaven yet; use SYMMETRIC_DEFAULT.`,
+        `KeySpec ${keySpec} is not supported by Keyhaven; use SYMMETRIC_DEFAULT, RSA_*, ECC_* or HMAC_*.`,
       );
     }
     const keyUsage = input.KeyUsage ?? spec.defaultUsage;
@@ -62,7 +63,7 @@ export const createKey = defineOperation<CreateKeyRequest, CreateKeyResponse>(
 
     const keyId = randomUUID();
     const now = service.clock.now().getTime();
-    const material = service.random(32);
+    const material = await generateKeyMaterial(keySpec, service.random);
     const wrapped = await service.wrapMaterial(keyId, 1, material);
     material.fill(0);
     const key: KeyRecord = {

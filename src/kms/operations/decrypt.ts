@@ -1,13 +1,14 @@
 import type { DecryptRequest, DecryptResponse } from "@aws-sdk/client-kms";
 import { defineOperation, dryRun, type WithRequired } from "./operation.js";
-import { openSymmetric, unsupportedRecipient } from "./symmetric.js";
+import { openFor } from "./asymmetricEncryption.js";
+import { unsupportedRecipient } from "./symmetric.js";
 
 export const decrypt = defineOperation<
   WithRequired<DecryptRequest, "CiphertextBlob">,
   DecryptResponse
 >(async (ctx, input) => {
   unsupportedRecipient(input);
-  const { key, plaintext } = await openSymmetric(ctx, {
+  const { key, plaintext, algorithm } = await openFor(ctx, {
     blob: input.CiphertextBlob,
     context: input.EncryptionContext,
     keyId: input.KeyId,
@@ -15,5 +16,9 @@ export const decrypt = defineOperation<
     operation: "Decrypt",
     beforeDecrypt: () => dryRun(input),
   });
-  return { KeyId: key.arn, Plaintext: plaintext, EncryptionAlgorithm: "SYMMETRIC_DEFAULT" };
+  return {
+    KeyId: key.arn,
+    Plaintext: plaintext,
+    EncryptionAlgorithm: algorithm as DecryptResponse["EncryptionAlgorithm"],
+  };
 });

@@ -1,16 +1,25 @@
 import type { EncryptRequest, EncryptResponse } from "@aws-sdk/client-kms";
+import { checkSealable, sealFor } from "./asymmetricEncryption.js";
 import { defineOperation, dryRun, type WithRequired } from "./operation.js";
-import { encryptionKey, sealSymmetric } from "./symmetric.js";
+import { encryptionKey } from "./symmetric.js";
 
 export const encrypt = defineOperation<
   WithRequired<EncryptRequest, "KeyId" | "Plaintext">,
   EncryptResponse
 >(async (ctx, input) => {
   const key = await encryptionKey(ctx, input.KeyId, "Encrypt", input.EncryptionAlgorithm);
+  checkSealable(key, input.EncryptionAlgorithm, input.Plaintext, input.EncryptionContext);
   dryRun(input);
+  const sealed = await sealFor(
+    ctx,
+    key,
+    input.EncryptionAlgorithm,
+    input.Plaintext,
+    input.EncryptionContext,
+  );
   return {
-    CiphertextBlob: await sealSymmetric(ctx, key, input.Plaintext, input.EncryptionContext),
+    CiphertextBlob: sealed.blob,
     KeyId: key.arn,
-    EncryptionAlgorithm: "SYMMETRIC_DEFAULT",
+    EncryptionAlgorithm: sealed.algorithm as EncryptResponse["EncryptionAlgorithm"],
   };
 });

@@ -13,6 +13,13 @@ import type { OperationHandler } from "./operation.js";
 import { reEncrypt } from "./reEncrypt.js";
 import { listResourceTags, tagResource, untagResource } from "./tags.js";
 import { updateKeyDescription } from "./updateKeyDescription.js";
+import { sign } from "./sign.js";
+import { verify } from "./verify.js";
+import { getPublicKey } from "./getPublicKey.js";
+import { generateMac } from "./generateMac.js";
+import { verifyMac } from "./verifyMac.js";
+import { generateDataKeyPair, generateDataKeyPairWithoutPlaintext } from "./generateDataKeyPair.js";
+import { deriveSharedSecret } from "./deriveSharedSecret.js";
 
 export const operations: Readonly<Record<string, OperationHandler>> = {
   CreateKey: createKey,
@@ -37,4 +44,12 @@ export const operations: Readonly<Record<string, OperationHandler>> = {
   GetKeyPolicy: getKeyPolicy,
   PutKeyPolicy: putKeyPolicy,
   ListKeyPolicies: listKeyPolicies,
+  Sign: sign,
+  Verify: verify,
+  GetPublicKey: getPublicKey,
+  GenerateMac: generateMac,
+  VerifyMac: verifyMac,
+  GenerateDataKeyPair: generateDataKeyPair,
+  GenerateDataKeyPairWithoutPlaintext: generateDataKeyPairWithoutPlaintext,
+  DeriveSharedSecret: deriveSharedSecret,
 };

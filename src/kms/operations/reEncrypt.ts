@@ -1,6 +1,7 @@
 import type { ReEncryptRequest, ReEncryptResponse } from "@aws-sdk/client-kms";
 import { defineOperation, dryRun, type WithRequired } from "./operation.js";
-import { encryptionKey, openSymmetric, sealSymmetric } from "./symmetric.js";
+import { openFor, sealFor } from "./asymmetricEncryption.js";
+import { encryptionKey } from "./symmetric.js";
 
 export const reEncrypt = defineOperation<
   WithRequired<ReEncryptRequest, "CiphertextBlob" | "DestinationKeyId">,
@@ -13,7 +14,11 @@ export const reEncrypt = defineOperation<
     input.DestinationEncryptionAlgorithm,
     "kms:ReEncryptTo",
   );
-  const { key: source, plaintext } = await openSymmetric(ctx, {
+  const {
+    key: source,
+    plaintext,
+    algorithm,
+  } = await openFor(ctx, {
     blob: input.CiphertextBlob,
     context: input.SourceEncryptionContext,
     keyId: input.SourceKeyId,
@@ -23,17 +28,20 @@ export const reEncrypt = defineOperation<
     beforeDecrypt: () => dryRun(input),
   });
   try {
+    const sealed = await sealFor(
+      ctx,
+      destination,
+      input.DestinationEncryptionAlgorithm,
+      plaintext,
+      input.DestinationEncryptionContext,
+    );
     return {
-      CiphertextBlob: await sealSymmetric(
-        ctx,
-        destination,
-        plaintext,
-        input.DestinationEncryptionContext,
-      ),
+      CiphertextBlob: sealed.blob,
       SourceKeyId: source.arn,
       KeyId: destination.arn,
-      SourceEncryptionAlgorithm: "SYMMETRIC_DEFAULT",
-      DestinationEncryptionAlgorithm: "SYMMETRIC_DEFAULT",
+      SourceEncryptionAlgorithm: algorithm as ReEncryptResponse["SourceEncryptionAlgorithm"],
+      DestinationEncryptionAlgorithm:
+        sealed.algorithm as ReEncryptResponse["DestinationEncryptionAlgorithm"],
     };
   } finally {
     plaintext.fill(0);

@@ -11,7 +11,7 @@ import { kmsError } from "../errors.js";
 import { assertKeyUsage, assertUsable } from "../keys/keyState.js";
 import { resolveKey } from "../keys/resolveKey.js";
 import { authorizeKey, useKey } from "./access.js";
-import { isSymmetric } from "../keys/keySpecs.js";
+import { keySpecs } from "../keys/keySpecs.js";
 import type { KeyRecord } from "../store/keyStore.js";
 import type { RequestContext } from "./operation.js";
 
@@ -32,17 +32,13 @@ export async function encryptionKey(
   return key;
 }
 
-function checkAlgorithm(key: KeyRecord, algorithm: string | undefined): void {
-  if (isSymmetric(key.keySpec) && algorithm !== undefined && algorithm !== SYMMETRIC_DEFAULT) {
+/** The algorithm (SYMMETRIC_DEFAULT when omitted) must be one the key spec lists; RSA keys take RSAES_OAEP_*. */
+export function checkAlgorithm(key: KeyRecord, algorithm: string | undefined): void {
+  const requested = algorithm ?? SYMMETRIC_DEFAULT;
+  if (!(keySpecs[key.keySpec]?.encryptionAlgorithms ?? []).includes(requested)) {
     throw kmsError(
       "InvalidKeyUsageException",
-      `Algorithm ${algorithm} is incompatible with key spec ${key.keySpec}.`,
-    );
-  }
-  if (!isSymmetric(key.keySpec)) {
-    throw kmsError(
-      "UnsupportedOperationException",
-      `${key.arn} has key spec ${key.keySpec}, which this operation does not support.`,
+      `Algorithm ${requested} is incompatible with key spec ${key.keySpec}.`,
     );
   }
 }
