@@ -1,8 +1,10 @@
 /**
- * Key policy documents: the default policy CreateKey attaches, and the structural
- * checks every stored policy passes (full evaluation comes with access control).
+ * Key policy documents: the default policy CreateKey attaches, validation of every
+ * policy stored (MalformedPolicyDocumentException with what to fix), and the
+ * caller policy of administrators.
  */
 import { kmsError } from "../errors.js";
+import { compilePolicy, PolicyError, type CompiledPolicy, type PolicyKind } from "./policy.js";
 
 /** AWS's default key policy: the account may do everything, which delegates to caller policies. */
 export function defaultKeyPolicy(account: string): string {
@@ -25,31 +27,27 @@ export function defaultKeyPolicy(account: string): string {
   );
 }
 
-const malformed = (why: string) => kmsError("MalformedPolicyDocumentException", why);
-
-/** Checks that a policy is a JSON object with a Statement list whose entries have an Effect; throws MalformedPolicyDocumentException. */
-export function checkPolicyDocument(text: string): void {
-  let document: unknown;
+/** Compiles a policy (cached by text); a malformed one is MalformedPolicyDocumentException. */
+export function compiledPolicy(text: string, kind: PolicyKind = "key"): CompiledPolicy {
   try {
-    document = JSON.parse(text);
+    return compilePolicy(text, kind);
   } catch (err) {
-    throw malformed(`Policy is not valid JSON: ${(err as Error).message}`);
+    if (err instanceof PolicyError) throw kmsError("MalformedPolicyDocumentException", err.message);
+    throw err;
   }
-  if (typeof document !== "object" || document === null || Array.isArray(document))
-    throw malformed("Policy must be a JSON object.");
-  const statement = (document as Record<string, unknown>)["Statement"];
-  const statements = Array.isArray(statement)
-    ? statement
-    : statement === undefined
-      ? undefined
-      : [statement];
-  if (!statements || statements.length === 0)
-    throw malformed("Policy must contain at least one Statement.");
-  statements.forEach((s, i) => {
-    if (typeof s !== "object" || s === null)
-      throw malformed(`Statement ${i + 1} must be an object.`);
-    const effect = (s as Record<string, unknown>)["Effect"];
-    if (effect !== "Allow" && effect !== "Deny")
-      throw malformed(`Statement ${i + 1} must have an Effect of "Allow" or "Deny".`);
-  });
 }
+
+/** Validates a key policy; throws MalformedPolicyDocumentException naming the statement and field to fix. */
+export function checkPolicyDocument(text: string): void {
+  compiledPolicy(text, "key");
+}
+
+/**
+ * The caller policy of a credential that lists no `policies` (and of the admin
+ * credential generated on first start): every KMS action on every key whose key
+ * policy lets the account's caller policies decide (AWS's default key policy does).
+ */
+export const ADMINISTRATOR_POLICY = JSON.stringify({
+  Version: "2012-10-17",
+  Statement: [{ Sid: "KeyhavenAdministrator", Effect: "Allow", Action: "kms:*", Resource: "*" }],
+});

@@ -5,19 +5,36 @@
  *     - accessKeyId: AKIAEXAMPLE
  *       secretAccessKey: example-secret
  *       principal: arn:aws:iam::000000000000:user/admin
+ *       tags: { team: payments }          # optional: aws:PrincipalTag/<key>
+ *       policies: [ <IAM policy> ]        # optional: caller policies; absent = administrator
+ *   serviceAccounts:                      # optional: caller policies of web-identity sessions
+ *     - namespace: payments
+ *       name: api                         # or "*": every ServiceAccount of the namespace
+ *       tags: { tier: backend }
+ *       policies: [ <IAM policy> ]
+ *
+ * A policy is a JSON policy document, written as YAML/JSON object or as a string.
  */
 import { randomBytes } from "node:crypto";
 import { closeSync, fsyncSync, openSync, readFileSync, writeSync } from "node:fs";
 import { parse, stringify } from "yaml";
 import { z } from "zod";
+import { ADMINISTRATOR_POLICY } from "../authz/keyPolicy.js";
+import { compilePolicy, PolicyError, type CompiledPolicy } from "../authz/policy.js";
+import { principalFromArn, type Principal } from "../authz/principal.js";
 import type { SigningCredential } from "../protocol/sigv4.js";
 
 export interface Credential extends SigningCredential {
   /** IAM-style principal ARN the requests are made as. */
   readonly principal: string;
+  /** Tags and caller policies of the principal; absent = an administrator (see docs/access-control.md). */
+  readonly identity?: Principal;
 }
 
 const principalArn = /^arn:aws:(iam|sts)::\d{12}:[\w+=,.@/:-]+$/;
+
+const policyDocument = z.union([z.string(), z.record(z.string(), z.unknown())]);
+const tagMap = z.record(z.string().min(1).max(128), z.string().max(256));
 
 const credentialsFileSchema = z.object({
   credentials: z
@@ -36,10 +53,54 @@ const credentialsFileSchema = z.object({
             principalArn,
             "a principal is an ARN such as arn:aws:iam::000000000000:user/admin",
           ),
+        tags: tagMap.optional(),
+        policies: z.array(policyDocument).optional(),
       }),
     )
     .min(1),
+  serviceAccounts: z
+    .array(
+      z.object({
+        namespace: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "a Kubernetes namespace"),
+        name: z.string().min(1),
+        tags: tagMap.optional(),
+        policies: z.array(policyDocument).optional(),
+      }),
+    )
+    .optional(),
 });
+
+/** Caller policies and tags configured for ServiceAccounts (web-identity sessions). */
+export interface ServiceAccountEntry {
+  readonly namespace: string;
+  /** A ServiceAccount name, or "*" for all of the namespace. */
+  readonly name: string;
+  readonly tags: Readonly<Record<string, string>>;
+  readonly policies: readonly CompiledPolicy[];
+}
+
+function compilePolicies(
+  path: string,
+  where: string,
+  docs: readonly (string | Record<string, unknown>)[],
+): CompiledPolicy[] {
+  return docs.map((doc, i) => {
+    try {
+      return compilePolicy(typeof doc === "string" ? doc : JSON.stringify(doc), "identity");
+    } catch (err) {
+      if (err instanceof PolicyError)
+        throw new CredentialsFileError(
+          `credentials file ${path}: ${where}.policies.${i}: ${err.message}`,
+        );
+      throw err;
+    }
+  });
+}
+
+export interface IdentityFile {
+  readonly credentials: Map<string, Credential>;
+  readonly serviceAccounts: readonly ServiceAccountEntry[];
+}
 
 export class CredentialsFileError extends Error {
   override name = "CredentialsFileError";
@@ -47,6 +108,11 @@ export class CredentialsFileError extends Error {
 
 /** Reads and validates a credentials file; errors name the file and the field to fix. */
 export function loadCredentialsFile(path: string): Map<string, Credential> {
+  return loadIdentityFile(path).credentials;
+}
+
+/** The credentials file with its ServiceAccount section. */
+export function loadIdentityFile(path: string): IdentityFile {
   let document: unknown;
   try {
     document = parse(readFileSync(path, "utf8"));
@@ -63,14 +129,33 @@ export function loadCredentialsFile(path: string): Map<string, Credential> {
     );
   }
   const byId = new Map<string, Credential>();
-  for (const c of result.data.credentials) {
+  result.data.credentials.forEach((c, i) => {
     if (byId.has(c.accessKeyId))
       throw new CredentialsFileError(
         `credentials file ${path}: access key ${c.accessKeyId} appears twice`,
       );
-    byId.set(c.accessKeyId, Object.freeze({ ...c }));
-  }
-  return byId;
+    const policies = compilePolicies(
+      path,
+      `credentials.${i}`,
+      c.policies ?? [ADMINISTRATOR_POLICY],
+    );
+    byId.set(
+      c.accessKeyId,
+      Object.freeze({
+        accessKeyId: c.accessKeyId,
+        secretAccessKey: c.secretAccessKey,
+        principal: c.principal,
+        identity: principalFromArn(c.principal, { tags: c.tags ?? {}, policies }),
+      }),
+    );
+  });
+  const serviceAccounts = (result.data.serviceAccounts ?? []).map((sa, i) => ({
+    namespace: sa.namespace,
+    name: sa.name,
+    tags: sa.tags ?? {},
+    policies: compilePolicies(path, `serviceAccounts.${i}`, sa.policies ?? []),
+  }));
+  return { credentials: byId, serviceAccounts };
 }
 
 const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
@@ -97,7 +182,11 @@ export function createAdminCredentialsFile(path: string, account: string): Crede
   };
   const fd = openSync(path, "wx", 0o600);
   try {
-    writeSync(fd, stringify({ credentials: [credential] }));
+    const entry = {
+      ...credential,
+      policies: [JSON.parse(ADMINISTRATOR_POLICY) as Record<string, unknown>],
+    };
+    writeSync(fd, stringify({ credentials: [entry] }));
     fsyncSync(fd);
   } finally {
     closeSync(fd);

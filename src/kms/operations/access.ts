@@ -3,7 +3,17 @@
  * `useKey`, so it is recorded for the audit and authorized for the operation's
  * action (`kms:<Operation>`, or an explicit one such as kms:ReEncryptFrom).
  * Operations that touch no key call `authorizeAction`.
+ *
+ * `policyAuthorizer` is AWS KMS's rule (see authz/evaluate.ts): key policy, the
+ * caller's policies and the key's grants, explicit Deny first, default deny.
  */
+import { ADMINISTRATOR_POLICY, compiledPolicy } from "../authz/keyPolicy.js";
+import { accessDeniedMessage, decide, type AccessQuery } from "../authz/evaluate.js";
+import { decodeGrantToken } from "../authz/grantTokens.js";
+import type { EncryptionContextMap, GrantConstraints } from "../authz/grants.js";
+import { principalFromArn, type Principal } from "../authz/principal.js";
+import { requestConditions, type RequestFacts } from "../authz/requestContext.js";
+import { kmsError } from "../errors.js";
 import { resolveKey, type ResolveOptions } from "../keys/resolveKey.js";
 import type { KeyRecord } from "../store/keyStore.js";
 import type { RequestContext } from "./operation.js";
@@ -21,11 +31,205 @@ export interface Authorizer {
 }
 
 /**
- * The policy until key policies and grants are enforced: every principal in the
- * credentials file is an administrator of the account.
+ * Lets everyone do everything: only for tests of code unrelated to access control.
  */
-export const credentialHoldersAreAdministrators: Authorizer = {
+export const allowEverything: Authorizer = {
   async authorize() {},
+};
+
+/** @deprecated Kept for callers written before access control; same as allowEverything. */
+export const credentialHoldersAreAdministrators = allowEverything;
+
+const adminPolicies = () => [compiledPolicy(ADMINISTRATOR_POLICY, "identity")];
+const principals = new Map<string, Principal>();
+
+/** The caller as policies see it; a credential without an identity is an administrator. */
+export function callerPrincipal(ctx: RequestContext): Principal {
+  const { identity, principal } = ctx.caller;
+  if (identity) return identity;
+  let p = principals.get(principal);
+  if (!p) {
+    p = principalFromArn(principal, { policies: adminPolicies() });
+    if (principals.size > 1000) principals.clear();
+    principals.set(principal, p);
+  }
+  return p;
+}
+
+const isMap = (v: unknown): v is EncryptionContextMap =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** The encryption context an action uses: ReEncryptFrom the source's, ReEncryptTo the destination's. */
+function encryptionContextFor(
+  action: string,
+  input: Readonly<Record<string, unknown>>,
+): EncryptionContextMap | undefined {
+  const v =
+    action === "kms:ReEncryptFrom"
+      ? input["SourceEncryptionContext"]
+      : action === "kms:ReEncryptTo"
+        ? input["DestinationEncryptionContext"]
+        : input["EncryptionContext"];
+  return isMap(v) ? v : undefined;
+}
+
+const ALIAS_ARN = /^arn:[^:]+:kms:[^:]*:[^:]*:(alias\/.+)$/;
+
+function requestAlias(
+  action: string,
+  input: Readonly<Record<string, unknown>>,
+): string | undefined {
+  const id =
+    action === "kms:ReEncryptTo"
+      ? input["DestinationKeyId"]
+      : action === "kms:ReEncryptFrom"
+        ? input["SourceKeyId"]
+        : input["KeyId"];
+  if (typeof id !== "string") return undefined;
+  if (id.startsWith("alias/")) return id;
+  return ALIAS_ARN.exec(id)?.[1];
+}
+
+function tagFacts(input: Readonly<Record<string, unknown>>) {
+  const tags = input["Tags"];
+  if (Array.isArray(tags)) {
+    const requestTags: Record<string, string> = {};
+    for (const t of tags as { TagKey?: unknown; TagValue?: unknown }[])
+      if (typeof t.TagKey === "string")
+        requestTags[t.TagKey] = typeof t.TagValue === "string" ? t.TagValue : "";
+    return { requestTags, tagKeys: Object.keys(requestTags) };
+  }
+  const keys = input["TagKeys"];
+  return Array.isArray(keys) ? { tagKeys: keys.filter((k) => typeof k === "string") } : {};
+}
+
+function extraFacts(input: Readonly<Record<string, unknown>>): Record<string, string[]> {
+  const extra: Record<string, string[]> = {};
+  const put = (key: string, v: unknown) => {
+    if (typeof v === "string" || typeof v === "number" || typeof v === "boolean")
+      extra[key] = [String(v)];
+  };
+  put("kms:bypasspolicylockoutsafetycheck", input["BypassPolicyLockoutSafetyCheck"] ?? false);
+  put("kms:encryptionalgorithm", input["EncryptionAlgorithm"]);
+  put("kms:signingalgorithm", input["SigningAlgorithm"]);
+  put("kms:macalgorithm", input["MacAlgorithm"]);
+  put("kms:messagetype", input["MessageType"]);
+  put("kms:datakeypairspec", input["KeyPairSpec"]);
+  put("kms:rotationperiodindays", input["RotationPeriodInDays"]);
+  put("kms:schedulekeydeletionpendingwindowindays", input["PendingWindowInDays"]);
+  put("kms:expirationmodel", input["ExpirationModel"]);
+  put("kms:wrappingalgorithm", input["WrappingAlgorithm"]);
+  put("kms:wrappingkeyspec", input["WrappingKeySpec"]);
+  const constraints = input["Constraints"] as GrantConstraints | undefined;
+  if (constraints) {
+    const types = Object.keys(constraints).filter(
+      (k) => k === "EncryptionContextEquals" || k === "EncryptionContextSubset",
+    );
+    if (types.length > 0) extra["kms:grantconstrainttype"] = types;
+  }
+  return extra;
+}
+
+/** Grant tokens must at least be tokens Keyhaven issued (the grants they name come from the store). */
+function checkGrantTokens(input: Readonly<Record<string, unknown>>): void {
+  const tokens = input["GrantTokens"];
+  if (!Array.isArray(tokens)) return;
+  for (const t of tokens)
+    if (typeof t !== "string" || decodeGrantToken(t) === undefined)
+      throw kmsError(
+        "InvalidGrantTokenException",
+        "A grant token is not valid. Pass the GrantToken that CreateGrant returned, unchanged.",
+      );
+}
+
+/** Builds the facts of `request` and decides; exported for the lockout check and tests. */
+export async function accessQuery(
+  ctx: RequestContext,
+  request: AccessRequest,
+  principal: Principal,
+): Promise<AccessQuery> {
+  const input = ctx.input ?? {};
+  const { action, key } = request;
+  const service = ctx.service;
+  const policy = key ? compiledPolicy(key.policy, "key") : undefined;
+  const needsAliases =
+    key !== undefined &&
+    (policy!.conditionKeys.has("kms:resourcealiases") ||
+      principal.policies.some((p) => p.conditionKeys.has("kms:resourcealiases")));
+  const encryptionContext = encryptionContextFor(action, input);
+  const alias = requestAlias(action, input);
+  const operations = input["Operations"];
+  const grantee = input["GranteePrincipal"];
+  const retiring = input["RetiringPrincipal"];
+  const isCreateGrant = action === "kms:CreateGrant" && Array.isArray(operations);
+  const facts: RequestFacts = {
+    principal,
+    now: service.clock.now(),
+    sourceIp: ctx.sourceIp,
+    secureTransport: ctx.secureTransport,
+    ...(key && {
+      key: {
+        arn: key.arn,
+        keySpec: key.keySpec,
+        keyUsage: key.keyUsage,
+        origin: key.origin,
+        tags: key.tags,
+        ...(needsAliases && {
+          aliases: (await service.store.aliasesOf(key.keyId)).map((a) => a.name),
+        }),
+      },
+    }),
+    ...(encryptionContext && { encryptionContext }),
+    ...(alias !== undefined && { requestAlias: alias }),
+    ...tagFacts(input),
+    ...(isCreateGrant && {
+      grant: {
+        operations: operations as string[],
+        granteePrincipal: typeof grantee === "string" ? grantee : "",
+        ...(typeof retiring === "string" && { retiringPrincipal: retiring }),
+      },
+    }),
+    extra: extraFacts(input),
+  };
+  return {
+    principal,
+    action,
+    ...(key && {
+      key: { keyId: key.keyId, arn: key.arn, account: service.account, policy: policy! },
+    }),
+    conditions: requestConditions(facts),
+    grantRequest: {
+      ...(encryptionContext && { encryptionContext }),
+      ...(isCreateGrant && {
+        childGrant: {
+          operations: operations as string[],
+          ...(isMap(input["Constraints"]) && {
+            constraints: input["Constraints"],
+          }),
+        },
+      }),
+    },
+  };
+}
+
+/** AWS KMS authorization: key policy + caller policies + grants. */
+export const policyAuthorizer: Authorizer = {
+  async authorize(ctx, request) {
+    const input = ctx.input ?? {};
+    checkGrantTokens(input);
+    const principal = callerPrincipal(ctx);
+    const query = await accessQuery(ctx, request, principal);
+    let decision = decide(query);
+    if (!decision.allowed && request.key && !decision.reason.startsWith("with an explicit deny")) {
+      const grants = await ctx.service.store.grantsOf(request.key.keyId);
+      if (grants.length > 0) decision = decide(query, grants);
+    }
+    if (!decision.allowed)
+      throw kmsError(
+        "AccessDeniedException",
+        accessDeniedMessage(principal, request.action, request.key?.arn ?? "*", decision.reason),
+      );
+  },
 };
 
 export interface UseKeyOptions extends ResolveOptions {
@@ -57,4 +261,29 @@ export async function authorizeAction(
   action = `kms:${ctx.operation}`,
 ): Promise<void> {
   await ctx.service.authorizer.authorize(ctx, { action });
+}
+
+/**
+ * PutKeyPolicy's and CreateKey's lockout safety check, unless the caller bypasses it:
+ * the caller must still be allowed kms:PutKeyPolicy under the new policy.
+ */
+export async function checkPolicyLockout(
+  ctx: RequestContext,
+  policyText: string,
+  key: { readonly keyId: string; readonly arn: string },
+): Promise<void> {
+  if (ctx.input?.["BypassPolicyLockoutSafetyCheck"] === true) return;
+  if (ctx.service.authorizer !== policyAuthorizer) return;
+  const principal = callerPrincipal(ctx);
+  const policy = compiledPolicy(policyText, "key");
+  const query = await accessQuery(ctx, { action: "kms:PutKeyPolicy" }, principal);
+  const decision = decide({
+    ...query,
+    key: { keyId: key.keyId, arn: key.arn, account: ctx.service.account, policy },
+  });
+  if (!decision.allowed)
+    throw kmsError(
+      "MalformedPolicyDocumentException",
+      "The new key policy will not allow you to update the key policy in the future.",
+    );
 }

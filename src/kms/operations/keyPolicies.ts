@@ -8,9 +8,8 @@ import type {
 } from "@aws-sdk/client-kms";
 import { checkPolicyDocument } from "../authz/keyPolicy.js";
 import { kmsError } from "../errors.js";
-import { useKey } from "./access.js";
+import { checkPolicyLockout, useKey } from "./access.js";
 import { defineOperation, type WithRequired } from "./operation.js";
-import { updateKey } from "./keyUpdates.js";
 
 function checkPolicyName(name: string | undefined): void {
   if (name !== undefined && name !== "default") {
@@ -36,7 +35,13 @@ export const putKeyPolicy = defineOperation<
 >(async (ctx, input) => {
   checkPolicyName(input.PolicyName);
   checkPolicyDocument(input.Policy);
-  await updateKey(ctx, input.KeyId, (key) => ({ ...key, policy: input.Policy }));
+  const key = await useKey(ctx, input.KeyId, { aliases: false });
+  await checkPolicyLockout(ctx, input.Policy, key);
+  const updated = await ctx.service.store.updateKey(key.keyId, (k) => ({
+    ...k,
+    policy: input.Policy,
+  }));
+  if (!updated) throw kmsError("NotFoundException", `Key '${key.arn}' does not exist`);
   return {};
 });
 

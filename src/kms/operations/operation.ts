@@ -4,12 +4,15 @@
  */
 import type { KeyService } from "../keyService.js";
 import { kmsError } from "../errors.js";
+import type { Principal } from "../authz/principal.js";
 
 export interface Caller {
   /** The IAM-style principal ARN the request was authenticated as. */
   readonly principal: string;
   readonly accessKeyId: string;
   readonly account: string;
+  /** Tags and caller policies of the principal (see authz/principal.ts); absent = built from the ARN. */
+  readonly identity?: Principal;
 }
 
 export interface RequestContext {
@@ -22,6 +25,8 @@ export interface RequestContext {
   readonly operation: string;
   /** Key ARNs the request acted on, for the audit record. */
   readonly resources: string[];
+  /** The decoded request, for condition keys (encryption context, grant tokens, tags). */
+  readonly input?: Readonly<Record<string, unknown>>;
 }
 
 /** An SDK request type with the members the model marks required made non-optional. */

@@ -179,6 +179,7 @@ export class KmsServer {
           principal: credential.principal,
           accessKeyId: credential.accessKeyId,
           account: credential.principal.split(":")[4] ?? "",
+          ...(credential.identity && { identity: credential.identity }),
         },
         requestId,
         sourceIp: req.socket.remoteAddress ?? "",
@@ -186,7 +187,9 @@ export class KmsServer {
         operation: operation!,
         resources: [],
       };
-      const output = await handler(ctx, decodeInput(operation!, json));
+      const input = decodeInput(operation!, json);
+      ctx = { ...ctx, input };
+      const output = await handler(ctx, input);
       this.#json(res, 200, requestId, encodeOutput(operation!, output));
     } catch (err) {
       let error: KmsError;

@@ -1,0 +1,141 @@
+/**
+ * The condition keys of one request, computed lazily from what the request is
+ * about. Keys are looked up lower-case (IAM condition keys are case-insensitive,
+ * including the encryption-context and tag key parts; values stay case-sensitive).
+ */
+import type { ConditionContext } from "./conditions.js";
+import type { EncryptionContextMap } from "./grants.js";
+import { principalArnKey, type Principal } from "./principal.js";
+
+export interface KeyFacts {
+  readonly arn: string;
+  readonly keySpec: string;
+  readonly keyUsage: string;
+  readonly origin: string;
+  readonly tags: readonly { readonly TagKey: string; readonly TagValue: string }[];
+  /** Alias names of the key; only needed when a policy reads kms:ResourceAliases. */
+  readonly aliases?: readonly string[];
+}
+
+export interface RequestFacts {
+  readonly principal: Principal;
+  readonly now: Date;
+  readonly sourceIp: string;
+  readonly secureTransport: boolean;
+  readonly key?: KeyFacts;
+  /** The encryption context this action uses (absent when the request has none). */
+  readonly encryptionContext?: EncryptionContextMap;
+  /** The alias named in the request's KeyId, e.g. alias/app. */
+  readonly requestAlias?: string;
+  /** Tags the request sets (aws:RequestTag/*) and the tag keys it names (aws:TagKeys). */
+  readonly requestTags?: Readonly<Record<string, string>>;
+  readonly tagKeys?: readonly string[];
+  /** For CreateGrant: the grant requested. */
+  readonly grant?: {
+    readonly operations: readonly string[];
+    readonly granteePrincipal: string;
+    readonly retiringPrincipal?: string;
+  };
+  /** Any other operation-specific keys, lower-case (e.g. kms:bypasspolicylockoutsafetycheck). */
+  readonly extra?: Readonly<Record<string, readonly string[]>>;
+}
+
+function lookupInsensitive(
+  entries: Iterable<readonly [string, string]>,
+  key: string,
+): readonly string[] | undefined {
+  for (const [k, v] of entries) if (k.toLowerCase() === key) return [v];
+  return undefined;
+}
+
+const nonEmpty = (list: readonly string[] | undefined) =>
+  list !== undefined && list.length > 0 ? list : undefined;
+
+function compute(f: RequestFacts, key: string): readonly string[] | undefined {
+  const colon = key.indexOf(":");
+  const slash = key.indexOf("/");
+  if (key.startsWith("kms:encryptioncontext:"))
+    return f.encryptionContext
+      ? lookupInsensitive(Object.entries(f.encryptionContext), key.slice(22))
+      : undefined;
+  if (slash > colon && colon > 0) {
+    const prefix = key.slice(0, slash);
+    const name = key.slice(slash + 1);
+    switch (prefix) {
+      case "aws:principaltag":
+        return lookupInsensitive(Object.entries(f.principal.tags), name);
+      case "aws:resourcetag":
+        return f.key
+          ? lookupInsensitive(
+              f.key.tags.map((t) => [t.TagKey, t.TagValue] as const),
+              name,
+            )
+          : undefined;
+      case "aws:requesttag":
+        return f.requestTags ? lookupInsensitive(Object.entries(f.requestTags), name) : undefined;
+    }
+  }
+  const p = f.principal;
+  switch (key) {
+    case "kms:encryptioncontextkeys":
+      return nonEmpty(f.encryptionContext ? Object.keys(f.encryptionContext) : undefined);
+    case "kms:calleraccount":
+      return [p.account];
+    case "kms:viaservice":
+      return undefined;
+    case "kms:grantoperations":
+      return f.grant?.operations;
+    case "kms:grantisforawsresource":
+      return f.grant ? ["false"] : undefined;
+    case "kms:granteeprincipal":
+      return f.grant ? [f.grant.granteePrincipal] : undefined;
+    case "kms:retiringprincipal":
+      return f.grant?.retiringPrincipal !== undefined ? [f.grant.retiringPrincipal] : undefined;
+    case "kms:keyspec":
+    case "kms:customermasterkeyspec":
+      return f.key ? [f.key.keySpec] : undefined;
+    case "kms:keyusage":
+    case "kms:customermasterkeyusage":
+      return f.key ? [f.key.keyUsage] : undefined;
+    case "kms:keyorigin":
+      return f.key ? [f.key.origin] : undefined;
+    case "kms:multiregion":
+      return f.key ? ["false"] : undefined;
+    case "kms:requestalias":
+      return f.requestAlias !== undefined ? [f.requestAlias] : undefined;
+    case "kms:resourcealiases":
+      return nonEmpty(f.key?.aliases);
+    case "aws:tagkeys":
+      return f.tagKeys;
+    case "aws:currenttime":
+      return [f.now.toISOString()];
+    case "aws:epochtime":
+      return [String(Math.floor(f.now.getTime() / 1000))];
+    case "aws:securetransport":
+      return [String(f.secureTransport)];
+    case "aws:sourceip":
+      return f.sourceIp ? [f.sourceIp.replace(/^::ffff:(?=\d+\.)/, "")] : undefined;
+    case "aws:principalarn":
+      return [principalArnKey(p)];
+    case "aws:principalaccount":
+      return [p.account];
+    case "aws:principaltype":
+      return [p.type === "Root" ? "Account" : p.type === "IAMUser" ? "User" : p.type];
+    case "aws:username":
+      return p.type === "IAMUser" ? [p.arn.slice(p.arn.lastIndexOf("/") + 1)] : undefined;
+  }
+  return f.extra?.[key];
+}
+
+/** A ConditionContext over `facts`, computing each key at most once. */
+export function requestConditions(facts: RequestFacts): ConditionContext {
+  const memo = new Map<string, readonly string[] | undefined>();
+  return {
+    get(key) {
+      if (memo.has(key)) return memo.get(key);
+      const v = compute(facts, key);
+      memo.set(key, v);
+      return v;
+    },
+  };
+}
