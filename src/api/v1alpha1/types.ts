@@ -1,0 +1,185 @@
+/**
+ * The keyhaven.dev/v1alpha1 API: KmsKey, KmsAlias and KmsGrant (contracts in
+ * DESIGN.md). The CRD schemas in ./schemas.ts are the machine-readable form and
+ * crds/ is generated from them.
+ */
+export const GROUP = "keyhaven.dev";
+export const VERSION = "v1alpha1";
+export const API_VERSION = `${GROUP}/${VERSION}`;
+
+/** The finalizer every KmsKey, KmsAlias and KmsGrant carries while it owns something in the key service. */
+export const FINALIZER = "keyhaven.dev/cleanup";
+/** Tag that ties a key to the KmsKey that created it (the object's UID), so a retry adopts instead of duplicating. */
+export const UID_TAG = "keyhaven.dev/uid";
+/** Annotation on a KmsKey naming an existing key (id or ARN) to adopt instead of creating one. */
+export const ADOPT_ANNOTATION = "keyhaven.dev/adopt-key-id";
+
+export interface ObjectMeta {
+  name: string;
+  namespace: string;
+  uid: string;
+  resourceVersion: string;
+  generation: number;
+  creationTimestamp?: string;
+  deletionTimestamp?: string;
+  finalizers?: string[];
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+
+/** metav1.Condition. */
+export interface Condition {
+  type: string;
+  status: "True" | "False" | "Unknown";
+  observedGeneration: number;
+  /** RFC 3339; changes only when status flips. */
+  lastTransitionTime: string;
+  reason: string;
+  message: string;
+}
+
+export interface KubeObject<Spec = unknown, Status = unknown> {
+  apiVersion: string;
+  kind: string;
+  metadata: ObjectMeta;
+  spec: Spec;
+  status?: Status;
+}
+
+export type DeletionPolicy = "Delete" | "Retain";
+
+export interface KmsKeySpec {
+  description?: string;
+  keySpec?: string;
+  keyUsage?: string;
+  origin?: string;
+  enabled?: boolean;
+  rotation?: {
+    enabled?: boolean;
+    periodDays?: number;
+    /** Any new value (e.g. a timestamp) asks for one on-demand rotation. */
+    rotateOnDemandRequest?: string;
+  };
+  deletion?: {
+    pendingWindowDays?: number;
+    policy?: DeletionPolicy;
+    /** Schedule deletion while keeping the object; set back to false before the date to cancel. */
+    requested?: boolean;
+  };
+  /** Key policy document (JSON). Absent: the key service's default policy. */
+  policy?: string;
+  tags?: Record<string, string>;
+}
+
+export interface KmsKeyStatus {
+  keyId?: string;
+  arn?: string;
+  keyState?: string;
+  keySpec?: string;
+  keyUsage?: string;
+  currentVersion?: number;
+  rotationEnabled?: boolean;
+  rotationPeriodDays?: number;
+  lastRotationTime?: string;
+  nextRotationTime?: string;
+  deletionDate?: string;
+  /** The last spec.rotation.rotateOnDemandRequest that was honoured. */
+  lastOnDemandRequest?: string;
+  observedGeneration?: number;
+  conditions?: Condition[];
+}
+
+export type KmsKey = KubeObject<KmsKeySpec, KmsKeyStatus>;
+
+export interface KmsAliasSpec {
+  name?: string;
+  targetKeyRef?: { name: string };
+  targetKeyId?: string;
+}
+
+export interface KmsAliasStatus {
+  /** The alias this object created and manages. */
+  aliasName?: string;
+  targetKeyId?: string;
+  observedGeneration?: number;
+  conditions?: Condition[];
+}
+
+export type KmsAlias = KubeObject<KmsAliasSpec, KmsAliasStatus>;
+
+export const GRANT_OPERATIONS = [
+  "Decrypt",
+  "Encrypt",
+  "GenerateDataKey",
+  "GenerateDataKeyWithoutPlaintext",
+  "ReEncryptFrom",
+  "ReEncryptTo",
+  "Sign",
+  "Verify",
+  "GetPublicKey",
+  "CreateGrant",
+  "RetireGrant",
+  "DescribeKey",
+  "GenerateDataKeyPair",
+  "GenerateDataKeyPairWithoutPlaintext",
+  "GenerateMac",
+  "VerifyMac",
+  "DeriveSharedSecret",
+] as const;
+export type GrantOperation = (typeof GRANT_OPERATIONS)[number];
+
+export interface KmsGrantSpec {
+  keyRef?: { name: string };
+  keyId?: string;
+  granteePrincipal?: string;
+  serviceAccountRef?: { namespace?: string; name: string };
+  operations: GrantOperation[];
+  constraints?: {
+    encryptionContextEquals?: Record<string, string>;
+    encryptionContextSubset?: Record<string, string>;
+  };
+  retiringPrincipal?: string;
+}
+
+export interface KmsGrantStatus {
+  grantId?: string;
+  keyArn?: string;
+  granteePrincipal?: string;
+  /** Digest of the grant's parameters; a different digest means revoke and recreate. */
+  fingerprint?: string;
+  observedGeneration?: number;
+  conditions?: Condition[];
+}
+
+export type KmsGrant = KubeObject<KmsGrantSpec, KmsGrantStatus>;
+
+export interface KindInfo {
+  readonly kind: "KmsKey" | "KmsAlias" | "KmsGrant";
+  readonly plural: string;
+  readonly singular: string;
+  readonly shortNames: readonly string[];
+}
+
+export const KINDS = {
+  KmsKey: { kind: "KmsKey", plural: "kmskeys", singular: "kmskey", shortNames: ["kmsk"] },
+  KmsAlias: {
+    kind: "KmsAlias",
+    plural: "kmsaliases",
+    singular: "kmsalias",
+    shortNames: ["kmsa"],
+  },
+  KmsGrant: {
+    kind: "KmsGrant",
+    plural: "kmsgrants",
+    singular: "kmsgrant",
+    shortNames: ["kmsg"],
+  },
+} as const satisfies Record<string, KindInfo>;
+
+export type KindName = keyof typeof KINDS;
+
+export interface ObjectsByKind {
+  KmsKey: KmsKey;
+  KmsAlias: KmsAlias;
+  KmsGrant: KmsGrant;
+}

@@ -1,0 +1,210 @@
+/**
+ * KmsKey decisions as pure functions of (spec, what the key service reports, now):
+ * which KMS calls bring the key to the spec, which conditions describe it, and
+ * when to look again. The reconciler only performs what these return.
+ */
+import type { ResolvedKeySpec } from "../../api/v1alpha1/defaults.js";
+import type { ConditionInput } from "../../api/v1alpha1/conditions.js";
+import { UID_TAG } from "../../api/v1alpha1/types.js";
+
+/** The key as the key service reports it. */
+export interface ObservedKey {
+  readonly keyId: string;
+  readonly arn: string;
+  readonly state: string;
+  readonly description: string;
+  readonly keySpec: string;
+  readonly keyUsage: string;
+  readonly origin: string;
+  readonly deletionDate?: Date;
+  /** Absent when rotation does not apply to this key (not symmetric AWS_KMS). */
+  readonly rotation?: { enabled: boolean; periodDays?: number; nextRotationDate?: Date };
+  readonly tags: Readonly<Record<string, string>>;
+  /** Only read when the spec sets a policy. */
+  readonly policy?: string;
+}
+
+export type KeyAction =
+  | { op: "ScheduleKeyDeletion"; pendingWindowDays: number }
+  | { op: "CancelKeyDeletion" }
+  | { op: "EnableKey" }
+  | { op: "DisableKey" }
+  | { op: "UpdateKeyDescription"; description: string }
+  | { op: "EnableKeyRotation"; periodDays: number }
+  | { op: "DisableKeyRotation" }
+  | { op: "RotateKeyOnDemand"; request: string }
+  | { op: "TagResource"; tags: Record<string, string> }
+  | { op: "UntagResource"; keys: string[] }
+  | { op: "PutKeyPolicy"; policy: string };
+
+export interface KeyPlan {
+  readonly actions: KeyAction[];
+  /** Spec fields the key cannot be changed to (immutable after creation). */
+  readonly immutableMismatch: string[];
+  /** Why rotation cannot be applied now, if it cannot. */
+  readonly rotationBlocked?: string;
+}
+
+export const rotationApplies = (keySpec: string, origin: string) =>
+  keySpec === "SYMMETRIC_DEFAULT" && origin === "AWS_KMS";
+
+/** Compares policy documents by meaning, not by whitespace. */
+export function samePolicy(a: string, b: string): boolean {
+  try {
+    return canonicalJson(JSON.parse(a)) === canonicalJson(JSON.parse(b));
+  } catch {
+    return a === b;
+  }
+}
+
+function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(",")}]`;
+  if (v && typeof v === "object")
+    return `{${Object.keys(v)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson((v as Record<string, unknown>)[k])}`)
+      .join(",")}}`;
+  return JSON.stringify(v);
+}
+
+export function desiredTags(spec: ResolvedKeySpec, uid: string): Record<string, string> {
+  return { ...spec.tags, [UID_TAG]: uid };
+}
+
+/**
+ * The calls that bring `key` to `spec`, in an order the key service accepts:
+ * deletion first (nothing else applies to a key pending deletion), then state,
+ * then the settings (rotation needs an Enabled key).
+ */
+export function planKey(
+  spec: ResolvedKeySpec,
+  key: ObservedKey,
+  uid: string,
+  lastOnDemandRequest: string | undefined,
+): KeyPlan {
+  const actions: KeyAction[] = [];
+  const immutableMismatch: string[] = [];
+  if (spec.keySpec !== key.keySpec) immutableMismatch.push(`keySpec (${key.keySpec} → ${spec.keySpec})`);
+  if (spec.keyUsage !== key.keyUsage) immutableMismatch.push(`keyUsage (${key.keyUsage} → ${spec.keyUsage})`);
+  if (spec.origin !== key.origin) immutableMismatch.push(`origin (${key.origin} → ${spec.origin})`);
+
+  if (spec.deletion.requested) {
+    if (key.state !== "PendingDeletion")
+      actions.push({ op: "ScheduleKeyDeletion", pendingWindowDays: spec.deletion.pendingWindowDays });
+    return { actions, immutableMismatch };
+  }
+  let state = key.state;
+  if (state === "PendingDeletion") {
+    actions.push({ op: "CancelKeyDeletion" });
+    state = "Disabled";
+  }
+  if (spec.enabled && state === "Disabled") {
+    actions.push({ op: "EnableKey" });
+    state = "Enabled";
+  } else if (!spec.enabled && state === "Enabled") {
+    actions.push({ op: "DisableKey" });
+    state = "Disabled";
+  }
+  if (spec.description !== key.description)
+    actions.push({ op: "UpdateKeyDescription", description: spec.description });
+
+  let rotationBlocked: string | undefined;
+  const wantsRotation = spec.rotation.enabled || spec.rotation.rotateOnDemandRequest !== undefined;
+  if (!key.rotation) {
+    if (wantsRotation && spec.rotation.enabled)
+      rotationBlocked = `automatic rotation applies only to SYMMETRIC_DEFAULT keys with origin AWS_KMS (this key is ${key.keySpec}, ${key.origin})`;
+  } else {
+    const r = key.rotation;
+    const rotationChange =
+      spec.rotation.enabled !== r.enabled ||
+      (spec.rotation.enabled && r.periodDays !== undefined && r.periodDays !== spec.rotation.periodDays);
+    const onDemand =
+      spec.rotation.rotateOnDemandRequest !== undefined &&
+      spec.rotation.rotateOnDemandRequest !== lastOnDemandRequest;
+    if ((rotationChange || onDemand) && state !== "Enabled") {
+      rotationBlocked = `the key is ${state}; rotation settings apply once it is Enabled`;
+    } else {
+      if (rotationChange)
+        actions.push(
+          spec.rotation.enabled
+            ? { op: "EnableKeyRotation", periodDays: spec.rotation.periodDays }
+            : { op: "DisableKeyRotation" },
+        );
+      if (onDemand) actions.push({ op: "RotateKeyOnDemand", request: spec.rotation.rotateOnDemandRequest! });
+    }
+  }
+
+  const want = desiredTags(spec, uid);
+  const toTag: Record<string, string> = {};
+  for (const [k, v] of Object.entries(want)) if (key.tags[k] !== v) toTag[k] = v;
+  const toUntag = Object.keys(key.tags).filter((k) => !(k in want));
+  if (Object.keys(toTag).length > 0) actions.push({ op: "TagResource", tags: toTag });
+  if (toUntag.length > 0) actions.push({ op: "UntagResource", keys: toUntag });
+
+  if (spec.policy !== undefined && key.policy !== undefined && !samePolicy(spec.policy, key.policy))
+    actions.push({ op: "PutKeyPolicy", policy: spec.policy });
+
+  return { actions, immutableMismatch, ...(rotationBlocked !== undefined && { rotationBlocked }) };
+}
+
+/** Actions that follow from the spec changing by hand-made drift rather than from a spec edit. */
+export const isCorrection = (a: KeyAction) => a.op !== "RotateKeyOnDemand" && a.op !== "ScheduleKeyDeletion";
+
+/** When to look at the key again: the next rotation or deletion date, or the drift check. */
+export function requeueAfter(key: ObservedKey | undefined, now: Date, driftCheckMs: number): number {
+  const dates = [key?.rotation?.enabled ? key.rotation.nextRotationDate : undefined, key?.deletionDate];
+  let next = driftCheckMs;
+  for (const d of dates) {
+    if (!d) continue;
+    // A little after the date: the key service acts at the date, then we mirror it.
+    const due = d.getTime() - now.getTime() + 1000;
+    next = Math.min(next, Math.max(due, 5000));
+  }
+  return next;
+}
+
+/** Ready and the specific conditions for a key that exists. */
+export function keyConditions(spec: ResolvedKeySpec, key: ObservedKey, plan: KeyPlan): ConditionInput[] {
+  const conditions: ConditionInput[] = [];
+  const pending = key.state === "PendingDeletion";
+  conditions.push(
+    pending
+      ? {
+          type: "PendingDeletion",
+          status: "True",
+          reason: spec.deletion.requested ? "DeletionRequested" : "ObjectDeleted",
+          message: `The key will be deleted on ${key.deletionDate?.toISOString() ?? "its deletion date"}${spec.deletion.requested ? "; set spec.deletion.requested to false before then to cancel" : ""}.`,
+        }
+      : { type: "PendingDeletion", status: "False", reason: "NotScheduled", message: "No deletion is scheduled." },
+  );
+  if (key.rotation)
+    conditions.push({
+      type: "RotationEnabled",
+      status: key.rotation.enabled ? "True" : "False",
+      reason: key.rotation.enabled ? "Scheduled" : "Disabled",
+      message: key.rotation.enabled
+        ? `Automatic rotation every ${key.rotation.periodDays ?? spec.rotation.periodDays} days${key.rotation.nextRotationDate ? `; next on ${key.rotation.nextRotationDate.toISOString()}` : ""}.`
+        : "Automatic rotation is off.",
+    });
+  const problems = [
+    ...(plan.immutableMismatch.length > 0
+      ? [`immutable fields differ from the key: ${plan.immutableMismatch.join(", ")}; recreate the object to change them`]
+      : []),
+    ...(plan.rotationBlocked ? [plan.rotationBlocked] : []),
+  ];
+  conditions.push(
+    problems.length > 0
+      ? { type: "Synced", status: "False", reason: plan.immutableMismatch.length > 0 ? "ImmutableFieldChanged" : "RotationNotApplied", message: problems.join("; ") }
+      : { type: "Synced", status: "True", reason: "Synced", message: "The key matches the spec." },
+  );
+  let ready: ConditionInput;
+  if (pending)
+    ready = { type: "Ready", status: "False", reason: "PendingDeletion", message: `The key is pending deletion (on ${key.deletionDate?.toISOString() ?? "its date"}).` };
+  else if (problems.length > 0)
+    ready = { type: "Ready", status: "False", reason: plan.immutableMismatch.length > 0 ? "ImmutableFieldChanged" : "RotationNotApplied", message: problems.join("; ") };
+  else if (key.state === "Enabled" || (key.state === "Disabled" && !spec.enabled))
+    ready = { type: "Ready", status: "True", reason: key.state === "Enabled" ? "KeyEnabled" : "KeyDisabled", message: `The key is ${key.state}, as the spec asks.` };
+  else ready = { type: "Ready", status: "False", reason: `Key${key.state}`, message: `The key is ${key.state}.` };
+  conditions.push(ready);
+  return conditions;
+}
