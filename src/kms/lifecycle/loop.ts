@@ -1,0 +1,185 @@
+/**
+ * The lifecycle loop: the key service's own timer for rotations, deletions and
+ * imported-material expiry. Every timer is a date stored with the key; the loop
+ * only ever sleeps until the earliest of them:
+ *
+ *   start()  → check() at once (whatever fell due while the server was down happens now)
+ *   check()  → run every due action (actions.ts), then arm a timer for the next due
+ *              date from the store (capped at maxSleepMs, so dates written by another
+ *              process are seen too)
+ *   a write  → the store reports the new due date (watchDueDates); if it is earlier
+ *              than the armed one, the timer is re-armed for it
+ *
+ * Time comes from the service's clock and timers from an injectable API, so tests
+ * drive the whole thing with a fake clock and fire the timer by hand.
+ */
+import type { Logger } from "pino";
+import type { KeyService } from "../keyService.js";
+import type { KeyRecord } from "../store/keyStore.js";
+import { runDueActions, type LifecycleReport } from "./actions.js";
+
+export interface TimerApi {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export const systemTimers: TimerApi = {
+  setTimeout: (fn, ms) => {
+    const handle = setTimeout(fn, ms);
+    handle.unref();
+    return handle;
+  },
+  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+};
+
+export interface LifecycleOptions {
+  readonly logger: Logger;
+  /** Where one line per lifecycle action goes; `logger` by default. */
+  readonly audit?: Logger;
+  readonly timers?: TimerApi;
+  /** Longest sleep between checks, even with nothing due (default one hour). */
+  readonly maxSleepMs?: number;
+}
+
+/** setTimeout's delay is a signed 32-bit number of milliseconds. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+export class LifecycleLoop {
+  readonly #service: KeyService;
+  readonly #logger: Logger;
+  readonly #audit: Logger;
+  readonly #timers: TimerApi;
+  readonly #maxSleepMs: number;
+  #handle: unknown;
+  /** Epoch ms (service clock) the armed timer is for. */
+  #armedFor: number | undefined;
+  #running: Promise<LifecycleReport> | undefined;
+  #rerun = false;
+  #stopped = true;
+  #unwatch: (() => void) | undefined;
+
+  constructor(service: KeyService, options: LifecycleOptions) {
+    this.#service = service;
+    this.#logger = options.logger;
+    this.#audit = options.audit ?? options.logger;
+    this.#timers = options.timers ?? systemTimers;
+    this.#maxSleepMs = Math.min(options.maxSleepMs ?? 60 * 60 * 1000, MAX_TIMER_MS);
+  }
+
+  /** The service-clock time the loop will next wake at, if armed. */
+  get armedFor(): number | undefined {
+    return this.#armedFor;
+  }
+
+  /** Runs the due actions now and arms the timer; resolves once that first check is done. */
+  async start(): Promise<LifecycleReport> {
+    this.#stopped = false;
+    this.#unwatch = this.#service.store.watchDueDates((due) => this.#earlierDate(due));
+    return this.check();
+  }
+
+  /** Performs every action due now, then re-arms. Concurrent calls share one run. */
+  check(): Promise<LifecycleReport> {
+    if (this.#running) {
+      this.#rerun = true;
+      return this.#running;
+    }
+    const run = this.#run().finally(() => {
+      this.#running = undefined;
+      if (this.#rerun && !this.#stopped) {
+        this.#rerun = false;
+        void this.check();
+      }
+    });
+    this.#running = run;
+    return run;
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#unwatch?.();
+    this.#disarm();
+    await this.#running?.catch(() => undefined);
+  }
+
+  async #run(): Promise<LifecycleReport> {
+    this.#disarm();
+    const now = this.#service.clock.now().getTime();
+    let report: LifecycleReport = { rotated: [], expired: [], deleted: [], failed: [] };
+    try {
+      report = await runDueActions(this.#service, now, {
+        acted: (action, key) => this.#auditAction(action, key, "success"),
+        failed: (key, err) => {
+          this.#auditAction("LifecycleAction", key, "error");
+          this.#logger.error(
+            {
+              keyId: key.keyId,
+              err: { type: (err as Error)?.name, message: (err as Error)?.message },
+            },
+            "lifecycle action failed; retrying at the next check",
+          );
+        },
+      });
+    } catch (err) {
+      this.#logger.error(
+        { err: { type: (err as Error)?.name, message: (err as Error)?.message } },
+        "lifecycle check failed; retrying at the next check",
+      );
+    }
+    if (!this.#stopped) await this.#arm(report.failed.length > 0);
+    return report;
+  }
+
+  async #arm(hadFailures: boolean): Promise<void> {
+    const now = this.#service.clock.now().getTime();
+    let next: number | undefined;
+    try {
+      next = await this.#service.store.nextDueAt();
+    } catch {
+      next = undefined;
+    }
+    // A failed action stays due; back off a minute instead of spinning on it.
+    if (next !== undefined && next <= now && hadFailures) next = now + 60_000;
+    const wake = Math.min(next ?? Infinity, now + this.#maxSleepMs);
+    this.#setTimer(wake, now);
+  }
+
+  #earlierDate(due: number): void {
+    if (this.#stopped) return;
+    if (this.#running) {
+      this.#rerun = true;
+      return;
+    }
+    if (this.#armedFor !== undefined && due >= this.#armedFor) return;
+    this.#setTimer(due, this.#service.clock.now().getTime());
+  }
+
+  #setTimer(wake: number, now: number): void {
+    this.#disarm();
+    this.#armedFor = wake;
+    const delay = Math.max(0, Math.min(wake - now, MAX_TIMER_MS));
+    this.#handle = this.#timers.setTimeout(() => {
+      this.#handle = undefined;
+      this.#armedFor = undefined;
+      void this.check();
+    }, delay);
+  }
+
+  #disarm(): void {
+    if (this.#handle !== undefined) this.#timers.clearTimeout(this.#handle);
+    this.#handle = undefined;
+    this.#armedFor = undefined;
+  }
+
+  #auditAction(action: string, key: KeyRecord, outcome: "success" | "error"): void {
+    this.#audit.info(
+      {
+        operation: `lifecycle:${action}`,
+        principal: "keyhaven:lifecycle",
+        resources: [key.arn],
+        outcome,
+      },
+      "kms lifecycle action",
+    );
+  }
+}
