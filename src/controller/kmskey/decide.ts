@@ -150,17 +150,17 @@ export function planKey(
 /** Actions that follow from the spec changing by hand-made drift rather than from a spec edit. */
 export const isCorrection = (a: KeyAction) => a.op !== "RotateKeyOnDemand" && a.op !== "ScheduleKeyDeletion";
 
-/** When to look at the key again: the next rotation or deletion date, or the drift check. */
+/**
+ * When to look at the key again: a key pending deletion only at its deletion date
+ * (no polling through the window); otherwise the next rotation date or the drift
+ * check, whichever is first. A little after a date: the key service acts at the
+ * date, then we mirror it.
+ */
 export function requeueAfter(key: ObservedKey | undefined, now: Date, driftCheckMs: number): number {
-  const dates = [key?.rotation?.enabled ? key.rotation.nextRotationDate : undefined, key?.deletionDate];
-  let next = driftCheckMs;
-  for (const d of dates) {
-    if (!d) continue;
-    // A little after the date: the key service acts at the date, then we mirror it.
-    const due = d.getTime() - now.getTime() + 1000;
-    next = Math.min(next, Math.max(due, 5000));
-  }
-  return next;
+  const after = (d: Date) => Math.max(d.getTime() - now.getTime() + 1000, 5000);
+  if (key?.deletionDate) return after(key.deletionDate);
+  const next = key?.rotation?.enabled ? key.rotation.nextRotationDate : undefined;
+  return next ? Math.min(driftCheckMs, after(next)) : driftCheckMs;
 }
 
 /** Ready and the specific conditions for a key that exists. */

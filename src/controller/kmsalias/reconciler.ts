@@ -1,0 +1,146 @@
+/**
+ * KmsAlias → an alias in the key service. The alias is owned once this object has
+ * created or adopted it (status.aliasName); an alias of the same name that points at
+ * another key and is not owned is a conflict, reported as a condition and re-checked
+ * slowly, never a crash loop.
+ */
+import { CreateAliasCommand, DeleteAliasCommand, DescribeKeyCommand, UpdateAliasCommand } from "@aws-sdk/client-kms";
+import { setConditions, type ConditionInput } from "../../api/v1alpha1/conditions.js";
+import { aliasName } from "../../api/v1alpha1/defaults.js";
+import { FINALIZER, type KmsAlias, type KmsAliasStatus } from "../../api/v1alpha1/types.js";
+import { addFinalizer, readObject, recordEvent, removeFinalizer, writeStatus, type ReconcileContext } from "../context.js";
+import { errorMessage, isKmsError, isSpecError, kmsErrorName } from "../kms.js";
+import { TerminalError, type Result } from "../runtime/controller.js";
+import { decideAlias } from "./decide.js";
+
+/** How often an alias waiting on something outside it (a conflict, a key not ready) is re-checked. */
+const WAIT_MS = 60_000;
+
+export class KmsAliasReconciler {
+  constructor(readonly ctx: ReconcileContext) {}
+
+  readonly reconcile = async (key: string): Promise<Result> => {
+    const obj = await readObject(this.ctx, "KmsAlias", key);
+    if (!obj) return {};
+    try {
+      return obj.metadata.deletionTimestamp ? await this.#finalize(obj) : await this.#sync(obj);
+    } catch (err) {
+      const reason = err instanceof TerminalError ? err.reason : (kmsErrorName(err) ?? "KeyServiceUnavailable");
+      await this.#setStatus(key, undefined, [{ type: "Ready", status: "False", reason, message: errorMessage(err) }]);
+      if (isSpecError(err)) throw new TerminalError(reason, errorMessage(err));
+      throw err;
+    }
+  };
+
+  async #sync(initial: KmsAlias): Promise<Result> {
+    const ctx = this.ctx;
+    const obj = await addFinalizer(ctx, "KmsAlias", initial);
+    const name = aliasName(obj);
+    const target = await this.#target(obj);
+    if (!target) {
+      await this.#setStatus(obj, {}, [
+        { type: "Ready", status: "False", reason: "TargetNotReady", message: `KmsKey ${obj.spec.targetKeyRef?.name} does not exist or has no key yet.` },
+      ]);
+      return { requeueAfter: WAIT_MS };
+    }
+    const owned = obj.status?.aliasName;
+    if (owned && owned !== name) {
+      // The name changed: drop the alias this object made under the old name.
+      if ((await this.#pointsTo(owned)) === obj.status?.targetKeyId) await ctx.kms.send(new DeleteAliasCommand({ AliasName: owned }));
+    }
+    const current = await this.#pointsTo(name);
+    const decision = decideAlias(current, target, owned === name);
+    switch (decision.action) {
+      case "create":
+        await ctx.kms.send(new CreateAliasCommand({ AliasName: name, TargetKeyId: target }));
+        await recordEvent(ctx, obj, { type: "Normal", reason: "Created", message: `Created ${name} → ${target}.` });
+        break;
+      case "update":
+        await ctx.kms.send(new UpdateAliasCommand({ AliasName: name, TargetKeyId: target }));
+        await recordEvent(ctx, obj, { type: "Normal", reason: "Updated", message: `Pointed ${name} at ${target}.` });
+        break;
+      case "conflict":
+        await this.#setStatus(obj, {}, [
+          {
+            type: "Ready",
+            status: "False",
+            reason: "AliasConflict",
+            message: `${name} already points to key ${decision.pointsTo}, which this KmsAlias does not manage; delete that alias or choose another spec.name.`,
+          },
+        ]);
+        return { requeueAfter: WAIT_MS };
+      case "none":
+        break;
+    }
+    await this.#setStatus(obj, { aliasName: name, targetKeyId: target }, [
+      { type: "Ready", status: "True", reason: "AliasReady", message: `${name} points to ${target}.` },
+    ]);
+    return { requeueAfter: ctx.driftCheckMs };
+  }
+
+  /** The target key id, or undefined while a referenced KmsKey has none yet. */
+  async #target(obj: KmsAlias): Promise<string | undefined> {
+    if (obj.spec.targetKeyRef) {
+      const key = await this.ctx.reader.read("KmsKey", obj.metadata.namespace, obj.spec.targetKeyRef.name);
+      return key?.metadata.deletionTimestamp ? undefined : key?.status?.keyId;
+    }
+    const id = obj.spec.targetKeyId!;
+    try {
+      const out = await this.ctx.kms.send(new DescribeKeyCommand({ KeyId: id }));
+      return out.KeyMetadata!.KeyId!;
+    } catch (err) {
+      if (isKmsError(err, "NotFoundException")) throw new TerminalError("TargetNotFound", `Key ${id} does not exist.`);
+      throw err;
+    }
+  }
+
+  /** The key id an alias points to, or undefined if there is no such alias. */
+  async #pointsTo(name: string): Promise<string | undefined> {
+    try {
+      const out = await this.ctx.kms.send(new DescribeKeyCommand({ KeyId: name }));
+      return out.KeyMetadata?.KeyId;
+    } catch (err) {
+      if (isKmsError(err, "NotFoundException")) return undefined;
+      throw err;
+    }
+  }
+
+  async #finalize(obj: KmsAlias): Promise<Result> {
+    if (!(obj.metadata.finalizers ?? []).includes(FINALIZER)) return {};
+    const owned = obj.status?.aliasName;
+    if (owned) {
+      const current = await this.#pointsTo(owned);
+      if (current !== undefined && current === obj.status?.targetKeyId) {
+        try {
+          await this.ctx.kms.send(new DeleteAliasCommand({ AliasName: owned }));
+        } catch (err) {
+          if (!isKmsError(err, "NotFoundException")) throw err;
+        }
+      }
+    }
+    await removeFinalizer(this.ctx, "KmsAlias", obj);
+    return {};
+  }
+
+  /**
+   * Writes status: `owned` replaces aliasName/targetKeyId when given ({} clears
+   * nothing: keeps what is recorded), conditions are merged in.
+   */
+  async #setStatus(objOrKey: KmsAlias | string, owned: Partial<KmsAliasStatus> | undefined, conditions: ConditionInput[]): Promise<void> {
+    try {
+      const obj = typeof objOrKey === "string" ? await readObject(this.ctx, "KmsAlias", objOrKey) : objOrKey;
+      if (!obj) return;
+      const fresh = (await readObject(this.ctx, "KmsAlias", `${obj.metadata.namespace}/${obj.metadata.name}`)) ?? obj;
+      const status: KmsAliasStatus = {
+        ...fresh.status,
+        ...(owned ?? {}),
+        observedGeneration: fresh.metadata.generation,
+        conditions: setConditions(fresh.status?.conditions, conditions, fresh.metadata.generation, this.ctx.timers.now()),
+      };
+      await writeStatus(this.ctx, "KmsAlias", fresh, status);
+    } catch (err) {
+      if (typeof objOrKey !== "string") throw err;
+      this.ctx.logger?.warn({ key: objOrKey, err: errorMessage(err) }, "could not record a failure in status");
+    }
+  }
+}
