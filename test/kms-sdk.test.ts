@@ -325,6 +325,20 @@ describe("Encrypt and Decrypt", () => {
     ).toMatchObject(invalid);
   });
 
+  it("refuses a context with a lone surrogate, which would read the same as U+FFFD", async () => {
+    const key = await newKey();
+    const err = await failure(
+      kms.send(
+        new EncryptCommand({
+          KeyId: key.KeyId,
+          Plaintext: Buffer.from("x"),
+          EncryptionContext: { k: "\ud800" },
+        }),
+      ),
+    );
+    expect(err).toMatchObject({ name: "SerializationException", status: 400 });
+  });
+
   it("Decrypt naming another key is IncorrectKeyException", async () => {
     const a = await newKey();
     const b = await newKey();

@@ -82,6 +82,17 @@ describe("decodeInput validation", () => {
     }
   });
 
+  it("refuses lone surrogates, which UTF-8 cannot carry (they would all read as U+FFFD)", () => {
+    const body = (context: string) =>
+      JSON.parse(`{"KeyId":"k","Plaintext":"aGk=","EncryptionContext":${context}}`) as unknown;
+    expect(error("Encrypt", body('{"k":"\\ud800"}')).code).toBe("SerializationException");
+    expect(error("Encrypt", body('{"\\udc00":"v"}')).code).toBe("SerializationException");
+    expect(error("CreateKey", { Description: "a\udfffb" }).code).toBe("SerializationException");
+    // Surrogate pairs (astral characters) are well-formed.
+    const ok = decodeInput("Encrypt", body('{"k":"\\ud83d\\ude00"}'));
+    expect(ok["EncryptionContext"]).toEqual({ k: "😀" });
+  });
+
   it("ignores members the model does not know", () => {
     expect(decodeInput("ListKeys", { Limit: 5, Bogus: true })).toEqual({ Limit: 5 });
   });

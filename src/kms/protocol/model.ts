@@ -90,6 +90,7 @@ function serializationError(path: string, expected: string): never {
   throw kmsError("SerializationException", `Expected ${expected} at '${path}'.`);
 }
 
+const LONE_SURROGATE = /\p{Cs}/u;
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 function compileDecoder(name: string): Decoder {
@@ -176,6 +177,9 @@ function buildDecoder(shape: ShapeDef): Decoder {
       const allowed = shape.enum ? new Set(shape.enum) : undefined;
       return (value, path, problems) => {
         if (typeof value !== "string") serializationError(path, "a string");
+        // A lone surrogate ("\ud800" in JSON) has no UTF-8 form: it would encode as U+FFFD,
+        // so two different encryption contexts could authenticate alike.
+        if (LONE_SURROGATE.test(value)) serializationError(path, "well-formed Unicode text");
         if (allowed && !allowed.has(value)) {
           problems.push(
             `${describe(value, shape)} at '${path}' failed to satisfy constraint: Member must satisfy enum value set: [${shape.enum!.join(", ")}]`,
@@ -278,7 +282,11 @@ function buildEncoder(shape: ShapeDef): Encoder {
             );
     }
     case "blob":
-      return (value) => Buffer.from(value as Uint8Array).toString("base64");
+      return (value) => {
+        // A view, not Buffer.from(bytes), which would copy every blob once more.
+        const bytes = value as Uint8Array;
+        return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64");
+      };
     case "timestamp":
       return (value) => (value as Date).getTime() / 1000;
     default:
