@@ -53,6 +53,8 @@ export class LifecycleLoop {
   #handle: unknown;
   /** Epoch ms (service clock) the armed timer is for. */
   #armedFor: number | undefined;
+  /** The earliest due date the loop knows of (it may wake earlier, for the periodic re-check). */
+  #nextDue: number | undefined;
   #running: Promise<LifecycleReport> | undefined;
   #rerun = false;
   #stopped = true;
@@ -69,6 +71,11 @@ export class LifecycleLoop {
   /** The service-clock time the loop will next wake at, if armed. */
   get armedFor(): number | undefined {
     return this.#armedFor;
+  }
+
+  /** The earliest due date of any key, as of the last check or write. */
+  get nextDue(): number | undefined {
+    return this.#nextDue;
   }
 
   /** Runs the due actions now and arms the timer; resolves once that first check is done. */
@@ -140,6 +147,7 @@ export class LifecycleLoop {
     }
     // A failed action stays due; back off a minute instead of spinning on it.
     if (next !== undefined && next <= now && hadFailures) next = now + 60_000;
+    this.#nextDue = next;
     const wake = Math.min(next ?? Infinity, now + this.#maxSleepMs);
     this.#setTimer(wake, now);
   }
@@ -150,6 +158,7 @@ export class LifecycleLoop {
       this.#rerun = true;
       return;
     }
+    if (this.#nextDue === undefined || due < this.#nextDue) this.#nextDue = due;
     if (this.#armedFor !== undefined && due >= this.#armedFor) return;
     this.#setTimer(due, this.#service.clock.now().getTime());
   }
