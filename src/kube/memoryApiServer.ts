@@ -325,9 +325,14 @@ export class MemoryApiServer {
     if (!type.schema) return obj;
     const { metadata, ...rest } = obj;
     const pruned = applyDefaults(type.schema, prune(type.schema, rest)) as Record<string, unknown>;
-    const checked = subresource === "status" ? { status: pruned["status"] } : pruned;
     const oldRest = old ? { ...old, metadata: undefined } : undefined;
-    const errors = validate(type.schema, checked, oldRest);
+    const statusSchema = type.schema.properties?.["status"];
+    const errors =
+      subresource === "status"
+        ? statusSchema
+          ? validate(statusSchema, pruned["status"], oldRest?.["status"], "status")
+          : []
+        : validate(type.schema, pruned, oldRest);
     if (errors.length > 0)
       throw new KubeApiError(
         422,
