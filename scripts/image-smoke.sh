@@ -44,6 +44,9 @@ cat >"$work/containers.conf" <<EOF
 default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
 netns = "host"
 
+[network]
+network_backend = "netavark"
+
 [engine]
 runtime = "runc"
 cgroup_manager = "cgroupfs"
@@ -101,10 +104,17 @@ EOF
   rm -rf "$ctx"
 fi
 
-step "building $image from the Dockerfile"
+# KEYHAVEN_IMAGE_FROM_GIT=1 builds the committed tree (HEAD) rather than the work tree.
+context=$repo
+if [ "${KEYHAVEN_IMAGE_FROM_GIT:-0}" = 1 ]; then
+  context="$work/context"
+  rm -rf "$context" && mkdir -p "$context"
+  git -C "$repo" archive HEAD | tar -x -C "$context"
+fi
+step "building $image from the Dockerfile in $context"
 podman build --pull=never --network=host "${build_volumes[@]}" \
   --build-arg REVISION="$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
-  -t "$image" "$repo" >"$work/build.log" 2>&1 || { tail -40 "$work/build.log"; exit 1; }
+  -t "$image" "$context" >"$work/build.log" 2>&1 || { tail -40 "$work/build.log"; exit 1; }
 podman image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' "$image"
 
 fail() { echo "image-smoke: FAIL: $*" >&2; exit 1; }
@@ -120,10 +130,13 @@ podman run --rm --network=host "$image" version
 step "running keyhaven serve from the image"
 port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
 name="keyhaven-smoke-$$"
-cleanup() { podman rm -f "$name" >/dev/null 2>&1 || true; }
+cleanup() {
+  podman rm -f "$name" >/dev/null 2>&1 || true
+  podman volume rm -f "$name-data" >/dev/null 2>&1 || true
+}
 trap cleanup EXIT
 podman run -d --name "$name" --network=host --read-only \
-  --tmpfs /tmp:rw,mode=1777 --tmpfs /var/lib/keyhaven:rw,mode=0700,uid=10001,gid=10001 \
+  --tmpfs /tmp:rw,mode=1777 -v "$name-data:/var/lib/keyhaven" \
   --cap-drop=ALL --security-opt=no-new-privileges \
   "$image" serve --listen "127.0.0.1:$port" --data /var/lib/keyhaven >/dev/null
 health=""
