@@ -172,7 +172,7 @@ export async function runAgentOnce(plan: AgentPlan, deps: AgentDependencies): Pr
         deps.store.create(secretName, fresh),
       );
       if (outcome === "created") {
-        plaintext = generated.Plaintext!;
+        plaintext = Buffer.from(generated.Plaintext!); // a copy: the SDK's array is wiped below
         ciphertext = fresh.ciphertext;
         reused = false;
       } else {
