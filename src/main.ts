@@ -18,6 +18,14 @@ async function main(): Promise<number> {
       process.stdout.write(`keyhaven ${pkg.version}\n`);
       return 0;
     }
+    case "agent": {
+      const stop = new AbortController();
+      process.once("SIGTERM", () => stop.abort());
+      process.once("SIGINT", () => stop.abort());
+      // Loaded on demand: the agent's dependencies stay out of the other roles' start-up.
+      const { runAgentCommand } = await import("./agent/command.js");
+      return runAgentCommand(config, { signal: stop.signal });
+    }
     case "serve": {
       const running = await startKeyService(config);
       await new Promise<void>((resolve) => {

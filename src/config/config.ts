@@ -33,7 +33,21 @@ const serveSchema = z
     "tls-key": z.string().min(1).optional(),
     "log-level": z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
     "audit-log": z.string().min(1).optional(),
+    "web-identity-jwks": z.string().min(1).optional(),
+    "web-identity-issuer": z
+      .url("an issuer is a URL, e.g. https://kubernetes.default.svc")
+      .optional(),
+    "web-identity-audience": z.string().min(1),
+    "web-identity-max-session": z
+      .string()
+      .regex(/^\d+$/, "a number of seconds")
+      .transform(Number)
+      .refine((n) => n >= 900 && n <= 43200, "between 900 and 43200 seconds"),
   })
+  .refine(
+    (c) => (c["web-identity-jwks"] === undefined) === (c["web-identity-issuer"] === undefined),
+    { message: "--web-identity-jwks and --web-identity-issuer go together" },
+  )
   .refine((c) => (c["tls-cert"] === undefined) === (c["tls-key"] === undefined), {
     message: "--tls-cert and --tls-key go together",
   });
@@ -49,9 +63,17 @@ export interface ServeConfig {
   readonly logLevel: string;
   /** File for audit lines; stdout (with the logs) when absent. */
   readonly auditLog?: string;
+  /** STS AssumeRoleWithWebIdentity for ServiceAccount tokens (docs/access-control.md). */
+  readonly webIdentity?: {
+    readonly jwksFile: string;
+    readonly issuer: string;
+    readonly audience: string;
+    readonly maxSessionSeconds: number;
+  };
 }
 
-export type Config = ServeConfig | { readonly command: "help" | "version"; readonly text?: string };
+export type Config =
+  ServeConfig | AgentConfig | { readonly command: "help" | "version"; readonly text?: string };
 
 export const USAGE = `Usage: keyhaven <command> [flags]
 
@@ -59,6 +81,7 @@ Commands:
   serve     Run the key service (AWS KMS wire protocol) on an embedded store.
   help      Show this text.
   version   Print the version.
+  agent     The init container the webhook injects into pods (see docs/injection.md).
 
 keyhaven serve flags (environment variable in brackets):
   --listen HOST:PORT     address to listen on [KEYHAVEN_LISTEN] (default 127.0.0.1:8080)
@@ -70,6 +93,11 @@ keyhaven serve flags (environment variable in brackets):
   --tls-cert FILE        serve HTTPS with this certificate chain (PEM) [KEYHAVEN_TLS_CERT]
   --tls-key FILE         ... and this private key (PEM) [KEYHAVEN_TLS_KEY]
   --audit-log FILE       append audit lines to FILE instead of stdout [KEYHAVEN_AUDIT_LOG]
+  --web-identity-jwks FILE    JWKS of the ServiceAccount token issuer: enables STS
+                         AssumeRoleWithWebIdentity [KEYHAVEN_WEB_IDENTITY_JWKS]
+  --web-identity-issuer URL   the tokens' issuer (iss) [KEYHAVEN_WEB_IDENTITY_ISSUER]
+  --web-identity-audience AUD the tokens' audience [KEYHAVEN_WEB_IDENTITY_AUDIENCE] (default keyhaven)
+  --web-identity-max-session SECS  longest session [KEYHAVEN_WEB_IDENTITY_MAX_SESSION] (default 3600)
   --log-level LEVEL      fatal|error|warn|info|debug|trace|silent [KEYHAVEN_LOG_LEVEL] (default info)
 `;
 
@@ -83,6 +111,10 @@ const ENV: Record<string, string> = {
   "tls-key": "KEYHAVEN_TLS_KEY",
   "log-level": "KEYHAVEN_LOG_LEVEL",
   "audit-log": "KEYHAVEN_AUDIT_LOG",
+  "web-identity-jwks": "KEYHAVEN_WEB_IDENTITY_JWKS",
+  "web-identity-issuer": "KEYHAVEN_WEB_IDENTITY_ISSUER",
+  "web-identity-audience": "KEYHAVEN_WEB_IDENTITY_AUDIENCE",
+  "web-identity-max-session": "KEYHAVEN_WEB_IDENTITY_MAX_SESSION",
 };
 
 const DEFAULTS: Record<string, string> = {
@@ -91,6 +123,8 @@ const DEFAULTS: Record<string, string> = {
   account: "000000000000",
   region: "us-east-1",
   "log-level": "info",
+  "web-identity-audience": "keyhaven",
+  "web-identity-max-session": "3600",
 };
 
 export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Config {
@@ -98,6 +132,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   if (command === undefined || command === "help" || command === "--help" || command === "-h")
     return { command: "help", text: USAGE };
   if (command === "version" || command === "--version") return { command: "version" };
+  if (command === "agent") return loadAgentConfig(rest, env);
   if (command !== "serve") throw new ConfigError(`unknown command '${command}'\n\n${USAGE}`);
 
   let values: Record<string, string | boolean | undefined>;
@@ -134,6 +169,96 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     ...(c["tls-cert"] !== undefined &&
       c["tls-key"] !== undefined && { tls: { certFile: c["tls-cert"], keyFile: c["tls-key"] } }),
     ...(c["audit-log"] !== undefined && { auditLog: c["audit-log"] }),
+    ...(c["web-identity-jwks"] !== undefined &&
+      c["web-identity-issuer"] !== undefined && {
+        webIdentity: {
+          jwksFile: c["web-identity-jwks"],
+          issuer: c["web-identity-issuer"],
+          audience: c["web-identity-audience"],
+          maxSessionSeconds: c["web-identity-max-session"],
+        },
+      }),
   };
   return Object.freeze(config);
+}
+
+/** `keyhaven agent` (docs/injection.md); the webhook sets its environment in the pod. */
+export interface AgentConfig {
+  readonly command: "agent";
+  /** Where the files go (the shared memory volume). */
+  readonly dir: string;
+  /** The JSON plan the webhook wrote (KEYHAVEN_AGENT_PLAN). */
+  readonly plan?: string;
+  /** Where the workload's encrypted data key is kept between starts. */
+  readonly dataKeyStore:
+    | { readonly kind: "kubernetes"; readonly namespace?: string }
+    | { readonly kind: "directory"; readonly path: string };
+  /** 0: run once and exit (init container); else re-run every N seconds (native sidecar). */
+  readonly refreshIntervalSeconds: number;
+  /** How long transient failures (key service or STS still starting) are retried. */
+  readonly timeoutSeconds: number;
+}
+
+export const AGENT_USAGE = `Usage: keyhaven agent [flags]
+
+Fetches data keys and decrypts keyhaven:<base64> env values into files (mode 0400).
+Credentials, endpoint and region come from the standard AWS_* environment.
+
+  --dir DIR                 output folder [KEYHAVEN_AGENT_DIR] (default /var/run/keyhaven)
+  --plan JSON               what to fetch, as the webhook writes it [KEYHAVEN_AGENT_PLAN]
+  --data-key-store STORE    'kubernetes' (a Secret in the pod's namespace) or a folder path
+                            [KEYHAVEN_AGENT_DATA_KEY_STORE] (default kubernetes)
+  --namespace NS            the pod's namespace [POD_NAMESPACE]
+  --refresh-interval SECS   keep running and refresh every SECS seconds; 0 = run once
+                            [KEYHAVEN_AGENT_REFRESH_INTERVAL] (default 0)
+  --timeout SECS            retry transient failures this long [KEYHAVEN_AGENT_TIMEOUT] (default 300)
+`;
+
+const AGENT_ENV: Record<string, string> = {
+  dir: "KEYHAVEN_AGENT_DIR",
+  plan: "KEYHAVEN_AGENT_PLAN",
+  "data-key-store": "KEYHAVEN_AGENT_DATA_KEY_STORE",
+  namespace: "POD_NAMESPACE",
+  "refresh-interval": "KEYHAVEN_AGENT_REFRESH_INTERVAL",
+  timeout: "KEYHAVEN_AGENT_TIMEOUT",
+};
+
+function loadAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv): AgentConfig {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      options: Object.fromEntries(
+        Object.keys(AGENT_ENV).map((k) => [k, { type: "string" as const }]),
+      ),
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    throw new ConfigError(`${(err as Error).message}\n\n${AGENT_USAGE}`);
+  }
+  const get = (flag: string): string | undefined => {
+    const v = values[flag];
+    return typeof v === "string" ? v : env[AGENT_ENV[flag]!] || undefined;
+  };
+  const seconds = (flag: string, fallback: number): number => {
+    const text = get(flag);
+    if (text === undefined) return fallback;
+    if (!/^\d{1,7}$/.test(text))
+      throw new ConfigError(`--${flag}: expected a whole number of seconds, got '${text}'`);
+    return Number(text);
+  };
+  const store = get("data-key-store") ?? "kubernetes";
+  const namespace = get("namespace");
+  return Object.freeze({
+    command: "agent",
+    dir: get("dir") ?? "/var/run/keyhaven",
+    ...(get("plan") !== undefined && { plan: get("plan")! }),
+    dataKeyStore:
+      store === "kubernetes"
+        ? { kind: "kubernetes" as const, ...(namespace !== undefined && { namespace }) }
+        : { kind: "directory" as const, path: store },
+    refreshIntervalSeconds: seconds("refresh-interval", 0),
+    timeoutSeconds: seconds("timeout", 300),
+  });
 }
