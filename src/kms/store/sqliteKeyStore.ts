@@ -58,10 +58,11 @@ export class SqliteKeyStore implements KeyStore {
 
   constructor(path: string) {
     this.#db = new Database(path);
+    // busy_timeout first: switching to WAL needs a lock another opener may hold for a moment.
+    this.#db.pragma("busy_timeout = 5000");
     this.#db.pragma("journal_mode = WAL");
     this.#db.pragma("synchronous = FULL");
     this.#db.pragma("foreign_keys = ON");
-    this.#db.pragma("busy_timeout = 5000");
     this.#migrate();
     const db = this.#db;
     this.#stmt = {
@@ -103,14 +104,17 @@ export class SqliteKeyStore implements KeyStore {
   }
 
   #migrate(): void {
-    const applied = this.#db.pragma("user_version", { simple: true }) as number;
-    for (let i = applied; i < MIGRATIONS.length; i++) {
-      this.#db
-        .transaction(() => {
-          this.#db.exec(MIGRATIONS[i]!);
-          this.#db.pragma(`user_version = ${i + 1}`);
-        })
-        .immediate();
+    // The version is read inside the write lock: two processes opening a fresh file at
+    // once would otherwise both run the first migration ("table meta already exists").
+    const step = this.#db.transaction((): boolean => {
+      const applied = this.#db.pragma("user_version", { simple: true }) as number;
+      if (applied >= MIGRATIONS.length) return false;
+      this.#db.exec(MIGRATIONS[applied]!);
+      this.#db.pragma(`user_version = ${applied + 1}`);
+      return true;
+    });
+    while (step.immediate()) {
+      // one migration per transaction, until none is left
     }
   }
 
