@@ -20,11 +20,29 @@ import { operations } from "../operations/index.js";
 import type { RequestContext } from "../operations/operation.js";
 import { decodeInput, encodeOutput, modelledOperations } from "./model.js";
 import { verifySigV4 } from "./sigv4.js";
+import { auditRecord, userIdentity, type AuditCaller } from "../audit/auditRecord.js";
+import {
+  StsError,
+  type SessionCredential,
+  type WebIdentityProvider,
+} from "../identity/webIdentity.js";
+import { callerPrincipal } from "../operations/access.js";
+import { principalFromArn } from "../authz/principal.js";
+import {
+  assumeRoleRequestParameters,
+  assumeRoleResponseElements,
+  assumeRoleWithWebIdentityXml,
+  getCallerIdentityXml,
+  STS_CONTENT_TYPE,
+  stsErrorXml,
+} from "./sts.js";
 
 export interface KmsServerOptions {
   readonly service: KeyService;
-  /** Finds the credential of an access key id (static or temporary). */
-  readonly credentials: (accessKeyId: string) => Credential | undefined;
+  /** Finds the credential of an access key id (static, or temporary with its session token). */
+  readonly credentials: (accessKeyId: string, sessionToken?: string) => Credential | undefined;
+  /** STS AssumeRoleWithWebIdentity; absent = web identity is not configured. */
+  readonly webIdentity?: WebIdentityProvider;
   readonly logger: Logger;
   /** Where audit lines go (one per request). */
   readonly audit: Logger;
@@ -113,6 +131,12 @@ export class KmsServer {
     if (req.method === "GET" && path === "/healthz") return this.#plain(res, 200, "ok");
     if (req.method === "GET" && path === "/readyz")
       return this.#ready ? this.#plain(res, 200, "ready") : this.#plain(res, 503, "shutting down");
+    if (
+      req.method === "POST" &&
+      path === "/" &&
+      req.headers["content-type"]?.startsWith("application/x-www-form-urlencoded")
+    )
+      return this.#sts(req, res);
 
     this.#inFlight++;
     const started = process.hrtime.bigint();
@@ -123,6 +147,8 @@ export class KmsServer {
         ? target.slice(TARGET_PREFIX.length)
         : undefined;
     let ctx: RequestContext | undefined;
+    let credential: Credential | undefined;
+    let output: object | undefined;
     let errorCode: string | undefined;
     let errorMessage: string | undefined;
     try {
@@ -142,7 +168,7 @@ export class KmsServer {
         throw err;
       }
       const service = this.#options.service;
-      const credential = verifySigV4(
+      credential = verifySigV4(
         { method: req.method, url: req.url ?? "/", headers: req.headersDistinct, body },
         {
           service: "kms",
@@ -189,7 +215,7 @@ export class KmsServer {
       };
       const input = decodeInput(operation!, json);
       ctx = { ...ctx, input };
-      const output = await handler(ctx, input);
+      output = await handler(ctx, input);
       this.#json(res, 200, requestId, encodeOutput(operation!, output));
     } catch (err) {
       let error: KmsError;
@@ -218,22 +244,165 @@ export class KmsServer {
       this.#json(res, error.status, requestId, { __type: error.code, message: error.message });
     } finally {
       this.#inFlight--;
+      const service = this.#options.service;
       this.#options.audit.info(
         {
-          requestId,
+          ...auditRecord({
+            requestId,
+            eventId: randomUUID(),
+            eventTime: service.clock.now(),
+            eventSource: "kms.amazonaws.com",
+            eventName: operation ?? "Unknown",
+            region: service.region,
+            account: service.account,
+            sourceIp: req.socket.remoteAddress ?? "",
+            ...(req.headers["user-agent"] !== undefined && {
+              userAgent: req.headers["user-agent"],
+            }),
+            userIdentity: userIdentity(ctx && auditCaller(ctx, credential)),
+            requestParameters: ctx?.input,
+            responseElements: output,
+            resources: ctx?.resources ?? [],
+            ...(errorCode !== undefined && { errorCode, errorMessage: errorMessage ?? "" }),
+          }),
           operation: operation ?? null,
-          principal: ctx?.caller.principal ?? null,
-          accessKeyId: ctx?.caller.accessKeyId ?? null,
-          sourceIp: req.socket.remoteAddress,
-          resources: ctx?.resources ?? [],
           outcome: errorCode === undefined ? "success" : "error",
-          errorCode,
-          errorMessage,
           durationMs: Number(process.hrtime.bigint() - started) / 1e6,
         },
         "kms request",
       );
     }
+  }
+
+  /** STS (AWS query protocol): AssumeRoleWithWebIdentity and GetCallerIdentity. */
+  async #sts(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    this.#inFlight++;
+    const requestId = randomUUID();
+    const service = this.#options.service;
+    const now = service.clock.now();
+    let action = "Unknown";
+    let identity: Record<string, unknown> = { type: "Unknown" };
+    let requestParameters: Record<string, unknown> | undefined;
+    let responseElements: Record<string, unknown> | undefined;
+    const resources: string[] = [];
+    let errorCode: string | undefined;
+    let errorMessage: string | undefined;
+    try {
+      let body: Buffer;
+      try {
+        body = await readBody(req, this.#maxBody);
+      } catch (err) {
+        if (err instanceof BodyTooLarge)
+          throw new StsError("RequestEntityTooLarge", "The request body is too large.", 413);
+        throw err;
+      }
+      const params = new URLSearchParams(body.toString("utf8"));
+      action = params.get("Action") ?? "Unknown";
+      if (action === "AssumeRoleWithWebIdentity") {
+        requestParameters = assumeRoleRequestParameters(params);
+        const provider = this.#options.webIdentity;
+        if (!provider)
+          throw new StsError(
+            "InvalidIdentityToken",
+            "Web identity is not configured on this key service; start it with --web-identity-jwks and --web-identity-issuer.",
+          );
+        const result = await provider.assumeRole(params, now);
+        identity = {
+          type: "WebIdentityUser",
+          principalId: `${result.provider}:${result.audience}:${result.subject}`,
+          userName: result.subject,
+          identityProvider: result.provider,
+        };
+        resources.push(result.credential.session.roleArn);
+        responseElements = assumeRoleResponseElements(result);
+        this.#xml(res, 200, requestId, assumeRoleWithWebIdentityXml(result, requestId));
+      } else if (action === "GetCallerIdentity") {
+        let credential: Credential;
+        try {
+          credential = verifySigV4(
+            { method: "POST", url: req.url ?? "/", headers: req.headersDistinct, body },
+            {
+              service: "sts",
+              region: service.region,
+              now,
+              lookup: this.#options.credentials,
+            },
+          );
+        } catch (err) {
+          if (err instanceof KmsError)
+            throw new StsError(
+              err.code === "ExpiredTokenException" ? "ExpiredToken" : "InvalidClientTokenId",
+              err.message,
+              403,
+            );
+          throw err;
+        }
+        identity = userIdentity(auditCallerOf(credential));
+        this.#xml(res, 200, requestId, getCallerIdentityXml(credential, requestId));
+      } else {
+        throw new StsError(
+          "InvalidAction",
+          `Could not find operation ${action} for version ${params.get("Version") ?? "NO_VERSION_SPECIFIED"}; Keyhaven's STS serves AssumeRoleWithWebIdentity and GetCallerIdentity.`,
+        );
+      }
+    } catch (err) {
+      let error: StsError;
+      if (err instanceof StsError) error = err;
+      else {
+        this.#options.logger.error(
+          {
+            requestId,
+            action,
+            err: { type: (err as Error)?.name, message: (err as Error)?.message },
+          },
+          "request failed",
+        );
+        error = new StsError(
+          "InternalFailure",
+          `An internal error occurred. Request ID: ${requestId}.`,
+          500,
+        );
+      }
+      errorCode = error.code;
+      errorMessage = error.message;
+      this.#xml(res, error.status, requestId, stsErrorXml(error.code, error.message, requestId));
+    } finally {
+      this.#inFlight--;
+      this.#options.audit.info(
+        {
+          ...auditRecord({
+            requestId,
+            eventId: randomUUID(),
+            eventTime: now,
+            eventSource: "sts.amazonaws.com",
+            eventName: action,
+            region: service.region,
+            account: service.account,
+            sourceIp: req.socket.remoteAddress ?? "",
+            ...(req.headers["user-agent"] !== undefined && {
+              userAgent: req.headers["user-agent"],
+            }),
+            userIdentity: identity,
+            requestParameters,
+            responseElements,
+            resources,
+            ...(errorCode !== undefined && { errorCode, errorMessage: errorMessage ?? "" }),
+          }),
+          operation: action,
+          outcome: errorCode === undefined ? "success" : "error",
+        },
+        "sts request",
+      );
+    }
+  }
+
+  #xml(res: ServerResponse, status: number, requestId: string, body: string): void {
+    res.writeHead(status, {
+      "content-type": STS_CONTENT_TYPE,
+      "content-length": Buffer.byteLength(body),
+      "x-amzn-requestid": requestId,
+    });
+    res.end(body);
   }
 
   #json(res: ServerResponse, status: number, requestId: string, body: unknown): void {
@@ -250,4 +419,22 @@ export class KmsServer {
     res.writeHead(status, { "content-type": "text/plain" });
     res.end(text);
   }
+}
+
+function auditCallerOf(credential: Credential): AuditCaller {
+  const session = (credential as Partial<SessionCredential>).session;
+  return {
+    principal: credential.identity ?? principalFromArn(credential.principal),
+    accessKeyId: credential.accessKeyId,
+    ...(session && { session }),
+  };
+}
+
+function auditCaller(ctx: RequestContext, credential: Credential | undefined): AuditCaller {
+  const session = (credential as Partial<SessionCredential> | undefined)?.session;
+  return {
+    principal: callerPrincipal(ctx),
+    accessKeyId: ctx.caller.accessKeyId,
+    ...(session && { session }),
+  };
 }

@@ -1,0 +1,22 @@
+/**
+ * The key that seals STS session tokens (see sessionCredentials.ts): 32 random
+ * bytes made on first use, kept in the store wrapped under the root key, so every
+ * replica on the same store accepts every replica's sessions and a restart keeps
+ * them valid.
+ */
+import { randomBytes } from "node:crypto";
+import type { RootKey } from "../rootkey/rootKey.js";
+import type { KeyStore } from "../store/keyStore.js";
+
+const META = "stsSessionKey";
+const CONTEXT = "keyhaven/sts-session-key";
+
+export async function openSessionKey(store: KeyStore, rootKey: RootKey): Promise<Buffer> {
+  const stored = await store.getMeta(META);
+  if (stored !== undefined) return rootKey.unwrap(Buffer.from(stored, "base64"), CONTEXT);
+  const key = randomBytes(32);
+  await store.setMeta(META, (await rootKey.wrap(key, CONTEXT)).toString("base64"));
+  // Another replica may have written its key first: use whatever the store holds now.
+  const winner = await store.getMeta(META);
+  return winner === undefined ? key : rootKey.unwrap(Buffer.from(winner, "base64"), CONTEXT);
+}
