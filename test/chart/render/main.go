@@ -93,11 +93,24 @@ func main() {
 	lookupFile := flag.String("lookup", "", "JSON file with a list of objects that lookup returns (empty: none, as helm template)")
 	upgrade := flag.Bool("upgrade", false, "render as an upgrade (.Release.IsUpgrade)")
 	notes := flag.Bool("notes", false, "print the rendered NOTES.txt instead of the manifests")
+	printValues := flag.Bool("print-values", false, "print the merged values as JSON (what values.schema.json is checked against) instead of the manifests")
 	flag.Var(&valueFiles, "f", "values file (repeatable; later files win)")
 	flag.Var(&apiVersions, "api-versions", "extra API versions in .Capabilities.APIVersions (repeatable)")
 	flag.Parse()
 	if *chartDir == "" {
 		fail(errors.New("-chart is required"))
+	}
+	if *printValues {
+		values, _, err := loadValues(*chartDir, valueFiles)
+		if err != nil {
+			fail(err)
+		}
+		b, err := json.Marshal(values)
+		if err != nil {
+			fail(err)
+		}
+		os.Stdout.Write(b)
+		return
 	}
 	out, err := render(*chartDir, *name, *namespace, *kubeVersion, *lookupFile, *upgrade, *notes, valueFiles, apiVersions)
 	if err != nil {
@@ -169,32 +182,40 @@ func mergeMaps(a, b map[string]interface{}) map[string]interface{} {
 	return out
 }
 
-func render(chartDir, name, namespace, kubeVersion, lookupFile string, upgrade, notes bool, valueFiles, apiVersions []string) (string, error) {
+// loadValues reads Chart.yaml and the values: the chart's values.yaml with the user
+// files coalesced over it.
+func loadValues(chartDir string, valueFiles []string) (map[string]interface{}, Metadata, error) {
+	var meta Metadata
 	chartYAML, err := os.ReadFile(filepath.Join(chartDir, "Chart.yaml"))
 	if err != nil {
-		return "", err
+		return nil, meta, err
 	}
-	var meta Metadata
 	if err := yaml.UnmarshalStrict(chartYAML, &meta); err != nil {
-		return "", fmt.Errorf("Chart.yaml: %w", err)
+		return nil, meta, fmt.Errorf("Chart.yaml: %w", err)
 	}
 	if meta.APIVersion != "v2" || meta.Name == "" || meta.Version == "" {
-		return "", errors.New("Chart.yaml: apiVersion v2, name and version are required")
+		return nil, meta, errors.New("Chart.yaml: apiVersion v2, name and version are required")
 	}
-
 	values, err := readYAMLMap(filepath.Join(chartDir, "values.yaml"))
 	if err != nil {
-		return "", err
+		return nil, meta, err
 	}
 	user := map[string]interface{}{}
 	for _, f := range valueFiles {
 		v, err := readYAMLMap(f)
 		if err != nil {
-			return "", err
+			return nil, meta, err
 		}
 		user = mergeMaps(user, v)
 	}
-	values = coalesce(user, values)
+	return coalesce(user, values), meta, nil
+}
+
+func render(chartDir, name, namespace, kubeVersion, lookupFile string, upgrade, notes bool, valueFiles, apiVersions []string) (string, error) {
+	values, meta, err := loadValues(chartDir, valueFiles)
+	if err != nil {
+		return "", err
+	}
 
 	var lookupObjects []map[string]interface{}
 	if lookupFile != "" {

@@ -1,0 +1,128 @@
+{{/* Names, labels and small shared pieces. */}}
+
+{{- define "keyhaven.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* <release>-<chart>, or just <release> when it already contains the chart name. */}}
+{{- define "keyhaven.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "keyhaven.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Standard labels (app.kubernetes.io/*) on every object. */}}
+{{- define "keyhaven.labels" -}}
+helm.sh/chart: {{ include "keyhaven.chart" . }}
+app.kubernetes.io/name: {{ include "keyhaven.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: keyhaven
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Selector labels of one component: call with (dict "root" $ "component" "key-service"). */}}
+{{- define "keyhaven.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "keyhaven.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "keyhaven.componentLabels" -}}
+{{ include "keyhaven.labels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "keyhaven.image" -}}
+{{- if .Values.image.digest -}}
+{{ .Values.image.repository }}@{{ .Values.image.digest }}
+{{- else -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end -}}
+{{- end }}
+
+{{- define "keyhaven.keyServiceName" -}}
+{{ include "keyhaven.fullname" . }}
+{{- end }}
+{{- define "keyhaven.controllerName" -}}
+{{ include "keyhaven.fullname" . }}-controller
+{{- end }}
+{{- define "keyhaven.webhookServiceName" -}}
+{{ include "keyhaven.fullname" . }}-webhook
+{{- end }}
+{{- define "keyhaven.webhookConfigName" -}}
+{{ include "keyhaven.fullname" . }}
+{{- end }}
+{{- define "keyhaven.webhookCertSecretName" -}}
+{{ include "keyhaven.fullname" . }}-webhook-tls
+{{- end }}
+{{- define "keyhaven.leaseName" -}}
+{{ include "keyhaven.fullname" . }}-controller
+{{- end }}
+
+{{- define "keyhaven.rootKeySecretName" -}}
+{{ .Values.rootKey.existingSecret | default (printf "%s-root-key" (include "keyhaven.fullname" .)) }}
+{{- end }}
+{{- define "keyhaven.credentialsSecretName" -}}
+{{ .Values.credentials.existingSecret | default (printf "%s-credentials" (include "keyhaven.fullname" .)) }}
+{{- end }}
+{{- define "keyhaven.pvcName" -}}
+{{ .Values.persistence.existingClaim | default (printf "%s-data" (include "keyhaven.fullname" .)) }}
+{{- end }}
+
+{{/* The key service's URL inside the cluster. */}}
+{{- define "keyhaven.kmsEndpoint" -}}
+{{ if .Values.keyService.tls.enabled }}https{{ else }}http{{ end }}://{{ include "keyhaven.keyServiceName" . }}.{{ .Release.Namespace }}.svc:{{ .Values.keyService.service.port }}
+{{- end }}
+
+{{/* Spread replicas over nodes unless the user gave constraints. */}}
+{{- define "keyhaven.topologySpread" -}}
+{{- if .values.topologySpreadConstraints -}}
+{{ toYaml .values.topologySpreadConstraints }}
+{{- else -}}
+- maxSkew: 1
+  topologyKey: kubernetes.io/hostname
+  whenUnsatisfiable: ScheduleAnyway
+  labelSelector:
+    matchLabels:
+      {{- include "keyhaven.selectorLabels" (dict "root" .root "component" .component) | nindent 6 }}
+{{- end }}
+{{- end }}
+
+{{/* Checks that combinations the schema cannot express are consistent. */}}
+{{- define "keyhaven.validate" -}}
+{{- if and (eq .Values.store.type "sqlite") (gt (int .Values.keyService.replicas) 1) }}
+{{- fail "keyService.replicas > 1 needs store.type=kubernetes: the sqlite store is one file on one volume" }}
+{{- end }}
+{{- if and .Values.webhook.enabled (not .Values.controller.enabled) }}
+{{- fail "webhook.enabled needs controller.enabled: the controller serves the webhook" }}
+{{- end }}
+{{- if and .Values.keyService.tls.enabled (not .Values.keyService.tls.secretName) }}
+{{- fail "keyService.tls.enabled needs keyService.tls.secretName (a kubernetes.io/tls Secret)" }}
+{{- end }}
+{{- if eq .Values.rootKey.type "pkcs11" }}
+{{- if not .Values.rootKey.pkcs11.pinSecret.name }}
+{{- fail "rootKey.type=pkcs11 needs rootKey.pkcs11.pinSecret.name (a Secret with the token's user PIN)" }}
+{{- end }}
+{{- if not .Values.rootKey.pkcs11.sidecar.image.repository }}
+{{- fail "rootKey.type=pkcs11 needs rootKey.pkcs11.sidecar.image.repository (the HSM client sidecar)" }}
+{{- end }}
+{{- if and (not .Values.rootKey.pkcs11.slot) (not .Values.rootKey.pkcs11.tokenLabel) }}
+{{- fail "rootKey.type=pkcs11 needs rootKey.pkcs11.slot or rootKey.pkcs11.tokenLabel" }}
+{{- end }}
+{{- end }}
+{{- end }}

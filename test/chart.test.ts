@@ -1,0 +1,739 @@
+/**
+ * charts/keyhaven rendered offline (test/chart/render: text/template + sprig, as Helm)
+ * for every option set documented in values.yaml; every object validated against the
+ * Kubernetes schemas, the invariants the chart promises checked on each render, and
+ * the rendered output snapshotted (test/chart/__snapshots__/).
+ */
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Ajv } from "ajv";
+import { beforeAll, describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { loadConfig, USAGE } from "../src/config/config.js";
+import { loadCredentialsFile } from "../src/kms/identity/credentialsFile.js";
+import {
+  CHART,
+  mergedValues,
+  podSpec,
+  render,
+  renderer,
+  RenderError,
+  renderNotes,
+  renderText,
+  validateObject,
+  type K8sObject,
+  type RenderOptions,
+} from "./chart/support.js";
+
+type Obj = Record<string, unknown>;
+interface Container {
+  name: string;
+  args?: string[];
+  env?: {
+    name: string;
+    value?: string;
+    valueFrom?: { secretKeyRef?: { name: string; key: string } };
+  }[];
+  ports?: { name: string; containerPort: number }[];
+  securityContext?: Obj;
+  resources?: Obj;
+  readinessProbe?: { httpGet: { path: string; port: string; scheme: string } };
+  livenessProbe?: { httpGet: { path: string; port: string; scheme: string } };
+  volumeMounts?: { name: string; mountPath: string }[];
+  restartPolicy?: string;
+}
+interface PodSpec {
+  containers: Container[];
+  initContainers?: Container[];
+  volumes?: {
+    name: string;
+    secret?: { secretName: string; items?: { key: string }[] };
+    persistentVolumeClaim?: { claimName: string };
+  }[];
+  securityContext?: Obj;
+  serviceAccountName?: string;
+  automountServiceAccountToken?: boolean;
+}
+
+const NS = "keyhaven";
+/** What `lookup` returns on an upgrade: the Secrets made at install, with fixed contents. */
+const INSTALLED: K8sObject[] = [
+  {
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: { name: "keyhaven-root-key", namespace: NS },
+    data: { "root.key": Buffer.alloc(32, 7).toString("base64") },
+  },
+  {
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: { name: "keyhaven-credentials", namespace: NS },
+    data: {
+      "controller-access-key-id": b64("AKIACONTROLLER0000001"),
+      "controller-secret-access-key": b64("controller-secret-for-tests-0000000000000"),
+      "admin-access-key-id": b64("AKIAADMIN00000000001"),
+      "admin-secret-access-key": b64("admin-secret-for-tests-00000000000000000"),
+    },
+  },
+];
+function b64(s: string): string {
+  return Buffer.from(s).toString("base64");
+}
+
+/**
+ * The option sets documented at the top of values.yaml, each rendered as an upgrade
+ * (so generated Secrets are read back and the output is stable for the snapshot).
+ */
+const CASES: Record<string, Obj> = {
+  default: {},
+  "root-key-existing-secret": {
+    rootKey: { existingSecret: "my-root-key", existingSecretKey: "key" },
+  },
+  "kubernetes-store": { store: { type: "kubernetes" }, keyService: { replicas: 3 } },
+  "pkcs11-hsm": {
+    rootKey: {
+      type: "pkcs11",
+      pkcs11: {
+        modulePath: "/var/run/keyhaven-hsm/lib/softhsm/libsofthsm2.so",
+        tokenLabel: "keyhaven",
+        pinSecret: { name: "hsm-pin", key: "pin" },
+        sidecar: { image: { repository: "registry.example/softhsm-sidecar", tag: "2.6" } },
+      },
+    },
+  },
+  "key-service-tls": { keyService: { tls: { enabled: true, secretName: "keyhaven-kms-tls" } } },
+  "cert-manager": { webhook: { certManager: { enabled: true } } },
+  "cert-manager-cluster-issuer": {
+    webhook: {
+      certManager: {
+        enabled: true,
+        issuerRef: { name: "corp-ca", kind: "ClusterIssuer", group: "cert-manager.io" },
+      },
+    },
+  },
+  "service-monitor": { serviceMonitor: { enabled: true, labels: { release: "prometheus" } } },
+  "key-service-only": { controller: { enabled: false }, webhook: { enabled: false } },
+  "minimal-trial": {
+    networkPolicy: { enabled: false },
+    persistence: { enabled: false },
+    keyService: { podDisruptionBudget: { enabled: false } },
+    controller: { replicas: 1, podDisruptionBudget: { enabled: false } },
+  },
+  "existing-claim-and-audit-file": {
+    persistence: { existingClaim: "keyhaven-store" },
+    keyService: { auditLogFile: "audit.log" },
+  },
+  "webhook-ignore-extra-exclusions": {
+    webhook: {
+      failurePolicy: "Ignore",
+      timeoutSeconds: 10,
+      excludeNamespaces: ["monitoring", "keyhaven"],
+    },
+    networkPolicy: {
+      webhookFrom: [{ ipBlock: { cidr: "10.0.0.0/8" } }],
+      keyServiceFrom: [{ namespaceSelector: { matchLabels: { team: "payments" } } }],
+    },
+  },
+  "customised-placement-and-image": {
+    image: { repository: "registry.example/keyhaven", digest: `sha256:${"a".repeat(64)}` },
+    imagePullSecrets: [{ name: "regcred" }],
+    commonLabels: { team: "security" },
+    account: "123456789012",
+    region: "eu-west-1",
+    logLevel: "debug",
+    keyService: {
+      topologySpreadConstraints: [
+        {
+          maxSkew: 1,
+          topologyKey: "topology.kubernetes.io/zone",
+          whenUnsatisfiable: "DoNotSchedule",
+          labelSelector: { matchLabels: { "app.kubernetes.io/component": "key-service" } },
+        },
+      ],
+      nodeSelector: { "kubernetes.io/os": "linux" },
+      tolerations: [
+        { key: "dedicated", operator: "Equal", value: "security", effect: "NoSchedule" },
+      ],
+      priorityClassName: "system-cluster-critical",
+      extraEnv: [{ name: "TZ", value: "UTC" }],
+      service: { annotations: { "example.com/internal": "true" } },
+    },
+    controller: { extraArgs: [], podAnnotations: { "example.com/scrape": "false" } },
+  },
+};
+
+/** Each documented line of values.yaml's header names the value path its case sets. */
+function documentedOptionPaths(): string[] {
+  const header = readFileSync(join(CHART, "values.yaml"), "utf8").split("\n# -- ")[0]!;
+  const section = header.split("Documented option sets")[1] ?? "";
+  return [...section.matchAll(/^#\s+([a-zA-Z]+\.[a-zA-Z.]+)/gm)].map((m) => m[1]!);
+}
+
+function hasPath(values: Obj, path: string): boolean {
+  let cur: unknown = values;
+  for (const part of path.split(".")) {
+    if (!cur || typeof cur !== "object" || !(part in (cur as Obj))) return false;
+    cur = (cur as Obj)[part];
+  }
+  return true;
+}
+
+const schema = JSON.parse(readFileSync(join(CHART, "values.schema.json"), "utf8")) as object;
+const validateValues = new Ajv({ strict: true, allErrors: true }).compile(schema);
+
+function options(values: Obj, extra: Partial<RenderOptions> = {}): RenderOptions {
+  return { values, lookup: INSTALLED, upgrade: true, ...extra };
+}
+
+function find(objects: K8sObject[], kind: string, name: string): K8sObject {
+  const found = objects.find((o) => o.kind === kind && o.metadata.name === name);
+  if (!found)
+    throw new Error(
+      `${kind}/${name} not rendered; have ${objects.map((o) => `${o.kind}/${o.metadata.name}`).join(", ")}`,
+    );
+  return found;
+}
+
+function containersOf(spec: PodSpec): Container[] {
+  return [...(spec.initContainers ?? []), ...spec.containers];
+}
+
+function envOf(c: Container): Record<string, string> {
+  return Object.fromEntries(
+    (c.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value!]),
+  );
+}
+
+function matches(
+  selector: Record<string, string>,
+  labels: Record<string, string> | undefined,
+): boolean {
+  return Object.entries(selector).every(([k, v]) => labels?.[k] === v);
+}
+
+const CLUSTER_SCOPED = new Set([
+  "ClusterRole",
+  "ClusterRoleBinding",
+  "MutatingWebhookConfiguration",
+  "CustomResourceDefinition",
+  "Namespace",
+]);
+
+/** The promises the chart makes, checked on every render. */
+function checkInvariants(objects: K8sObject[], values: Obj): void {
+  const problems = objects.flatMap((o) => validateObject(o));
+  expect(problems).toEqual([]);
+
+  const names = objects.map((o) => `${o.kind}/${o.metadata.namespace ?? ""}/${o.metadata.name}`);
+  expect(new Set(names).size, "no two objects share kind, namespace and name").toBe(names.length);
+
+  const secrets = new Set(objects.filter((o) => o.kind === "Secret").map((o) => o.metadata.name));
+  const userSecrets = new Set(
+    [
+      (values["rootKey"] as Obj | undefined)?.["existingSecret"],
+      ((values["keyService"] as Obj | undefined)?.["tls"] as Obj | undefined)?.["secretName"],
+      (
+        ((values["rootKey"] as Obj | undefined)?.["pkcs11"] as Obj | undefined)?.["pinSecret"] as
+          Obj | undefined
+      )?.["name"],
+      "keyhaven-webhook-tls", // written by cert-manager
+    ].filter((s): s is string => typeof s === "string"),
+  );
+
+  for (const o of objects) {
+    const labels = o.metadata.labels ?? {};
+    for (const l of [
+      "app.kubernetes.io/name",
+      "app.kubernetes.io/instance",
+      "app.kubernetes.io/version",
+      "app.kubernetes.io/managed-by",
+      "helm.sh/chart",
+    ])
+      expect(labels[l], `${o.kind}/${o.metadata.name} label ${l}`).toBeTruthy();
+    if (CLUSTER_SCOPED.has(o.kind)) expect(o.metadata.namespace).toBeUndefined();
+    else expect(o.metadata.namespace, `${o.kind}/${o.metadata.name} namespace`).toBe(NS);
+  }
+
+  for (const d of objects.filter((o) => o.kind === "Deployment")) {
+    const spec = podSpec(d) as unknown as PodSpec;
+    const id = `Deployment/${d.metadata.name}`;
+    const selector = (d["spec"] as { selector: { matchLabels: Record<string, string> } }).selector
+      .matchLabels;
+    const podLabels = (d["spec"] as { template: { metadata: { labels: Record<string, string> } } })
+      .template.metadata.labels;
+    expect(matches(selector, podLabels), `${id} selector matches its pods`).toBe(true);
+    expect(spec.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      seccompProfile: { type: "RuntimeDefault" },
+    });
+    expect(Number(spec.securityContext?.["runAsUser"])).toBeGreaterThan(0);
+    expect(
+      objects.some(
+        (o) => o.kind === "ServiceAccount" && o.metadata.name === spec.serviceAccountName,
+      ),
+      `${id} ServiceAccount`,
+    ).toBe(true);
+    const volumes = new Set((spec.volumes ?? []).map((v) => v.name));
+    for (const c of containersOf(spec)) {
+      expect(c.securityContext, `${id}/${c.name} securityContext`).toMatchObject({
+        allowPrivilegeEscalation: false,
+        readOnlyRootFilesystem: true,
+        runAsNonRoot: true,
+        capabilities: { drop: ["ALL"] },
+        seccompProfile: { type: "RuntimeDefault" },
+      });
+      expect(c.resources?.["requests"], `${id}/${c.name} resource requests`).toBeTruthy();
+      expect(
+        (c.resources?.["limits"] as Obj | undefined)?.["memory"],
+        `${id}/${c.name} memory limit`,
+      ).toBeTruthy();
+      for (const m of c.volumeMounts ?? [])
+        expect(volumes.has(m.name), `${id}/${c.name} mounts ${m.name}`).toBe(true);
+      for (const e of c.env ?? []) {
+        const ref = e.valueFrom?.secretKeyRef;
+        if (ref)
+          expect(
+            secrets.has(ref.name) || userSecrets.has(ref.name),
+            `${id} env ${e.name} Secret ${ref.name}`,
+          ).toBe(true);
+      }
+    }
+    for (const c of spec.containers) {
+      const ports = new Set((c.ports ?? []).map((p) => p.name));
+      expect(
+        ports.has(c.readinessProbe!.httpGet.port),
+        `${id}/${c.name} readiness probe port`,
+      ).toBe(true);
+      expect(ports.has(c.livenessProbe!.httpGet.port), `${id}/${c.name} liveness probe port`).toBe(
+        true,
+      );
+    }
+    for (const v of spec.volumes ?? []) {
+      if (v.secret)
+        expect(
+          secrets.has(v.secret.secretName) || userSecrets.has(v.secret.secretName),
+          `${id} volume Secret ${v.secret.secretName}`,
+        ).toBe(true);
+      if (v.persistentVolumeClaim) {
+        const claim = v.persistentVolumeClaim.claimName;
+        const existing = (values["persistence"] as Obj | undefined)?.["existingClaim"];
+        expect(
+          claim === existing ||
+            objects.some((o) => o.kind === "PersistentVolumeClaim" && o.metadata.name === claim),
+        ).toBe(true);
+      }
+    }
+  }
+
+  // Services, PodDisruptionBudgets and NetworkPolicies select pods the chart runs.
+  const pods = objects
+    .filter((o) => o.kind === "Deployment")
+    .map((d) => ({
+      labels: (d["spec"] as { template: { metadata: { labels: Record<string, string> } } }).template
+        .metadata.labels,
+      ports: new Set(
+        containersOf(podSpec(d) as unknown as PodSpec).flatMap((c) =>
+          (c.ports ?? []).map((p) => p.name),
+        ),
+      ),
+    }));
+  for (const s of objects.filter((o) => o.kind === "Service")) {
+    const spec = s["spec"] as { selector: Record<string, string>; ports: { targetPort: string }[] };
+    const target = pods.find((p) => matches(spec.selector, p.labels));
+    expect(target, `Service/${s.metadata.name} selects pods`).toBeTruthy();
+    for (const port of spec.ports)
+      expect(
+        target!.ports.has(port.targetPort),
+        `Service/${s.metadata.name} port ${port.targetPort}`,
+      ).toBe(true);
+  }
+  for (const p of objects.filter(
+    (o) => o.kind === "PodDisruptionBudget" || o.kind === "NetworkPolicy",
+  )) {
+    const spec = p["spec"] as {
+      selector?: { matchLabels: Record<string, string> };
+      podSelector?: { matchLabels: Record<string, string> };
+    };
+    const selector = (spec.selector ?? spec.podSelector)!.matchLabels;
+    expect(
+      pods.some((pod) => matches(selector, pod.labels)),
+      `${p.kind}/${p.metadata.name} selects pods`,
+    ).toBe(true);
+  }
+
+  // RBAC: no wildcards; Secrets only through a namespaced Role.
+  for (const r of objects.filter((o) => o.kind === "Role" || o.kind === "ClusterRole")) {
+    for (const rule of r["rules"] as {
+      resources: string[];
+      verbs: string[];
+      apiGroups: string[];
+    }[]) {
+      expect([...rule.resources, ...rule.verbs, ...rule.apiGroups]).not.toContain("*");
+      if (r.kind === "ClusterRole") expect(rule.resources).not.toContain("secrets");
+    }
+  }
+
+  for (const w of objects.filter((o) => o.kind === "MutatingWebhookConfiguration")) {
+    for (const hook of w["webhooks"] as Obj[]) {
+      expect(hook["sideEffects"]).toBe("None");
+      expect(hook["timeoutSeconds"] as number).toBeLessThanOrEqual(10);
+      expect(hook["reinvocationPolicy"]).toBe("IfNeeded");
+      const exprs = (
+        hook["namespaceSelector"] as {
+          matchExpressions: { key: string; operator: string; values: string[] }[];
+        }
+      ).matchExpressions;
+      expect(exprs).toContainEqual({
+        key: "keyhaven.dev/injection",
+        operator: "In",
+        values: ["enabled"],
+      });
+      const notIn = exprs.find(
+        (e) => e.key === "kubernetes.io/metadata.name" && e.operator === "NotIn",
+      );
+      expect(notIn?.values).toEqual(expect.arrayContaining([NS, "kube-system"]));
+      const service = (
+        hook["clientConfig"] as { service: { name: string; namespace: string; port: number } }
+      ).service;
+      const svc = find(objects, "Service", service.name);
+      expect((svc["spec"] as { ports: { port: number }[] }).ports.map((p) => p.port)).toContain(
+        service.port,
+      );
+    }
+  }
+}
+
+describe("chart rendering", () => {
+  beforeAll(() => {
+    renderer();
+  }, 120_000);
+
+  it("documents only option sets that have a test case", () => {
+    const paths = documentedOptionPaths();
+    expect(paths.length).toBeGreaterThanOrEqual(8);
+    for (const path of paths)
+      expect(
+        Object.values(CASES).some((values) => hasPath(values, path)),
+        `a case sets ${path}`,
+      ).toBe(true);
+  });
+
+  describe.each(Object.entries(CASES))("%s", (name, values) => {
+    it("passes values.schema.json, renders valid objects that keep the chart's promises, and matches the snapshot", async () => {
+      const opts = options(values);
+      expect(validateValues(mergedValues(opts)), JSON.stringify(validateValues.errors)).toBe(true);
+      const text = renderText(opts);
+      const objects = render(opts);
+      checkInvariants(objects, values);
+      expect(renderNotes(opts)).not.toMatch(/<no value>|%!/);
+      await expect(text).toMatchFileSnapshot(`chart/__snapshots__/${name}.yaml`);
+    });
+  });
+
+  it("the key service's command line is one the real `keyhaven serve` accepts, in every case", () => {
+    for (const [name, values] of Object.entries(CASES)) {
+      const d = find(render(options(values)), "Deployment", "keyhaven");
+      const c = (podSpec(d) as unknown as PodSpec).containers.find(
+        (x) => x.name === "key-service",
+      )!;
+      const config = loadConfig(c.args!, envOf(c));
+      expect(config.command, name).toBe("serve");
+      if (config.command !== "serve") continue;
+      expect(config.listen.port).toBe(8080);
+      expect(config.dataDir).toBe("/var/lib/keyhaven");
+      expect(config.region).toBe((values["region"] as string | undefined) ?? "us-east-1");
+      expect(config.account).toBe((values["account"] as string | undefined) ?? "000000000000");
+      expect(config.tls !== undefined).toBe(name === "key-service-tls");
+    }
+  });
+
+  it.runIf(/^\s+controller\b/m.test(USAGE))(
+    "the controller's command line is one the real `keyhaven controller` accepts",
+    () => {
+      const d = find(render(options({})), "Deployment", "keyhaven-controller");
+      const c = (podSpec(d) as unknown as PodSpec).containers[0]!;
+      expect(() => loadConfig(c.args!, envOf(c))).not.toThrow();
+    },
+  );
+
+  it("generates the credentials file in the format the key service loads, with the controller's key in it", () => {
+    const objects = render({ values: {} });
+    const secret = find(objects, "Secret", "keyhaven-credentials");
+    const data = secret["data"] as Record<string, string>;
+    const file = join(mkdtempSync(join(tmpdir(), "keyhaven-chart-")), "credentials.yaml");
+    writeFileSync(file, Buffer.from(data["credentials.yaml"]!, "base64"));
+    const credentials = loadCredentialsFile(file);
+    const controllerId = Buffer.from(data["controller-access-key-id"]!, "base64").toString();
+    expect(credentials.get(controllerId)?.principal).toBe(
+      "arn:aws:iam::000000000000:user/keyhaven-controller",
+    );
+    expect(credentials.get(controllerId)?.secretAccessKey).toBe(
+      Buffer.from(data["controller-secret-access-key"]!, "base64").toString(),
+    );
+    const adminId = Buffer.from(data["admin-access-key-id"]!, "base64").toString();
+    expect(credentials.get(adminId)?.principal).toBe("arn:aws:iam::000000000000:user/admin");
+  });
+
+  it("generates a fresh 32-byte root key on install, kept on uninstall, and never replaces it on upgrade", () => {
+    const first = find(render({ values: {} }), "Secret", "keyhaven-root-key");
+    const second = find(render({ values: {} }), "Secret", "keyhaven-root-key");
+    const key = (s: K8sObject) => (s["data"] as Record<string, string>)["root.key"]!;
+    expect(Buffer.from(key(first), "base64")).toHaveLength(32);
+    expect(key(first)).not.toBe(key(second));
+    expect(first.metadata.annotations?.["helm.sh/resource-policy"]).toBe("keep");
+
+    const upgraded = find(render(options({})), "Secret", "keyhaven-root-key");
+    expect(key(upgraded)).toBe((INSTALLED[0]!["data"] as Record<string, string>)["root.key"]);
+    const again = find(render(options({})), "Secret", "keyhaven-credentials");
+    expect((again["data"] as Record<string, string>)["controller-access-key-id"]).toBe(
+      (INSTALLED[1]!["data"] as Record<string, string>)["controller-access-key-id"],
+    );
+  });
+
+  it("uses an existing root key Secret instead of making one", () => {
+    const objects = render(options(CASES["root-key-existing-secret"]!));
+    expect(objects.some((o) => o.kind === "Secret" && o.metadata.name.includes("root-key"))).toBe(
+      false,
+    );
+    const spec = podSpec(find(objects, "Deployment", "keyhaven")) as unknown as PodSpec;
+    const volume = spec.volumes!.find((v) => v.name === "root-key")!;
+    expect(volume.secret).toMatchObject({
+      secretName: "my-root-key",
+      items: [{ key: "key", path: "root.key" }],
+    });
+  });
+
+  it("keeps the store on a ReadWriteOnce volume with one writer, and spreads the kubernetes store over replicas", () => {
+    const sqlite = render(options({}));
+    const ks = find(sqlite, "Deployment", "keyhaven")["spec"] as Obj;
+    expect(ks["replicas"]).toBe(1);
+    expect(ks["strategy"]).toEqual({ type: "Recreate" });
+    expect(
+      find(sqlite, "PersistentVolumeClaim", "keyhaven-data").metadata.annotations?.[
+        "helm.sh/resource-policy"
+      ],
+    ).toBe("keep");
+    expect(sqlite.some((o) => o.kind === "Role" && o.metadata.name === "keyhaven")).toBe(false);
+    expect(
+      (podSpec(find(sqlite, "Deployment", "keyhaven")) as unknown as PodSpec)
+        .automountServiceAccountToken,
+    ).toBe(false);
+
+    const kube = render(options(CASES["kubernetes-store"]!));
+    expect((find(kube, "Deployment", "keyhaven")["spec"] as Obj)["replicas"]).toBe(3);
+    expect(kube.some((o) => o.kind === "PersistentVolumeClaim")).toBe(false);
+    const role = find(kube, "Role", "keyhaven");
+    expect(role["rules"]).toEqual([
+      {
+        apiGroups: [""],
+        resources: ["secrets"],
+        verbs: ["get", "list", "watch", "create", "update", "patch", "delete"],
+      },
+    ]);
+  });
+
+  it("gives the controller exactly the permissions it needs", () => {
+    const objects = render(options({}));
+    expect(find(objects, "ClusterRole", "keyhaven-controller")["rules"]).toEqual([
+      {
+        apiGroups: ["keyhaven.dev"],
+        resources: ["kmskeys", "kmsaliases", "kmsgrants"],
+        verbs: ["get", "list", "watch", "update", "patch"],
+      },
+      {
+        apiGroups: ["keyhaven.dev"],
+        resources: ["kmskeys/status", "kmsaliases/status", "kmsgrants/status"],
+        verbs: ["get", "update", "patch"],
+      },
+      {
+        apiGroups: ["keyhaven.dev"],
+        resources: ["kmskeys/finalizers", "kmsaliases/finalizers", "kmsgrants/finalizers"],
+        verbs: ["update"],
+      },
+      { apiGroups: ["", "events.k8s.io"], resources: ["events"], verbs: ["create", "patch"] },
+      { apiGroups: [""], resources: ["namespaces"], verbs: ["get"] },
+      {
+        apiGroups: ["admissionregistration.k8s.io"],
+        resources: ["mutatingwebhookconfigurations"],
+        resourceNames: ["keyhaven"],
+        verbs: ["get", "patch"],
+      },
+    ]);
+    expect(find(objects, "Role", "keyhaven-controller")["rules"]).toEqual([
+      { apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["create"] },
+      {
+        apiGroups: ["coordination.k8s.io"],
+        resources: ["leases"],
+        resourceNames: ["keyhaven-controller"],
+        verbs: ["get", "update", "patch"],
+      },
+      { apiGroups: [""], resources: ["secrets"], verbs: ["create"] },
+      {
+        apiGroups: [""],
+        resources: ["secrets"],
+        resourceNames: ["keyhaven-webhook-tls"],
+        verbs: ["get", "update"],
+      },
+    ]);
+    // With cert-manager the controller neither writes Secrets nor patches the webhook.
+    const cm = render(options(CASES["cert-manager"]!));
+    expect(JSON.stringify(find(cm, "Role", "keyhaven-controller")["rules"])).not.toContain(
+      "secrets",
+    );
+    expect(JSON.stringify(find(cm, "ClusterRole", "keyhaven-controller")["rules"])).not.toContain(
+      "mutatingwebhookconfigurations",
+    );
+  });
+
+  it("runs two leader-elected controller replicas behind a PodDisruptionBudget, with the webhook scoped to opted-in pods", () => {
+    const objects = render(options({}));
+    expect((find(objects, "Deployment", "keyhaven-controller")["spec"] as Obj)["replicas"]).toBe(2);
+    expect(
+      (find(objects, "PodDisruptionBudget", "keyhaven-controller")["spec"] as Obj)["minAvailable"],
+    ).toBe(1);
+    const hook = (
+      find(objects, "MutatingWebhookConfiguration", "keyhaven")["webhooks"] as Obj[]
+    )[0]!;
+    expect(hook["failurePolicy"]).toBe("Fail");
+    expect(hook["matchConditions"]).toHaveLength(1);
+    // Before Kubernetes 1.28 there are no matchConditions; the namespace selector still scopes Fail.
+    const old = render(options({}, { kubeVersion: "v1.27.3" }));
+    expect(
+      (find(old, "MutatingWebhookConfiguration", "keyhaven")["webhooks"] as Obj[])[0]![
+        "matchConditions"
+      ],
+    ).toBeUndefined();
+  });
+
+  it("lets only the controller and opted-in namespaces reach the key service", () => {
+    const policy = find(render(options({})), "NetworkPolicy", "keyhaven");
+    const ingress = (policy["spec"] as { ingress: { from: Obj[]; ports: Obj[] }[] }).ingress;
+    expect(ingress).toHaveLength(1);
+    expect(ingress[0]!.ports).toEqual([{ port: "kms", protocol: "TCP" }]);
+    expect(ingress[0]!.from).toEqual([
+      {
+        podSelector: {
+          matchLabels: {
+            "app.kubernetes.io/name": "keyhaven",
+            "app.kubernetes.io/instance": "keyhaven",
+            "app.kubernetes.io/component": "controller",
+          },
+        },
+      },
+      { namespaceSelector: { matchLabels: { "keyhaven.dev/injection": "enabled" } } },
+    ]);
+  });
+
+  it("puts the HSM client in a native sidecar sharing the module folder, with the PIN from a Secret", () => {
+    const spec = podSpec(
+      find(render(options(CASES["pkcs11-hsm"]!)), "Deployment", "keyhaven"),
+    ) as unknown as PodSpec;
+    const sidecar = spec.initContainers!.find((c) => c.name === "hsm")!;
+    expect(sidecar.restartPolicy).toBe("Always");
+    const ks = spec.containers[0]!;
+    expect(envOf(ks)).toMatchObject({
+      KEYHAVEN_ROOT_KEY: "pkcs11",
+      KEYHAVEN_PKCS11_TOKEN_LABEL: "keyhaven",
+    });
+    expect(ks.env!.find((e) => e.name === "KEYHAVEN_PKCS11_PIN")?.valueFrom?.secretKeyRef).toEqual({
+      name: "hsm-pin",
+      key: "pin",
+    });
+    expect(sidecar.volumeMounts).toContainEqual({
+      name: "hsm",
+      mountPath: "/var/run/keyhaven-hsm",
+    });
+    expect(ks.volumeMounts).toContainEqual({ name: "hsm", mountPath: "/var/run/keyhaven-hsm" });
+    expect(spec.volumes!.some((v) => v.name === "root-key")).toBe(false);
+  });
+
+  it("names objects after the release, as charts users trust do", () => {
+    const objects = render({ values: {}, name: "kms", namespace: NS });
+    expect(objects.map((o) => o.metadata.name)).toContain("kms-keyhaven");
+    expect(render({ values: { fullnameOverride: "vault" } }).map((o) => o.metadata.name)).toContain(
+      "vault-controller",
+    );
+  });
+
+  it("refuses combinations the schema cannot express, with a message that says what to do", () => {
+    expect(() => render({ values: { keyService: { replicas: 2 } } })).toThrow(
+      /needs store.type=kubernetes/,
+    );
+    expect(() => render({ values: { controller: { enabled: false } } })).toThrow(
+      /webhook.enabled needs controller.enabled/,
+    );
+    expect(() => render({ values: { keyService: { tls: { enabled: true } } } })).toThrow(
+      RenderError,
+    );
+    expect(() => render({ values: { rootKey: { type: "pkcs11" } } })).toThrow(/pinSecret/);
+  });
+});
+
+describe("values.schema.json", () => {
+  it("is a valid draft-07 schema that accepts values.yaml as it is", () => {
+    expect((schema as Obj)["$schema"]).toBe("http://json-schema.org/draft-07/schema#");
+    expect((schema as Obj)["additionalProperties"]).toBe(false);
+    expect(validateValues(parse(readFileSync(join(CHART, "values.yaml"), "utf8")))).toBe(true);
+  });
+
+  const WRONG: [string, Obj, RegExp][] = [
+    ["an unknown top-level key", { replicaCount: 3 }, /must NOT have additional properties/],
+    ["a misspelt nested key", { keyService: { replica: 2 } }, /keyService.*additional/],
+    ["a number as a string", { keyService: { replicas: "2" } }, /replicas.*must be integer/],
+    [
+      "several replicas on sqlite",
+      { keyService: { replicas: 3 } },
+      /replicas.*must be equal to constant/,
+    ],
+    ["an unknown store", { store: { type: "postgres" } }, /store\/type.*allowed values/],
+    ["a webhook timeout over 10 s", { webhook: { timeoutSeconds: 30 } }, /timeoutSeconds.*<= 10/],
+    [
+      "a failure policy in the wrong case",
+      { webhook: { failurePolicy: "fail" } },
+      /failurePolicy.*allowed values/,
+    ],
+    ["a short account id", { account: "1234" }, /account.*pattern/],
+    ["a malformed region", { region: "Europe" }, /region.*pattern/],
+    ["a malformed digest", { image: { digest: "latest" } }, /digest.*pattern/],
+    [
+      "a writable root file system",
+      { containerSecurityContext: { readOnlyRootFilesystem: false } },
+      /readOnlyRootFilesystem.*constant/,
+    ],
+    ["running as root", { podSecurityContext: { runAsNonRoot: false } }, /runAsNonRoot.*constant/],
+    [
+      "pkcs11 without a PIN Secret",
+      { rootKey: { type: "pkcs11" } },
+      /pinSecret\/name.*fewer than 1/,
+    ],
+    [
+      "TLS without a Secret",
+      { keyService: { tls: { enabled: true } } },
+      /tls\/secretName.*fewer than 1/,
+    ],
+    [
+      "the webhook without the controller",
+      { controller: { enabled: false } },
+      /controller\/enabled.*constant/,
+    ],
+    [
+      "a bad memory quantity",
+      { keyService: { resources: { limits: { memory: "lots" } } } },
+      /memory/,
+    ],
+    [
+      "a token lifetime under Kubernetes' minimum",
+      { webhook: { tokenExpirationSeconds: 60 } },
+      /tokenExpirationSeconds.*>= 600/,
+    ],
+    ["an unknown log level", { logLevel: "verbose" }, /logLevel.*allowed values/],
+  ];
+  it.each(WRONG)("rejects %s", (_what, values, message) => {
+    expect(validateValues(mergedValues({ values }))).toBe(false);
+    const text = (validateValues.errors ?? [])
+      .map((e) => `${e.instancePath} ${e.message ?? ""} ${JSON.stringify(e.params)}`)
+      .join("\n");
+    expect(text).toMatch(message);
+  });
+});
