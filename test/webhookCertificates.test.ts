@@ -11,7 +11,8 @@ import { MemoryWebhookResources } from "../src/kube/memoryWebhookResources.js";
 import { pemCertificates } from "../src/webhook/certificates.js";
 import { CertificateManager } from "../src/webhook/certificateManager.js";
 import { WebhookServer } from "../src/webhook/server.js";
-import { SETTINGS } from "./support/webhookFixtures.js";
+import { cachedNamespaceLabels, startWebhook } from "../src/webhook/startWebhook.js";
+import { SETTINGS, admissionReview, optedIn, pod, post } from "./support/webhookFixtures.js";
 
 const DAY = 24 * 60 * 60 * 1000;
 
@@ -172,5 +173,58 @@ describe("webhook certificate rotation", () => {
     // Someone edits the caBundle by hand: the leader puts it back.
     resources.webhookConfigs.set("keyhaven", ["stale"]);
     expect(await b.manager.sync()).toMatchObject({ caBundlePatched: true });
+  });
+});
+
+describe("startWebhook", () => {
+  it("issues its own certificate as leader, patches the caBundle and admits over HTTPS", async () => {
+    const resources = new MemoryWebhookResources();
+    resources.webhookConfigs.set("keyhaven", [""]);
+    resources.namespaces.set("shop", { "keyhaven.dev/injection": "enabled" });
+    const running = await startWebhook(
+      {
+        listen: { host: "127.0.0.1", port: 0 },
+        configName: "keyhaven",
+        namespace: "keyhaven",
+        serviceName: "keyhaven-webhook",
+        secretName: "keyhaven-webhook-tls",
+        settings: SETTINGS,
+      },
+      { resources, isLeader: () => true, logger: pino({ level: "silent" }) },
+    );
+    try {
+      const caBundle = resources.webhookConfigs.get("keyhaven")![0]!;
+      expect(caBundle).toContain("BEGIN CERTIFICATE");
+      const base = running.url.replace("/mutate-pods", "");
+      const res = await post(
+        base,
+        JSON.stringify(admissionReview(pod(optedIn), { uid: "s1" })),
+        caBundle,
+        "/mutate-pods",
+        "keyhaven-webhook.keyhaven.svc",
+      );
+      expect(res.json.response).toMatchObject({ uid: "s1", allowed: true, patchType: "JSONPatch" });
+    } finally {
+      await running.stop();
+    }
+  });
+
+  it("namespace lookups are cached and bounded by a timeout (then the selector is trusted)", async () => {
+    let calls = 0;
+    const clock = new FakeClock(0);
+    const labels = cachedNamespaceLabels(
+      async (name) => {
+        calls++;
+        return name === "slow" ? new Promise(() => {}) : { team: name };
+      },
+      { ttlMs: 1000, timeoutMs: 5, clock },
+    );
+    expect(await labels("a")).toEqual({ team: "a" });
+    expect(await labels("a")).toEqual({ team: "a" });
+    expect(calls).toBe(1);
+    clock.advance(1001);
+    await labels("a");
+    expect(calls).toBe(2);
+    expect(await labels("slow")).toBeUndefined();
   });
 });

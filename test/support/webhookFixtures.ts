@@ -107,6 +107,7 @@ export function post(
   body: string | Buffer,
   ca: string,
   path = "/mutate-pods",
+  servername = "localhost",
 ): Promise<{ status: number; json: Reply; fingerprint256: string }> {
   return new Promise((resolve, reject) => {
     const u = new URL(url);
@@ -117,7 +118,7 @@ export function post(
         path,
         method: "POST",
         ca,
-        servername: "localhost",
+        servername,
         agent: false,
         headers: { "content-type": "application/json" },
       },

@@ -1,0 +1,200 @@
+/**
+ * Starts the admission webhook inside `keyhaven controller`: the HTTPS server, its
+ * certificate source, and the cached namespace-label lookup.
+ *
+ * Certificates come either from a directory (`--webhook-cert-dir`, e.g. a cert-manager
+ * Secret mounted as a volume: `tls.crt`/`tls.key`, re-read when they change) or from
+ * the operator's own CA in a Secret (CertificateManager: the leader issues, rotates and
+ * patches the caBundle; every replica hot-reloads).
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { systemClock, type Clock } from "../clock.js";
+import type { Logger } from "../observability/logger.js";
+import { CertificateManager } from "./certificateManager.js";
+import type { InjectionSettings } from "./podMutation.js";
+import type { WebhookResources } from "./resources.js";
+import { MUTATE_PATH, WebhookServer, type ServingCertificate } from "./server.js";
+
+export interface WebhookConfig {
+  readonly listen: { readonly host: string; readonly port: number };
+  /** Use tls.crt/tls.key from here (cert-manager) instead of the operator's own CA. */
+  readonly certDir?: string;
+  /** The MutatingWebhookConfiguration whose caBundle the leader keeps current. */
+  readonly configName: string;
+  /** The operator's namespace: never injected; holds the certificate Secret. */
+  readonly namespace: string;
+  /** The webhook Service's name (DNS names of the serving certificate). */
+  readonly serviceName: string;
+  /** Secret holding the operator's CA and serving certificate. */
+  readonly secretName: string;
+  readonly settings: InjectionSettings;
+}
+
+export interface WebhookDependencies {
+  readonly resources: WebhookResources;
+  readonly isLeader: () => boolean;
+  readonly logger: Logger;
+  readonly clock?: Clock;
+}
+
+export interface RunningWebhook {
+  readonly url: string;
+  readonly server: WebhookServer;
+  stop(): Promise<void>;
+}
+
+/**
+ * Namespace labels, cached (the API server only calls us for namespaces the selector
+ * matched, so this is a second check, not the gate) and bounded by a short timeout so a
+ * slow API server never holds an admission: on timeout the selector is trusted.
+ */
+export function cachedNamespaceLabels(
+  lookup: (name: string) => Promise<Readonly<Record<string, string>> | undefined>,
+  options: { ttlMs?: number; timeoutMs?: number; clock?: Clock; logger?: Logger } = {},
+): (name: string) => Promise<Record<string, string> | undefined> {
+  const ttl = options.ttlMs ?? 30_000;
+  const timeout = options.timeoutMs ?? 500;
+  const clock = options.clock ?? systemClock;
+  const cache = new Map<
+    string,
+    { at: number; labels: Promise<Record<string, string> | undefined> }
+  >();
+  return (name) => {
+    const now = clock.now().getTime();
+    const hit = cache.get(name);
+    if (hit && now - hit.at < ttl) return hit.labels;
+    const labels = new Promise<Record<string, string> | undefined>((resolve) => {
+      const timer = setTimeout(() => {
+        options.logger?.warn(
+          { namespace: name },
+          "namespace lookup timed out; trusting the namespaceSelector",
+        );
+        cache.delete(name);
+        resolve(undefined);
+      }, timeout);
+      lookup(name).then(
+        (l) => {
+          clearTimeout(timer);
+          resolve(l === undefined ? {} : { ...l });
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          cache.delete(name);
+          options.logger?.warn(
+            { namespace: name, err: err instanceof Error ? err.message : String(err) },
+            "namespace lookup failed; trusting the namespaceSelector",
+          );
+          resolve(undefined);
+        },
+      );
+    });
+    if (cache.size > 10_000) cache.clear();
+    cache.set(name, { at: now, labels });
+    return labels;
+  };
+}
+
+function readCertDir(dir: string): ServingCertificate & { text: string } {
+  const cert = readFileSync(join(dir, "tls.crt"), "utf8");
+  const key = readFileSync(join(dir, "tls.key"), "utf8");
+  return { cert, key, text: cert + key };
+}
+
+export async function startWebhook(
+  config: WebhookConfig,
+  deps: WebhookDependencies,
+): Promise<RunningWebhook> {
+  const clock = deps.clock ?? systemClock;
+  const logger = deps.logger.child({ component: "webhook" });
+  const dnsNames = [
+    `${config.serviceName}.${config.namespace}.svc`,
+    `${config.serviceName}.${config.namespace}.svc.cluster.local`,
+    `${config.serviceName}.${config.namespace}`,
+    config.serviceName,
+  ];
+  const options = {
+    settings: config.settings,
+    ownNamespace: config.namespace,
+    namespaceLabels: cachedNamespaceLabels((n) => deps.resources.getNamespaceLabels(n), {
+      clock,
+      logger,
+    }),
+    logger,
+  };
+
+  let server: WebhookServer;
+  let stopSource: () => void;
+  if (config.certDir) {
+    const certDir = config.certDir;
+    let current = readCertDir(certDir);
+    server = new WebhookServer({ ...options, certificate: current });
+    // Mounted Secrets change by an atomic symlink swap; polling the content is the reliable check.
+    const timer = setInterval(() => {
+      try {
+        const next = readCertDir(certDir);
+        if (next.text !== current.text) {
+          server.setCertificate(next);
+          current = next;
+          logger.info({ dir: certDir }, "serving certificate reloaded");
+        }
+      } catch (err) {
+        logger.warn(
+          { err: err instanceof Error ? err.message : String(err) },
+          "could not re-read the certificate",
+        );
+      }
+    }, 10_000);
+    timer.unref();
+    stopSource = () => clearInterval(timer);
+  } else {
+    let initial: ServingCertificate | undefined;
+    const live: { server?: WebhookServer } = {};
+    const manager = new CertificateManager({
+      resources: deps.resources,
+      namespace: config.namespace,
+      secretName: config.secretName,
+      webhookConfigName: config.configName,
+      dnsNames,
+      clock,
+      isLeader: deps.isLeader,
+      logger,
+      onCertificate: (c) => {
+        if (live.server) {
+          live.server.setCertificate(c);
+          logger.info("serving certificate reloaded");
+        } else initial = c;
+      },
+    });
+    // Followers wait for the leader's first certificate (a few seconds at most on install).
+    for (let delay = 250; !initial; delay = Math.min(delay * 2, 5000)) {
+      try {
+        await manager.sync();
+      } catch (err) {
+        logger.warn(
+          { err: err instanceof Error ? err.message : String(err) },
+          "certificate check failed; retrying",
+        );
+      }
+      if (!initial) await new Promise((r) => setTimeout(r, delay));
+    }
+    server = new WebhookServer({ ...options, certificate: initial });
+    live.server = server;
+    manager.start();
+    stopSource = () => manager.stop();
+  }
+  const address = await server.listen(config.listen.host, config.listen.port);
+  const url = `https://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}${MUTATE_PATH}`;
+  logger.info(
+    { url, certificates: config.certDir ?? `secret ${config.namespace}/${config.secretName}` },
+    "webhook listening",
+  );
+  return {
+    url,
+    server,
+    async stop() {
+      stopSource();
+      await server.close();
+    },
+  };
+}
