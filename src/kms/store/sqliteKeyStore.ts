@@ -5,9 +5,11 @@
  * concurrent writers (even other processes on the same file) never lose an update.
  */
 import Database from "better-sqlite3";
+import { nextDueAt } from "../lifecycle/dueDates.js";
 import {
   StoreConflictError,
   type AliasRecord,
+  type ImportParametersRecord,
   type KeyMaterialRecord,
   type KeyRecord,
   type KeyStore,
@@ -30,6 +32,22 @@ const MIGRATIONS: readonly string[] = [
      created_at INTEGER NOT NULL,
      updated_at INTEGER NOT NULL) STRICT;
    CREATE INDEX aliases_by_target ON aliases(target_key_id, name);`,
+  // Key lifecycle: each key's next due date (see lifecycle/dueDates.ts), how each material
+  // version came to be, and the wrapping keys of GetParametersForImport.
+  `ALTER TABLE keys ADD COLUMN due_at INTEGER;
+   CREATE INDEX keys_by_due_at ON keys(due_at) WHERE due_at IS NOT NULL;
+   ALTER TABLE key_materials ADD COLUMN rotation_type TEXT;
+   ALTER TABLE key_materials ADD COLUMN material_id TEXT;
+   CREATE TABLE import_parameters (
+     token_id TEXT PRIMARY KEY,
+     key_id TEXT NOT NULL REFERENCES keys(key_id) ON DELETE CASCADE,
+     wrapping_algorithm TEXT NOT NULL,
+     wrapping_key_spec TEXT NOT NULL,
+     created_at INTEGER NOT NULL,
+     expires_at INTEGER NOT NULL,
+     wrapped_private_key BLOB NOT NULL) STRICT;
+   CREATE INDEX import_parameters_by_expiry ON import_parameters(expires_at);
+   CREATE INDEX import_parameters_by_key ON import_parameters(key_id);`,
 ];
 
 interface AliasRow {
@@ -43,7 +61,29 @@ interface MaterialRow {
   version: number;
   created_at: number;
   wrapped: Buffer;
+  rotation_type: string | null;
+  material_id: string | null;
 }
+interface ImportParametersRow {
+  token_id: string;
+  key_id: string;
+  wrapping_algorithm: string;
+  wrapping_key_spec: string;
+  created_at: number;
+  expires_at: number;
+  wrapped_private_key: Buffer;
+}
+
+const toMaterial = (r: MaterialRow): KeyMaterialRecord => ({
+  keyId: r.key_id,
+  version: r.version,
+  createdAt: r.created_at,
+  wrapped: r.wrapped,
+  ...(r.rotation_type !== null && {
+    rotationType: r.rotation_type as KeyMaterialRecord["rotationType"] & string,
+  }),
+  ...(r.material_id !== null && { materialId: r.material_id }),
+});
 
 const toAlias = (r: AliasRow): AliasRecord => ({
   name: r.name,
@@ -55,6 +95,7 @@ const toAlias = (r: AliasRow): AliasRecord => ({
 export class SqliteKeyStore implements KeyStore {
   readonly #db: Database.Database;
   readonly #stmt;
+  readonly #dueListeners = new Set<(dueAt: number) => void>();
 
   constructor(path: string) {
     this.#db = new Database(path);
@@ -66,18 +107,54 @@ export class SqliteKeyStore implements KeyStore {
     this.#migrate();
     const db = this.#db;
     this.#stmt = {
-      insertKey: db.prepare<[string, string]>("INSERT INTO keys (key_id, record) VALUES (?, ?)"),
+      insertKey: db.prepare<[string, string, number | null]>(
+        "INSERT INTO keys (key_id, record, due_at) VALUES (?, ?, ?)",
+      ),
       getKey: db.prepare<[string], { record: string }>("SELECT record FROM keys WHERE key_id = ?"),
       listKeys: db.prepare<[string, number], { record: string }>(
         "SELECT record FROM keys WHERE key_id > ? ORDER BY key_id LIMIT ?",
       ),
-      putKey: db.prepare<[string, string]>("UPDATE keys SET record = ? WHERE key_id = ?"),
+      putKey: db.prepare<[string, number | null, string]>(
+        "UPDATE keys SET record = ?, due_at = ? WHERE key_id = ?",
+      ),
       deleteKey: db.prepare<[string]>("DELETE FROM keys WHERE key_id = ?"),
-      insertMaterial: db.prepare<[string, number, number, Buffer]>(
-        "INSERT INTO key_materials (key_id, version, created_at, wrapped) VALUES (?, ?, ?, ?)",
+      insertMaterial: db.prepare<
+        [string, number, number, Buffer, string | null, string | null]
+      >(
+        "INSERT INTO key_materials (key_id, version, created_at, wrapped, rotation_type, material_id) VALUES (?, ?, ?, ?, ?, ?)",
+      ),
+      replaceMaterial: db.prepare<
+        [string, number, number, Buffer, string | null, string | null]
+      >(
+        `INSERT INTO key_materials (key_id, version, created_at, wrapped, rotation_type, material_id)
+         VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (key_id, version) DO UPDATE SET
+           created_at = excluded.created_at, wrapped = excluded.wrapped
+         WHERE material_id IS excluded.material_id`,
       ),
       getMaterial: db.prepare<[string, number], MaterialRow>(
-        "SELECT key_id, version, created_at, wrapped FROM key_materials WHERE key_id = ? AND version = ?",
+        "SELECT * FROM key_materials WHERE key_id = ? AND version = ?",
+      ),
+      listMaterials: db.prepare<[string, number, number], MaterialRow>(
+        "SELECT * FROM key_materials WHERE key_id = ? AND version > ? ORDER BY version LIMIT ?",
+      ),
+      deleteMaterials: db.prepare<[string]>("DELETE FROM key_materials WHERE key_id = ?"),
+      keysDue: db.prepare<[number, number], { record: string }>(
+        "SELECT record FROM keys WHERE due_at IS NOT NULL AND due_at <= ? ORDER BY due_at LIMIT ?",
+      ),
+      nextDueAt: db.prepare<[], { due: number | null }>(
+        "SELECT MIN(due_at) AS due FROM keys WHERE due_at IS NOT NULL",
+      ),
+      insertImportParameters: db.prepare<
+        [string, string, string, string, number, number, Buffer]
+      >(
+        "INSERT INTO import_parameters (token_id, key_id, wrapping_algorithm, wrapping_key_spec, created_at, expires_at, wrapped_private_key) VALUES (?, ?, ?, ?, ?, ?, ?)",
+      ),
+      getImportParameters: db.prepare<[string], ImportParametersRow>(
+        "SELECT * FROM import_parameters WHERE token_id = ?",
+      ),
+      deleteExpiredImportParameters: db.prepare<[number]>(
+        "DELETE FROM import_parameters WHERE expires_at <= ?",
       ),
       insertAlias: db.prepare<[string, string, number, number]>(
         "INSERT INTO aliases (name, target_key_id, created_at, updated_at) VALUES (?, ?, ?, ?)",
@@ -118,24 +195,78 @@ export class SqliteKeyStore implements KeyStore {
     }
   }
 
-  async createKey(key: KeyRecord, material: KeyMaterialRecord): Promise<void> {
+  async createKey(key: KeyRecord, material?: KeyMaterialRecord): Promise<void> {
     this.#db
       .transaction(() => {
         try {
-          this.#stmt.insertKey.run(key.keyId, JSON.stringify(key));
+          this.#stmt.insertKey.run(key.keyId, JSON.stringify(key), nextDueAt(key) ?? null);
         } catch (err) {
           if ((err as { code?: string }).code === "SQLITE_CONSTRAINT_PRIMARYKEY")
             throw new StoreConflictError(`key ${key.keyId} exists`);
           throw err;
         }
-        this.#stmt.insertMaterial.run(
-          material.keyId,
-          material.version,
-          material.createdAt,
-          material.wrapped,
-        );
+        if (material) this.#insertMaterial(material, false);
       })
       .immediate();
+    this.#notifyDue(key);
+  }
+
+  /**
+   * Inserts a material version. With `sameMaterialMayReplace`, an existing row of that
+   * version is rewritten only if it holds the same material (same material id: a re-import);
+   * any other clash is a StoreConflictError, so a version can never change its material.
+   */
+  #insertMaterial(m: KeyMaterialRecord, sameMaterialMayReplace: boolean): void {
+    const args = [
+      m.keyId,
+      m.version,
+      m.createdAt,
+      m.wrapped,
+      m.rotationType ?? null,
+      m.materialId ?? null,
+    ] as const;
+    if (sameMaterialMayReplace) {
+      if (this.#stmt.replaceMaterial.run(...args).changes === 0)
+        throw new StoreConflictError(`material version ${m.version} of key ${m.keyId} exists`);
+      return;
+    }
+    try {
+      this.#stmt.insertMaterial.run(...args);
+    } catch (err) {
+      if ((err as { code?: string }).code === "SQLITE_CONSTRAINT_PRIMARYKEY")
+        throw new StoreConflictError(`material version ${m.version} of key ${m.keyId} exists`);
+      throw err;
+    }
+  }
+
+  #putKey(key: KeyRecord): void {
+    this.#stmt.putKey.run(JSON.stringify(key), nextDueAt(key) ?? null, key.keyId);
+  }
+
+  #notifyDue(key: KeyRecord | undefined): void {
+    const due = key && nextDueAt(key);
+    if (due === undefined) return;
+    for (const listener of this.#dueListeners) listener(due);
+  }
+
+  /** Runs `mutate` and `also` in one IMMEDIATE transaction, then tells due-date watchers. */
+  #update(
+    keyId: string,
+    mutate: (current: KeyRecord) => KeyRecord,
+    also?: (next: KeyRecord) => void,
+  ): KeyRecord | undefined {
+    const next = this.#db
+      .transaction(() => {
+        const row = this.#stmt.getKey.get(keyId);
+        if (!row) return undefined;
+        const next = mutate(JSON.parse(row.record) as KeyRecord);
+        also?.(next);
+        this.#putKey(next);
+        return next;
+      })
+      .immediate();
+    this.#notifyDue(next);
+    return next;
   }
 
   async getKey(keyId: string): Promise<KeyRecord | undefined> {
@@ -153,15 +284,78 @@ export class SqliteKeyStore implements KeyStore {
     keyId: string,
     mutate: (current: KeyRecord) => KeyRecord,
   ): Promise<KeyRecord | undefined> {
-    return this.#db
-      .transaction(() => {
-        const row = this.#stmt.getKey.get(keyId);
-        if (!row) return undefined;
-        const next = mutate(JSON.parse(row.record) as KeyRecord);
-        this.#stmt.putKey.run(JSON.stringify(next), keyId);
-        return next;
-      })
-      .immediate();
+    return this.#update(keyId, mutate);
+  }
+
+  async updateKeyWithMaterial(
+    keyId: string,
+    material: KeyMaterialRecord,
+    mutate: (current: KeyRecord) => KeyRecord,
+  ): Promise<KeyRecord | undefined> {
+    return this.#update(keyId, mutate, () => this.#insertMaterial(material, true));
+  }
+
+  async updateKeyRemovingMaterial(
+    keyId: string,
+    mutate: (current: KeyRecord) => KeyRecord,
+  ): Promise<KeyRecord | undefined> {
+    return this.#update(keyId, mutate, () => this.#stmt.deleteMaterials.run(keyId));
+  }
+
+  async listMaterials(
+    keyId: string,
+    limit: number,
+    afterVersion = 0,
+  ): Promise<Page<KeyMaterialRecord>> {
+    const rows = this.#stmt.listMaterials.all(keyId, afterVersion, limit + 1);
+    const items = rows.slice(0, limit).map(toMaterial);
+    return rows.length > limit
+      ? { items, next: String(items[items.length - 1]!.version) }
+      : { items };
+  }
+
+  async keysDue(until: number, limit: number): Promise<readonly KeyRecord[]> {
+    return this.#stmt.keysDue.all(until, limit).map((r) => JSON.parse(r.record) as KeyRecord);
+  }
+
+  async nextDueAt(): Promise<number | undefined> {
+    return this.#stmt.nextDueAt.get()?.due ?? undefined;
+  }
+
+  watchDueDates(listener: (dueAt: number) => void): () => void {
+    this.#dueListeners.add(listener);
+    return () => this.#dueListeners.delete(listener);
+  }
+
+  async putImportParameters(p: ImportParametersRecord): Promise<void> {
+    this.#stmt.insertImportParameters.run(
+      p.tokenId,
+      p.keyId,
+      p.wrappingAlgorithm,
+      p.wrappingKeySpec,
+      p.createdAt,
+      p.expiresAt,
+      p.wrappedPrivateKey,
+    );
+  }
+
+  async getImportParameters(tokenId: string): Promise<ImportParametersRecord | undefined> {
+    const r = this.#stmt.getImportParameters.get(tokenId);
+    return r
+      ? {
+          tokenId: r.token_id,
+          keyId: r.key_id,
+          wrappingAlgorithm: r.wrapping_algorithm,
+          wrappingKeySpec: r.wrapping_key_spec,
+          createdAt: r.created_at,
+          expiresAt: r.expires_at,
+          wrappedPrivateKey: r.wrapped_private_key,
+        }
+      : undefined;
+  }
+
+  async deleteExpiredImportParameters(now: number): Promise<number> {
+    return this.#stmt.deleteExpiredImportParameters.run(now).changes;
   }
 
   async deleteKey(keyId: string): Promise<void> {
@@ -169,21 +363,12 @@ export class SqliteKeyStore implements KeyStore {
   }
 
   async addMaterial(m: KeyMaterialRecord): Promise<void> {
-    try {
-      this.#stmt.insertMaterial.run(m.keyId, m.version, m.createdAt, m.wrapped);
-    } catch (err) {
-      if ((err as { code?: string }).code === "SQLITE_CONSTRAINT_PRIMARYKEY") {
-        throw new StoreConflictError(`material version ${m.version} of key ${m.keyId} exists`);
-      }
-      throw err;
-    }
+    this.#insertMaterial(m, false);
   }
 
   async getMaterial(keyId: string, version: number): Promise<KeyMaterialRecord | undefined> {
     const r = this.#stmt.getMaterial.get(keyId, version);
-    return r
-      ? { keyId: r.key_id, version: r.version, createdAt: r.created_at, wrapped: r.wrapped }
-      : undefined;
+    return r ? toMaterial(r) : undefined;
   }
 
   async createAlias(alias: AliasRecord): Promise<void> {

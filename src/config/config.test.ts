@@ -1,0 +1,103 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig, USAGE, type ServeConfig } from "./config.js";
+
+const serve = (args: string[], env: Record<string, string> = {}) =>
+  loadConfig(["serve", ...args], env) as ServeConfig;
+
+function configError(args: string[], env: Record<string, string> = {}): string {
+  try {
+    loadConfig(args, env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as Error).message;
+  }
+  throw new Error("loadConfig accepted it");
+}
+
+describe("loadConfig: keyhaven serve", () => {
+  it("has the documented local defaults", () => {
+    const c = serve([]);
+    expect(c).toMatchObject({
+      command: "serve",
+      listen: { host: "127.0.0.1", port: 8080 },
+      dataDir: "./.keyhaven",
+      account: "000000000000",
+      region: "us-east-1",
+      logLevel: "info",
+    });
+    expect(c).not.toHaveProperty("credentialsFile");
+    expect(c).not.toHaveProperty("tls");
+    expect(c).not.toHaveProperty("auditLog");
+    expect(Object.isFrozen(c)).toBe(true);
+  });
+
+  it("falls back to KEYHAVEN_* variables, and flags win over them", () => {
+    const env = {
+      KEYHAVEN_LISTEN: "0.0.0.0:9000",
+      KEYHAVEN_DATA: "/var/lib/keyhaven",
+      KEYHAVEN_CREDENTIALS: "/etc/keyhaven/credentials.yaml",
+      KEYHAVEN_ACCOUNT: "123456789012",
+      KEYHAVEN_REGION: "eu-west-1",
+      KEYHAVEN_TLS_CERT: "/tls/tls.crt",
+      KEYHAVEN_TLS_KEY: "/tls/tls.key",
+      KEYHAVEN_LOG_LEVEL: "warn",
+      KEYHAVEN_AUDIT_LOG: "/var/log/audit.log",
+    };
+    expect(serve([], env)).toMatchObject({
+      listen: { host: "0.0.0.0", port: 9000 },
+      dataDir: "/var/lib/keyhaven",
+      credentialsFile: "/etc/keyhaven/credentials.yaml",
+      account: "123456789012",
+      region: "eu-west-1",
+      tls: { certFile: "/tls/tls.crt", keyFile: "/tls/tls.key" },
+      logLevel: "warn",
+      auditLog: "/var/log/audit.log",
+    });
+    const flagged = serve(["--listen", "127.0.0.1:1", "--region", "ap-southeast-2"], env);
+    expect(flagged.listen).toEqual({ host: "127.0.0.1", port: 1 });
+    expect(flagged.region).toBe("ap-southeast-2");
+    expect(flagged.dataDir).toBe("/var/lib/keyhaven");
+  });
+
+  it("reads every listen form: IPv4, [IPv6], empty host (all interfaces), port 0", () => {
+    expect(serve(["--listen", "[::1]:8443"]).listen).toEqual({ host: "::1", port: 8443 });
+    expect(serve(["--listen", ":8080"]).listen).toEqual({ host: "0.0.0.0", port: 8080 });
+    expect(serve(["--listen", "localhost:0"]).listen).toEqual({ host: "localhost", port: 0 });
+    expect(serve(["--listen=10.0.0.1:65535"]).listen).toEqual({ host: "10.0.0.1", port: 65535 });
+  });
+
+  it("names the flag and the fix in every error", () => {
+    expect(configError(["serve", "--listen", "8080"])).toBe(
+      "--listen: expected HOST:PORT, e.g. 127.0.0.1:8080, got '8080'",
+    );
+    expect(configError(["serve", "--listen", "h:65536"])).toContain("--listen: expected HOST:PORT");
+    expect(configError(["serve", "--account", "42"])).toBe("--account: an account id is 12 digits");
+    expect(configError(["serve", "--region", "mars"])).toBe(
+      "--region: a region looks like us-east-1",
+    );
+    expect(configError(["serve", "--log-level", "loud"])).toMatch(/^--log-level: /);
+    expect(configError(["serve", "--tls-key", "k.pem"])).toBe(
+      "--tls-cert and --tls-key go together",
+    );
+    expect(configError(["serve", "--data", ""])).toMatch(/^--data: /);
+    expect(configError(["serve"], { KEYHAVEN_ACCOUNT: "abc" })).toBe(
+      "--account: an account id is 12 digits",
+    );
+  });
+
+  it("refuses unknown flags, stray arguments and unknown commands, with the usage", () => {
+    const unknown = configError(["serve", "--colour", "blue"]);
+    expect(unknown).toContain("--colour");
+    expect(unknown).toContain(USAGE);
+    expect(configError(["serve", "extra"])).toContain(USAGE);
+    expect(configError(["serve", "--listen"])).toContain("--listen");
+    expect(configError(["frobnicate"])).toBe(`unknown command 'frobnicate'\n\n${USAGE}`);
+  });
+
+  it("answers help and version", () => {
+    for (const args of [[], ["help"], ["--help"], ["-h"]])
+      expect(loadConfig(args, {})).toEqual({ command: "help", text: USAGE });
+    expect(loadConfig(["version"], {})).toEqual({ command: "version" });
+    expect(loadConfig(["--version"], {})).toEqual({ command: "version" });
+  });
+});
