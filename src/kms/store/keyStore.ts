@@ -28,6 +28,24 @@ export interface KeyRecord {
   readonly tags: readonly Tag[];
   /** The material version new encryptions use. */
   readonly currentMaterialVersion: number;
+
+  // Lifecycle (see src/kms/lifecycle/): every timer is one of these stored dates.
+  /** Automatic rotation switched on (symmetric AWS_KMS keys only). */
+  readonly rotationEnabled?: boolean;
+  /** Days between automatic rotations (90..2560), kept while rotation is off. */
+  readonly rotationPeriodInDays?: number;
+  /** Epoch milliseconds of the next automatic rotation; set while rotationEnabled. */
+  readonly nextRotationAt?: number;
+  /** How many RotateKeyOnDemand calls succeeded (AWS caps them per key). */
+  readonly onDemandRotations?: number;
+  /** EXTERNAL origin: fingerprint of the material first imported; a re-import must match it. */
+  readonly importedMaterialId?: string;
+  /** EXTERNAL origin: whether material is imported now (false after expiry or deletion). */
+  readonly materialImported?: boolean;
+  /** EXTERNAL origin: KEY_MATERIAL_EXPIRES or KEY_MATERIAL_DOES_NOT_EXPIRE, while imported. */
+  readonly expirationModel?: string;
+  /** EXTERNAL origin: epoch milliseconds at which the imported material expires. */
+  readonly materialExpiresAt?: number;
 }
 
 export interface KeyMaterialRecord {
@@ -37,6 +55,24 @@ export interface KeyMaterialRecord {
   readonly createdAt: number;
   /** Key material wrapped under the root key; never stored in plaintext. */
   readonly wrapped: Buffer;
+  /** How this version came to be: absent for the first, else AUTOMATIC or ON_DEMAND rotation. */
+  readonly rotationType?: "AUTOMATIC" | "ON_DEMAND";
+  /** Public, non-secret identifier of the material (64 hex), as AWS's KeyMaterialId. */
+  readonly materialId?: string;
+}
+
+/** A wrapping key pair handed out by GetParametersForImport (valid 24 hours). */
+export interface ImportParametersRecord {
+  /** Random id carried inside the import token. */
+  readonly tokenId: string;
+  readonly keyId: string;
+  readonly wrappingAlgorithm: string;
+  readonly wrappingKeySpec: string;
+  /** Epoch milliseconds. */
+  readonly createdAt: number;
+  readonly expiresAt: number;
+  /** The RSA private key (PKCS#8 DER) wrapped under the root key; it never leaves the service. */
+  readonly wrappedPrivateKey: Buffer;
 }
 
 export interface AliasRecord {
@@ -58,8 +94,11 @@ export class StoreConflictError extends Error {
 }
 
 export interface KeyStore {
-  /** Creates a key with its first material version; fails with StoreConflictError if the id exists. */
-  createKey(key: KeyRecord, material: KeyMaterialRecord): Promise<void>;
+  /**
+   * Creates a key with its first material version (none for EXTERNAL-origin keys, which
+   * wait for an import); fails with StoreConflictError if the id exists.
+   */
+  createKey(key: KeyRecord, material?: KeyMaterialRecord): Promise<void>;
   getKey(keyId: string): Promise<KeyRecord | undefined>;
   /** Keys ordered by id, starting after `after`. */
   listKeys(limit: number, after?: string): Promise<Page<KeyRecord>>;
@@ -76,6 +115,44 @@ export interface KeyStore {
 
   addMaterial(material: KeyMaterialRecord): Promise<void>;
   getMaterial(keyId: string, version: number): Promise<KeyMaterialRecord | undefined>;
+  /** Material versions of a key (wrapped bytes included), ascending, after `afterVersion`. */
+  listMaterials(
+    keyId: string,
+    limit: number,
+    afterVersion?: number,
+  ): Promise<Page<KeyMaterialRecord>>;
+  /**
+   * In one atomic write: `mutate` the key (it may throw to abort), then store `material`
+   * as a new version (a rotation) or over a row of the same version holding the same
+   * material id (a re-import). A version never changes its material: any other clash
+   * aborts with StoreConflictError. Returns the stored key, or undefined if there is none.
+   */
+  updateKeyWithMaterial(
+    keyId: string,
+    material: KeyMaterialRecord,
+    mutate: (current: KeyRecord) => KeyRecord,
+  ): Promise<KeyRecord | undefined>;
+  /** In one atomic write: `mutate` the key and destroy all its material (imported material deletion/expiry). */
+  updateKeyRemovingMaterial(
+    keyId: string,
+    mutate: (current: KeyRecord) => KeyRecord,
+  ): Promise<KeyRecord | undefined>;
+
+  /**
+   * Lifecycle timers. Each key has at most one due date, `nextDueAt(record)` from
+   * src/kms/lifecycle/dueDates.ts, kept with the record on every write.
+   * `keysDue` returns keys whose due date is <= `until`, earliest first.
+   */
+  keysDue(until: number, limit: number): Promise<readonly KeyRecord[]>;
+  /** The earliest due date of any key, if one has a timer. */
+  nextDueAt(): Promise<number | undefined>;
+  /** Calls `listener` with a key's due date after every committed write that leaves it one; returns an unsubscribe function. */
+  watchDueDates(listener: (dueAt: number) => void): () => void;
+
+  putImportParameters(parameters: ImportParametersRecord): Promise<void>;
+  getImportParameters(tokenId: string): Promise<ImportParametersRecord | undefined>;
+  /** Removes import parameters that expired at or before `now`; returns how many. */
+  deleteExpiredImportParameters(now: number): Promise<number>;
 
   /** Fails with StoreConflictError if the name is taken. */
   createAlias(alias: AliasRecord): Promise<void>;
