@@ -14,6 +14,7 @@ import {
   type Credential,
 } from "./kms/identity/credentialsFile.js";
 import { KeyService } from "./kms/keyService.js";
+import { LifecycleLoop, type TimerApi } from "./kms/lifecycle/loop.js";
 import { KmsServer } from "./kms/protocol/server.js";
 import { LocalRootKey } from "./kms/rootkey/localRootKey.js";
 import { SqliteKeyStore } from "./kms/store/sqliteKeyStore.js";
@@ -27,6 +28,8 @@ export interface RunningKeyService {
   readonly url: string;
   readonly server: KmsServer;
   readonly service: KeyService;
+  /** Performs due rotations, deletions and material expiry (see kms/lifecycle/loop.ts). */
+  readonly lifecycle: LifecycleLoop;
   stop(): Promise<void>;
 }
 
@@ -34,6 +37,8 @@ export interface ServeDependencies {
   readonly logger?: Logger;
   readonly audit?: Logger;
   readonly clock?: Clock;
+  /** Timers of the lifecycle loop (tests fire them by hand); real timers by default. */
+  readonly timers?: TimerApi;
   /** Where first-start instructions go (the export lines); stdout by default. */
   readonly announce?: (text: string) => void;
 }
@@ -81,6 +86,14 @@ export async function startKeyService(
     clock: deps.clock ?? systemClock,
     random: pooledRandom(),
   });
+  // Whatever fell due while the server was down (rotations, deletions, expiries) happens
+  // before the first request is served.
+  const lifecycle = new LifecycleLoop(service, {
+    logger,
+    audit,
+    ...(deps.timers && { timers: deps.timers }),
+  });
+  await lifecycle.start();
   const server = new KmsServer({
     service,
     credentials: (id) => credentials.get(id),
@@ -112,9 +125,11 @@ export async function startKeyService(
     url,
     server,
     service,
+    lifecycle,
     async stop() {
       clearInterval(flushTimer);
       await server.close();
+      await lifecycle.stop();
       await store.close();
       await rootKey.close();
       logger.info("key service stopped");

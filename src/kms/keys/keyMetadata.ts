@@ -44,5 +44,11 @@ export function keyMetadata(service: KeyService, key: KeyRecord): KeyMetadata {
     if (key.pendingWindowInDays !== undefined)
       metadata.PendingDeletionWindowInDays = key.pendingWindowInDays;
   }
+  // Imported material: how and when it expires, while it is there.
+  if (key.origin === "EXTERNAL" && key.materialImported === true) {
+    if (key.expirationModel !== undefined)
+      metadata.ExpirationModel = key.expirationModel as KeyMetadata["ExpirationModel"];
+    if (key.materialExpiresAt !== undefined) metadata.ValidTo = new Date(key.materialExpiresAt);
+  }
   return metadata;
 }

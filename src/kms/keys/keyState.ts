@@ -34,3 +34,23 @@ export function assertKeyUsage(key: KeyRecord, usage: KeyUsage, operation: strin
     );
   }
 }
+
+/** AWS's footnote for operations that need another origin (e.g. import on an AWS_KMS key). */
+export function originNotValid(key: KeyRecord): Error {
+  return kmsError(
+    "UnsupportedOperationException",
+    `${key.arn} origin is ${key.origin} which is not valid for this operation.`,
+  );
+}
+
+/** Import operations need an EXTERNAL-origin key that is not pending deletion. */
+export function assertImportable(key: KeyRecord): void {
+  if (key.origin !== "EXTERNAL") throw originNotValid(key);
+  assertNotPendingDeletion(key);
+}
+
+/** CancelKeyDeletion works only on keys pending deletion. */
+export function assertPendingDeletion(key: KeyRecord): void {
+  if (key.state !== "PendingDeletion")
+    throw kmsError("KMSInvalidStateException", `${key.arn} is not pending deletion.`);
+}

@@ -41,10 +41,17 @@ export const createKey = defineOperation<CreateKeyRequest, CreateKeyResponse>(
         `KeyUsage ${keyUsage} is not compatible with KeySpec ${keySpec}`,
       );
     const origin = input.Origin ?? "AWS_KMS";
-    if (origin !== "AWS_KMS")
+    // EXTERNAL: the key waits in PendingImport for ImportKeyMaterial (symmetric keys only).
+    const external = origin === "EXTERNAL";
+    if (external && keySpec !== "SYMMETRIC_DEFAULT")
       throw kmsError(
         "UnsupportedOperationException",
-        `Origin ${origin} is not supported by Keyhaven yet; use AWS_KMS.`,
+        `Keyhaven imports key material only into SYMMETRIC_DEFAULT keys; KeySpec ${keySpec} needs Origin AWS_KMS.`,
+      );
+    if (origin !== "AWS_KMS" && !external)
+      throw kmsError(
+        "UnsupportedOperationException",
+        `Origin ${origin} is not supported by Keyhaven; use AWS_KMS or EXTERNAL.`,
       );
     if (input.CustomKeyStoreId !== undefined || input.XksKeyId !== undefined) {
       throw kmsError(
@@ -74,12 +81,16 @@ export const createKey = defineOperation<CreateKeyRequest, CreateKeyResponse>(
       keySpec,
       keyUsage,
       origin,
-      state: "Enabled",
+      state: external ? "PendingImport" : "Enabled",
+      ...(external && { materialImported: false }),
       policy,
       tags,
       currentMaterialVersion: 1,
     };
-    await service.store.createKey(key, { keyId, version: 1, createdAt: now, wrapped });
+    await service.store.createKey(
+      key,
+      external ? undefined : { keyId, version: 1, createdAt: now, wrapped },
+    );
     ctx.resources.push(key.arn);
     return { KeyMetadata: keyMetadata(service, key) };
   },

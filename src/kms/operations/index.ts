@@ -13,6 +13,16 @@ import type { OperationHandler } from "./operation.js";
 import { reEncrypt } from "./reEncrypt.js";
 import { listResourceTags, tagResource, untagResource } from "./tags.js";
 import { updateKeyDescription } from "./updateKeyDescription.js";
+import { enableKeyRotation } from "./enableKeyRotation.js";
+import { disableKeyRotation } from "./disableKeyRotation.js";
+import { getKeyRotationStatus } from "./getKeyRotationStatus.js";
+import { rotateKeyOnDemand } from "./rotateKeyOnDemand.js";
+import { listKeyRotations } from "./listKeyRotations.js";
+import { scheduleKeyDeletion } from "./scheduleKeyDeletion.js";
+import { cancelKeyDeletion } from "./cancelKeyDeletion.js";
+import { getParametersForImport } from "./getParametersForImport.js";
+import { importKeyMaterial } from "./importKeyMaterial.js";
+import { deleteImportedKeyMaterial } from "./deleteImportedKeyMaterial.js";
 import { sign } from "./sign.js";
 import { verify } from "./verify.js";
 import { getPublicKey } from "./getPublicKey.js";
@@ -44,6 +54,16 @@ export const operations: Readonly<Record<string, OperationHandler>> = {
   GetKeyPolicy: getKeyPolicy,
   PutKeyPolicy: putKeyPolicy,
   ListKeyPolicies: listKeyPolicies,
+  EnableKeyRotation: enableKeyRotation,
+  DisableKeyRotation: disableKeyRotation,
+  GetKeyRotationStatus: getKeyRotationStatus,
+  RotateKeyOnDemand: rotateKeyOnDemand,
+  ListKeyRotations: listKeyRotations,
+  ScheduleKeyDeletion: scheduleKeyDeletion,
+  CancelKeyDeletion: cancelKeyDeletion,
+  GetParametersForImport: getParametersForImport,
+  ImportKeyMaterial: importKeyMaterial,
+  DeleteImportedKeyMaterial: deleteImportedKeyMaterial,
   Sign: sign,
   Verify: verify,
   GetPublicKey: getPublicKey,
