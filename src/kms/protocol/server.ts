@@ -397,6 +397,7 @@ export class KmsServer {
   }
 
   #xml(res: ServerResponse, status: number, requestId: string, body: string): void {
+    this.#closeAfterIfStopping(res);
     res.writeHead(status, {
       "content-type": STS_CONTENT_TYPE,
       "content-length": Buffer.byteLength(body),
@@ -407,6 +408,7 @@ export class KmsServer {
 
   #json(res: ServerResponse, status: number, requestId: string, body: unknown): void {
     const payload = JSON.stringify(body);
+    this.#closeAfterIfStopping(res);
     res.writeHead(status, {
       "content-type": JSON_CONTENT_TYPE,
       "content-length": Buffer.byteLength(payload),
@@ -416,8 +418,17 @@ export class KmsServer {
   }
 
   #plain(res: ServerResponse, status: number, text: string): void {
+    this.#closeAfterIfStopping(res);
     res.writeHead(status, { "content-type": "text/plain" });
     res.end(text);
+  }
+
+  /**
+   * While shutting down, answers carry `Connection: close`, so a keep-alive connection that
+   * was busy when close() began does not hold the server open until the client drops it.
+   */
+  #closeAfterIfStopping(res: ServerResponse): void {
+    if (!this.#ready) res.setHeader("connection", "close");
   }
 }
 
