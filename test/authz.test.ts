@@ -546,7 +546,15 @@ describe("audit", () => {
 
     const records = auditRecords(output).slice(before);
     expect(records).toHaveLength(8);
-    const [encrypt, , , , createGrant, bobDecrypt, denied] = records as Record<string, any>[];
+    type Audit = {
+      eventTime: string;
+      requestID: string;
+      requestParameters: Record<string, unknown>;
+      responseElements: unknown;
+      userIdentity: { arn: string };
+      errorMessage: string;
+    };
+    const [encrypt, , , , createGrant, bobDecrypt, denied] = records as unknown as Audit[];
     expect(encrypt).toMatchObject({
       eventVersion: "1.08",
       eventSource: "kms.amazonaws.com",
