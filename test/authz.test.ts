@@ -39,7 +39,7 @@ const RETIRER = `arn:aws:iam::${ACCOUNT}:user/retirer`;
 
 async function failure(
   p: Promise<unknown>,
-): Promise<{ name: string; message: string; status?: number }> {
+): Promise<{ name: string; message: string; status: number | undefined }> {
   try {
     await p;
   } catch (err) {
@@ -554,7 +554,15 @@ describe("audit", () => {
       userIdentity: { arn: string };
       errorMessage: string;
     };
-    const [encrypt, , , , createGrant, bobDecrypt, denied] = records as unknown as Audit[];
+    const [encrypt, , , , createGrant, bobDecrypt, denied] = records as unknown as [
+      Audit,
+      Audit,
+      Audit,
+      Audit,
+      Audit,
+      Audit,
+      Audit,
+    ];
     expect(encrypt).toMatchObject({
       eventVersion: "1.08",
       eventSource: "kms.amazonaws.com",
