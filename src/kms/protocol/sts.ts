@@ -85,14 +85,15 @@ export function assumeRoleRequestParameters(params: URLSearchParams): Record<str
   return out;
 }
 
-/** The audit view of the response: no secret access key, no session token. */
+/** The audit view of the response (CloudTrail's camel case): no secret access key, no session token. */
 export function assumeRoleResponseElements(result: AssumeRoleResult): Record<string, unknown> {
   const c = result.credential;
+  const role = c.session.roleArn.slice(c.session.roleArn.indexOf(":role/") + 6);
   return {
-    Credentials: { AccessKeyId: c.accessKeyId, Expiration: isoSeconds(c.expiration) },
-    AssumedRoleUser: { Arn: c.principal },
-    SubjectFromWebIdentityToken: result.subject,
-    Provider: result.provider,
-    Audience: result.audience,
+    credentials: { accessKeyId: c.accessKeyId, expiration: isoSeconds(c.expiration) },
+    assumedRoleUser: { arn: c.principal, assumedRoleId: `${role}:${c.session.sessionName}` },
+    subjectFromWebIdentityToken: result.subject,
+    provider: result.provider,
+    audience: result.audience,
   };
 }

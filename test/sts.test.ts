@@ -1,0 +1,374 @@
+/**
+ * Workload identity: STS AssumeRoleWithWebIdentity on the key service's listener.
+ * The headline test runs an UNMODIFIED AWS SDK program in a child process whose whole
+ * environment is AWS_ROLE_ARN, AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ENDPOINT_URL_STS,
+ * AWS_ENDPOINT_URL_KMS and AWS_REGION — what the webhook gives a pod.
+ */
+import { execFile } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import {
+  CreateAliasCommand,
+  CreateKeyCommand,
+  DecryptCommand,
+  EncryptCommand,
+  KMSClient,
+  KMSServiceException,
+  type KMSClient as Client,
+} from "@aws-sdk/client-kms";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  auditRecords,
+  startWithPrincipals,
+  stsPost,
+  TokenIssuer,
+  xmlText,
+  type AccessControlServer,
+} from "./support/accessControl.js";
+import { kmsClient, REPO_ROOT, tempDir } from "./support/server.js";
+
+const ACCOUNT = "000000000000";
+const ROLE = (ns: string, name: string) => `arn:aws:iam::${ACCOUNT}:role/${ns}/${name}`;
+
+/** A clock the tests move by hand. */
+const clock = { t: Date.now(), now: () => new Date(clock.t) };
+
+let issuer: TokenIssuer;
+let server: AccessControlServer;
+let admin: Client;
+let keyArn: string;
+
+beforeAll(async () => {
+  issuer = new TokenIssuer();
+  server = await startWithPrincipals({
+    principals: { admin: { principal: `arn:aws:iam::${ACCOUNT}:user/admin` } },
+    webIdentity: { jwksFile: issuer.jwksFile, issuer: issuer.issuer },
+    clock,
+    serviceAccounts: [
+      {
+        namespace: "payments",
+        name: "*",
+        tags: { team: "payments" },
+        policies: [
+          {
+            Version: "2012-10-17",
+            Statement: [
+              {
+                Effect: "Allow",
+                Action: "kms:DescribeKey",
+                Resource: "*",
+                Condition: { StringEquals: { "aws:PrincipalTag/team": "payments" } },
+              },
+            ],
+          },
+        ],
+      },
+    ],
+  });
+  admin = kmsClient(server.handle("admin"));
+  // The key policy names the ServiceAccount's role directly (no caller policy needed).
+  keyArn = (
+    await admin.send(
+      new CreateKeyCommand({
+        Policy: JSON.stringify({
+          Version: "2012-10-17",
+          Statement: [
+            {
+              Sid: "Enable IAM policies",
+              Effect: "Allow",
+              Principal: { AWS: `arn:aws:iam::${ACCOUNT}:root` },
+              Action: "kms:*",
+              Resource: "*",
+            },
+            {
+              Sid: "The payments API may encrypt and decrypt its records",
+              Effect: "Allow",
+              Principal: { AWS: ROLE("payments", "api") },
+              Action: ["kms:Encrypt", "kms:Decrypt"],
+              Resource: "*",
+              Condition: {
+                StringEquals: {
+                  "kms:EncryptionContext:service": "payments",
+                  "aws:PrincipalTag/kubernetes-namespace": "payments",
+                },
+              },
+            },
+          ],
+        }),
+      }),
+    )
+  ).KeyMetadata!.Arn!;
+  await admin.send(new CreateAliasCommand({ AliasName: "alias/payments", TargetKeyId: keyArn }));
+});
+
+afterAll(async () => {
+  admin?.destroy();
+  await server?.stop();
+});
+
+function runChild(
+  env: Record<string, string>,
+  script: string,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) =>
+    execFile(
+      process.execPath,
+      ["--input-type=module", "-e", script],
+      { env, cwd: REPO_ROOT, timeout: 60_000 },
+      (err, stdout, stderr) =>
+        resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, stdout, stderr }),
+    ),
+  );
+}
+
+describe("AssumeRoleWithWebIdentity", () => {
+  it("an unmodified SDK process with only the AWS_* web-identity environment calls KMS", async () => {
+    const dir = tempDir("keyhaven-sa-");
+    const tokenFile = join(dir, "token");
+    writeFileSync(tokenFile, issuer.serviceAccountToken("payments", "api", {}, clock.now()));
+    const program = `
+      import { KMSClient, EncryptCommand, DecryptCommand } from "@aws-sdk/client-kms";
+      const kms = new KMSClient({});
+      const ctx = { service: "payments" };
+      const enc = await kms.send(new EncryptCommand({ KeyId: "alias/payments", Plaintext: Buffer.from("card 4111"), EncryptionContext: ctx }));
+      const dec = await kms.send(new DecryptCommand({ CiphertextBlob: enc.CiphertextBlob, EncryptionContext: ctx }));
+      let denied = "none";
+      try { await kms.send(new EncryptCommand({ KeyId: "alias/payments", Plaintext: Buffer.from("x"), EncryptionContext: { service: "other" } })); }
+      catch (e) { denied = e.name + ": " + e.message; }
+      const creds = await kms.config.credentials();
+      console.log(JSON.stringify({ keyId: enc.KeyId, plaintext: Buffer.from(dec.Plaintext).toString(), denied, accessKeyId: creds.accessKeyId, expiration: creds.expiration }));
+    `;
+    const env = {
+      AWS_ROLE_ARN: ROLE("payments", "api"),
+      AWS_WEB_IDENTITY_TOKEN_FILE: tokenFile,
+      AWS_ENDPOINT_URL_STS: server.url,
+      AWS_ENDPOINT_URL_KMS: server.url,
+      AWS_REGION: server.region,
+    };
+    const r = await runChild(env, program);
+    expect(r.stderr.replace(/\(node:\d+\)[\s\S]*?(\n\n|$)/g, "")).not.toMatch(/Error/);
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout.trim().split("\n").pop()!) as Record<string, string>;
+    expect(out["keyId"]).toBe(keyArn);
+    expect(out["plaintext"]).toBe("card 4111");
+    expect(out["accessKeyId"]).toMatch(/^ASIA[A-Z2-7]{16}$/);
+    expect(out["denied"]).toBe(
+      `AccessDeniedException: User: arn:aws:sts::${ACCOUNT}:assumed-role/payments/api is not authorized to perform: kms:Encrypt on resource: ${keyArn} because no identity-based policy allows the kms:Encrypt action`,
+    );
+    const expiresIn = new Date(out["expiration"]!).getTime() - clock.t;
+    expect(expiresIn).toBeGreaterThan(3590_000);
+    expect(expiresIn).toBeLessThanOrEqual(3600_000);
+
+    // The audit shows the STS exchange and the KMS calls as the assumed role, no secrets.
+    const records = auditRecords(server.output());
+    const sts = records.filter((r) => r["eventName"] === "AssumeRoleWithWebIdentity");
+    expect(sts.length).toBeGreaterThanOrEqual(1);
+    expect(sts[0]).toMatchObject({
+      eventSource: "sts.amazonaws.com",
+      userIdentity: { type: "WebIdentityUser", identityProvider: issuer.issuer },
+      requestParameters: { roleArn: ROLE("payments", "api") },
+      responseElements: { credentials: { accessKeyId: out["accessKeyId"] } },
+    });
+    const kms = records.find(
+      (r) =>
+        r["eventName"] === "Decrypt" &&
+        (r["userIdentity"] as { accessKeyId?: string }).accessKeyId === out["accessKeyId"],
+    );
+    expect(kms).toMatchObject({
+      userIdentity: {
+        type: "AssumedRole",
+        arn: `arn:aws:sts::${ACCOUNT}:assumed-role/payments/api`,
+        sessionContext: {
+          sessionIssuer: { type: "Role", arn: ROLE("payments", "api") },
+          webIdFederationData: { federatedProvider: issuer.issuer },
+        },
+      },
+    });
+    const token = issuer.serviceAccountToken("payments", "api", {}, clock.now());
+    const output = server.output();
+    expect(output).not.toContain(token.split(".")[2]);
+    expect(output).not.toContain("card 4111");
+    expect(output).not.toMatch(/SessionToken"?:\s*"[A-Za-z0-9_-]{40,}/);
+    expect(output).not.toMatch(/sessionToken/i);
+  });
+
+  it("returns STS's XML; credentials last at most as long as the token", async () => {
+    const now = clock.now();
+    const token = issuer.serviceAccountToken(
+      "payments",
+      "worker",
+      { exp: Math.floor(now.getTime() / 1000) + 1200 },
+      now,
+    );
+    const r = await stsPost(server.url, {
+      Action: "AssumeRoleWithWebIdentity",
+      RoleArn: ROLE("payments", "worker"),
+      RoleSessionName: "worker-session",
+      WebIdentityToken: token,
+    });
+    expect(r.status).toBe(200);
+    expect(r.text).toMatch(
+      /^<AssumeRoleWithWebIdentityResponse xmlns="https:\/\/sts.amazonaws.com\/doc\/2011-06-15\/">/,
+    );
+    expect(xmlText(r.text, "SubjectFromWebIdentityToken")).toBe(
+      "system:serviceaccount:payments:worker",
+    );
+    expect(xmlText(r.text, "Audience")).toBe("keyhaven");
+    expect(xmlText(r.text, "Provider")).toBe(issuer.issuer);
+    expect(xmlText(r.text, "Arn")).toBe(`arn:aws:sts::${ACCOUNT}:assumed-role/payments/worker`);
+    expect(xmlText(r.text, "AssumedRoleId")).toBe("payments/worker:worker-session");
+    const expiration = new Date(xmlText(r.text, "Expiration")!).getTime();
+    expect(expiration).toBe(Math.floor(now.getTime() / 1000) * 1000 + 1200_000);
+
+    // The temporary credentials work with the plain SDK client, carry the configured
+    // caller policy and principal tags, and stop at expiry.
+    const client = new KMSClient({
+      endpoint: server.url,
+      region: server.region,
+      maxAttempts: 1,
+      credentials: {
+        accessKeyId: xmlText(r.text, "AccessKeyId")!,
+        secretAccessKey: xmlText(r.text, "SecretAccessKey")!,
+        sessionToken: xmlText(r.text, "SessionToken")!,
+      },
+    });
+    const { DescribeKeyCommand } = await import("@aws-sdk/client-kms");
+    // The serviceAccounts entry (payments/*) allows DescribeKey when tagged team=payments.
+    await client.send(new DescribeKeyCommand({ KeyId: keyArn }));
+    const tampered = new KMSClient({
+      endpoint: server.url,
+      region: server.region,
+      maxAttempts: 1,
+      credentials: {
+        accessKeyId: xmlText(r.text, "AccessKeyId")!,
+        secretAccessKey: xmlText(r.text, "SecretAccessKey")!,
+        sessionToken: `${xmlText(r.text, "SessionToken")!.slice(0, -4)}AAAA`,
+      },
+    });
+    await expect(tampered.send(new DescribeKeyCommand({ KeyId: keyArn }))).rejects.toMatchObject({
+      name: "UnrecognizedClientException",
+    });
+    clock.t += 1201_000;
+    // The SDK signs with its own clock: shift it with the server's fake one.
+    const later = new KMSClient({
+      endpoint: server.url,
+      region: server.region,
+      maxAttempts: 1,
+      systemClockOffset: clock.t - Date.now(),
+      credentials: {
+        accessKeyId: xmlText(r.text, "AccessKeyId")!,
+        secretAccessKey: xmlText(r.text, "SecretAccessKey")!,
+        sessionToken: xmlText(r.text, "SessionToken")!,
+      },
+    });
+    try {
+      await later.send(new DescribeKeyCommand({ KeyId: keyArn }));
+      throw new Error("expired credentials were accepted");
+    } catch (err) {
+      expect(err).toBeInstanceOf(KMSServiceException);
+      expect((err as KMSServiceException).name).toBe("ExpiredTokenException");
+    }
+    client.destroy();
+    tampered.destroy();
+    later.destroy();
+  });
+
+  it("refuses bad tokens with STS's error codes", async () => {
+    const now = clock.now();
+    const sec = Math.floor(now.getTime() / 1000);
+    const cases: [string, Record<string, string>, number, string, RegExp][] = [
+      [
+        "wrong audience",
+        {
+          WebIdentityToken: issuer.serviceAccountToken(
+            "payments",
+            "api",
+            { aud: ["sts.amazonaws.com"] },
+            now,
+          ),
+        },
+        400,
+        "InvalidIdentityToken",
+        /Incorrect token audience/,
+      ],
+      [
+        "expired",
+        {
+          WebIdentityToken: issuer.serviceAccountToken(
+            "payments",
+            "api",
+            { exp: sec - 10, iat: sec - 3610, nbf: sec - 3610 },
+            now,
+          ),
+        },
+        400,
+        "ExpiredTokenException",
+        /Token expired/,
+      ],
+      [
+        "another issuer",
+        {
+          WebIdentityToken: issuer.serviceAccountToken(
+            "payments",
+            "api",
+            { iss: "https://evil.example" },
+            now,
+          ),
+        },
+        400,
+        "InvalidIdentityToken",
+        /No OpenIDConnect provider/,
+      ],
+      [
+        "signed by another key",
+        { WebIdentityToken: new TokenIssuer().serviceAccountToken("payments", "api", {}, now) },
+        400,
+        "InvalidIdentityToken",
+        /signature|No key/,
+      ],
+      [
+        "role of another ServiceAccount",
+        { RoleArn: ROLE("payments", "admin") },
+        403,
+        "AccessDenied",
+        /may assume only arn:aws:iam::000000000000:role\/payments\/api/,
+      ],
+      [
+        "too long a session",
+        { DurationSeconds: "7200" },
+        400,
+        "ValidationError",
+        /MaxSessionDuration/,
+      ],
+      ["not a JWT", { WebIdentityToken: "hello" }, 400, "InvalidIdentityToken", /not a JWT/],
+    ];
+    for (const [name, override, status, code, message] of cases) {
+      const fixed = await stsPost(server.url, {
+        Action: "AssumeRoleWithWebIdentity",
+        RoleArn: ROLE("payments", "api"),
+        RoleSessionName: "session-1",
+        WebIdentityToken: issuer.serviceAccountToken("payments", "api", {}, now),
+        ...override,
+      });
+      expect({ name, status: fixed.status, code: xmlText(fixed.text, "Code") }).toEqual({
+        name,
+        status,
+        code,
+      });
+      expect(xmlText(fixed.text, "Message")).toMatch(message);
+      expect(fixed.text).toMatch(
+        /^<ErrorResponse xmlns="https:\/\/sts.amazonaws.com\/doc\/2011-06-15\/">/,
+      );
+      expect(xmlText(fixed.text, "Type")).toBe("Sender");
+    }
+    const short = await stsPost(server.url, {
+      Action: "AssumeRoleWithWebIdentity",
+      RoleArn: ROLE("payments", "api"),
+      RoleSessionName: "s",
+      WebIdentityToken: issuer.serviceAccountToken("payments", "api", {}, now),
+    });
+    expect(xmlText(short.text, "Code")).toBe("ValidationError");
+    const unknown = await stsPost(server.url, { Action: "AssumeRole" });
+    expect(xmlText(unknown.text, "Code")).toBe("InvalidAction");
+  });
+});
