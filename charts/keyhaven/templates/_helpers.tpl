@@ -70,8 +70,9 @@ app.kubernetes.io/component: {{ .component }}
 {{- define "keyhaven.webhookCertSecretName" -}}
 {{ include "keyhaven.fullname" . }}-webhook-tls
 {{- end }}
+{{/* The controller's leader-election Lease (its built-in default name). */}}
 {{- define "keyhaven.leaseName" -}}
-{{ include "keyhaven.fullname" . }}-controller
+keyhaven-controller
 {{- end }}
 
 {{- define "keyhaven.rootKeySecretName" -}}
@@ -125,4 +126,29 @@ app.kubernetes.io/component: {{ .component }}
 {{- fail "rootKey.type=pkcs11 needs rootKey.pkcs11.slot or rootKey.pkcs11.tokenLabel" }}
 {{- end }}
 {{- end }}
+{{- end }}
+
+{{/*
+Run by `node -e SCRIPT SECRET_FILE MEMORY_FILE DATA_LINK` in the root-key init container:
+copies the 32-byte key from the Secret volume into a memory-backed file (0600, the
+service user's own) and makes DATA_LINK (<data>/root.key, where `keyhaven serve` reads
+it) a symbolic link to it. A regular root.key already in the data folder is only
+replaced when it holds the same key; otherwise it refuses to start, so a store is never
+opened with a key it was not written with.
+*/}}
+{{- define "keyhaven.installRootKeyScript" -}}
+const fs = require("node:fs");
+const [secretFile, memoryFile, dataLink] = process.argv.slice(1);
+const fail = (m) => { console.error("keyhaven root-key: " + m); process.exit(2); };
+const key = fs.readFileSync(secretFile);
+if (key.length !== 32) fail(`the root key Secret must hold 32 bytes, it holds ${key.length}`);
+fs.writeFileSync(memoryFile, key, { mode: 0o600 });
+fs.chmodSync(memoryFile, 0o600);
+let existing;
+try { existing = fs.lstatSync(dataLink); } catch (e) { if (e.code !== "ENOENT") throw e; }
+if (existing && !existing.isSymbolicLink() && !fs.readFileSync(dataLink).equals(key))
+  fail(`${dataLink} holds a different root key than the Secret; keep that file (it may be the only copy) and put it in the Secret, or move it away`);
+if (existing) fs.unlinkSync(dataLink);
+fs.symlinkSync(memoryFile, dataLink);
+console.log("keyhaven root-key: installed");
 {{- end }}
