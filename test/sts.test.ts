@@ -10,8 +10,6 @@ import { join } from "node:path";
 import {
   CreateAliasCommand,
   CreateKeyCommand,
-  DecryptCommand,
-  EncryptCommand,
   KMSClient,
   KMSServiceException,
   type KMSClient as Client,
