@@ -2,6 +2,7 @@
  * `keyhaven serve`: opens the data folder (root key, store, credentials), starts
  * the key service, and returns a handle that shuts it down cleanly.
  */
+import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { pino, type Logger } from "pino";
@@ -16,6 +17,10 @@ import {
 import { KeyService } from "./kms/keyService.js";
 import { LifecycleLoop, type TimerApi } from "./kms/lifecycle/loop.js";
 import { KmsServer } from "./kms/protocol/server.js";
+import { loadIdentityFile } from "./kms/identity/credentialsFile.js";
+import { jwksFromFile } from "./kms/identity/jwksFile.js";
+import { openSessionKey } from "./kms/identity/sessionKey.js";
+import { WebIdentityProvider } from "./kms/identity/webIdentity.js";
 import { LocalRootKey } from "./kms/rootkey/localRootKey.js";
 import { SqliteKeyStore } from "./kms/store/sqliteKeyStore.js";
 import { createLogger } from "./observability/logger.js";
@@ -41,6 +46,11 @@ export interface ServeDependencies {
   readonly timers?: TimerApi;
   /** Where first-start instructions go (the export lines); stdout by default. */
   readonly announce?: (text: string) => void;
+  /** Labels of a ServiceAccount (principal tags of its web-identity sessions), e.g. from the cluster. */
+  readonly serviceAccountLabels?: (
+    namespace: string,
+    name: string,
+  ) => Promise<Readonly<Record<string, string>> | undefined>;
 }
 
 export async function startKeyService(
@@ -94,9 +104,33 @@ export async function startKeyService(
     ...(deps.timers && { timers: deps.timers }),
   });
   await lifecycle.start();
+  let webIdentity: WebIdentityProvider | undefined;
+  if (config.webIdentity) {
+    let keys;
+    try {
+      keys = jwksFromFile(config.webIdentity.jwksFile);
+    } catch (err) {
+      throw new StartupError(
+        `--web-identity-jwks ${config.webIdentity.jwksFile}: ${(err as Error).message}`,
+      );
+    }
+    webIdentity = new WebIdentityProvider({
+      issuer: config.webIdentity.issuer,
+      audience: config.webIdentity.audience,
+      maxSessionSeconds: config.webIdentity.maxSessionSeconds,
+      keys,
+      account: config.account,
+      sessionKey: await openSessionKey(store, rootKey),
+      serviceAccounts: loadIdentityFile(config.credentialsFile ?? join(dataDir, "credentials.yaml"))
+        .serviceAccounts,
+      ...(deps.serviceAccountLabels && { labels: deps.serviceAccountLabels }),
+      random: (n) => randomBytes(n),
+    });
+  }
   const server = new KmsServer({
     service,
-    credentials: (id) => credentials.get(id),
+    credentials: (id, token) => credentials.get(id) ?? webIdentity?.lookup(id, token),
+    ...(webIdentity && { webIdentity }),
     logger,
     audit,
     ...(config.tls && {

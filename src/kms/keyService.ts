@@ -9,7 +9,7 @@ import { parsePrivateKey, type ParsedKeyPair } from "./crypto/asymmetric.js";
 import type { RootKey } from "./rootkey/rootKey.js";
 import type { KeyRecord, KeyStore } from "./store/keyStore.js";
 import { kmsError } from "./errors.js";
-import { credentialHoldersAreAdministrators, type Authorizer } from "./operations/access.js";
+import { policyAuthorizer, type Authorizer } from "./operations/access.js";
 
 export interface KeyServiceOptions {
   readonly account: string;
@@ -45,7 +45,7 @@ export class KeyService {
     this.rootKey = options.rootKey;
     this.clock = options.clock;
     this.random = options.random;
-    this.authorizer = options.authorizer ?? credentialHoldersAreAdministrators;
+    this.authorizer = options.authorizer ?? policyAuthorizer;
     this.#cacheSize = options.materialCacheSize ?? 10_000;
   }
 

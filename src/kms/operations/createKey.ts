@@ -7,7 +7,7 @@ import { keySpecs, type KeyUsage } from "../keys/keySpecs.js";
 import { generateKeyMaterial } from "../crypto/keyMaterial.js";
 import { fromRequestTags, mergeTags } from "../keys/tags.js";
 import type { KeyRecord } from "../store/keyStore.js";
-import { authorizeAction } from "./access.js";
+import { authorizeAction, checkPolicyLockout } from "./access.js";
 import { defineOperation } from "./operation.js";
 
 export const createKey = defineOperation<CreateKeyRequest, CreateKeyResponse>(
@@ -69,6 +69,8 @@ export const createKey = defineOperation<CreateKeyRequest, CreateKeyResponse>(
     checkPolicyDocument(policy);
 
     const keyId = randomUUID();
+    if (input.Policy !== undefined)
+      await checkPolicyLockout(ctx, policy, { keyId, arn: service.keyArn(keyId) });
     const now = service.clock.now().getTime();
     const material = await generateKeyMaterial(keySpec, service.random);
     const wrapped = await service.wrapMaterial(keyId, 1, material);

@@ -30,6 +30,11 @@ import { generateMac } from "./generateMac.js";
 import { verifyMac } from "./verifyMac.js";
 import { generateDataKeyPair, generateDataKeyPairWithoutPlaintext } from "./generateDataKeyPair.js";
 import { deriveSharedSecret } from "./deriveSharedSecret.js";
+import { createGrant } from "./createGrant.js";
+import { listGrants } from "./listGrants.js";
+import { listRetirableGrants } from "./listRetirableGrants.js";
+import { retireGrant } from "./retireGrant.js";
+import { revokeGrant } from "./revokeGrant.js";
 
 export const operations: Readonly<Record<string, OperationHandler>> = {
   CreateKey: createKey,
@@ -72,4 +77,9 @@ export const operations: Readonly<Record<string, OperationHandler>> = {
   GenerateDataKeyPair: generateDataKeyPair,
   GenerateDataKeyPairWithoutPlaintext: generateDataKeyPairWithoutPlaintext,
   DeriveSharedSecret: deriveSharedSecret,
+  CreateGrant: createGrant,
+  ListGrants: listGrants,
+  ListRetirableGrants: listRetirableGrants,
+  RetireGrant: retireGrant,
+  RevokeGrant: revokeGrant,
 };

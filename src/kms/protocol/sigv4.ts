@@ -29,7 +29,8 @@ export interface VerifyOptions<C extends SigningCredential> {
   readonly service: string;
   readonly region: string;
   readonly now: Date;
-  readonly lookup: (accessKeyId: string) => C | undefined;
+  /** Finds a credential; temporary credentials are found with their session token. */
+  readonly lookup: (accessKeyId: string, sessionToken?: string) => C | undefined;
   /** Headers that must be covered by the signature besides host (e.g. x-amz-target). */
   readonly requiredSignedHeaders?: readonly string[];
 }
@@ -235,13 +236,13 @@ export function verifySigV4<C extends SigningCredential>(
   if (request.headers["x-amz-date"] && !signed.has("x-amz-date"))
     throw invalid("'X-Amz-Date' must be a signed header.");
 
-  const credential = options.lookup(auth.accessKeyId);
+  const token = request.headers["x-amz-security-token"]?.[0];
+  const credential = options.lookup(auth.accessKeyId, token);
   if (!credential)
     throw new KmsError(
       "UnrecognizedClientException",
       "The security token included in the request is invalid.",
     );
-  const token = request.headers["x-amz-security-token"]?.[0];
   if (credential.sessionToken !== undefined) {
     if (token === undefined || !constantTimeEqual(token, credential.sessionToken)) {
       throw new KmsError(

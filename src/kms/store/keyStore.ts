@@ -75,6 +75,24 @@ export interface ImportParametersRecord {
   readonly wrappedPrivateKey: Buffer;
 }
 
+/** A grant on a key (same shape as authz/grants.ts `Grant`). */
+export interface GrantRecord {
+  /** 64 hex characters. */
+  readonly grantId: string;
+  readonly keyId: string;
+  readonly name?: string;
+  readonly granteePrincipal: string;
+  readonly retiringPrincipal?: string;
+  readonly issuingAccount: string;
+  readonly operations: readonly string[];
+  readonly constraints?: {
+    readonly EncryptionContextEquals?: Readonly<Record<string, string>>;
+    readonly EncryptionContextSubset?: Readonly<Record<string, string>>;
+  };
+  /** Epoch milliseconds. */
+  readonly createdAt: number;
+}
+
 export interface AliasRecord {
   /** `alias/...` */
   readonly name: string;
@@ -164,6 +182,28 @@ export interface KeyStore {
   /** Aliases ordered by name, optionally only those of one key. */
   listAliases(limit: number, after?: string, targetKeyId?: string): Promise<Page<AliasRecord>>;
   aliasesOf(keyId: string): Promise<readonly AliasRecord[]>;
+
+  // Grants (see src/kms/authz/grants.ts). Deleting a key deletes its grants.
+  /** Fails with StoreConflictError if the grant id exists. */
+  createGrant(grant: GrantRecord): Promise<void>;
+  getGrant(grantId: string): Promise<GrantRecord | undefined>;
+  /** Grants of a key ordered by id, optionally only those of one grantee. */
+  listGrants(
+    keyId: string,
+    limit: number,
+    after?: string,
+    granteePrincipal?: string,
+  ): Promise<Page<GrantRecord>>;
+  /** Grants (of any key) that name `retiringPrincipal`, ordered by id. */
+  listRetirableGrants(
+    retiringPrincipal: string,
+    limit: number,
+    after?: string,
+  ): Promise<Page<GrantRecord>>;
+  /** All grants of a key; called on every request a policy does not allow, so backends cache it. */
+  grantsOf(keyId: string): Promise<readonly GrantRecord[]>;
+  /** Returns false if no such grant. */
+  deleteGrant(grantId: string): Promise<boolean>;
 
   /** A small named value kept with the store (e.g. the root key's id). */
   getMeta(name: string): Promise<string | undefined>;

@@ -9,12 +9,14 @@ import { nextDueAt } from "../lifecycle/dueDates.js";
 import {
   StoreConflictError,
   type AliasRecord,
+  type GrantRecord,
   type ImportParametersRecord,
   type KeyMaterialRecord,
   type KeyRecord,
   type KeyStore,
   type Page,
 } from "./keyStore.js";
+import { GRANTS_MIGRATION, SqliteGrants } from "./sqliteGrants.js";
 
 /** Schema migrations, applied in order; PRAGMA user_version records how many ran. */
 const MIGRATIONS: readonly string[] = [
@@ -48,6 +50,8 @@ const MIGRATIONS: readonly string[] = [
      wrapped_private_key BLOB NOT NULL) STRICT;
    CREATE INDEX import_parameters_by_expiry ON import_parameters(expires_at);
    CREATE INDEX import_parameters_by_key ON import_parameters(key_id);`,
+  // Grants (access control).
+  GRANTS_MIGRATION,
 ];
 
 interface AliasRow {
@@ -96,6 +100,7 @@ export class SqliteKeyStore implements KeyStore {
   readonly #db: Database.Database;
   readonly #stmt;
   readonly #dueListeners = new Set<(dueAt: number) => void>();
+  readonly #grants: SqliteGrants;
 
   constructor(path: string) {
     this.#db = new Database(path);
@@ -106,6 +111,7 @@ export class SqliteKeyStore implements KeyStore {
     this.#db.pragma("foreign_keys = ON");
     this.#migrate();
     const db = this.#db;
+    this.#grants = new SqliteGrants(db);
     this.#stmt = {
       insertKey: db.prepare<[string, string, number | null]>(
         "INSERT INTO keys (key_id, record, due_at) VALUES (?, ?, ?)",
@@ -360,6 +366,7 @@ export class SqliteKeyStore implements KeyStore {
 
   async deleteKey(keyId: string): Promise<void> {
     this.#stmt.deleteKey.run(keyId);
+    this.#grants.invalidate();
   }
 
   async addMaterial(m: KeyMaterialRecord): Promise<void> {
@@ -405,6 +412,39 @@ export class SqliteKeyStore implements KeyStore {
 
   async aliasesOf(keyId: string): Promise<readonly AliasRecord[]> {
     return this.#stmt.aliasesOf.all(keyId).map(toAlias);
+  }
+
+  async createGrant(grant: GrantRecord): Promise<void> {
+    this.#grants.create(grant);
+  }
+
+  async getGrant(grantId: string): Promise<GrantRecord | undefined> {
+    return this.#grants.get(grantId);
+  }
+
+  async listGrants(
+    keyId: string,
+    limit: number,
+    after?: string,
+    granteePrincipal?: string,
+  ): Promise<Page<GrantRecord>> {
+    return this.#grants.list(keyId, limit, after, granteePrincipal);
+  }
+
+  async listRetirableGrants(
+    retiringPrincipal: string,
+    limit: number,
+    after?: string,
+  ): Promise<Page<GrantRecord>> {
+    return this.#grants.retirable(retiringPrincipal, limit, after);
+  }
+
+  async grantsOf(keyId: string): Promise<readonly GrantRecord[]> {
+    return this.#grants.of(keyId);
+  }
+
+  async deleteGrant(grantId: string): Promise<boolean> {
+    return this.#grants.delete(grantId);
   }
 
   async getMeta(name: string): Promise<string | undefined> {
