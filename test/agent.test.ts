@@ -205,7 +205,7 @@ describe("keyhaven agent against the key service", () => {
 
   it("a tampered env ciphertext is a permanent error naming the variable", async () => {
     const bad = Buffer.from(ciphertext, "base64");
-    bad[bad.length - 1] ^= 1;
+    bad[bad.length - 1] = bad[bad.length - 1]! ^ 1;
     const lines: string[] = [];
     const code = await runAgentCommand(
       config(tempDir(), tempDir(), {

@@ -4,6 +4,7 @@
  */
 import { parseArgs } from "node:util";
 import { z } from "zod";
+import type { WebhookConfig } from "../webhook/startWebhook.js";
 
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -261,4 +262,105 @@ function loadAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Agent
     refreshIntervalSeconds: seconds("refresh-interval", 0),
     timeoutSeconds: seconds("timeout", 300),
   });
+}
+
+/**
+ * The webhook's flags on `keyhaven controller` (docs/injection.md). The controller's
+ * parser adds these options and calls `webhookConfigFrom`; names of the environment
+ * variables match the Helm chart's controller Deployment.
+ */
+export const WEBHOOK_ENV: Record<string, string> = {
+  "webhook-listen": "KEYHAVEN_WEBHOOK_LISTEN",
+  "webhook-cert-dir": "KEYHAVEN_WEBHOOK_CERT_DIR",
+  "webhook-config-name": "KEYHAVEN_WEBHOOK_CONFIG_NAME",
+  "webhook-service-name": "KEYHAVEN_WEBHOOK_SERVICE_NAME",
+  "webhook-secret-name": "KEYHAVEN_WEBHOOK_SECRET_NAME",
+  "webhook-kms-endpoint": "KEYHAVEN_WEBHOOK_KMS_ENDPOINT",
+  "webhook-sts-endpoint": "KEYHAVEN_WEBHOOK_STS_ENDPOINT",
+  "webhook-role-arn": "KEYHAVEN_WEBHOOK_ROLE_ARN",
+  "agent-image": "KEYHAVEN_AGENT_IMAGE",
+  "agent-image-pull-policy": "KEYHAVEN_AGENT_IMAGE_PULL_POLICY",
+  "token-expiration-seconds": "KEYHAVEN_TOKEN_EXPIRATION_SECONDS",
+  "agent-refresh-interval": "KEYHAVEN_AGENT_REFRESH_INTERVAL",
+};
+
+export const WEBHOOK_USAGE = `webhook flags of keyhaven controller (environment variable in brackets):
+  --webhook-listen HOST:PORT     HTTPS admission server, path /mutate-pods [KEYHAVEN_WEBHOOK_LISTEN] (default 0.0.0.0:9443)
+  --webhook-cert-dir DIR         serve tls.crt/tls.key from DIR (e.g. cert-manager's) [KEYHAVEN_WEBHOOK_CERT_DIR];
+                                 without it: the operator's own CA, rotated, caBundle patched by the leader
+  --webhook-config-name NAME     MutatingWebhookConfiguration to keep the caBundle of [KEYHAVEN_WEBHOOK_CONFIG_NAME] (default keyhaven)
+  --webhook-service-name NAME    the webhook's Service (certificate DNS names) [KEYHAVEN_WEBHOOK_SERVICE_NAME] (default keyhaven-webhook)
+  --webhook-secret-name NAME     Secret for the own CA and certificate [KEYHAVEN_WEBHOOK_SECRET_NAME] (default keyhaven-webhook-tls)
+  --webhook-kms-endpoint URL     key service URL injected into pods [KEYHAVEN_WEBHOOK_KMS_ENDPOINT] (default --kms-endpoint)
+  --webhook-sts-endpoint URL     STS URL injected into pods [KEYHAVEN_WEBHOOK_STS_ENDPOINT] (default the KMS URL)
+  --webhook-role-arn ARN         AWS_ROLE_ARN for pods; {namespace} and {serviceAccount} are substituted
+                                 [KEYHAVEN_WEBHOOK_ROLE_ARN] (default arn:aws:iam::<account>:role/{namespace}/{serviceAccount})
+  --agent-image IMAGE            image of the injected keyhaven agent [KEYHAVEN_AGENT_IMAGE]
+  --agent-image-pull-policy P    its pull policy [KEYHAVEN_AGENT_IMAGE_PULL_POLICY]
+  --token-expiration-seconds N   projected token lifetime, 600..86400 [KEYHAVEN_TOKEN_EXPIRATION_SECONDS] (default 3600)
+  --agent-refresh-interval N     seconds between refreshes of the agent sidecar [KEYHAVEN_AGENT_REFRESH_INTERVAL] (default 300)
+`;
+
+const httpUrl = /^https?:\/\/[^\s/]+(\/\S*)?$/;
+
+/**
+ * Builds the webhook's configuration from the controller's flags. `get(flag)` returns
+ * the flag's value, else its WEBHOOK_ENV variable, else undefined.
+ */
+export function webhookConfigFrom(
+  get: (flag: string) => string | undefined,
+  context: {
+    readonly namespace: string;
+    readonly kmsEndpoint: string;
+    readonly region: string;
+    readonly account?: string;
+    readonly version?: string;
+  },
+): WebhookConfig {
+  const listen = hostPort.safeParse(get("webhook-listen") ?? "0.0.0.0:9443");
+  if (!listen.success)
+    throw new ConfigError(`--webhook-listen: ${listen.error.issues[0]!.message}`);
+  const number = (flag: string, fallback: number, min: number, max: number) => {
+    const text = get(flag);
+    if (text === undefined) return fallback;
+    const n = Number(text);
+    if (!/^\d+$/.test(text) || n < min || n > max)
+      throw new ConfigError(
+        `--${flag}: expected a whole number from ${min} to ${max}, got '${text}'`,
+      );
+    return n;
+  };
+  const url = (flag: string, fallback: string) => {
+    const value = get(flag) ?? fallback;
+    if (!httpUrl.test(value))
+      throw new ConfigError(`--${flag}: expected an http(s) URL, got '${value}'`);
+    return value;
+  };
+  const kmsEndpoint = url("webhook-kms-endpoint", context.kmsEndpoint);
+  const certDir = get("webhook-cert-dir");
+  const pullPolicy = get("agent-image-pull-policy");
+  if (pullPolicy !== undefined && !["Always", "IfNotPresent", "Never"].includes(pullPolicy))
+    throw new ConfigError(
+      `--agent-image-pull-policy: Always, IfNotPresent or Never, got '${pullPolicy}'`,
+    );
+  return {
+    listen: listen.data,
+    ...(certDir !== undefined && { certDir }),
+    configName: get("webhook-config-name") ?? "keyhaven",
+    namespace: context.namespace,
+    serviceName: get("webhook-service-name") ?? "keyhaven-webhook",
+    secretName: get("webhook-secret-name") ?? "keyhaven-webhook-tls",
+    settings: {
+      kmsEndpoint,
+      stsEndpoint: url("webhook-sts-endpoint", kmsEndpoint),
+      region: context.region,
+      roleArn:
+        get("webhook-role-arn") ??
+        `arn:aws:iam::${context.account ?? "000000000000"}:role/{namespace}/{serviceAccount}`,
+      agentImage: get("agent-image") ?? `ghcr.io/keyhaven/keyhaven:${context.version ?? "latest"}`,
+      ...(pullPolicy !== undefined && { agentImagePullPolicy: pullPolicy }),
+      tokenExpirationSeconds: number("token-expiration-seconds", 3600, 600, 86400),
+      refreshIntervalSeconds: number("agent-refresh-interval", 300, 10, 86400),
+    },
+  };
 }
