@@ -988,6 +988,53 @@ describe("DeriveSharedSecret", () => {
   });
 });
 
+describe("logs and audit lines", () => {
+  it("never contain private keys, shared secrets, MAC keys or signed messages", async () => {
+    const symmetric = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!.Arn!;
+    const pair = await kms.send(
+      new GenerateDataKeyPairCommand({ KeyId: symmetric, KeyPairSpec: "ECC_NIST_P256" }),
+    );
+    const agreement = await keyFor("ECC_NIST_P256", "KEY_AGREEMENT");
+    const peer = generateKeyPairSync("ec", { namedCurve: "prime256v1" });
+    const shared = await kms.send(
+      new DeriveSharedSecretCommand({
+        KeyId: agreement,
+        KeyAgreementAlgorithm: "ECDH",
+        PublicKey: peer.publicKey.export({ type: "spki", format: "der" }),
+      }),
+    );
+    const message = Buffer.from("a confidential message that is signed");
+    await kms.send(
+      new SignCommand({
+        KeyId: await keyFor("ECC_NIST_P256", "SIGN_VERIFY"),
+        Message: message,
+        SigningAlgorithm: "ECDSA_SHA_256",
+      }),
+    );
+    const macKey = await keyFor("HMAC_256", "GENERATE_VERIFY_MAC");
+    await kms.send(
+      new GenerateMacCommand({ KeyId: macKey, Message: message, MacAlgorithm: "HMAC_SHA_256" }),
+    );
+    const service = server.running.service;
+    const macMaterial = (
+      await service.symmetricKey((await service.store.getKey(macKey.split("/")[1]!))!, 1)
+    ).export();
+    const output = server.output();
+    expect(output).toContain(symmetric); // the audit lines are there …
+    for (const secret of [
+      Buffer.from(pair.PrivateKeyPlaintext!),
+      Buffer.from(shared.SharedSecret!),
+      message,
+      macMaterial,
+    ]) {
+      // … but no secret, in base64, hex or text.
+      expect(output).not.toContain(secret.toString("base64"));
+      expect(output).not.toContain(secret.toString("hex"));
+    }
+    expect(output).not.toContain(message.toString());
+  });
+});
+
 describe("key material at rest", () => {
   it("private keys and HMAC keys are stored only wrapped under the root key", async () => {
     const service = server.running.service;
