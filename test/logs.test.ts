@@ -20,7 +20,8 @@ interface AuditLine {
   audit?: boolean;
   operation: string | null;
   principal: string | null;
-  resources: string[];
+  /** CloudTrail's shape: { accountId, type, ARN }. */
+  resources: { ARN: string }[];
   outcome: "success" | "error";
   errorCode?: string;
 }
@@ -127,10 +128,10 @@ describe("logs", () => {
     expect(encrypts).toHaveLength(5);
     for (const line of encrypts) {
       expect(line.principal).toBe(server.credentials.principal);
-      expect(line.resources).toEqual([key.Arn]);
+      expect(line.resources.map((r) => r.ARN)).toEqual([key.Arn]);
     }
     const reEncrypts = audit.filter((l) => l.operation === "ReEncrypt");
-    expect(new Set(reEncrypts.flatMap((l) => l.resources))).toEqual(new Set([key.Arn, other.Arn]));
+    expect(new Set(reEncrypts.flatMap((l) => l.resources.map((r) => r.ARN)))).toEqual(new Set([key.Arn, other.Arn]));
     expect(audit.filter((l) => l.outcome === "error").map((l) => l.errorCode)).toEqual([
       "ValidationException",
       "NotFoundException",

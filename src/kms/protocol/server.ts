@@ -266,6 +266,7 @@ export class KmsServer {
             ...(errorCode !== undefined && { errorCode, errorMessage: errorMessage ?? "" }),
           }),
           operation: operation ?? null,
+          principal: ctx?.caller.principal ?? null,
           outcome: errorCode === undefined ? "success" : "error",
           durationMs: Number(process.hrtime.bigint() - started) / 1e6,
         },
