@@ -133,7 +133,10 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
   if (command === undefined || command === "help" || command === "--help" || command === "-h")
     return { command: "help", text: USAGE };
   if (command === "version" || command === "--version") return { command: "version" };
-  if (command === "agent") return loadAgentConfig(rest, env);
+  if (command === "agent")
+    return rest.includes("--help") || rest.includes("-h")
+      ? { command: "help", text: AGENT_USAGE }
+      : loadAgentConfig(rest, env);
   if (command !== "serve") throw new ConfigError(`unknown command '${command}'\n\n${USAGE}`);
 
   let values: Record<string, string | boolean | undefined>;
