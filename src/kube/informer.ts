@@ -169,15 +169,19 @@ export class Informer<T extends KubeObject> {
       let events = 0;
       let gone = false;
       let settled = false;
-      let cancelWatchdog: (() => void) | undefined;
+      let abortStream: (() => void) | undefined;
       const finish = (error?: unknown) => {
         if (settled) return;
         settled = true;
-        cancelWatchdog?.();
+        cancelWatchdog();
         this.#abortWatch = undefined;
+        abortStream?.();
         if (isGone(error)) gone = true;
         resolve(error === undefined || gone ? { events, gone } : { events, gone, error });
       };
+      // Armed before the request is even answered: a connection that hangs anywhere is cut.
+      this.#abortWatch = () => finish();
+      const cancelWatchdog = this.#timers.setTimer((this.#watchTimeout + 30) * 1000, () => finish());
       this.stats.watches++;
       this.#source
         .watch(
@@ -200,14 +204,8 @@ export class Informer<T extends KubeObject> {
         )
         .then(
           (abort) => {
-            if (settled) return;
-            this.#abortWatch = () => {
-              abort();
-              finish();
-            };
-            cancelWatchdog = this.#timers.setTimer((this.#watchTimeout + 30) * 1000, () =>
-              this.#abortWatch?.(),
-            );
+            if (settled) abort();
+            else abortStream = abort;
           },
           (err: unknown) => finish(err ?? new Error("watch failed")),
         );

@@ -247,12 +247,12 @@ export class MemoryApiServer {
   }
 
   /**
-   * Subscribes to changes of one resource after resourceVersion ("" or "0": from now).
+   * Subscribes to changes of one resource after resourceVersion ("": from now).
    * Throws 410 Gone if that version's history was compacted away.
    */
   watch(plural: string, resourceVersion: string, onEvent: (e: WatchEvent) => void, namespace?: string): () => void {
     this.#enter({ verb: "watch", plural, ...(namespace !== undefined && { namespace }) });
-    const from = resourceVersion === "" || resourceVersion === "0" ? this.#revision : Number(resourceVersion);
+    const from = resourceVersion === "" ? this.#revision : Number(resourceVersion);
     if (!Number.isFinite(from)) throw new KubeApiError(400, "BadRequest", `invalid resourceVersion ${resourceVersion}`);
     if (from + 1 < this.#compactedTo || from < this.#revision - this.#historyLimit)
       throw new KubeApiError(410, "Expired", `too old resource version: ${from} (${this.#compactedTo})`);
@@ -325,7 +325,7 @@ export class MemoryApiServer {
     if (!type.schema) return obj;
     const { metadata, ...rest } = obj;
     const pruned = applyDefaults(type.schema, prune(type.schema, rest)) as Record<string, unknown>;
-    const oldRest = old ? { ...old, metadata: undefined } : undefined;
+    const oldRest: Record<string, unknown> | undefined = old ? { ...old, metadata: undefined } : undefined;
     const statusSchema = type.schema.properties?.["status"];
     const errors =
       subresource === "status"

@@ -18,21 +18,29 @@ import { memoryCluster } from "../../src/kube/memoryCluster.js";
 import { kmsClient, startInProcess, type InProcessServer } from "../support/server.js";
 
 type KeyOption = (spec: KmsKeySpec) => void;
-export const withRotation = (periodDays: number): KeyOption => (s) => {
-  s.rotation = { enabled: true, periodDays };
-};
-export const withDescription = (description: string): KeyOption => (s) => {
-  s.description = description;
-};
+export const withRotation =
+  (periodDays: number): KeyOption =>
+  (s) => {
+    s.rotation = { enabled: true, periodDays };
+  };
+export const withDescription =
+  (description: string): KeyOption =>
+  (s) => {
+    s.description = description;
+  };
 export const disabled: KeyOption = (s) => {
   s.enabled = false;
 };
-export const withTags = (tags: Record<string, string>): KeyOption => (s) => {
-  s.tags = tags;
-};
-export const withDeletion = (d: NonNullable<KmsKeySpec["deletion"]>): KeyOption => (s) => {
-  s.deletion = d;
-};
+export const withTags =
+  (tags: Record<string, string>): KeyOption =>
+  (s) => {
+    s.tags = tags;
+  };
+export const withDeletion =
+  (d: NonNullable<KmsKeySpec["deletion"]>): KeyOption =>
+  (s) => {
+    s.deletion = d;
+  };
 
 export function kmsKey(name: string, ...options: KeyOption[]): Record<string, unknown> {
   const spec: KmsKeySpec = {};
@@ -81,7 +89,8 @@ export async function harness(): Promise<Harness> {
   const api = new MemoryApiServer({ clock });
   const cluster = memoryCluster(api, { timers: clock });
   const ctx = reconcileContext({ client: cluster, kms, timers: clock });
-  const get = (kind: KindName, name: string, namespace = NS) => api.get(KINDS[kind].plural, namespace, name) as never;
+  const get = (kind: KindName, name: string, namespace = NS) =>
+    api.get(KINDS[kind].plural, namespace, name) as never;
   return {
     clock,
     api,
@@ -104,8 +113,14 @@ export async function harness(): Promise<Harness> {
     events(name) {
       return api
         .list("events", NS)
-        .items.filter((e) => name === undefined || (e["involvedObject"] as { name: string }).name === name)
-        .map((e) => ({ reason: String(e["reason"]), type: String(e["type"]), message: String(e["message"]) }));
+        .items.filter(
+          (e) => name === undefined || (e["involvedObject"] as { name: string }).name === name,
+        )
+        .map((e) => ({
+          reason: String(e["reason"]),
+          type: String(e["type"]),
+          message: String(e["message"]),
+        }));
     },
     async advance(ms) {
       clock.advance(ms);
@@ -122,7 +137,8 @@ export async function harness(): Promise<Harness> {
 export function signWithClock(kms: KMSClient, clock: { now(): Date }): void {
   kms.middlewareStack.add(
     (next) => async (args) => {
-      (kms.config as { systemClockOffset: number }).systemClockOffset = clock.now().getTime() - Date.now();
+      (kms.config as { systemClockOffset: number }).systemClockOffset =
+        clock.now().getTime() - Date.now();
       return next(args);
     },
     { step: "initialize", name: "keyhavenFakeClockSigning" },

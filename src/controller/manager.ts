@@ -1,0 +1,193 @@
+/**
+ * Wires the operator together: one informer per kind (started at once, so caches
+ * are warm), and — only while this replica leads — one controller per kind fed by
+ * the informers. Status-only updates do not re-trigger a reconcile (the generation
+ * did not change); a KmsKey change also wakes the aliases and grants that refer to
+ * it. Losing the lease stops every reconcile at once and ends run() with "lost".
+ */
+import type { KMSClient } from "@aws-sdk/client-kms";
+import type { Logger } from "pino";
+import { keyRefOf } from "../api/v1alpha1/defaults.js";
+import type { KindName, KubeObject, ObjectsByKind } from "../api/v1alpha1/types.js";
+import type { Cluster } from "../kube/cluster.js";
+import type { Informer, InformerEvent } from "../kube/informer.js";
+import { reconcileContext, type ReconcileContext } from "./context.js";
+import { KmsAliasReconciler } from "./kmsalias/reconciler.js";
+import { KmsGrantReconciler } from "./kmsgrant/reconciler.js";
+import { KmsKeyReconciler } from "./kmskey/reconciler.js";
+import { Controller, type ReconcileFn, type Result } from "./runtime/controller.js";
+import { LeaderElector } from "./runtime/leaderElection.js";
+import type { ControllerMetrics } from "./runtime/metrics.js";
+import { systemTimers, type Timers } from "./runtime/timers.js";
+
+export interface LeaderElectionConfig {
+  readonly namespace: string;
+  readonly name?: string;
+  readonly identity: string;
+  readonly leaseDurationMs?: number;
+  readonly renewDeadlineMs?: number;
+  readonly retryPeriodMs?: number;
+}
+
+export interface ManagerOptions {
+  readonly cluster: Cluster;
+  readonly kms: KMSClient;
+  readonly timers?: Timers;
+  readonly logger?: Logger;
+  readonly metrics?: ControllerMetrics;
+  /** false: lead at once (one replica, or `serve --seed`). */
+  readonly leaderElection: LeaderElectionConfig | false;
+  readonly workers?: number;
+  readonly driftCheckMs?: number;
+  /** Wraps every reconcile (tests observe concurrency with it). */
+  readonly around?: (kind: KindName, key: string, run: () => Promise<Result>) => Promise<Result>;
+}
+
+const KIND_NAMES: readonly KindName[] = ["KmsKey", "KmsAlias", "KmsGrant"];
+const keyOf = (o: KubeObject) => `${o.metadata.namespace}/${o.metadata.name}`;
+
+/** Whether an update is worth a reconcile: spec, deletion, finalizers, annotations, labels. */
+export function needsReconcile(obj: KubeObject, old: KubeObject | undefined): boolean {
+  if (!old) return true;
+  const m = obj.metadata;
+  const o = old.metadata;
+  return (
+    m.generation !== o.generation ||
+    m.deletionTimestamp !== o.deletionTimestamp ||
+    JSON.stringify(m.finalizers ?? []) !== JSON.stringify(o.finalizers ?? []) ||
+    JSON.stringify(m.annotations ?? {}) !== JSON.stringify(o.annotations ?? {}) ||
+    JSON.stringify(m.labels ?? {}) !== JSON.stringify(o.labels ?? {})
+  );
+}
+
+export class Manager {
+  readonly #o: ManagerOptions;
+  readonly #timers: Timers;
+  readonly #informers: { [K in KindName]: Informer<ObjectsByKind[K]> };
+  #controllers: Partial<Record<KindName, Controller>> = {};
+  #synced = false;
+  #elector: LeaderElector | undefined;
+  readonly ctx: ReconcileContext;
+
+  constructor(options: ManagerOptions) {
+    this.#o = options;
+    this.#timers = options.timers ?? systemTimers;
+    const c = options.cluster;
+    this.#informers = { KmsKey: c.informer("KmsKey"), KmsAlias: c.informer("KmsAlias"), KmsGrant: c.informer("KmsGrant") };
+    this.ctx = reconcileContext({
+      client: c,
+      kms: options.kms,
+      timers: this.#timers,
+      read: async (kind, ns, name) => this.#informers[kind].get(ns, name) as never,
+      ...(options.logger && { logger: options.logger }),
+      ...(options.driftCheckMs !== undefined && { driftCheckMs: options.driftCheckMs }),
+    });
+    for (const kind of KIND_NAMES)
+      (this.#informers[kind] as Informer<KubeObject>).on((event, obj, old) => this.#onEvent(kind, event, obj, old));
+  }
+
+  /** Informer caches are filled (readiness). */
+  get synced(): boolean {
+    return this.#synced;
+  }
+
+  get isLeader(): boolean {
+    return this.#o.leaderElection === false ? Object.keys(this.#controllers).length > 0 : (this.#elector?.isLeader ?? false);
+  }
+
+  get controllers(): Partial<Record<KindName, Controller>> {
+    return this.#controllers;
+  }
+
+  informer<K extends KindName>(kind: K): Informer<ObjectsByKind[K]> {
+    return this.#informers[kind];
+  }
+
+  /** Runs until `signal` aborts ("stopped") or the leader lease is lost ("lost"). */
+  async run(signal: AbortSignal): Promise<"stopped" | "lost"> {
+    const { logger, metrics } = this.#o;
+    await Promise.all(KIND_NAMES.map((k) => this.#informers[k].start()));
+    this.#synced = true;
+    logger?.info("caches synced");
+    let outcome: "stopped" | "lost";
+    if (this.#o.leaderElection === false) {
+      await this.#lead();
+      await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener("abort", () => resolve(), { once: true })));
+      outcome = "stopped";
+    } else {
+      const le = this.#o.leaderElection;
+      this.#elector = new LeaderElector({
+        client: this.#o.cluster,
+        namespace: le.namespace,
+        name: le.name ?? "keyhaven-controller",
+        identity: le.identity,
+        timers: this.#timers,
+        ...(le.leaseDurationMs !== undefined && { leaseDurationMs: le.leaseDurationMs }),
+        ...(le.renewDeadlineMs !== undefined && { renewDeadlineMs: le.renewDeadlineMs }),
+        ...(le.retryPeriodMs !== undefined && { retryPeriodMs: le.retryPeriodMs }),
+        ...(logger && { logger }),
+      });
+      let stopping: Promise<void> = Promise.resolve();
+      outcome = await this.#elector.run(signal, (leading) => {
+        metrics?.leader.set(1);
+        void this.#lead();
+        leading.addEventListener("abort", () => {
+          metrics?.leader.set(0);
+          stopping = this.#stopControllers();
+        }, { once: true });
+      });
+      await stopping;
+    }
+    await this.#stopControllers();
+    await Promise.all(KIND_NAMES.map((k) => this.#informers[k].stop()));
+    return outcome;
+  }
+
+  async #lead(): Promise<void> {
+    const { metrics, logger, workers } = this.#o;
+    const reconcilers: Record<KindName, ReconcileFn> = {
+      KmsKey: new KmsKeyReconciler(this.ctx).reconcile,
+      KmsAlias: new KmsAliasReconciler(this.ctx).reconcile,
+      KmsGrant: new KmsGrantReconciler(this.ctx).reconcile,
+    };
+    for (const kind of KIND_NAMES) {
+      const reconcile = reconcilers[kind];
+      const around = this.#o.around;
+      const controller = new Controller({
+        name: kind.toLowerCase(),
+        reconcile: around ? (key, signal) => around(kind, key, () => reconcile(key, signal)) : reconcile,
+        timers: this.#timers,
+        workers: workers ?? 4,
+        ...(metrics && { metrics }),
+        ...(logger && { logger }),
+      });
+      this.#controllers[kind] = controller;
+      controller.start();
+      for (const obj of this.#informers[kind].list()) controller.queue.add(keyOf(obj));
+    }
+  }
+
+  async #stopControllers(): Promise<void> {
+    const controllers = Object.values(this.#controllers);
+    this.#controllers = {};
+    await Promise.all(controllers.map((c) => c.stop()));
+  }
+
+  #onEvent(kind: KindName, event: InformerEvent, obj: KubeObject, old?: KubeObject): void {
+    const controller = this.#controllers[kind];
+    if (controller && (event !== "update" || needsReconcile(obj, old))) controller.queue.add(keyOf(obj));
+    if (kind !== "KmsKey") return;
+    // Aliases and grants that refer to this key wait on its status: wake them when it changes.
+    const keyChanged =
+      event !== "update" ||
+      (obj as ObjectsByKind["KmsKey"]).status?.arn !== (old as ObjectsByKind["KmsKey"] | undefined)?.status?.arn ||
+      obj.metadata.deletionTimestamp !== old?.metadata.deletionTimestamp;
+    if (!keyChanged) return;
+    const ref = keyOf(obj);
+    for (const dependent of ["KmsAlias", "KmsGrant"] as const) {
+      const c = this.#controllers[dependent];
+      if (!c) continue;
+      for (const d of this.#informers[dependent].list()) if (keyRefOf(d) === ref) c.queue.add(keyOf(d));
+    }
+  }
+}

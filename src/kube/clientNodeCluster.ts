@@ -1,0 +1,193 @@
+/**
+ * The Cluster interface on the real @kubernetes/client-node@1.4.0 — the only
+ * module that imports it. Writes: finalizers by JSON merge patch carrying
+ * metadata.resourceVersion (the API server answers 409 if the object moved on),
+ * status by JSON merge patch on the /status subresource, Leases by PUT with their
+ * resourceVersion, Events as core/v1 Events. Watches use client-node's Watch inside
+ * our own Informer loop (informer.ts), since 1.4.0's ListWatch stops on errors,
+ * has no backoff and no client-side timeout.
+ */
+import {
+  ApiException,
+  CoordinationV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  PatchStrategy,
+  Watch,
+  setHeaderOptions,
+  type CoreV1Event,
+  type V1Lease,
+} from "@kubernetes/client-node";
+import { GROUP, KINDS, VERSION, type KindName, type KubeObject, type ObjectsByKind } from "../api/v1alpha1/types.js";
+import { systemTimers, type Timers } from "../controller/runtime/timers.js";
+import { KubeApiError, statusMergePatch, type Cluster, type LeaseRecord, type StoredLease } from "./cluster.js";
+import { Informer, type InformerOptions, type ListWatchSource } from "./informer.js";
+import { eventObject } from "./memoryCluster.js";
+
+export interface KubeConfigSource {
+  /** A kubeconfig file; absent → in-cluster service account. */
+  readonly kubeconfig?: string;
+}
+
+export function loadKubeConfig(source: KubeConfigSource): KubeConfig {
+  const kc = new KubeConfig();
+  if (source.kubeconfig) kc.loadFromFile(source.kubeconfig);
+  else kc.loadFromCluster();
+  return kc;
+}
+
+export interface ClientNodeClusterOptions {
+  readonly timers?: Timers;
+  readonly informer?: Partial<InformerOptions>;
+  readonly component?: string;
+  /** Only watch this namespace (default: all namespaces). */
+  readonly watchNamespace?: string;
+}
+
+/** Turns client-node's errors into KubeApiError (status + reason). */
+function apiError(err: unknown): unknown {
+  if (err instanceof ApiException) {
+    let body: { reason?: string; message?: string } = {};
+    try {
+      body = typeof err.body === "string" ? (JSON.parse(err.body) as typeof body) : ((err.body ?? {}) as typeof body);
+    } catch {
+      // not JSON
+    }
+    return new KubeApiError(err.code, body.reason ?? String(err.code), body.message ?? `HTTP ${err.code}`);
+  }
+  return err;
+}
+
+async function call<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw apiError(err);
+  }
+}
+
+export function clientNodeCluster(kc: KubeConfig, options: ClientNodeClusterOptions = {}): Cluster {
+  const timers = options.timers ?? systemTimers;
+  const component = options.component ?? "keyhaven-controller";
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const coordination = kc.makeApiClient(CoordinationV1Api);
+  const core = kc.makeApiClient(CoreV1Api);
+  const watch = new Watch(kc);
+  const merge = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
+  const informers = new Map<KindName, Informer<KubeObject>>();
+  const ref = (kind: KindName, obj: KubeObject) => ({
+    group: GROUP,
+    version: VERSION,
+    plural: KINDS[kind].plural,
+    namespace: obj.metadata.namespace,
+    name: obj.metadata.name,
+  });
+  const asLease = (l: V1Lease): StoredLease => ({
+    spec: {
+      ...(l.spec?.holderIdentity !== undefined && { holderIdentity: l.spec.holderIdentity }),
+      ...(l.spec?.leaseDurationSeconds !== undefined && { leaseDurationSeconds: l.spec.leaseDurationSeconds }),
+      ...(l.spec?.acquireTime && { acquireTime: new Date(l.spec.acquireTime).toISOString() }),
+      ...(l.spec?.renewTime && { renewTime: new Date(l.spec.renewTime).toISOString() }),
+      ...(l.spec?.leaseTransitions !== undefined && { leaseTransitions: l.spec.leaseTransitions }),
+    },
+    resourceVersion: l.metadata?.resourceVersion ?? "",
+  });
+  const leaseBody = (namespace: string, name: string, spec: LeaseRecord, resourceVersion?: string): V1Lease => ({
+    apiVersion: "coordination.k8s.io/v1",
+    kind: "Lease",
+    metadata: { name, namespace, ...(resourceVersion && { resourceVersion }) },
+    spec: {
+      ...(spec.holderIdentity !== undefined && { holderIdentity: spec.holderIdentity }),
+      ...(spec.leaseDurationSeconds !== undefined && { leaseDurationSeconds: spec.leaseDurationSeconds }),
+      ...(spec.acquireTime && { acquireTime: new Date(spec.acquireTime) }),
+      ...(spec.renewTime && { renewTime: new Date(spec.renewTime) }),
+      ...(spec.leaseTransitions !== undefined && { leaseTransitions: spec.leaseTransitions }),
+    },
+  });
+
+  return {
+    async get(kind, namespace, name) {
+      try {
+        return (await custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: KINDS[kind].plural, namespace, name })) as ObjectsByKind[typeof kind];
+      } catch (err) {
+        const e = apiError(err);
+        if (e instanceof KubeApiError && e.status === 404) return undefined;
+        throw e;
+      }
+    },
+    async setFinalizers(kind, obj, finalizers) {
+      const updated = (await call(() =>
+        custom.patchNamespacedCustomObject(
+          { ...ref(kind, obj), body: { metadata: { resourceVersion: obj.metadata.resourceVersion, finalizers } } },
+          merge,
+        ),
+      )) as ObjectsByKind[typeof kind];
+      const gone = obj.metadata.deletionTimestamp !== undefined && finalizers.length === 0;
+      return gone ? undefined : updated;
+    },
+    async patchStatus(kind, obj, status) {
+      return (await call(() =>
+        custom.patchNamespacedCustomObjectStatus({ ...ref(kind, obj), body: { status: statusMergePatch(obj.status, status) } }, merge),
+      )) as ObjectsByKind[typeof kind];
+    },
+    async recordEvent(obj, event) {
+      try {
+        await core.createNamespacedEvent({
+          namespace: obj.metadata.namespace,
+          body: eventObject(obj, event, component, timers.now()) as unknown as CoreV1Event,
+        });
+      } catch {
+        // Events are best effort.
+      }
+    },
+    async getLease(namespace, name) {
+      try {
+        return asLease(await coordination.readNamespacedLease({ namespace, name }));
+      } catch (err) {
+        const e = apiError(err);
+        if (e instanceof KubeApiError && e.status === 404) return undefined;
+        throw e;
+      }
+    },
+    async createLease(namespace, name, spec) {
+      return asLease(await call(() => coordination.createNamespacedLease({ namespace, body: leaseBody(namespace, name, spec) })));
+    },
+    async updateLease(namespace, name, spec, resourceVersion) {
+      return asLease(
+        await call(() => coordination.replaceNamespacedLease({ namespace, name, body: leaseBody(namespace, name, spec, resourceVersion) })),
+      );
+    },
+    informer<K extends KindName>(kind: K) {
+      let informer = informers.get(kind);
+      if (!informer) {
+        const plural = KINDS[kind].plural;
+        const path = options.watchNamespace
+          ? `/apis/${GROUP}/${VERSION}/namespaces/${options.watchNamespace}/${plural}`
+          : `/apis/${GROUP}/${VERSION}/${plural}`;
+        const source: ListWatchSource<KubeObject> = {
+          async list() {
+            const list = (await call(() =>
+              options.watchNamespace
+                ? custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, plural, namespace: options.watchNamespace })
+                : custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural }),
+            )) as { items?: KubeObject[]; metadata?: { resourceVersion?: string } };
+            return { items: list.items ?? [], resourceVersion: list.metadata?.resourceVersion ?? "" };
+          },
+          async watch(resourceVersion, timeoutSeconds, onEvent, onDone) {
+            const controller = await watch.watch(
+              path,
+              { resourceVersion, timeoutSeconds, allowWatchBookmarks: true },
+              (type: string, obj: KubeObject) => onEvent(type as never, obj),
+              (err: unknown) => onDone(err ?? undefined),
+            );
+            return () => controller.abort();
+          },
+        };
+        informer = new Informer<KubeObject>(source, { timers, ...options.informer });
+        informers.set(kind, informer);
+      }
+      return informer as unknown as Informer<ObjectsByKind[K]>;
+    },
+  };
+}

@@ -1,0 +1,29 @@
+/**
+ * Waiting for asynchronous outcomes without fixed sleeps: `eventually` re-checks a
+ * condition as I/O completes; `driveUntil` also moves a ManualClock forward a step
+ * at a time, so timers (backoff, lease renewals, requeues) fire in fake time.
+ */
+import type { ManualClock } from "../../src/controller/runtime/timers.js";
+
+const tick = () => new Promise<void>((resolve) => setTimeout(resolve, 5));
+
+export async function eventually<T>(check: () => T | undefined | false | Promise<T | undefined | false>, what = "condition", limitMs = 15_000): Promise<T> {
+  const end = Date.now() + limitMs;
+  for (;;) {
+    const v = await check();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await tick();
+  }
+}
+
+export async function driveUntil<T>(clock: ManualClock, stepMs: number, check: () => T | undefined | false | Promise<T | undefined | false>, what = "condition", limitMs = 20_000): Promise<T> {
+  const end = Date.now() + limitMs;
+  for (;;) {
+    const v = await check();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    clock.advance(stepMs);
+    await tick();
+  }
+}
