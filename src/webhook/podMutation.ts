@@ -110,7 +110,9 @@ function str(v: Json | undefined): string | undefined {
 
 const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
 const SHELL_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const KEY_REF = /^[!-~]{1,2048}$/;
+/** The KeyId forms KMS accepts: key id, key ARN, alias name, alias ARN. */
+const KEY_REF =
+  /^(?:(?:mrk-)?[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}|mrk-[0-9a-f]{32}|arn:[a-z-]+:kms:[a-z0-9-]+:\d{12}:(?:key\/[A-Za-z0-9-]+|alias\/[A-Za-z0-9/_-]+)|alias\/[A-Za-z0-9/_-]{1,250})$/;
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
 export function isOptedIn(pod: JsonObject): boolean {
@@ -171,6 +173,10 @@ export function mutatePod(
 ): Mutation {
   if (!isOptedIn(input))
     return { kind: "skip", reason: 'the pod does not carry keyhaven.dev/inject: "true"' };
+  const inputAnnotations = (input["metadata"] as JsonObject | undefined)?.["annotations"];
+  // Static (mirror) pods are read-only copies of kubelet's files; a patch could not apply.
+  if (isObject(inputAnnotations) && inputAnnotations["kubernetes.io/config.mirror"] !== undefined)
+    return { kind: "skip", reason: "mirror pods are never mutated" };
   const pod = structuredClone(input);
   const metadata = objectAt(pod, "metadata");
   const annotations = objectAt(metadata, "annotations");
