@@ -123,9 +123,13 @@ console.log(
     subjectName: oldestTarget.name,
   }),
 );
-const ratio = oldVsNew[0].ratio;
+const { ratio, subject: old, baseline: latest } = oldVsNew[0];
 console.log(
-  `\nthroughput ratio oldest/newest: ${ratio.toFixed(3)} (1.00 = same cost; p50 ${oldVsNew[0].subject.p50.toFixed(3)} vs ${oldVsNew[0].baseline.p50.toFixed(3)} ms)`,
+  `\nthroughput ratio oldest/newest: ${ratio.toFixed(3)} (1.00 = same cost; p50 ${old.p50.toFixed(3)} vs ${latest.p50.toFixed(3)} ms)`,
+);
+// Server CPU per request is steadier than throughput on a shared machine.
+console.log(
+  `server CPU per Decrypt, oldest/newest: ${(old.cpuMicrosPerRequest / latest.cpuMicrosPerRequest).toFixed(3)} (${old.cpuMicrosPerRequest.toFixed(1)} vs ${latest.cpuMicrosPerRequest.toFixed(1)} µs)`,
 );
 if (args.json)
   writeFileSync(

@@ -122,6 +122,11 @@ describe("imported key material in fake time", () => {
 
       // At ValidTo, while running: the loop's timer removes the material.
       clock.set(validTo.getTime());
+      // Already unusable in the instant before the loop acts.
+      expect(await failure(kms.send(new DecryptCommand({ CiphertextBlob: blob })))).toMatchObject({
+        name: "KMSInvalidStateException",
+        message: `${arn} is pending import.`,
+      });
       server.timers.fire();
       await server.running.lifecycle.check();
       expect((await kms.send(new DescribeKeyCommand({ KeyId: keyId }))).KeyMetadata!.KeyState).toBe(

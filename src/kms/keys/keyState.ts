@@ -54,3 +54,16 @@ export function assertPendingDeletion(key: KeyRecord): void {
   if (key.state !== "PendingDeletion")
     throw kmsError("KMSInvalidStateException", `${key.arn} is not pending deletion.`);
 }
+
+/**
+ * Imported material past its ValidTo is gone, even in the moment before the lifecycle
+ * loop deletes it: the key answers as PendingImport (footnote [5]).
+ */
+export function assertMaterialCurrent(key: KeyRecord, now: number): void {
+  if (
+    key.materialImported === true &&
+    key.materialExpiresAt !== undefined &&
+    key.materialExpiresAt <= now
+  )
+    throw kmsError("KMSInvalidStateException", `${key.arn} is pending import.`);
+}

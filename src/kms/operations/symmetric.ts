@@ -8,7 +8,7 @@ import {
 } from "../crypto/ciphertext.js";
 import type { EncryptionContext } from "../crypto/encryptionContext.js";
 import { kmsError } from "../errors.js";
-import { assertKeyUsage, assertUsable } from "../keys/keyState.js";
+import { assertKeyUsage, assertMaterialCurrent, assertUsable } from "../keys/keyState.js";
 import { resolveKey } from "../keys/resolveKey.js";
 import { authorizeKey, useKey } from "./access.js";
 import { keySpecs } from "../keys/keySpecs.js";
@@ -27,6 +27,7 @@ export async function encryptionKey(
 ): Promise<KeyRecord> {
   const key = await useKey(ctx, keyId, { aliases: true, ...(action !== undefined && { action }) });
   assertUsable(key);
+  assertMaterialCurrent(key, ctx.service.clock.now().getTime());
   assertKeyUsage(key, "ENCRYPT_DECRYPT", operation);
   checkAlgorithm(key, algorithm);
   return key;
@@ -118,6 +119,7 @@ export async function openSymmetric(
   }
   await authorizeKey(ctx, key, options.action);
   assertUsable(key);
+  assertMaterialCurrent(key, ctx.service.clock.now().getTime());
   assertKeyUsage(key, "ENCRYPT_DECRYPT", options.operation);
   checkAlgorithm(key, options.algorithm);
   if (header.materialVersion < 1 || header.materialVersion > key.currentMaterialVersion) {
