@@ -9,8 +9,9 @@
  *   = hash length as AWS KMS uses) here, then the raw RSA private-key operation.
  * - ECDSA: k·G comes from OpenSSL (createECDH, constant time), and
  *   s = k⁻¹(e + r·d) mod n is computed with a random blinding factor so the BigInt
- *   arithmetic never sees k or d alone. Verification uses plain affine/Jacobian
- *   arithmetic on public values only.
+ *   arithmetic never sees k or d alone. Verification needs u1·G + u2·Q; as the
+ *   service holds d (Q = d·G) that is (u1 + u2·d)·G, one scalar multiplication of the
+ *   generator, again by OpenSSL — milliseconds faster than curve arithmetic in BigInt.
  *
  * Every path is checked against OpenSSL (`openssl pkeyutl -verify` on the digest) in
  * the tests.
@@ -152,97 +153,55 @@ export function rsaPssVerifyDigest(
 // ECDSA over a given digest
 
 interface Curve {
-  readonly p: bigint;
-  readonly a: bigint;
-  readonly b: bigint;
-  readonly gx: bigint;
-  readonly gy: bigint;
+  /** Order of the generator. */
   readonly n: bigint;
+  /** Field element size in bytes (the x coordinate's length in an encoded point). */
   readonly bytes: number;
 }
 
 const hex = (h: string): bigint => BigInt(`0x${h}`);
 
-/** Domain parameters, from `openssl ecparam -param_enc explicit -text`. */
+/** Group orders, from `openssl ecparam -param_enc explicit -text`. */
 const CURVES: Readonly<Record<string, Curve>> = {
   prime256v1: {
-    p: hex("ffffffff00000001000000000000000000000000ffffffffffffffffffffffff"),
-    a: hex("ffffffff00000001000000000000000000000000fffffffffffffffffffffffc"),
-    b: hex("5ac635d8aa3a93e7b3ebbd55769886bc651d06b0cc53b0f63bce3c3e27d2604b"),
-    gx: hex("6b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296"),
-    gy: hex("4fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5"),
     n: hex("ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551"),
     bytes: 32,
   },
   secp384r1: {
-    p: hex(
-      "fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffeffffffff0000000000000000ffffffff",
-    ),
-    a: hex(
-      "fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffeffffffff0000000000000000fffffffc",
-    ),
-    b: hex(
-      "b3312fa7e23ee7e4988e056be3f82d19181d9c6efe8141120314088f5013875ac656398d8a2ed19d2a85c8edd3ec2aef",
-    ),
-    gx: hex(
-      "aa87ca22be8b05378eb1c71ef320ad746e1d3b628ba79b9859f741e082542a385502f25dbf55296c3a545e3872760ab7",
-    ),
-    gy: hex(
-      "3617de4a96262c6f5d9e98bf9292dc29f8f41dbd289a147ce9da3113b5f0b8c00a60b1ce1d7e819d7a431d7c90ea0e5f",
-    ),
     n: hex(
       "ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973",
     ),
     bytes: 48,
   },
   secp521r1: {
-    p: (1n << 521n) - 1n,
-    a: (1n << 521n) - 4n,
-    b: hex(
-      "0051953eb9618e1c9a1f929a21a0b68540eea2da725b99b315f3b8b489918ef109e156193951ec7e937b1652c0bd3bb1bf073573df883d2c34f1ef451fd46b503f00",
-    ),
-    gx: hex(
-      "00c6858e06b70404e9cd9e3ecb662395b4429c648139053fb521f828af606b4d3dbaa14b5e77efe75928fe1dc127a2ffa8de3348b3c1856a429bf97e7e31c2e5bd66",
-    ),
-    gy: hex(
-      "011839296a789a3bc0045c8a5fb42c7d1bd998f54449579b446817afbd17273e662c97ee72995ef42640c550b9013fad0761353c7086a272c24088be94769fd16650",
-    ),
     n: hex(
       "01fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffa51868783bf2f966b7fcc0148f709a5d03bb5c9b8899c47aebb6fb71e91386409",
     ),
     bytes: 66,
   },
   secp256k1: {
-    p: hex("fffffffffffffffffffffffffffffffffffffffffffffffffffffffefffffc2f"),
-    a: 0n,
-    b: 7n,
-    gx: hex("79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798"),
-    gy: hex("483ada7726a3c4655da4fbfc0e1108a8fd17b448a68554199c47d08ffb10d4b8"),
     n: hex("fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141"),
     bytes: 32,
   },
 };
-
-export const ecdsaCurveParameters = (curve: string): Curve | undefined => CURVES[curve];
 
 const mod = (x: bigint, m: bigint): bigint => {
   const r = x % m;
   return r < 0n ? r + m : r;
 };
 
-function modPow(base: bigint, exp: bigint, m: bigint): bigint {
-  let result = 1n;
-  base = mod(base, m);
-  while (exp > 0n) {
-    if (exp & 1n) result = (result * base) % m;
-    base = (base * base) % m;
-    exp >>= 1n;
+/** Inverse modulo m (extended Euclid); callers pass only blinded or public values. */
+function modInv(x: bigint, m: bigint): bigint {
+  let [r0, r1] = [mod(x, m), m];
+  let [s0, s1] = [1n, 0n];
+  while (r1 !== 0n) {
+    const q = r0 / r1;
+    [r0, r1] = [r1, r0 - q * r1];
+    [s0, s1] = [s1, s0 - q * s1];
   }
-  return result;
+  if (r0 !== 1n) throw new RangeError("not invertible");
+  return mod(s0, m);
 }
-
-/** Inverse modulo a prime. */
-const modInv = (x: bigint, m: bigint): bigint => modPow(x, m - 2n, m);
 
 const toBigInt = (bytes: Uint8Array): bigint =>
   bytes.length === 0 ? 0n : BigInt(`0x${Buffer.from(bytes).toString("hex")}`);
@@ -341,12 +300,9 @@ export function ecdsaSignDigest(privateKey: KeyObject, digest: Buffer): Buffer {
   const { n } = curve;
   const d = privateScalar(privateKey);
   const e = digestToInteger(digest, n);
-  const ecdh = createECDH(curveName);
   for (;;) {
     const k = randomScalar(n, curve.bytes);
-    ecdh.setPrivateKey(toBytes(k, curve.bytes));
-    const point = ecdh.getPublicKey(); // 0x04 ‖ x ‖ y, computed by OpenSSL
-    const r = toBigInt(point.subarray(1, 1 + curve.bytes)) % n;
+    const r = generatorMultipleX(curveName, curve, k) % n;
     if (r === 0n) continue;
     // s = (k·b)⁻¹ · (e·b + r·b·d) = k⁻¹(e + r·d): only blinded values meet k and d.
     const blind = randomScalar(n, curve.bytes);
@@ -357,85 +313,35 @@ export function ecdsaSignDigest(privateKey: KeyObject, digest: Buffer): Buffer {
   }
 }
 
-// Jacobian coordinates (X, Y, Z) ↔ affine (X/Z², Y/Z³); Z = 0 is the point at infinity.
-type Jacobian = readonly [bigint, bigint, bigint];
-const INFINITY: Jacobian = [0n, 1n, 0n];
-
-function double(c: Curve, [x, y, z]: Jacobian): Jacobian {
-  if (z === 0n || y === 0n) return INFINITY;
-  const { p } = c;
-  const yy = (y * y) % p;
-  const s = (4n * x * yy) % p;
-  const zz = (z * z) % p;
-  const m = mod(3n * x * x + c.a * zz * zz, p);
-  const x3 = mod(m * m - 2n * s, p);
-  const y3 = mod(m * (s - x3) - 8n * yy * yy, p);
-  const z3 = mod(2n * y * z, p);
-  return [x3, y3, z3];
+/** The x coordinate of t·G, computed by OpenSSL (constant time); t in [1, n-1]. */
+function generatorMultipleX(curveName: string, curve: Curve, t: bigint): bigint {
+  const ecdh = createECDH(curveName);
+  ecdh.setPrivateKey(toBytes(t, curve.bytes));
+  return toBigInt(ecdh.getPublicKey().subarray(1, 1 + curve.bytes));
 }
 
-function add(c: Curve, P: Jacobian, Q: Jacobian): Jacobian {
-  if (P[2] === 0n) return Q;
-  if (Q[2] === 0n) return P;
-  const { p } = c;
-  const z1z1 = (P[2] * P[2]) % p;
-  const z2z2 = (Q[2] * Q[2]) % p;
-  const u1 = (P[0] * z2z2) % p;
-  const u2 = (Q[0] * z1z1) % p;
-  const s1 = (P[1] * Q[2] * z2z2) % p;
-  const s2 = (Q[1] * P[2] * z1z1) % p;
-  if (u1 === u2) return s1 === s2 ? double(c, P) : INFINITY;
-  const h = mod(u2 - u1, p);
-  const r = mod(s2 - s1, p);
-  const hh = (h * h) % p;
-  const hhh = (h * hh) % p;
-  const v = (u1 * hh) % p;
-  const x3 = mod(r * r - hhh - 2n * v, p);
-  const y3 = mod(r * (v - x3) - s1 * hhh, p);
-  const z3 = (P[2] * Q[2] * h) % p;
-  return [x3, y3, z3];
-}
-
-/** u1·G + u2·Q by simultaneous double-and-add (public inputs only, so variable time is fine). */
-function twoScalarMultiply(c: Curve, u1: bigint, u2: bigint, Q: Jacobian): Jacobian {
-  const G: Jacobian = [c.gx, c.gy, 1n];
-  const GQ = add(c, G, Q);
-  let R = INFINITY;
-  const bits = Math.max(u1.toString(2).length, u2.toString(2).length);
-  for (let i = bits - 1; i >= 0; i--) {
-    R = double(c, R);
-    const b1 = (u1 >> BigInt(i)) & 1n;
-    const b2 = (u2 >> BigInt(i)) & 1n;
-    if (b1 && b2) R = add(c, R, GQ);
-    else if (b1) R = add(c, R, G);
-    else if (b2) R = add(c, R, Q);
-  }
-  return R;
-}
-
+/**
+ * Verifies an ECDSA signature over a digest with the service's own key pair:
+ * R = u1·G + u2·Q = (u1 + u2·d)·G, valid iff R is not the point at infinity and
+ * x(R) ≡ r (mod n). Signatures must be strict DER with 0 < r, s < n.
+ */
 export function ecdsaVerifyDigest(
-  publicKey: KeyObject,
+  privateKey: KeyObject,
   digest: Buffer,
   signature: Buffer,
 ): boolean {
-  const curve = CURVES[publicKey.asymmetricKeyDetails?.namedCurve ?? ""];
+  const curveName = privateKey.asymmetricKeyDetails?.namedCurve ?? "";
+  const curve = CURVES[curveName];
   if (!curve) return false;
   const sig = decodeEcdsaDer(signature);
   if (!sig) return false;
   const { r, s } = sig;
-  const { n, p } = curve;
+  const { n } = curve;
   if (r <= 0n || r >= n || s <= 0n || s >= n) return false;
-  const jwk = publicKey.export({ format: "jwk" });
-  const Q: Jacobian = [
-    toBigInt(Buffer.from(jwk.x!, "base64url")),
-    toBigInt(Buffer.from(jwk.y!, "base64url")),
-    1n,
-  ];
-  const e = digestToInteger(digest, n);
   const w = modInv(s, n);
-  const R = twoScalarMultiply(curve, mod(e * w, n), mod(r * w, n), Q);
-  if (R[2] === 0n) return false;
-  const zInv = modInv(R[2], p);
-  const x = mod(R[0] * zInv * zInv, p);
-  return x % n === r;
+  const u1 = mod(digestToInteger(digest, n) * w, n);
+  const u2 = mod(r * w, n);
+  const t = mod(u1 + mod(u2 * privateScalar(privateKey), n), n);
+  if (t === 0n) return false;
+  return generatorMultipleX(curveName, curve, t) % n === r;
 }

@@ -100,12 +100,12 @@ describe("signing with MessageType DIGEST", () => {
       const signature = signMessage(info, privateKey, digest, true);
       expect(opensslVerifiesDigest(publicKeyDer, alg, digest, signature)).toBe(true);
       // The same signature is a RAW signature of the message.
-      expect(verifyMessage(info, publicKey, message, false, signature)).toBe(true);
-      expect(verifyMessage(info, publicKey, digest, true, signature)).toBe(true);
+      expect(verifyMessage(info, { privateKey, publicKey }, message, false, signature)).toBe(true);
+      expect(verifyMessage(info, { privateKey, publicKey }, digest, true, signature)).toBe(true);
       // A different digest does not verify.
       const other = Buffer.from(digest);
       other[0]! ^= 1;
-      expect(verifyMessage(info, publicKey, other, true, signature)).toBe(false);
+      expect(verifyMessage(info, { privateKey, publicKey }, other, true, signature)).toBe(false);
       expect(opensslVerifiesDigest(publicKeyDer, alg, other, signature)).toBe(false);
     },
   );
@@ -118,7 +118,7 @@ describe("signing with MessageType DIGEST", () => {
       const message = Buffer.from(`raw message for ${alg}`);
       const signature = signMessage(info, privateKey, message, false);
       const digest = createHash(info.hash).update(message).digest();
-      expect(verifyMessage(info, publicKey, digest, true, signature)).toBe(true);
+      expect(verifyMessage(info, { privateKey, publicKey }, digest, true, signature)).toBe(true);
       expect(opensslVerifiesDigest(publicKeyDer, alg, digest, signature)).toBe(true);
     },
   );
@@ -133,7 +133,7 @@ describe("signing with MessageType DIGEST", () => {
         // node's verify hashes; so check with our verifier and the DER codec.
         const decoded = decodeEcdsaDer(signature)!;
         return (
-          verifyMessage(info, publicKey, digest, true, signature) &&
+          verifyMessage(info, { privateKey, publicKey }, digest, true, signature) &&
           encodeEcdsaDer(decoded.r, decoded.s).equals(signature)
         );
       }),
@@ -153,14 +153,50 @@ describe("signing with MessageType DIGEST", () => {
           const bad = Buffer.from(signature);
           bad[bit >> 3]! ^= 1 << (bit & 7);
           return (
-            !verifyMessage(info, publicKey, digest, true, bad) &&
-            !verifyMessage(info, publicKey, Buffer.from("x"), false, bad)
+            !verifyMessage(info, { privateKey, publicKey }, digest, true, bad) &&
+            !verifyMessage(info, { privateKey, publicKey }, Buffer.from("x"), false, bad)
           );
         }),
         { numRuns: 40 },
       );
     }
   });
+});
+
+describe("ECDSA digest verification", () => {
+  it.each([
+    ["ECC_NIST_P256", "ECDSA_SHA_256"],
+    ["ECC_NIST_P521", "ECDSA_SHA_512"],
+  ] as const)(
+    "%s: rejects another key's signature, out-of-range r/s, and accepts the low/high-s twin as OpenSSL does",
+    async (spec, alg) => {
+      const { privateKey, publicKey, publicKeyDer } = await pair(spec);
+      const other = parsePrivateKey((await generateAsymmetricKeyPair(spec)).privateKeyDer);
+      const info = signingAlgorithms[alg]!;
+      const digest = createHash(info.hash).update("twin").digest();
+      const keys = { privateKey, publicKey };
+      const foreign = signMessage(info, other.privateKey, digest, true);
+      expect(verifyMessage(info, keys, digest, true, foreign)).toBe(false);
+      const signature = signMessage(info, privateKey, digest, true);
+      const { r, s } = decodeEcdsaDer(signature)!;
+      const n = BigInt(
+        `0x${spec === "ECC_NIST_P256" ? "ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551" : "01fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffa51868783bf2f966b7fcc0148f709a5d03bb5c9b8899c47aebb6fb71e91386409"}`,
+      );
+      const twin = encodeEcdsaDer(r, n - s);
+      expect(verifyMessage(info, keys, digest, true, twin)).toBe(true);
+      expect(opensslVerifiesDigest(publicKeyDer, alg, digest, twin)).toBe(true);
+      for (const [badR, badS] of [
+        [r + n, s],
+        [r, s + n],
+        [0n, s],
+        [r, 0n],
+      ] as const)
+        expect(verifyMessage(info, keys, digest, true, encodeEcdsaDer(badR, badS))).toBe(false);
+      const started = performance.now();
+      for (let i = 0; i < 10; i++) verifyMessage(info, keys, digest, true, signature);
+      expect((performance.now() - started) / 10).toBeLessThan(20);
+    },
+  );
 });
 
 describe("signing with MessageType RAW", () => {

@@ -83,10 +83,13 @@ export function signMessage(
   }
 }
 
-/** True only for a valid signature; malformed signatures are simply invalid. */
+/**
+ * True only for a valid signature; malformed signatures are simply invalid. Takes the
+ * key pair because ECDSA over a digest is verified with the private scalar (prehashed.ts).
+ */
 export function verifyMessage(
   info: SigningAlgorithmInfo,
-  publicKey: KeyObject,
+  { privateKey, publicKey }: { readonly privateKey: KeyObject; readonly publicKey: KeyObject },
   message: Buffer,
   isDigest: boolean,
   signature: Buffer,
@@ -103,7 +106,7 @@ export function verifyMessage(
           : verify(info.hash, message, publicKey, signature);
       case "ecdsa":
         return isDigest
-          ? ecdsaVerifyDigest(publicKey, message, signature)
+          ? ecdsaVerifyDigest(privateKey, message, signature)
           : verify(info.hash, message, publicKey, signature);
       case "ed25519":
         return verify(null, message, publicKey, signature);

@@ -11,10 +11,9 @@ export const verify = defineOperation<
 >(async (ctx, input) => {
   const { key, info, isDigest } = await signingKey(ctx, input, "Verify");
   dryRun(input);
-  const { publicKey } = await ctx.service.keyPair(key);
   const valid = verifyMessage(
     info,
-    publicKey,
+    await ctx.service.keyPair(key),
     Buffer.from(input.Message),
     isDigest,
     Buffer.from(input.Signature),
