@@ -131,7 +131,9 @@ describe("logs", () => {
       expect(line.resources.map((r) => r.ARN)).toEqual([key.Arn]);
     }
     const reEncrypts = audit.filter((l) => l.operation === "ReEncrypt");
-    expect(new Set(reEncrypts.flatMap((l) => l.resources.map((r) => r.ARN)))).toEqual(new Set([key.Arn, other.Arn]));
+    expect(new Set(reEncrypts.flatMap((l) => l.resources.map((r) => r.ARN)))).toEqual(
+      new Set([key.Arn, other.Arn]),
+    );
     expect(audit.filter((l) => l.outcome === "error").map((l) => l.errorCode)).toEqual([
       "ValidationException",
       "NotFoundException",
