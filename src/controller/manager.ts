@@ -60,6 +60,14 @@ export function needsReconcile(obj: KubeObject, old: KubeObject | undefined): bo
   );
 }
 
+/** A write attempted after leadership ended: dropped, never sent. */
+export class NotLeaderError extends Error {
+  override name = "NotLeaderError";
+  constructor() {
+    super("not the leader: the write was not sent");
+  }
+}
+
 export class Manager {
   readonly #o: ManagerOptions;
   readonly #timers: Timers;
@@ -68,14 +76,31 @@ export class Manager {
   #synced = false;
   #elector: LeaderElector | undefined;
   readonly ctx: ReconcileContext;
+  /** Set while leading; once aborted, no further KMS call or API write leaves this replica. */
+  #fence: AbortSignal | undefined;
 
   constructor(options: ManagerOptions) {
     this.#o = options;
     this.#timers = options.timers ?? systemTimers;
     const c = options.cluster;
     this.#informers = { KmsKey: c.informer("KmsKey"), KmsAlias: c.informer("KmsAlias"), KmsGrant: c.informer("KmsGrant") };
+    const fenced = (): void => {
+      if (!this.#fence || this.#fence.aborted) throw new NotLeaderError();
+    };
+    options.kms.middlewareStack.add(
+      (next) => async (args) => {
+        fenced();
+        return next(args);
+      },
+      { step: "initialize", name: "keyhavenLeaderFence" },
+    );
     this.ctx = reconcileContext({
-      client: c,
+      client: {
+        get: (kind, ns, name) => c.get(kind, ns, name),
+        setFinalizers: async (kind, obj, f) => (fenced(), c.setFinalizers(kind, obj, f)),
+        patchStatus: async (kind, obj, st) => (fenced(), c.patchStatus(kind, obj, st)),
+        recordEvent: async (obj, e) => (fenced(), c.recordEvent(obj, e)),
+      },
       kms: options.kms,
       timers: this.#timers,
       read: async (kind, ns, name) => this.#informers[kind].get(ns, name) as never,
@@ -111,6 +136,7 @@ export class Manager {
     logger?.info("caches synced");
     let outcome: "stopped" | "lost";
     if (this.#o.leaderElection === false) {
+      this.#fence = signal;
       await this.#lead();
       await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener("abort", () => resolve(), { once: true })));
       outcome = "stopped";
@@ -129,6 +155,7 @@ export class Manager {
       });
       let stopping: Promise<void> = Promise.resolve();
       outcome = await this.#elector.run(signal, (leading) => {
+        this.#fence = leading;
         metrics?.leader.set(1);
         void this.#lead();
         leading.addEventListener("abort", () => {
