@@ -231,6 +231,44 @@ describe("keyhaven agent against the key service", () => {
   });
 });
 
+describe("refresh sidecar", () => {
+  it("rewrites the files every interval, keeps them when a refresh fails, stops when told", async () => {
+    const dir = tempDir("keyhaven-agent-");
+    const lines: string[] = [];
+    const waits: number[] = [];
+    let calls = 0;
+    const failing = { value: false };
+    const code = await runAgentCommand(
+      {
+        ...config(dir, tempDir(), { env: [{ container: "app", name: "DB_PASSWORD", ciphertext }] }),
+        refreshIntervalSeconds: 60,
+        timeoutSeconds: 0,
+      },
+      {
+        kms: {
+          send: ((command: never) => {
+            calls++;
+            return failing.value ? Promise.reject(new Error("down")) : kms.send(command);
+          }) as KMSClient["send"],
+        },
+        log: (l) => lines.push(l),
+        sleep: async (ms) => {
+          waits.push(ms);
+          if (waits.length === 2) failing.value = true; // the third pass fails
+          if (waits.length === 3) throw new Error("stopped"); // SIGTERM
+        },
+      },
+    );
+    expect(code).toBe(0);
+    expect(waits).toEqual([60_000, 60_000, 60_000]);
+    expect(calls).toBe(3); // first pass, one refresh, one failed refresh
+    expect(
+      lines.filter((l) => l.startsWith("refresh failed, keeping the current files")),
+    ).toHaveLength(1);
+    expect(readFileSync(join(dir, "env", "app", "DB_PASSWORD"), "utf8")).toBe(SECRET);
+  });
+});
+
 describe("retries while the key service starts", () => {
   it("backs off on connection errors and succeeds once the key service is up", async () => {
     // A key service that is down at first: same data folder, same port, started later.

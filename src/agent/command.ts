@@ -26,6 +26,8 @@ export interface AgentCommandDependencies {
   readonly store?: DataKeyStore;
   readonly log?: (line: string) => void;
   readonly signal?: AbortSignal;
+  /** Waits between refreshes and retries (tests pass a fake); rejects when stopped. */
+  readonly sleep?: (ms: number) => Promise<void>;
 }
 
 export async function runAgentCommand(
@@ -39,6 +41,9 @@ export async function runAgentCommand(
       log("nothing to do: the plan asks for no data key and no encrypted env values");
       return 0;
     }
+    const wait =
+      deps.sleep ??
+      ((ms: number) => sleep(ms, undefined, deps.signal ? { signal: deps.signal } : {}));
     const store = deps.store ?? (await openStore(config));
     const kms = deps.kms ?? new KMSClient({});
     const agentDeps: AgentDependencies = {
@@ -46,7 +51,7 @@ export async function runAgentCommand(
       store,
       dir: config.dir,
       log,
-      sleep: (ms) => sleep(ms, undefined, deps.signal ? { signal: deps.signal } : {}),
+      sleep: wait,
       now: () => Date.now(),
       retry: { ...DEFAULT_RETRY, deadlineMs: config.timeoutSeconds * 1000 },
     };
@@ -55,11 +60,7 @@ export async function runAgentCommand(
     log(`refreshing every ${config.refreshIntervalSeconds} s`);
     for (;;) {
       try {
-        await sleep(
-          config.refreshIntervalSeconds * 1000,
-          undefined,
-          deps.signal ? { signal: deps.signal } : {},
-        );
+        await wait(config.refreshIntervalSeconds * 1000);
       } catch {
         return 0; // stopped
       }
