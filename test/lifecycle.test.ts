@@ -241,4 +241,55 @@ describe("a key's year with restarts between steps", () => {
       await server.stop();
     }
   });
+
+  it("refuses windows and periods outside AWS's ranges, and caps on-demand rotations at 25 even when racing", async () => {
+    const server = await startAt(newSite(), new FakeClock(new Date(T0)));
+    try {
+      const kms = server.client;
+      const meta = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!;
+      const keyId = meta.KeyId!;
+      for (const days of [6, 31, 365])
+        expect(
+          await failure(
+            kms.send(new ScheduleKeyDeletionCommand({ KeyId: keyId, PendingWindowInDays: days })),
+          ),
+        ).toMatchObject({ name: "ValidationException", status: 400 });
+      for (const period of [89, 2561])
+        expect(
+          await failure(
+            kms.send(new EnableKeyRotationCommand({ KeyId: keyId, RotationPeriodInDays: period })),
+          ),
+        ).toMatchObject({ name: "ValidationException" });
+      expect((await kms.send(new DescribeKeyCommand({ KeyId: keyId }))).KeyMetadata!.KeyState).toBe(
+        "Enabled",
+      );
+
+      const results = await Promise.allSettled(
+        Array.from({ length: 30 }, () => kms.send(new RotateKeyOnDemandCommand({ KeyId: keyId }))),
+      );
+      const refused = results.filter((r) => r.status === "rejected");
+      expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(25);
+      expect(refused).toHaveLength(5);
+      for (const r of refused)
+        expect((r as PromiseRejectedResult).reason).toMatchObject({
+          name: "LimitExceededException",
+          message: `The on-demand rotations limit has been reached for the given keyId. No more on-demand rotations can be performed for this key: ${meta.Arn}`,
+        });
+      const first = await kms.send(new ListKeyRotationsCommand({ KeyId: keyId, Limit: 20 }));
+      expect(first.Truncated).toBe(true);
+      const rest = await kms.send(
+        new ListKeyRotationsCommand({ KeyId: keyId, Limit: 20, Marker: first.NextMarker! }),
+      );
+      const all = [...first.Rotations!, ...rest.Rotations!];
+      expect(all).toHaveLength(25);
+      expect(new Set(all.map((r) => r.KeyMaterialId)).size).toBe(25);
+      expect(all.filter((r) => r.KeyMaterialState === "CURRENT")).toHaveLength(1);
+      const blob = (
+        await kms.send(new EncryptCommand({ KeyId: keyId, Plaintext: text("after 25") }))
+      ).CiphertextBlob!;
+      expect(blobVersion(blob)).toBe(26);
+    } finally {
+      await server.stop();
+    }
+  });
 });

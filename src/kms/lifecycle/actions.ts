@@ -21,11 +21,37 @@ export type RotationType = "AUTOMATIC" | "ON_DEMAND";
  * the stored record inside the write (throw to refuse). A concurrent rotation of the
  * same key makes the version clash; we then retry on the newer record.
  */
-export async function rotateKeyMaterial(
+export function rotateKeyMaterial(
   service: KeyService,
   keyId: string,
   type: RotationType,
   check: (current: KeyRecord, now: number) => void = () => {},
+): Promise<KeyRecord | undefined> {
+  // Rotations of one key in this process take turns, so they never clash on a version;
+  // the version check in the write still settles races with other processes.
+  const previous = rotationsInFlight.get(keyId) ?? Promise.resolve();
+  const next = previous.then(
+    () => rotateOnce(service, keyId, type, check),
+    () => rotateOnce(service, keyId, type, check),
+  );
+  const settled = next.then(
+    () => undefined,
+    () => undefined,
+  );
+  rotationsInFlight.set(keyId, settled);
+  void settled.then(() => {
+    if (rotationsInFlight.get(keyId) === settled) rotationsInFlight.delete(keyId);
+  });
+  return next;
+}
+
+const rotationsInFlight = new Map<string, Promise<void>>();
+
+async function rotateOnce(
+  service: KeyService,
+  keyId: string,
+  type: RotationType,
+  check: (current: KeyRecord, now: number) => void,
 ): Promise<KeyRecord | undefined> {
   for (let attempt = 0; ; attempt++) {
     const before = await service.store.getKey(keyId);
