@@ -5,7 +5,7 @@
 import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { pino, type Logger } from "pino";
+import type { Logger } from "pino";
 import { systemClock, type Clock } from "./clock.js";
 import type { ServeConfig } from "./config/config.js";
 import { pooledRandom } from "./kms/crypto/random.js";
@@ -23,7 +23,7 @@ import { openSessionKey } from "./kms/identity/sessionKey.js";
 import { WebIdentityProvider } from "./kms/identity/webIdentity.js";
 import { LocalRootKey } from "./kms/rootkey/localRootKey.js";
 import { SqliteKeyStore } from "./kms/store/sqliteKeyStore.js";
-import { createLogger } from "./observability/logger.js";
+import { bufferedDestination, createLogger } from "./observability/logger.js";
 
 export class StartupError extends Error {
   override name = "StartupError";
@@ -61,10 +61,7 @@ export async function startKeyService(
   const audit =
     deps.audit ??
     (config.auditLog
-      ? createLogger(
-          "info",
-          pino.destination({ dest: config.auditLog, append: true, mkdir: true, sync: false }),
-        )
+      ? createLogger("info", bufferedDestination(config.auditLog))
       : logger.child({ audit: true }));
   const announce = deps.announce ?? ((text: string) => process.stdout.write(text));
   const dataDir = resolve(config.dataDir);

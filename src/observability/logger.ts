@@ -35,15 +35,104 @@ export const REDACTED_FIELDS = [
 
 export type { Logger };
 
+const CENSOR = "[redacted]";
+
+// pino runs a "*.name" path as a redactor over every top-level value of every line
+// (~20 µs per audit line); top-level paths cost nothing unless the field is present.
+// So pino redacts the literal paths, and the one-level wildcards are done here.
+const LITERAL_PATHS = REDACTED_FIELDS.filter((path) => !path.startsWith("*."));
+const NESTED_NAMES = REDACTED_FIELDS.filter((path) => path.startsWith("*.")).map((path) =>
+  path.slice(2),
+);
+
+/**
+ * Censors `name` in every object-valued top-level field that has it (what pino's
+ * `*.name` does), copying instead of mutating the caller's objects.
+ */
+export function redactNested<T extends object>(record: T): T {
+  let out: Record<string, unknown> | undefined;
+  for (const key in record) {
+    const value: unknown = record[key];
+    if (typeof value !== "object" || value === null) continue;
+    let copy: object | undefined;
+    for (const name of NESTED_NAMES) {
+      if (!Object.hasOwn(value, name)) continue;
+      copy ??= Object.create(
+        Object.getPrototypeOf(value) as object | null,
+        Object.getOwnPropertyDescriptors(value),
+      ) as object;
+      Object.defineProperty(copy, name, { value: CENSOR, enumerable: true, writable: true });
+    }
+    if (copy) {
+      out ??= { ...(record as Record<string, unknown>) };
+      out[key] = copy;
+    }
+  }
+  return (out ?? record) as T;
+}
+
+/**
+ * An asynchronous destination (a file path or a file descriptor) that writes in
+ * blocks of at least 4 KiB, and at least every `flushMs`: a busy server makes one
+ * write per dozen lines instead of one per line (each a thread-pool round trip;
+ * ~15 µs of CPU per audit line), and a quiet one still shows every line within
+ * `flushMs`. Lines still buffered are written on exit and by `logger.flush()`.
+ */
+export function bufferedDestination(
+  dest: string | number,
+  flushMs = 1000,
+): ReturnType<typeof pino.destination> {
+  const stream = pino.destination({
+    dest,
+    sync: false,
+    minLength: 4096,
+    ...(typeof dest === "string" && { append: true, mkdir: true }),
+  });
+  let ended = false;
+  const timer = setInterval(() => {
+    if (ended) return;
+    try {
+      stream.flush();
+    } catch {
+      // Destroyed between the end and the close event: nothing left to flush.
+    }
+  }, flushMs);
+  timer.unref();
+  const stop = () => {
+    ended = true;
+    clearInterval(timer);
+  };
+  stream.once("finish", stop);
+  stream.once("close", stop);
+  return stream;
+}
+
 export function createLogger(level: string, destination?: DestinationStream): Logger {
-  return pino(
+  const logger = pino(
     {
       level,
       base: { service: "keyhaven" },
       timestamp: pino.stdTimeFunctions.isoTime,
-      redact: { paths: REDACTED_FIELDS, censor: "[redacted]" },
-      formatters: { level: (label) => ({ level: label }) },
+      redact: { paths: LITERAL_PATHS, censor: CENSOR },
+      formatters: {
+        level: (label) => ({ level: label }),
+        bindings: redactNested,
+        log: redactNested,
+      },
     },
-    destination ?? pino.destination({ dest: 1, sync: false, minLength: 4096 }),
+    destination ?? bufferedDestination(1),
   );
+  // pino resets the bindings formatter for children, so child bindings are redacted
+  // here; children inherit this `child` through their prototype.
+  const child = Reflect.get(Object.getPrototypeOf(logger) as object, "child") as (
+    this: Logger,
+    bindings: object,
+    options?: object,
+  ) => Logger;
+  Object.defineProperty(logger, "child", {
+    value: function (this: Logger, bindings: object, options?: object) {
+      return child.call(this, redactNested(bindings), options);
+    },
+  });
+  return logger;
 }

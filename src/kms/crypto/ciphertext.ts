@@ -32,15 +32,33 @@ export class CiphertextFormatError extends Error {
   override name = "CiphertextFormatError";
 }
 
+/** The 16 bytes of recently used key ids: every Encrypt would otherwise re-parse the same few. */
+const keyIdBytes = new Map<string, Buffer>();
+
 function uuidToBytes(keyId: string): Buffer {
-  const hex = keyId.replace(/-/g, "");
-  if (!/^[0-9a-f]{32}$/.test(hex)) throw new CiphertextFormatError(`not a key id: ${keyId}`);
-  return Buffer.from(hex, "hex");
+  let bytes = keyIdBytes.get(keyId);
+  if (bytes === undefined) {
+    const hex = keyId.replace(/-/g, "");
+    if (!/^[0-9a-f]{32}$/.test(hex)) throw new CiphertextFormatError(`not a key id: ${keyId}`);
+    bytes = Buffer.from(hex, "hex");
+    if (keyIdBytes.size >= 1024) keyIdBytes.clear();
+    keyIdBytes.set(keyId, bytes);
+  }
+  return bytes;
 }
 
 function bytesToUuid(bytes: Buffer): string {
   const h = bytes.toString("hex");
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+/** The AAD: the blob's 21 header bytes followed by the canonical encryption context. */
+function additionalData(blob: Buffer, context: EncryptionContext | undefined): Buffer {
+  const encoded = encodeEncryptionContext(context);
+  const aad = Buffer.allocUnsafe(HEADER + encoded.length);
+  blob.copy(aad, 0, 0, HEADER);
+  encoded.copy(aad, HEADER);
+  return aad;
 }
 
 /** Reads the header without decrypting; throws CiphertextFormatError on anything malformed. */
@@ -66,10 +84,11 @@ export function sealCiphertext(
   const iv = random(IV);
   iv.copy(out, HEADER);
   const cipher = createCipheriv("aes-256-gcm", key, iv);
-  cipher.setAAD(Buffer.concat([out.subarray(0, HEADER), encodeEncryptionContext(context)]));
+  cipher.setAAD(additionalData(out, context));
   let at = HEADER + IV;
   at += cipher.update(plaintext).copy(out, at);
-  at += cipher.final().copy(out, at);
+  // GCM is a stream mode: final() never returns bytes, only completes the tag.
+  cipher.final();
   cipher.getAuthTag().copy(out, at);
   return out;
 }
@@ -82,7 +101,7 @@ export function openCiphertext(
 ): Buffer | undefined {
   const buf = Buffer.from(blob.buffer, blob.byteOffset, blob.byteLength);
   const decipher = createDecipheriv("aes-256-gcm", key, buf.subarray(HEADER, HEADER + IV));
-  decipher.setAAD(Buffer.concat([buf.subarray(0, HEADER), encodeEncryptionContext(context)]));
+  decipher.setAAD(additionalData(buf, context));
   decipher.setAuthTag(buf.subarray(buf.length - TAG));
   const plaintext = decipher.update(buf.subarray(HEADER + IV, buf.length - TAG));
   try {

@@ -5,7 +5,7 @@
  * caller's secret; the access key id alone proves nothing.
  * https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_sigv-create-signed-request.html
  */
-import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import { createHash, createHmac, hash, timingSafeEqual } from "node:crypto";
 import { KmsError } from "../errors.js";
 
 export interface SigningCredential {
@@ -68,6 +68,14 @@ function signingKey(
   return key;
 }
 
+/** Trims and collapses inner whitespace runs; most values have none, so test before replacing. */
+function canonicalHeaderValue(value: string): string {
+  const trimmed = value.trim();
+  return INNER_WHITESPACE.test(trimmed) ? trimmed.replace(/\s+/g, " ") : trimmed;
+}
+/** Any whitespace other than a lone space: what `/\s+/g → " "` would change. */
+const INNER_WHITESPACE = /\s\s|[^\S ]/;
+
 /** RFC 3986 encoding as SigV4 wants it (encodeURIComponent leaves !'()* alone). */
 function uriEncode(value: string): string {
   return encodeURIComponent(value).replace(
@@ -112,6 +120,8 @@ interface ParsedAuthorization {
   service: string;
   terminator: string;
   signedHeaders: string[];
+  /** SignedHeaders as received (the `;`-joined list the canonical request repeats). */
+  signedHeadersList: string;
   signature: string;
 }
 
@@ -153,6 +163,7 @@ function parseAuthorization(header: string): ParsedAuthorization {
     service,
     terminator,
     signedHeaders: fields.get("SignedHeaders")!.split(";"),
+    signedHeadersList: fields.get("SignedHeaders")!,
     signature,
   };
 }
@@ -263,7 +274,8 @@ export function verifySigV4<C extends SigningCredential>(
     );
   }
 
-  const bodyHash = createHash("sha256").update(request.body).digest("hex");
+  // crypto.hash is the one-shot form: no Hash object per call.
+  const bodyHash = hash("sha256", request.body, "hex");
   const declaredHash = request.headers["x-amz-content-sha256"]?.[0];
   if (declaredHash !== undefined && declaredHash !== bodyHash) {
     throw invalid("The provided 'x-amz-content-sha256' header does not match what was computed.");
@@ -272,26 +284,13 @@ export function verifySigV4<C extends SigningCredential>(
   const q = request.url.indexOf("?");
   const path = q < 0 ? request.url : request.url.slice(0, q);
   const query = q < 0 ? "" : request.url.slice(q + 1);
-  const canonicalHeaders = auth.signedHeaders
-    .map(
-      (name) =>
-        `${name}:${(request.headers[name] ?? []).map((v) => v.trim().replace(/\s+/g, " ")).join(",")}\n`,
-    )
-    .join("");
-  const canonicalRequest = [
-    request.method,
-    canonicalUri(path),
-    canonicalQuery(query),
-    canonicalHeaders,
-    auth.signedHeaders.join(";"),
-    bodyHash,
-  ].join("\n");
-  const stringToSign = [
-    ALGORITHM,
-    requestDate,
-    `${auth.date}/${auth.region}/${auth.service}/aws4_request`,
-    createHash("sha256").update(canonicalRequest).digest("hex"),
-  ].join("\n");
+  let canonicalHeaders = "";
+  for (const name of auth.signedHeaders) {
+    const values = request.headers[name];
+    canonicalHeaders += `${name}:${values === undefined ? "" : values.length === 1 ? canonicalHeaderValue(values[0]!) : values.map(canonicalHeaderValue).join(",")}\n`;
+  }
+  const canonicalRequest = `${request.method}\n${canonicalUri(path)}\n${canonicalQuery(query)}\n${canonicalHeaders}\n${auth.signedHeadersList}\n${bodyHash}`;
+  const stringToSign = `${ALGORITHM}\n${requestDate}\n${auth.date}/${auth.region}/${auth.service}/aws4_request\n${hash("sha256", canonicalRequest, "hex")}`;
   const expected = createHmac(
     "sha256",
     signingKey(credential, auth.date, auth.region, auth.service),
