@@ -39,7 +39,9 @@ LABEL org.opencontainers.image.title="keyhaven" \
       org.opencontainers.image.base.name="scratch"
 COPY --from=build /out/rootfs/ /
 COPY --from=build /out/app/ /app/
-COPY --from=build --chown=10001:10001 /out/rootfs/var/lib/keyhaven/ /var/lib/keyhaven/
+# The default data folder, owned by the service user (copied as an entry of /out/state so
+# that --chown applies to the folder itself).
+COPY --from=build --chown=10001:10001 /out/state/ /var/lib/
 ENV NODE_ENV=production
 USER 10001:10001
 WORKDIR /var/lib/keyhaven

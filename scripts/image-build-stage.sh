@@ -5,8 +5,9 @@
 # included) has been done. Output, in OUT:
 #   OUT/app      package.json, dist/src (compiled, no tests) and production-only node_modules
 #   OUT/rootfs   node, the shared libraries node and the native addons load, /etc/passwd,
-#                /etc/group, /etc/nsswitch.conf, /tmp and /var/lib/keyhaven: the whole
-#                runtime file system apart from the app (no shell, no package manager)
+#                /etc/group, /etc/nsswitch.conf and /tmp: the whole runtime file system
+#                apart from the app and the data folder (no shell, no package manager)
+#   OUT/state    keyhaven/, the default data folder, copied to /var/lib/ owned by uid 10001
 # Usage: scripts/image-build-stage.sh SRC OUT [NODE_BINARY]
 set -euo pipefail
 
@@ -43,7 +44,8 @@ fi
 
 # 3. The runtime file system: node and exactly the libraries it and the addons link.
 root="$out/rootfs"
-mkdir -p "$root/usr/local/bin" "$root/etc" "$root/tmp" "$root/var/lib/keyhaven"
+mkdir -p "$root/usr/local/bin" "$root/etc" "$root/tmp" "$root/var/lib" "$out/state/keyhaven"
+chmod 0700 "$out/state/keyhaven"
 chmod 1777 "$root/tmp"
 cp "$node_bin" "$root/usr/local/bin/node"
 copy_libs() {

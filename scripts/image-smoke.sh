@@ -147,7 +147,9 @@ for _ in $(seq 1 100); do
 done
 [ "$health" = ok ] || { podman logs "$name" | tail -20; fail "/healthz did not answer ok"; }
 echo "/healthz: $health"
-uid=$(podman top "$name" uid | awk 'NR==2{print $1}')
+# The image has no ps(1), so read the process's uid from the host's /proc.
+pid=$(podman inspect --format '{{.State.Pid}}' "$name")
+uid=$(awk '/^Uid:/{print $2}' "/proc/$pid/status")
 [ "$uid" = 10001 ] || fail "process runs as uid '$uid'"
 echo "process uid: $uid"
 podman logs "$name" 2>&1 | grep -q '"key service listening"' || fail "no listening log line"
