@@ -1,14 +1,17 @@
 /**
  * Imported key material (Origin EXTERNAL) driven by the SDK in fake time: import,
  * expiry on time (also across a restart), re-import of the same material only, and
- * the import token's rules (24 hours, one key).
+ * the import token's rules (24 hours, one key); HMAC and RSA/ECC private keys too.
  */
 import {
   constants,
   createCipheriv,
+  createHmac,
   createPublicKey,
+  generateKeyPairSync,
   publicEncrypt,
   randomBytes,
+  verify,
 } from "node:crypto";
 import {
   CreateKeyCommand,
@@ -16,7 +19,10 @@ import {
   DeleteImportedKeyMaterialCommand,
   DescribeKeyCommand,
   EncryptCommand,
+  GenerateMacCommand,
   GetParametersForImportCommand,
+  GetPublicKeyCommand,
+  SignCommand,
   ImportKeyMaterialCommand,
   ListKeyRotationsCommand,
   RotateKeyOnDemandCommand,
@@ -248,6 +254,101 @@ describe("imported key material in fake time", () => {
       expect((await kms.send(new DescribeKeyCommand({ KeyId: keyA }))).KeyMetadata!.KeyState).toBe(
         "Enabled",
       );
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it("imports HMAC keys and RSA/ECC private keys, checked against the key spec", async () => {
+    const server = await startAt(newSite(), new FakeClock(new Date(T0)));
+    try {
+      const kms = server.client;
+      const externalKey = async (KeySpec: string, KeyUsage: string) =>
+        (
+          await kms.send(
+            new CreateKeyCommand({
+              Origin: "EXTERNAL",
+              KeySpec: KeySpec as never,
+              KeyUsage: KeyUsage as never,
+            }),
+          )
+        ).KeyMetadata!.KeyId!;
+      const importInto = async (keyId: string, material: Buffer, algorithm: AlgorithmSpec) => {
+        const { params, encrypted } = await wrapFor(kms, keyId, material, algorithm);
+        return kms.send(
+          new ImportKeyMaterialCommand({
+            KeyId: keyId,
+            ImportToken: params.ImportToken!,
+            EncryptedKeyMaterial: encrypted,
+            ExpirationModel: "KEY_MATERIAL_DOES_NOT_EXPIRE",
+          }),
+        );
+      };
+
+      // HMAC: 32..64 bytes for HMAC_256; the MAC is the one computed locally.
+      const hmacKey = await externalKey("HMAC_256", "GENERATE_VERIFY_MAC");
+      const hmacMaterial = randomBytes(48);
+      await importInto(hmacKey, hmacMaterial, "RSAES_OAEP_SHA_256");
+      const mac = await kms.send(
+        new GenerateMacCommand({
+          KeyId: hmacKey,
+          Message: Buffer.from("hello"),
+          MacAlgorithm: "HMAC_SHA_256",
+        }),
+      );
+      expect(Buffer.from(mac.Mac!)).toEqual(
+        createHmac("sha256", hmacMaterial).update("hello").digest(),
+      );
+      const shortKey = await externalKey("HMAC_256", "GENERATE_VERIFY_MAC");
+      expect(
+        await failure(importInto(shortKey, randomBytes(20), "RSAES_OAEP_SHA_256")),
+      ).toMatchObject({ name: "IncorrectKeyMaterialException" });
+
+      // ECC: a PKCS#8 private key; GetPublicKey and signatures match it.
+      const ec = generateKeyPairSync("ec", { namedCurve: "prime256v1" });
+      const ecDer = ec.privateKey.export({ type: "pkcs8", format: "der" });
+      const ecKey = await externalKey("ECC_NIST_P256", "SIGN_VERIFY");
+      await importInto(ecKey, ecDer, "RSA_AES_KEY_WRAP_SHA_256");
+      const publicKey = await kms.send(new GetPublicKeyCommand({ KeyId: ecKey }));
+      expect(Buffer.from(publicKey.PublicKey!)).toEqual(
+        ec.publicKey.export({ type: "spki", format: "der" }),
+      );
+      const signature = await kms.send(
+        new SignCommand({
+          KeyId: ecKey,
+          Message: Buffer.from("signed"),
+          SigningAlgorithm: "ECDSA_SHA_256",
+        }),
+      );
+      expect(
+        verify("sha256", Buffer.from("signed"), ec.publicKey, Buffer.from(signature.Signature!)),
+      ).toBe(true);
+      // A P-256 key is not P-384 material.
+      const p384 = await externalKey("ECC_NIST_P384", "SIGN_VERIFY");
+      expect(await failure(importInto(p384, ecDer, "RSA_AES_KEY_WRAP_SHA_1"))).toMatchObject({
+        name: "IncorrectKeyMaterialException",
+      });
+
+      // RSA: ciphertext made locally with the public key decrypts in the service.
+      const rsa = generateKeyPairSync("rsa", { modulusLength: 2048 });
+      const rsaKey = await externalKey("RSA_2048", "ENCRYPT_DECRYPT");
+      await importInto(
+        rsaKey,
+        rsa.privateKey.export({ type: "pkcs8", format: "der" }),
+        "RSA_AES_KEY_WRAP_SHA_256",
+      );
+      const ciphertext = publicEncrypt(
+        { key: rsa.publicKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: "sha256" },
+        Buffer.from("for the RSA key"),
+      );
+      const decrypted = await kms.send(
+        new DecryptCommand({
+          KeyId: rsaKey,
+          CiphertextBlob: ciphertext,
+          EncryptionAlgorithm: "RSAES_OAEP_SHA_256",
+        }),
+      );
+      expect(Buffer.from(decrypted.Plaintext!).toString()).toBe("for the RSA key");
     } finally {
       await server.stop();
     }

@@ -33,6 +33,8 @@ import {
   createPrivateKey,
 } from "node:crypto";
 import { promisify } from "node:util";
+import { asymmetricSpecs } from "./asymmetric.js";
+import { hmacSpecs } from "./hmac.js";
 
 export const WRAPPING_KEY_BITS: Readonly<Record<string, number>> = {
   RSA_2048: 2048,
@@ -56,6 +58,68 @@ export class ImportUnwrapError extends Error {
 
 export class ImportTokenError extends Error {
   override name = "ImportTokenError";
+}
+
+/** Unwrapped material that does not fit the key's spec; the message says what is expected. */
+export class ImportedMaterialError extends Error {
+  override name = "ImportedMaterialError";
+}
+
+/** AWS's accepted lengths of imported HMAC material, in bytes (inclusive). */
+const HMAC_MATERIAL_BYTES: Readonly<Record<string, readonly [number, number]>> = {
+  HMAC_224: [28, 64],
+  HMAC_256: [32, 64],
+  HMAC_384: [48, 128],
+  HMAC_512: [64, 128],
+};
+
+/** Whether material of this key spec can be imported. */
+export const importableKeySpec = (keySpec: string): boolean =>
+  keySpec === "SYMMETRIC_DEFAULT" ||
+  hmacSpecs[keySpec] !== undefined ||
+  asymmetricSpecs[keySpec] !== undefined;
+
+/**
+ * Checks unwrapped material against the key spec, as AWS requires it, and returns the
+ * bytes to store: symmetric → 32 bytes; HMAC → a raw key of AWS's length range;
+ * RSA/ECC → a PKCS#8 DER private key of that exact spec, re-encoded by OpenSSL so the
+ * same key always yields the same bytes (and the same KeyMaterialId).
+ */
+export function checkImportedMaterial(keySpec: string, material: Buffer): Buffer {
+  if (keySpec === "SYMMETRIC_DEFAULT") {
+    if (material.length !== 32)
+      throw new ImportedMaterialError(
+        `Key material for a SYMMETRIC_DEFAULT key must be 32 bytes (256 bits); got ${material.length} bytes.`,
+      );
+    return material;
+  }
+  const hmacRange = HMAC_MATERIAL_BYTES[keySpec];
+  if (hmacRange) {
+    const [min, max] = hmacRange;
+    if (material.length < min || material.length > max)
+      throw new ImportedMaterialError(
+        `Key material for an ${keySpec} key must be ${min} to ${max} bytes; got ${material.length} bytes.`,
+      );
+    return material;
+  }
+  const spec = asymmetricSpecs[keySpec];
+  if (!spec) throw new ImportedMaterialError(`Key material cannot be imported for ${keySpec}.`);
+  const expected = `a PKCS#8 DER private key of key spec ${keySpec}`;
+  let key: KeyObject;
+  try {
+    key = createPrivateKey({ key: material, format: "der", type: "pkcs8" });
+  } catch {
+    throw new ImportedMaterialError(`The key material is not ${expected}.`);
+  }
+  const details = key.asymmetricKeyDetails ?? {};
+  const fits =
+    (spec.kind === "rsa" &&
+      key.asymmetricKeyType === "rsa" &&
+      details.modulusLength === spec.modulusBits) ||
+    (spec.kind === "ec" && key.asymmetricKeyType === "ec" && details.namedCurve === spec.curve) ||
+    (spec.kind === "ed25519" && key.asymmetricKeyType === "ed25519");
+  if (!fits) throw new ImportedMaterialError(`The key material is not ${expected}.`);
+  return key.export({ type: "pkcs8", format: "der" });
 }
 
 const generateKeyPairAsync = promisify(generateKeyPair);

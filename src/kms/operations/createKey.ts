@@ -41,13 +41,8 @@ export const createKey = defineOperation<CreateKeyRequest, CreateKeyResponse>(
         `KeyUsage ${keyUsage} is not compatible with KeySpec ${keySpec}`,
       );
     const origin = input.Origin ?? "AWS_KMS";
-    // EXTERNAL: the key waits in PendingImport for ImportKeyMaterial (symmetric keys only).
+    // EXTERNAL: the key waits in PendingImport for ImportKeyMaterial.
     const external = origin === "EXTERNAL";
-    if (external && keySpec !== "SYMMETRIC_DEFAULT")
-      throw kmsError(
-        "UnsupportedOperationException",
-        `Keyhaven imports key material only into SYMMETRIC_DEFAULT keys; KeySpec ${keySpec} needs Origin AWS_KMS.`,
-      );
     if (origin !== "AWS_KMS" && !external)
       throw kmsError(
         "UnsupportedOperationException",
@@ -72,9 +67,10 @@ export const createKey = defineOperation<CreateKeyRequest, CreateKeyResponse>(
     if (input.Policy !== undefined)
       await checkPolicyLockout(ctx, policy, { keyId, arn: service.keyArn(keyId) });
     const now = service.clock.now().getTime();
-    const material = await generateKeyMaterial(keySpec, service.random);
-    const wrapped = await service.wrapMaterial(keyId, 1, material);
-    material.fill(0);
+    // An EXTERNAL key gets its material from ImportKeyMaterial, not here.
+    const material = external ? undefined : await generateKeyMaterial(keySpec, service.random);
+    const wrapped = material && (await service.wrapMaterial(keyId, 1, material));
+    material?.fill(0);
     const key: KeyRecord = {
       keyId,
       arn: service.keyArn(keyId),
@@ -91,7 +87,7 @@ export const createKey = defineOperation<CreateKeyRequest, CreateKeyResponse>(
     };
     await service.store.createKey(
       key,
-      external ? undefined : { keyId, version: 1, createdAt: now, wrapped },
+      wrapped === undefined ? undefined : { keyId, version: 1, createdAt: now, wrapped },
     );
     ctx.resources.push(key.arn);
     return { KeyMetadata: keyMetadata(service, key) };

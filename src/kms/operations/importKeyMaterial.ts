@@ -1,6 +1,8 @@
 import { timingSafeEqual } from "node:crypto";
 import type { ImportKeyMaterialRequest, ImportKeyMaterialResponse } from "@aws-sdk/client-kms";
 import {
+  checkImportedMaterial,
+  ImportedMaterialError,
   ImportTokenError,
   ImportUnwrapError,
   materialFingerprint,
@@ -14,7 +16,7 @@ import { omit } from "../lifecycle/omit.js";
 import type { KeyRecord } from "../store/keyStore.js";
 import { useKey } from "./access.js";
 import { wrappingKeyContext } from "./getParametersForImport.js";
-import { importableSpec, SYMMETRIC_MATERIAL_BYTES } from "./importRules.js";
+import { importableSpec } from "./importRules.js";
 import { defineOperation, type RequestContext, type WithRequired } from "./operation.js";
 
 const MAX_VALID_TO_MS = 365 * DAY_MS;
@@ -99,7 +101,7 @@ async function unwrapRequest(
 }
 
 /**
- * Imports (or re-imports) symmetric key material. A key accepts one material for life:
+ * Imports (or re-imports) key material: symmetric, HMAC, or an RSA/ECC private key. A key accepts one material for life:
  * re-importing anything else is IncorrectKeyMaterialException. The material goes in as
  * the key's one version, so ciphertext made before a deletion or expiry decrypts again.
  */
@@ -118,13 +120,16 @@ export const importKeyMaterial = defineOperation<
       "UnsupportedOperationException",
       "Importing new key material for on-demand rotation is not supported by Keyhaven; re-import the key's existing material (ImportType EXISTING_KEY_MATERIAL).",
     );
-  const material = await unwrapRequest(ctx, key, input, now);
+  const unwrapped = await unwrapRequest(ctx, key, input, now);
+  let material: Buffer = unwrapped;
   try {
-    if (material.length !== SYMMETRIC_MATERIAL_BYTES)
-      throw kmsError(
-        "IncorrectKeyMaterialException",
-        `Key material for a SYMMETRIC_DEFAULT key must be ${SYMMETRIC_MATERIAL_BYTES} bytes (256 bits); got ${material.length} bytes.`,
-      );
+    try {
+      material = checkImportedMaterial(key.keySpec, unwrapped);
+    } catch (err) {
+      if (err instanceof ImportedMaterialError)
+        throw kmsError("IncorrectKeyMaterialException", err.message);
+      throw err;
+    }
     const materialId = materialFingerprint(material);
     const notTheSame = () =>
       kmsError(
@@ -161,6 +166,7 @@ export const importKeyMaterial = defineOperation<
     service.forgetMaterial(key.keyId);
     return { KeyId: key.arn, KeyMaterialId: materialId };
   } finally {
+    unwrapped.fill(0);
     material.fill(0);
   }
 });
