@@ -26,6 +26,18 @@ async function main(): Promise<number> {
       const { runAgentCommand } = await import("./agent/command.js");
       return runAgentCommand(config, { signal: stop.signal });
     }
+    case "controller": {
+      const { startController } = await import("./controller/run.js");
+      const running = await startController(config);
+      const signalled = new Promise<"stopped">((resolve) => {
+        process.once("SIGTERM", () => resolve("stopped"));
+        process.once("SIGINT", () => resolve("stopped"));
+      });
+      const outcome = await Promise.race([running.done, signalled]);
+      await running.stop();
+      // A lost Lease: exit non-zero so the replica restarts as a follower.
+      return outcome === "lost" ? 1 : 0;
+    }
     case "serve": {
       const running = await startKeyService(config);
       await new Promise<void>((resolve) => {

@@ -15,6 +15,7 @@ import {
   type Credential,
 } from "./kms/identity/credentialsFile.js";
 import { KeyService } from "./kms/keyService.js";
+import { SeedError, startSeed, type RunningSeed } from "./controller/seed.js";
 import { LifecycleLoop, type TimerApi } from "./kms/lifecycle/loop.js";
 import { KmsServer } from "./kms/protocol/server.js";
 import { loadIdentityFile } from "./kms/identity/credentialsFile.js";
@@ -29,12 +30,24 @@ export class StartupError extends Error {
   override name = "StartupError";
 }
 
+/** The local root key; a file with loose permissions or the wrong size is a StartupError that says what to fix. */
+function openRootKey(path: string): ReturnType<typeof LocalRootKey.openOrCreate> {
+  try {
+    return LocalRootKey.openOrCreate(path);
+  } catch (err) {
+    if (err instanceof RootKeyError) throw new StartupError(err.message);
+    throw err;
+  }
+}
+
 export interface RunningKeyService {
   readonly url: string;
   readonly server: KmsServer;
   readonly service: KeyService;
   /** Performs due rotations, deletions and material expiry (see kms/lifecycle/loop.ts). */
   readonly lifecycle: LifecycleLoop;
+  /** The --seed reconcilers, when a seed folder was given (docs/operator.md). */
+  readonly seed?: RunningSeed;
   stop(): Promise<void>;
 }
 
@@ -152,13 +165,36 @@ export async function startKeyService(
   }, 1000);
   flushTimer.unref();
 
+  // --seed: the operator's reconcilers apply the manifests through this server's own API.
+  let seed: RunningSeed | undefined;
+  const seedCredential = credentials.values().next().value;
+  if (config.seedDir && seedCredential) {
+    try {
+      seed = await startSeed({
+        dir: config.seedDir,
+        endpoint: url.replace("://0.0.0.0:", "://127.0.0.1:").replace("://[::]:", "://[::1]:"),
+        region: config.region,
+        credentials: seedCredential,
+        logger,
+      });
+    } catch (err) {
+      await server.close();
+      await lifecycle.stop();
+      await store.close();
+      if (err instanceof SeedError) throw new StartupError(err.message);
+      throw err;
+    }
+  }
+
   return {
     url,
     server,
     service,
     lifecycle,
+    ...(seed && { seed }),
     async stop() {
       clearInterval(flushTimer);
+      await seed?.stop();
       await server.close();
       await lifecycle.stop();
       await store.close();

@@ -34,6 +34,7 @@ const serveSchema = z
     "tls-key": z.string().min(1).optional(),
     "log-level": z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
     "audit-log": z.string().min(1).optional(),
+    seed: z.string().min(1).optional(),
     "web-identity-jwks": z.string().min(1).optional(),
     "web-identity-issuer": z
       .url("an issuer is a URL, e.g. https://kubernetes.default.svc")
@@ -64,6 +65,8 @@ export interface ServeConfig {
   readonly logLevel: string;
   /** File for audit lines; stdout (with the logs) when absent. */
   readonly auditLog?: string;
+  /** Folder of KmsKey/KmsAlias/KmsGrant YAML applied by the operator's reconcilers (docs/operator.md). */
+  readonly seedDir?: string;
   /** STS AssumeRoleWithWebIdentity for ServiceAccount tokens (docs/access-control.md). */
   readonly webIdentity?: {
     readonly jwksFile: string;
@@ -74,7 +77,10 @@ export interface ServeConfig {
 }
 
 export type Config =
-  ServeConfig | AgentConfig | { readonly command: "help" | "version"; readonly text?: string };
+  | ServeConfig
+  | AgentConfig
+  | ControllerConfig
+  | { readonly command: "help" | "version"; readonly text?: string };
 
 export const USAGE = `Usage: keyhaven <command> [flags]
 
@@ -83,6 +89,8 @@ Commands:
   help      Show this text.
   version   Print the version.
   agent     The init container the webhook injects into pods (see docs/injection.md).
+  controller  Reconcile KmsKey/KmsAlias/KmsGrant into the key service, and run the webhook
+            (keyhaven controller --help; docs/operator.md).
 
 keyhaven serve flags (environment variable in brackets):
   --listen HOST:PORT     address to listen on [KEYHAVEN_LISTEN] (default 127.0.0.1:8080)
@@ -94,6 +102,8 @@ keyhaven serve flags (environment variable in brackets):
   --tls-cert FILE        serve HTTPS with this certificate chain (PEM) [KEYHAVEN_TLS_CERT]
   --tls-key FILE         ... and this private key (PEM) [KEYHAVEN_TLS_KEY]
   --audit-log FILE       append audit lines to FILE instead of stdout [KEYHAVEN_AUDIT_LOG]
+  --seed DIR             apply the KmsKey/KmsAlias/KmsGrant YAML in DIR with the operator's
+                         reconcilers, no cluster needed [KEYHAVEN_SEED] (docs/operator.md)
   --web-identity-jwks FILE    JWKS of the ServiceAccount token issuer: enables STS
                          AssumeRoleWithWebIdentity [KEYHAVEN_WEB_IDENTITY_JWKS]
   --web-identity-issuer URL   the tokens' issuer (iss) [KEYHAVEN_WEB_IDENTITY_ISSUER]
@@ -112,6 +122,7 @@ const ENV: Record<string, string> = {
   "tls-key": "KEYHAVEN_TLS_KEY",
   "log-level": "KEYHAVEN_LOG_LEVEL",
   "audit-log": "KEYHAVEN_AUDIT_LOG",
+  seed: "KEYHAVEN_SEED",
   "web-identity-jwks": "KEYHAVEN_WEB_IDENTITY_JWKS",
   "web-identity-issuer": "KEYHAVEN_WEB_IDENTITY_ISSUER",
   "web-identity-audience": "KEYHAVEN_WEB_IDENTITY_AUDIENCE",
@@ -137,6 +148,10 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     return rest.includes("--help") || rest.includes("-h")
       ? { command: "help", text: AGENT_USAGE }
       : loadAgentConfig(rest, env);
+  if (command === "controller")
+    return rest.includes("--help") || rest.includes("-h")
+      ? { command: "help", text: `${CONTROLLER_USAGE}\n${WEBHOOK_USAGE}` }
+      : loadControllerConfig(rest, env);
   if (command !== "serve") throw new ConfigError(`unknown command '${command}'\n\n${USAGE}`);
 
   let values: Record<string, string | boolean | undefined>;
@@ -173,6 +188,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     ...(c["tls-cert"] !== undefined &&
       c["tls-key"] !== undefined && { tls: { certFile: c["tls-cert"], keyFile: c["tls-key"] } }),
     ...(c["audit-log"] !== undefined && { auditLog: c["audit-log"] }),
+    ...(c.seed !== undefined && { seedDir: c.seed }),
     ...(c["web-identity-jwks"] !== undefined &&
       c["web-identity-issuer"] !== undefined && {
         webIdentity: {
@@ -366,4 +382,148 @@ export function webhookConfigFrom(
       refreshIntervalSeconds: number("agent-refresh-interval", 300, 10, 86400),
     },
   };
+}
+
+/** `keyhaven controller` (docs/operator.md): the operator, plus the webhook (docs/injection.md). */
+export interface ControllerConfig {
+  readonly command: "controller";
+  /** kubeconfig file; absent → the in-cluster service account. */
+  readonly kubeconfig?: string;
+  /** Its own namespace: the leader Lease (and the webhook's Secret). */
+  readonly namespace: string;
+  /** Only watch this namespace (default: all). */
+  readonly watchNamespace?: string;
+  readonly kmsEndpoint: string;
+  readonly region: string;
+  /** From AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY[/AWS_SESSION_TOKEN]; absent → the SDK's default chain. */
+  readonly credentials?: {
+    readonly accessKeyId: string;
+    readonly secretAccessKey: string;
+    readonly sessionToken?: string;
+  };
+  /** /metrics, /healthz, /readyz. */
+  readonly metricsListen: { readonly host: string; readonly port: number };
+  readonly leaderElection: boolean;
+  /** This replica's name in the Lease. */
+  readonly identity: string;
+  readonly workers: number;
+  readonly logLevel: string;
+  /** Absent with --disable-webhook. */
+  readonly webhook?: WebhookConfig;
+}
+
+export const CONTROLLER_USAGE = `Usage: keyhaven controller [flags]
+
+Reconciles KmsKey, KmsAlias and KmsGrant (keyhaven.dev/v1alpha1) into the key service,
+as an admin principal of the KMS API. Credentials come from the standard AWS_* environment
+(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or web identity), as every AWS SDK reads them.
+
+  --kubeconfig FILE        kubeconfig [KUBECONFIG]; default: in-cluster service account
+  --namespace NS           own namespace, for the leader Lease [POD_NAMESPACE] (default keyhaven-system)
+  --watch-namespace NS     only watch NS [KEYHAVEN_WATCH_NAMESPACE] (default all namespaces)
+  --kms-endpoint URL       key service URL [AWS_ENDPOINT_URL_KMS] (required)
+  --region NAME            [AWS_REGION, AWS_DEFAULT_REGION] (default us-east-1)
+  --metrics-listen HOST:PORT  /metrics, /healthz, /readyz [KEYHAVEN_METRICS_LISTEN] (default 0.0.0.0:9090)
+  --leader-elect BOOL      compete for the Lease keyhaven-controller [KEYHAVEN_LEADER_ELECT] (default true)
+  --identity NAME          this replica in the Lease [POD_NAME, HOSTNAME]
+  --workers N              reconciles in parallel per kind [KEYHAVEN_WORKERS] (default 8)
+  --disable-webhook        run the operator only [KEYHAVEN_DISABLE_WEBHOOK=true]
+  --log-level LEVEL        [KEYHAVEN_LOG_LEVEL] (default info)
+`;
+
+const CONTROLLER_ENV: Record<string, string> = {
+  kubeconfig: "KUBECONFIG",
+  namespace: "POD_NAMESPACE",
+  "watch-namespace": "KEYHAVEN_WATCH_NAMESPACE",
+  "kms-endpoint": "AWS_ENDPOINT_URL_KMS",
+  region: "AWS_REGION",
+  "metrics-listen": "KEYHAVEN_METRICS_LISTEN",
+  "leader-elect": "KEYHAVEN_LEADER_ELECT",
+  identity: "POD_NAME",
+  workers: "KEYHAVEN_WORKERS",
+  "disable-webhook": "KEYHAVEN_DISABLE_WEBHOOK",
+  "log-level": "KEYHAVEN_LOG_LEVEL",
+};
+
+function loadControllerConfig(argv: readonly string[], env: NodeJS.ProcessEnv): ControllerConfig {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      options: Object.fromEntries(
+        [...Object.keys(CONTROLLER_ENV), ...Object.keys(WEBHOOK_ENV)].map((k) => [
+          k,
+          { type: k === "disable-webhook" ? ("boolean" as const) : ("string" as const) },
+        ]),
+      ),
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    throw new ConfigError(`${(err as Error).message}\n\n${CONTROLLER_USAGE}`);
+  }
+  const get = (flag: string): string | undefined => {
+    const v = values[flag];
+    if (typeof v === "string") return v;
+    if (v === true) return "true";
+    const variable = CONTROLLER_ENV[flag] ?? WEBHOOK_ENV[flag];
+    return (variable && env[variable]) || undefined;
+  };
+  const kmsEndpoint = get("kms-endpoint");
+  if (!kmsEndpoint || !httpUrl.test(kmsEndpoint))
+    throw new ConfigError(
+      `--kms-endpoint: the key service URL is required (or AWS_ENDPOINT_URL_KMS), e.g. http://keyhaven.keyhaven-system:8080; got '${kmsEndpoint ?? ""}'`,
+    );
+  const region = get("region") ?? env["AWS_DEFAULT_REGION"] ?? "us-east-1";
+  if (!/^([a-z]+-){2,3}\d+$/.test(region))
+    throw new ConfigError(`--region: a region looks like us-east-1, got '${region}'`);
+  const listen = hostPort.safeParse(get("metrics-listen") ?? "0.0.0.0:9090");
+  if (!listen.success)
+    throw new ConfigError(`--metrics-listen: ${listen.error.issues[0]!.message}`);
+  const bool = (flag: string, fallback: boolean) => {
+    const v = get(flag);
+    if (v === undefined) return fallback;
+    if (v !== "true" && v !== "false")
+      throw new ConfigError(`--${flag}: true or false, got '${v}'`);
+    return v === "true";
+  };
+  const workersText = get("workers") ?? "8";
+  if (!/^\d{1,3}$/.test(workersText) || Number(workersText) < 1)
+    throw new ConfigError(`--workers: a number from 1 to 999, got '${workersText}'`);
+  const logLevel = get("log-level") ?? "info";
+  if (!["fatal", "error", "warn", "info", "debug", "trace", "silent"].includes(logLevel))
+    throw new ConfigError(
+      `--log-level: fatal|error|warn|info|debug|trace|silent, got '${logLevel}'`,
+    );
+  const namespace = get("namespace") ?? "keyhaven-system";
+  const accessKeyId = env["AWS_ACCESS_KEY_ID"];
+  const secretAccessKey = env["AWS_SECRET_ACCESS_KEY"];
+  const sessionToken = env["AWS_SESSION_TOKEN"];
+  const watchNamespace = get("watch-namespace");
+  // --kubeconfig, else in-cluster, else KUBECONFIG (DESIGN.md).
+  const flagKubeconfig =
+    typeof values["kubeconfig"] === "string" ? values["kubeconfig"] : undefined;
+  const kubeconfig =
+    flagKubeconfig ?? (env["KUBERNETES_SERVICE_HOST"] ? undefined : env["KUBECONFIG"]);
+  const config: ControllerConfig = {
+    command: "controller",
+    ...(kubeconfig !== undefined && { kubeconfig }),
+    namespace,
+    ...(watchNamespace !== undefined && { watchNamespace }),
+    kmsEndpoint,
+    region,
+    ...(accessKeyId &&
+      secretAccessKey && {
+        credentials: { accessKeyId, secretAccessKey, ...(sessionToken && { sessionToken }) },
+      }),
+    metricsListen: listen.data,
+    leaderElection: bool("leader-elect", true),
+    identity: get("identity") ?? env["HOSTNAME"] ?? `keyhaven-${process.pid}`,
+    workers: Number(workersText),
+    logLevel,
+    ...(!bool("disable-webhook", false) && {
+      webhook: webhookConfigFrom(get, { namespace, kmsEndpoint, region }),
+    }),
+  };
+  return Object.freeze(config);
 }

@@ -20,7 +20,14 @@ export function createKmsClient(connection: KmsConnection, extra: Partial<KMSCli
   return new KMSClient({
     endpoint: connection.endpoint,
     region: connection.region,
-    ...(connection.credentials && { credentials: connection.credentials }),
+    // A copy: the SDK annotates the credentials object it is given (frozen ones break it).
+    ...(connection.credentials && {
+      credentials: {
+        accessKeyId: connection.credentials.accessKeyId,
+        secretAccessKey: connection.credentials.secretAccessKey,
+        ...(connection.credentials.sessionToken && { sessionToken: connection.credentials.sessionToken }),
+      },
+    }),
     // The work queue retries with its own backoff; one SDK retry absorbs a dropped connection.
     maxAttempts: 2,
     ...extra,

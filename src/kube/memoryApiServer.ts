@@ -97,8 +97,19 @@ export class MemoryApiServer {
   /** Requests served, by verb and plural (e.g. "patch kmskeys/status"). */
   readonly requests = new Map<string, number>();
 
-  constructor(options: { clock?: Clock; types?: ResourceType[]; historyLimit?: number } = {}) {
+  readonly #uid: (plural: string, namespace: string, name: string) => string;
+
+  constructor(
+    options: {
+      clock?: Clock;
+      types?: ResourceType[];
+      historyLimit?: number;
+      /** How objects get their UID (random by default; `serve --seed` derives it from the name). */
+      uid?: (plural: string, namespace: string, name: string) => string;
+    } = {},
+  ) {
     this.#clock = options.clock ?? { now: () => new Date() };
+    this.#uid = options.uid ?? (() => randomUUID());
     this.#historyLimit = options.historyLimit ?? 10_000;
     for (const t of options.types ?? defaultResourceTypes()) this.#types.set(t.plural, t);
   }
@@ -182,7 +193,7 @@ export class MemoryApiServer {
       ...(meta as object),
       name,
       namespace,
-      uid: randomUUID(),
+      uid: this.#uid(plural, namespace, name),
       resourceVersion: "",
       generation: 1,
       creationTimestamp: this.#now(),

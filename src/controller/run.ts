@@ -1,0 +1,122 @@
+/**
+ * `keyhaven controller`: the operator (informers, leader election, reconcilers)
+ * plus the admission webhook, a /metrics + /healthz + /readyz listener, and a
+ * graceful shutdown. Losing the leader Lease ends the process with status 1 so the
+ * Deployment restarts it as a follower (as controller-runtime does).
+ */
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Logger } from "pino";
+import type { ControllerConfig } from "../config/config.js";
+import { clientNodeCluster, loadKubeConfig } from "../kube/clientNodeCluster.js";
+import { webhookResources } from "../kube/webhookResources.js";
+import { createLogger } from "../observability/logger.js";
+import { startWebhook, type RunningWebhook } from "../webhook/startWebhook.js";
+import { createKmsClient } from "./kms.js";
+import { Manager } from "./manager.js";
+import { ControllerMetrics } from "./runtime/metrics.js";
+import { systemTimers } from "./runtime/timers.js";
+
+export interface RunningController {
+  /** The /metrics, /healthz and /readyz listener. */
+  readonly metricsUrl: string;
+  readonly manager: Manager;
+  /** Resolves when the operator stops: "stopped" (asked to) or "lost" (leader Lease lost). */
+  readonly done: Promise<"stopped" | "lost">;
+  stop(): Promise<void>;
+}
+
+export async function startController(config: ControllerConfig, deps: { logger?: Logger } = {}): Promise<RunningController> {
+  const logger = deps.logger ?? createLogger(config.logLevel);
+  const kc = loadKubeConfig(config.kubeconfig !== undefined ? { kubeconfig: config.kubeconfig } : {});
+  const timers = systemTimers;
+  const metrics = new ControllerMetrics({ defaultMetrics: true });
+  const cluster = clientNodeCluster(kc, {
+    timers,
+    ...(config.watchNamespace && { watchNamespace: config.watchNamespace }),
+    informer: {
+      onError: (err) => {
+        metrics.watchErrors.inc({ kind: "all" });
+        logger.warn({ err: err instanceof Error ? err.message : String(err) }, "list/watch failed; retrying with backoff");
+      },
+    },
+  });
+  const kms = createKmsClient({
+    endpoint: config.kmsEndpoint,
+    region: config.region,
+    ...(config.credentials && { credentials: config.credentials }),
+  });
+  const manager = new Manager({
+    cluster,
+    kms,
+    timers,
+    logger: logger.child({ component: "operator" }),
+    metrics,
+    workers: config.workers,
+    leaderElection: config.leaderElection ? { namespace: config.namespace, identity: config.identity } : false,
+  });
+  const http = await listen(config, metrics, manager);
+  const address = http.address() as AddressInfo;
+  const stopSignal = new AbortController();
+  const done = manager.run(stopSignal.signal);
+  let webhook: RunningWebhook | undefined;
+  if (config.webhook) {
+    webhook = await startWebhook(config.webhook, {
+      resources: webhookResources(kc),
+      isLeader: () => manager.isLeader,
+      logger,
+    });
+  }
+  logger.info(
+    { kmsEndpoint: config.kmsEndpoint, namespace: config.namespace, identity: config.identity, metrics: `http://${address.address}:${address.port}/metrics` },
+    "controller started",
+  );
+  return {
+    metricsUrl: `http://${address.address}:${address.port}`,
+    manager,
+    done,
+    async stop() {
+      stopSignal.abort();
+      await done;
+      await webhook?.stop();
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+      kms.destroy();
+      logger.info("controller stopped");
+      logger.flush();
+    },
+  };
+}
+
+function listen(config: ControllerConfig, metrics: ControllerMetrics, manager: Manager): Promise<Server> {
+  const server = createServer((req, res) => {
+    const path = (req.url ?? "/").split("?")[0];
+    if (path === "/metrics") {
+      metrics.registry.metrics().then(
+        (text) => {
+          res.writeHead(200, { "content-type": metrics.registry.contentType });
+          res.end(text);
+        },
+        () => {
+          res.writeHead(500);
+          res.end();
+        },
+      );
+      return;
+    }
+    if (path === "/healthz") {
+      res.writeHead(200, { "content-type": "text/plain" });
+      return void res.end("ok\n");
+    }
+    if (path === "/readyz") {
+      const ok = manager.synced;
+      res.writeHead(ok ? 200 : 503, { "content-type": "text/plain" });
+      return void res.end(ok ? "ok\n" : "caches not synced\n");
+    }
+    res.writeHead(404);
+    res.end();
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(config.metricsListen.port, config.metricsListen.host, () => resolve(server));
+  });
+}
