@@ -23,6 +23,7 @@ import { jwksFromFile } from "./kms/identity/jwksFile.js";
 import { openSessionKey } from "./kms/identity/sessionKey.js";
 import { WebIdentityProvider } from "./kms/identity/webIdentity.js";
 import { LocalRootKey } from "./kms/rootkey/localRootKey.js";
+import { RootKeyError } from "./kms/rootkey/rootKey.js";
 import { SqliteKeyStore } from "./kms/store/sqliteKeyStore.js";
 import { bufferedDestination, createLogger } from "./observability/logger.js";
 
@@ -80,7 +81,7 @@ export async function startKeyService(
   const dataDir = resolve(config.dataDir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
 
-  const { rootKey, created } = LocalRootKey.openOrCreate(join(dataDir, "root.key"));
+  const { rootKey, created } = openRootKey(join(dataDir, "root.key"));
   if (created)
     logger.info(
       { rootKeyId: rootKey.id, path: join(dataDir, "root.key") },

@@ -3,7 +3,8 @@
  * file modes), HTTPS with --tls-cert/--tls-key, and flag errors.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { readFileSync, statSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { chmodSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { Agent } from "node:https";
 import { join } from "node:path";
 import {
@@ -134,5 +135,17 @@ describe("flag errors", () => {
     const command = run("launch");
     expect(command.status).toBe(2);
     expect(command.stderr).toContain("unknown command 'launch'");
+  });
+
+  it("refuses a root key file others can read, saying how to fix it (exit 2, no stack)", () => {
+    const dataDir = tempDir();
+    const rootKey = join(dataDir, "root.key");
+    writeFileSync(rootKey, randomBytes(32), { mode: 0o644 });
+    chmodSync(rootKey, 0o644);
+    const loose = run("serve", "--data", dataDir, "--listen", "127.0.0.1:0");
+    expect(loose.status).toBe(2);
+    expect(loose.stderr).toBe(
+      `keyhaven: root key file ${rootKey} is readable by group or others; run: chmod 600 ${rootKey}\n`,
+    );
   });
 });
