@@ -98,7 +98,11 @@ function describe(err: unknown): string {
   const e = err as SdkLikeError;
   const name = e?.name && e.name !== "Error" ? e.name : e?.code;
   const message = e?.message ?? String(err);
-  return name ? `${name}: ${message}` : message;
+  const hint =
+    name === "CredentialsProviderError"
+      ? " (in a pod the keyhaven webhook sets AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE; elsewhere set AWS_* credentials)"
+      : "";
+  return `${name ? `${name}: ${message}` : message}${hint}`;
 }
 
 async function withRetry<T>(
