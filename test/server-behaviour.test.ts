@@ -90,7 +90,7 @@ describe("the HTTP server", () => {
       body,
     });
     let pending: (() => void) | undefined;
-    const response = new Promise<{ status: number; text: string; connection?: string }>(
+    const response = new Promise<{ status: number; text: string; connection: string | undefined }>(
       (resolve, reject) => {
         const req = httpRequest(
           {
