@@ -36,6 +36,8 @@ export interface WebhookDependencies {
   readonly isLeader: () => boolean;
   readonly logger: Logger;
   readonly clock?: Clock;
+  /** Stops waiting for the leader's first certificate (shutdown during start-up). */
+  readonly signal?: AbortSignal;
 }
 
 export interface RunningWebhook {
@@ -168,6 +170,7 @@ export async function startWebhook(
     });
     // Followers wait for the leader's first certificate (a few seconds at most on install).
     for (let delay = 250; !initial; delay = Math.min(delay * 2, 5000)) {
+      if (deps.signal?.aborted) throw new Error("webhook start-up cancelled");
       try {
         await manager.sync();
       } catch (err) {
