@@ -8,6 +8,7 @@
  * caller's policies and the key's grants, explicit Deny first, default deny.
  */
 import { ADMINISTRATOR_POLICY, compiledPolicy } from "../authz/keyPolicy.js";
+import type { CompiledPolicy } from "../authz/policy.js";
 import { accessDeniedMessage, decide, type AccessQuery } from "../authz/evaluate.js";
 import { decodeGrantToken } from "../authz/grantTokens.js";
 import type { EncryptionContextMap, GrantConstraints } from "../authz/grants.js";
@@ -142,6 +143,45 @@ function checkGrantTokens(input: Readonly<Record<string, unknown>>): void {
       );
 }
 
+/**
+ * The compiled policy of a key, remembered per key: comparing the stored text with the
+ * remembered one (usually a short memcmp) is cheaper than hashing a fresh copy of a
+ * large policy for the text-keyed cache on every request.
+ */
+const keyPolicies = new Map<string, { text: string; policy: CompiledPolicy }>();
+
+function keyPolicy(key: KeyRecord): CompiledPolicy {
+  const known = keyPolicies.get(key.arn);
+  if (known && known.text === key.policy) return known.policy;
+  const policy = compiledPolicy(key.policy, "key");
+  if (keyPolicies.size >= 10_000) keyPolicies.clear();
+  keyPolicies.set(key.arn, { text: key.policy, policy });
+  return policy;
+}
+
+/**
+ * Alias names of a key for kms:ResourceAliases, read at most every few seconds per key:
+ * AWS documents that alias changes may take a while to affect authorization.
+ */
+const ALIAS_TTL_MS = 5_000;
+const aliasCaches = new WeakMap<object, Map<string, { at: number; names: string[] }>>();
+
+async function keyAliases(ctx: RequestContext, key: KeyRecord): Promise<string[]> {
+  const store = ctx.service.store;
+  let cache = aliasCaches.get(store);
+  if (!cache) {
+    cache = new Map();
+    aliasCaches.set(store, cache);
+  }
+  const now = ctx.service.clock.now().getTime();
+  const hit = cache.get(key.keyId);
+  if (hit && now - hit.at < ALIAS_TTL_MS && now >= hit.at) return hit.names;
+  const names = (await store.aliasesOf(key.keyId)).map((a) => a.name);
+  if (cache.size >= 10_000) cache.clear();
+  cache.set(key.keyId, { at: now, names });
+  return names;
+}
+
 /** Builds the facts of `request` and decides; exported for the lockout check and tests. */
 export async function accessQuery(
   ctx: RequestContext,
@@ -151,7 +191,7 @@ export async function accessQuery(
   const input = ctx.input ?? {};
   const { action, key } = request;
   const service = ctx.service;
-  const policy = key ? compiledPolicy(key.policy, "key") : undefined;
+  const policy = key ? keyPolicy(key) : undefined;
   const needsAliases =
     key !== undefined &&
     (policy!.conditionKeys.has("kms:resourcealiases") ||
@@ -174,9 +214,7 @@ export async function accessQuery(
         keyUsage: key.keyUsage,
         origin: key.origin,
         tags: key.tags,
-        ...(needsAliases && {
-          aliases: (await service.store.aliasesOf(key.keyId)).map((a) => a.name),
-        }),
+        ...(needsAliases && { aliases: await keyAliases(ctx, key) }),
       },
     }),
     ...(encryptionContext && { encryptionContext }),
