@@ -29,6 +29,7 @@ import {
 type Obj = Record<string, unknown>;
 interface Container {
   name: string;
+  image?: string;
   args?: string[];
   env?: {
     name: string;
@@ -136,6 +137,7 @@ const CASES: Record<string, Obj> = {
   },
   "service-monitor": { serviceMonitor: { enabled: true, labels: { release: "prometheus" } } },
   "key-service-only": { controller: { enabled: false }, webhook: { enabled: false } },
+  "controller-without-webhook": { webhook: { enabled: false } },
   "minimal-trial": {
     networkPolicy: { enabled: false },
     persistence: { enabled: false },
@@ -507,14 +509,44 @@ describe("chart rendering", () => {
     ).toThrow(/must be a JWKS document/);
   });
 
-  it.runIf(/^\s+controller\b/m.test(USAGE))(
-    "the controller's command line is one the real `keyhaven controller` accepts",
-    () => {
-      const d = find(render(options({})), "Deployment", "keyhaven-controller");
+  it("the controller's command line is one the real `keyhaven controller` accepts, in every case", () => {
+    let checked = 0;
+    for (const [name, values] of Object.entries(CASES)) {
+      const d = render(options(values)).find(
+        (o) => o.kind === "Deployment" && o.metadata.name === "keyhaven-controller",
+      );
+      if (!d) continue;
       const c = (podSpec(d) as unknown as PodSpec).containers[0]!;
-      expect(() => loadConfig(c.args!, envOf(c))).not.toThrow();
-    },
-  );
+      const config = loadConfig(c.args!, envOf(c));
+      expect(config.command, name).toBe("controller");
+      if (config.command !== "controller") continue;
+      checked++;
+      const tls = name === "key-service-tls";
+      expect(config.namespace).toBe(NS);
+      expect(config.kmsEndpoint).toBe(`${tls ? "https" : "http"}://keyhaven.keyhaven.svc:8080`);
+      expect(config.metricsListen.port).toBe(9090);
+      expect(config.leaderElection).toBe(true);
+      const webhook = (values["webhook"] as Obj | undefined) ?? {};
+      if (webhook["enabled"] === false) {
+        expect(config.webhook, name).toBeUndefined();
+        continue;
+      }
+      expect(config.webhook, name).toBeDefined();
+      expect(config.webhook!.configName).toBe("keyhaven");
+      expect(config.webhook!.serviceName).toBe("keyhaven-webhook");
+      expect(config.webhook!.secretName).toBe("keyhaven-webhook-tls");
+      expect(config.webhook!.listen.port).toBe(9443);
+      expect(config.webhook!.certDir !== undefined, name).toBe(name.startsWith("cert-manager"));
+      const image = find(render(options(values)), "Deployment", "keyhaven");
+      expect(config.webhook!.settings.agentImage).toBe(
+        (podSpec(image) as unknown as PodSpec).containers[0]!.image,
+      );
+      expect(config.webhook!.settings.roleArn).toBe(
+        `arn:aws:iam::${(values["account"] as string | undefined) ?? "000000000000"}:role/{namespace}/{serviceAccount}`,
+      );
+    }
+    expect(checked).toBeGreaterThanOrEqual(Object.keys(CASES).length - 1);
+  });
 
   it("generates the credentials file in the format the key service loads, with the controller's key in it", () => {
     const objects = render({ values: {} });
