@@ -630,19 +630,14 @@ describe("chart rendering", () => {
       {
         apiGroups: ["keyhaven.dev"],
         resources: ["kmskeys", "kmsaliases", "kmsgrants"],
-        verbs: ["get", "list", "watch", "update", "patch"],
+        verbs: ["get", "list", "watch", "patch"],
       },
       {
         apiGroups: ["keyhaven.dev"],
         resources: ["kmskeys/status", "kmsaliases/status", "kmsgrants/status"],
-        verbs: ["get", "update", "patch"],
+        verbs: ["patch"],
       },
-      {
-        apiGroups: ["keyhaven.dev"],
-        resources: ["kmskeys/finalizers", "kmsaliases/finalizers", "kmsgrants/finalizers"],
-        verbs: ["update"],
-      },
-      { apiGroups: ["", "events.k8s.io"], resources: ["events"], verbs: ["create", "patch"] },
+      { apiGroups: [""], resources: ["events"], verbs: ["create"] },
       { apiGroups: [""], resources: ["namespaces"], verbs: ["get"] },
       {
         apiGroups: ["admissionregistration.k8s.io"],
@@ -657,7 +652,7 @@ describe("chart rendering", () => {
         apiGroups: ["coordination.k8s.io"],
         resources: ["leases"],
         resourceNames: ["keyhaven-controller"],
-        verbs: ["get", "update", "patch"],
+        verbs: ["get", "update"],
       },
       { apiGroups: [""], resources: ["secrets"], verbs: ["create"] },
       {
