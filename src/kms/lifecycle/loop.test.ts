@@ -1,0 +1,162 @@
+import { randomUUID } from "node:crypto";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import { afterEach, describe, expect, it } from "vitest";
+import { pino } from "pino";
+import { pooledRandom } from "../crypto/random.js";
+import { KeyService } from "../keyService.js";
+import { LocalRootKey } from "../rootkey/localRootKey.js";
+import type { RootKey } from "../rootkey/rootKey.js";
+import type { KeyRecord } from "../store/keyStore.js";
+import { SqliteKeyStore } from "../store/sqliteKeyStore.js";
+import { DAY_MS } from "./dueDates.js";
+import { LifecycleLoop, type TimerApi } from "./loop.js";
+
+const T0 = Date.parse("2026-05-01T00:00:00Z");
+const HOUR = 60 * 60 * 1000;
+
+class Timers implements TimerApi {
+  pending: { fn: () => void; ms: number } | undefined;
+  setTimeout(fn: () => void, ms: number) {
+    this.pending = { fn, ms };
+    return this.pending;
+  }
+  clearTimeout(handle: unknown) {
+    if (handle === this.pending) this.pending = undefined;
+  }
+}
+
+/** A root key that can be made to fail, to see how the loop handles a failing action. */
+class FlakyRootKey implements RootKey {
+  readonly id = "test";
+  failing = false;
+  readonly #inner = new LocalRootKey(Buffer.alloc(32, 1));
+  wrap(p: Buffer, c: string) {
+    return this.failing ? Promise.reject(new Error("HSM unreachable")) : this.#inner.wrap(p, c);
+  }
+  unwrap(w: Buffer, c: string) {
+    return this.#inner.unwrap(w, c);
+  }
+  async close() {}
+}
+
+const stores: SqliteKeyStore[] = [];
+afterEach(async () => {
+  for (const s of stores.splice(0)) await s.close();
+});
+
+async function setup() {
+  let now = T0;
+  const store = new SqliteKeyStore(join(mkdtempSync(join(tmpdir(), "keyhaven-loop-")), "db"));
+  stores.push(store);
+  const rootKey = new FlakyRootKey();
+  const service = new KeyService({
+    account: "000000000000",
+    region: "us-east-1",
+    store,
+    rootKey,
+    clock: { now: () => new Date(now) },
+    random: pooledRandom(),
+  });
+  let logged = "";
+  const logger = pino(
+    { level: "info" },
+    new Writable({
+      write(chunk: Buffer, _e, done) {
+        logged += chunk.toString();
+        done();
+      },
+    }),
+  );
+  const timers = new Timers();
+  const loop = new LifecycleLoop(service, { logger, timers });
+  const addKey = async (fields: Partial<KeyRecord>) => {
+    const keyId = randomUUID();
+    const key: KeyRecord = {
+      keyId,
+      arn: service.keyArn(keyId),
+      createdAt: T0,
+      description: "",
+      keySpec: "SYMMETRIC_DEFAULT",
+      keyUsage: "ENCRYPT_DECRYPT",
+      origin: "AWS_KMS",
+      state: "Enabled",
+      policy: "{}",
+      tags: [],
+      currentMaterialVersion: 1,
+      ...fields,
+    };
+    const wrapped = await service.wrapMaterial(keyId, 1, Buffer.alloc(32, 2));
+    await store.createKey(key, { keyId, version: 1, createdAt: T0, wrapped });
+    return keyId;
+  };
+  return {
+    store,
+    rootKey,
+    loop,
+    timers,
+    addKey,
+    logged: () => logged,
+    setNow: (t: number) => (now = t),
+  };
+}
+
+describe("LifecycleLoop", () => {
+  it("backs off a minute after a failing action instead of spinning, then succeeds", async () => {
+    const t = await setup();
+    const keyId = await t.addKey({
+      rotationEnabled: true,
+      rotationPeriodInDays: 90,
+      nextRotationAt: T0 - 1,
+    });
+    t.rootKey.failing = true;
+    const report = await t.loop.start();
+    expect(report.failed).toEqual([keyId]);
+    expect(t.timers.pending?.ms).toBe(60_000);
+    expect(t.logged()).toContain('"msg":"lifecycle action failed; retrying at the next check"');
+
+    t.rootKey.failing = false;
+    t.setNow(T0 + 60_000);
+    t.timers.pending!.fn();
+    const second = await t.loop.check();
+    expect(second.rotated).toEqual([keyId]);
+    expect((await t.store.getKey(keyId))!.currentMaterialVersion).toBe(2);
+    expect(t.loop.nextDue).toBe(T0 + 60_000 + 90 * DAY_MS);
+    expect(t.timers.pending?.ms).toBe(HOUR);
+    await t.loop.stop();
+  });
+
+  it("wakes at a nearer date as soon as a write stores one, and not after stop()", async () => {
+    const t = await setup();
+    await t.loop.start();
+    expect(t.timers.pending?.ms).toBe(HOUR);
+    const keyId = await t.addKey({});
+    await t.store.updateKey(keyId, (k) => ({
+      ...k,
+      state: "PendingDeletion",
+      deletionDate: T0 + 10 * 60_000,
+    }));
+    expect(t.loop.nextDue).toBe(T0 + 10 * 60_000);
+    expect(t.timers.pending?.ms).toBe(10 * 60_000);
+    await t.loop.stop();
+    expect(t.timers.pending).toBeUndefined();
+    await t.store.updateKey(keyId, (k) => ({ ...k, deletionDate: T0 + 60_000 }));
+    expect(t.timers.pending).toBeUndefined();
+  });
+
+  it("does nothing twice: concurrent checks share one run", async () => {
+    const t = await setup();
+    const keyId = await t.addKey({
+      rotationEnabled: true,
+      rotationPeriodInDays: 90,
+      nextRotationAt: T0,
+    });
+    const [a, b] = await Promise.all([t.loop.check(), t.loop.check()]);
+    expect(a).toBe(b);
+    expect(a.rotated).toEqual([keyId]);
+    expect((await t.store.getKey(keyId))!.currentMaterialVersion).toBe(2);
+    await t.loop.stop();
+  });
+});
