@@ -491,6 +491,16 @@ describe("AWS documentation examples (KMS Developer Guide)", () => {
     expect(run({ action: "kms:CreateKey", noKey: true, callerPolicies: [keysOnly] }).allowed).toBe(
       false,
     );
+    // NotResource covers what it does not list, including actions on no key.
+    const notKeys: Doc = {
+      Statement: [
+        { Effect: "Allow", Action: "kms:*", NotResource: `arn:aws:kms:*:${ACCOUNT}:key/*` },
+      ],
+    };
+    expect(run({ action: "kms:CreateKey", noKey: true, callerPolicies: [notKeys] }).allowed).toBe(
+      true,
+    );
+    expect(run({ action: "kms:Encrypt", callerPolicies: [notKeys] }).allowed).toBe(false);
   });
 });
 

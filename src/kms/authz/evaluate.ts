@@ -63,9 +63,9 @@ function applies(
   conditions: ConditionContext,
 ): boolean {
   if (s.matchesAction(action) === s.notAction) return false;
-  if (s.notResource) {
-    if (resource === undefined || s.matchesResource(resource)) return false;
-  } else if (!s.matchesResource(resource)) return false;
+  // NotResource applies to everything it does not list; an action on no key is "*",
+  // which only a "*" in the list excludes (matchesResource(undefined) is true only then).
+  if (s.matchesResource(resource) === s.notResource) return false;
   for (const c of s.conditions) if (!c(conditions)) return false;
   return true;
 }
