@@ -190,6 +190,53 @@ describe("AssumeRoleWithWebIdentity", () => {
     expect(output).not.toMatch(/sessionToken/i);
   });
 
+  it("boto3 and the AWS CLI take the same web-identity environment", async () => {
+    const dir = tempDir("keyhaven-sa-py-");
+    const tokenFile = join(dir, "token");
+    writeFileSync(tokenFile, issuer.serviceAccountToken("payments", "api", {}, clock.now()));
+    const env = {
+      PATH: process.env["PATH"] ?? "/usr/bin:/bin",
+      HOME: dir,
+      AWS_ROLE_ARN: ROLE("payments", "api"),
+      AWS_WEB_IDENTITY_TOKEN_FILE: tokenFile,
+      AWS_ENDPOINT_URL_STS: server.url,
+      AWS_ENDPOINT_URL_KMS: server.url,
+      AWS_DEFAULT_REGION: server.region,
+    };
+    const script = [
+      "import json, boto3",
+      "kms = boto3.client('kms')",
+      "ctx = {'service': 'payments'}",
+      "enc = kms.encrypt(KeyId='alias/payments', Plaintext=b'from python', EncryptionContext=ctx)",
+      "dec = kms.decrypt(CiphertextBlob=enc['CiphertextBlob'], EncryptionContext=ctx)",
+      "who = boto3.client('sts').get_caller_identity()",
+      "print(json.dumps({'plaintext': dec['Plaintext'].decode(), 'arn': who['Arn']}))",
+    ].join("\n");
+    const py = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
+      execFile("python3", ["-c", script], { env, timeout: 60_000 }, (err, stdout, stderr) =>
+        resolve({ code: err ? 1 : 0, stdout, stderr }),
+      ),
+    );
+    expect(py.stderr).toBe("");
+    expect(JSON.parse(py.stdout)).toEqual({
+      plaintext: "from python",
+      arn: `arn:aws:sts::${ACCOUNT}:assumed-role/payments/api`,
+    });
+    const cli = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
+      execFile(
+        "aws",
+        ["sts", "get-caller-identity", "--output", "json"],
+        { env: { ...env, AWS_PAGER: "" }, timeout: 60_000 },
+        (err, stdout, stderr) => resolve({ code: err ? 1 : 0, stdout, stderr }),
+      ),
+    );
+    expect(cli.stderr).toBe("");
+    expect(JSON.parse(cli.stdout)).toMatchObject({
+      Account: ACCOUNT,
+      Arn: `arn:aws:sts::${ACCOUNT}:assumed-role/payments/api`,
+    });
+  });
+
   it("returns STS's XML; credentials last at most as long as the token", async () => {
     const now = clock.now();
     const token = issuer.serviceAccountToken(
