@@ -124,14 +124,10 @@ export class SqliteKeyStore implements KeyStore {
         "UPDATE keys SET record = ?, due_at = ? WHERE key_id = ?",
       ),
       deleteKey: db.prepare<[string]>("DELETE FROM keys WHERE key_id = ?"),
-      insertMaterial: db.prepare<
-        [string, number, number, Buffer, string | null, string | null]
-      >(
+      insertMaterial: db.prepare<[string, number, number, Buffer, string | null, string | null]>(
         "INSERT INTO key_materials (key_id, version, created_at, wrapped, rotation_type, material_id) VALUES (?, ?, ?, ?, ?, ?)",
       ),
-      replaceMaterial: db.prepare<
-        [string, number, number, Buffer, string | null, string | null]
-      >(
+      replaceMaterial: db.prepare<[string, number, number, Buffer, string | null, string | null]>(
         `INSERT INTO key_materials (key_id, version, created_at, wrapped, rotation_type, material_id)
          VALUES (?, ?, ?, ?, ?, ?)
          ON CONFLICT (key_id, version) DO UPDATE SET
@@ -151,9 +147,7 @@ export class SqliteKeyStore implements KeyStore {
       nextDueAt: db.prepare<[], { due: number | null }>(
         "SELECT MIN(due_at) AS due FROM keys WHERE due_at IS NOT NULL",
       ),
-      insertImportParameters: db.prepare<
-        [string, string, string, string, number, number, Buffer]
-      >(
+      insertImportParameters: db.prepare<[string, string, string, string, number, number, Buffer]>(
         "INSERT INTO import_parameters (token_id, key_id, wrapping_algorithm, wrapping_key_spec, created_at, expires_at, wrapped_private_key) VALUES (?, ?, ?, ?, ?, ?, ?)",
       ),
       getImportParameters: db.prepare<[string], ImportParametersRow>(
