@@ -683,13 +683,11 @@ describe("chart rendering", () => {
     )[0]!;
     expect(hook["failurePolicy"]).toBe("Fail");
     expect(hook["matchConditions"]).toHaveLength(1);
-    // Before Kubernetes 1.28 there are no matchConditions; the namespace selector still scopes Fail.
-    const old = render(options({}, { kubeVersion: "v1.27.3" }));
-    expect(
-      (find(old, "MutatingWebhookConfiguration", "keyhaven")["webhooks"] as Obj[])[0]![
-        "matchConditions"
-      ],
-    ).toBeUndefined();
+    // Helm refuses clusters older than Chart.yaml's kubeVersion (1.29: CEL rules, native sidecars).
+    expect(() => render(options({}, { kubeVersion: "v1.28.9" }))).toThrow(
+      /requires kubeVersion: >=1.29.0-0/,
+    );
+    expect(() => render(options({}, { kubeVersion: "v1.29.0" }))).not.toThrow();
   });
 
   it("lets only the controller and opted-in namespaces reach the key service", () => {

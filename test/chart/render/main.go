@@ -26,7 +26,8 @@ import (
 	"strings"
 	"text/template"
 
-	"github.com/Masterminds/sprig" // GOPATH mode: Debian installs sprig v3 at this path
+	"github.com/Masterminds/semver" // GOPATH mode: Debian installs semver v3 at this path
+	"github.com/Masterminds/sprig"  // and sprig v3 at this one
 	"sigs.k8s.io/yaml"
 )
 
@@ -225,6 +226,21 @@ func render(chartDir, name, namespace, kubeVersion, lookupFile string, upgrade, 
 		}
 		if err := json.Unmarshal(data, &lookupObjects); err != nil {
 			return "", fmt.Errorf("%s: %w", lookupFile, err)
+		}
+	}
+
+	// Helm refuses a chart whose kubeVersion constraint the cluster does not meet.
+	if meta.KubeVersion != "" {
+		constraint, err := semver.NewConstraint(meta.KubeVersion)
+		if err != nil {
+			return "", fmt.Errorf("Chart.yaml: kubeVersion %q: %w", meta.KubeVersion, err)
+		}
+		v, err := semver.NewVersion(kubeVersion)
+		if err != nil {
+			return "", fmt.Errorf("-kube-version %q: %w", kubeVersion, err)
+		}
+		if !constraint.Check(v) {
+			return "", fmt.Errorf("chart requires kubeVersion: %s which is incompatible with Kubernetes %s", meta.KubeVersion, kubeVersion)
 		}
 	}
 
