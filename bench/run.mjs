@@ -4,14 +4,18 @@
  *
  *   node bench/run.mjs [--rounds 5] [--duration 5] [--warmup 2] [--connections 50]
  *                      [--scenarios Encrypt,GenerateDataKey] [--json FILE] [--profile DIR]
+ *                      [--dist DIST] [--compare NAME=DIST ...]
  *
  * --profile DIR runs the key service under `node --cpu-prof` and leaves the
- * .cpuprofile in DIR (open it in Chrome DevTools or speedscope).
+ * .cpuprofile in DIR (open it in Chrome DevTools or speedscope; or
+ * `node bench/profile-summary.mjs FILE`). --dist DIST runs the key service from
+ * another build than ./dist; --compare NAME=DIST also measures the key service built
+ * into another dist/ folder (e.g. an older commit), in the same rounds.
  * Numbers are information, never a pass/fail gate; see docs/benchmarks.md.
  */
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { cpus, tmpdir } from "node:os";
+import { cpus, loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
@@ -28,6 +32,8 @@ const { values: args } = parseArgs({
     scenarios: { type: "string", default: "Encrypt,GenerateDataKey" },
     json: { type: "string" },
     profile: { type: "string" },
+    dist: { type: "string" },
+    compare: { type: "string", multiple: true, default: [] },
   },
 });
 
@@ -38,33 +44,48 @@ const credential = {
   secretAccessKey: randomBytes(30).toString("base64"),
 };
 const here = import.meta.dirname;
-const dataDir = mkdtempSync(join(tmpdir(), "keyhaven-bench-"));
+const tempDir = mkdtempSync(join(tmpdir(), "keyhaven-bench-"));
 
 const echo = await spawnServer(join(here, "servers/echo.mjs"), {}, { name: "echo" });
-const keyhaven = await spawnServer(
-  join(here, "servers/keyService.mjs"),
-  { dataDir, credential, region, account },
-  {
-    name: "keyhaven",
-    execArgv: args.profile ? ["--cpu-prof", `--cpu-prof-dir=${resolve(args.profile)}`] : [],
-  },
-);
-const echoTarget = { ...echo, region, credential };
-const subject = { ...keyhaven, region, credential };
+const builds = [
+  ["keyhaven", args.dist],
+  ...args.compare.map((spec) => {
+    const eq = spec.indexOf("=");
+    if (eq < 1) throw new Error(`--compare takes NAME=DIST, not ${spec}`);
+    return [spec.slice(0, eq), spec.slice(eq + 1)];
+  }),
+];
+const subjects = [];
+for (const [name, dist] of builds) {
+  const dataDir = join(tempDir, name);
+  const server = await spawnServer(
+    join(here, "servers/keyService.mjs"),
+    { dataDir, credential, region, account, ...(dist && { dist }) },
+    {
+      name,
+      execArgv: args.profile ? ["--cpu-prof", `--cpu-prof-dir=${resolve(args.profile, name)}`] : [],
+    },
+  );
+  subjects.push({ ...server, region, credential });
+}
+// Each key service gets its own key; the echo server is sent the first one's requests.
+for (const target of subjects) {
+  const created = await callKms(target, "CreateKey", { Description: "bench" });
+  if (created.status !== 200)
+    throw new Error(`${target.name}: CreateKey failed: ${JSON.stringify(created.json)}`);
+  target.keyId = created.json.KeyMetadata.KeyId;
+}
+const echoTarget = { ...echo, region, credential, keyId: subjects[0].keyId };
 
-const created = await callKms(subject, "CreateKey", { Description: "bench" });
-if (created.status !== 200) throw new Error(`CreateKey failed: ${JSON.stringify(created.json)}`);
-const keyId = created.json.KeyMetadata.KeyId;
-
-/** A scenario: one KMS call replayed as fixed, pre-signed bytes. */
+/** A scenario: one KMS call replayed as fixed, pre-signed bytes; `input(target)` is its body. */
 function kmsScenario(name, operation, input, expectFields) {
   return {
     name,
     async prepare(target) {
-      return [await signKmsRequest(target, operation, input)];
+      return [await signKmsRequest(target, operation, input(target))];
     },
     async check(target) {
-      const { status, json } = await callKms(target, operation, input);
+      const { status, json } = await callKms(target, operation, input(target));
       const missing = expectFields.filter((f) => !(f in json));
       if (status !== 200 || missing.length > 0)
         throw new Error(`${name}: sanity call failed: ${status} ${JSON.stringify(json)}`);
@@ -72,17 +93,18 @@ function kmsScenario(name, operation, input, expectFields) {
   };
 }
 
+const plaintext = randomBytes(1024).toString("base64");
 const allScenarios = {
   Encrypt: kmsScenario(
     "Encrypt 1 KiB",
     "Encrypt",
-    { KeyId: keyId, Plaintext: randomBytes(1024).toString("base64") },
+    (target) => ({ KeyId: target.keyId, Plaintext: plaintext }),
     ["CiphertextBlob", "KeyId"],
   ),
   GenerateDataKey: kmsScenario(
     "GenerateDataKey AES_256",
     "GenerateDataKey",
-    { KeyId: keyId, KeySpec: "AES_256" },
+    (target) => ({ KeyId: target.keyId, KeySpec: "AES_256" }),
     ["CiphertextBlob", "Plaintext", "KeyId"],
   ),
 };
@@ -95,13 +117,14 @@ const scenarios = args.scenarios.split(",").map((name) => {
 const started = new Date();
 console.log(
   `keyhaven bench ${started.toISOString()}: node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, ` +
-    `${args.connections} connections, ${args.rounds} rounds × ${args.duration}s (+${args.warmup}s warm-up) per server`,
+    `${args.connections} connections, ${args.rounds} rounds × ${args.duration}s (+${args.warmup}s warm-up) per server, ` +
+    `load average ${loadavg()[0].toFixed(2)}`,
 );
 let summaries;
 try {
   summaries = await compare({
     baseline: echoTarget,
-    subject,
+    subjects,
     scenarios,
     rounds: Number(args.rounds),
     durationSeconds: Number(args.duration),
@@ -111,13 +134,19 @@ try {
   });
 } finally {
   await echo.stop();
-  const summary = await keyhaven.stop();
-  rmSync(dataDir, { recursive: true, force: true });
-  if (summary.auditLines !== undefined) console.log(`  audit lines written: ${summary.auditLines}`);
+  for (const target of subjects) {
+    const summary = await target.stop();
+    if (summary.auditLines !== undefined)
+      console.log(`  ${target.name}: audit lines written: ${summary.auditLines}`);
+  }
+  rmSync(tempDir, { recursive: true, force: true });
 }
 
+console.log(
+  `  load average at the end: ${loadavg()[0].toFixed(2)} (other work on the machine skews absolute figures)`,
+);
 console.log("");
-console.log(formatSummaries(summaries, { baselineName: "echo", subjectName: "keyhaven" }));
+console.log(formatSummaries(summaries, { baselineName: "echo" }));
 const errors = summaries.reduce((n, s) => n + s.baseline.errors + s.subject.errors, 0);
 if (errors > 0)
   console.log(`\nWARNING: ${errors} requests failed; the figures above are not valid.`);
@@ -125,7 +154,14 @@ if (args.json) {
   writeFileSync(
     args.json,
     JSON.stringify(
-      { date: started.toISOString(), node: process.version, cpus: cpus().length, args, summaries },
+      {
+        date: started.toISOString(),
+        node: process.version,
+        cpus: cpus().length,
+        loadAverage: loadavg()[0],
+        args,
+        summaries,
+      },
       null,
       2,
     ),

@@ -14,6 +14,8 @@ export function runChild(start) {
   if (!process.send)
     throw new Error("bench servers run as forked children (see bench/lib/servers.mjs)");
   let running;
+  // The parent is gone (finished or crashed): never outlive it.
+  process.on("disconnect", () => process.exit(0));
   process.on("message", (message) => {
     void (async () => {
       if (message?.cmd === "cpu") {

@@ -70,13 +70,15 @@ export async function runLoad(target, requests, { connections = 50, durationSeco
 }
 
 /**
- * Measures every scenario on `baseline` and `subject`, interleaved A B A B for
- * `rounds` rounds (after one short warm-up of each), and summarises each scenario
- * with medians over rounds and the median of the per-round ratios subject/baseline.
+ * Measures every scenario on `baseline` and each of `subjects` (or the one
+ * `subject`), interleaved A B (C …) A B for `rounds` rounds after one short warm-up
+ * of each, and summarises each scenario and subject with medians over rounds and
+ * the median of the per-round ratios subject/baseline.
  */
 export async function compare({
   baseline,
   subject,
+  subjects = [subject],
   scenarios,
   rounds = 5,
   durationSeconds = 5,
@@ -86,33 +88,30 @@ export async function compare({
 }) {
   const summaries = [];
   for (const scenario of scenarios) {
-    if (scenario.check) await scenario.check(subject);
-    const runs = { baseline: [], subject: [] };
+    for (const target of subjects) if (scenario.check) await scenario.check(target);
+    const targets = [baseline, ...subjects];
+    const runs = targets.map(() => []);
     const load = async (target, seconds) =>
       runLoad(target, await scenario.prepare(target), {
         connections,
         durationSeconds: seconds,
       });
-    if (warmupSeconds > 0) {
-      await load(baseline, warmupSeconds);
-      await load(subject, warmupSeconds);
-    }
+    if (warmupSeconds > 0) for (const target of targets) await load(target, warmupSeconds);
     for (let round = 1; round <= rounds; round++) {
-      for (const [role, target] of [
-        ["baseline", baseline],
-        ["subject", subject],
-      ]) {
+      for (const [i, target] of targets.entries()) {
         const run = await load(target, durationSeconds);
-        runs[role].push(run);
+        runs[i].push(run);
         log(`${scenario.name} round ${round}/${rounds} ${target.name}: ${formatRun(run)}`);
       }
     }
-    summaries.push(summarise(scenario.name, runs));
+    for (const [i, target] of subjects.entries()) {
+      summaries.push(summarise(scenario.name, target.name, runs[0], runs[i + 1]));
+    }
   }
   return summaries;
 }
 
-function summarise(scenario, runs) {
+function summarise(scenario, subjectName, baselineRuns, subjectRuns) {
   const side = (list) => ({
     requestsPerSecond: median(list.map((r) => r.requestsPerSecond)),
     p50: median(list.map((r) => r.p50)),
@@ -123,16 +122,15 @@ function summarise(scenario, runs) {
       list.map((r) => r.cpuMicrosPerRequest).filter((v) => v !== undefined),
     ),
   });
-  const ratios = runs.subject.map(
-    (r, i) => r.requestsPerSecond / runs.baseline[i].requestsPerSecond,
-  );
+  const ratios = subjectRuns.map((r, i) => r.requestsPerSecond / baselineRuns[i].requestsPerSecond);
   return {
     scenario,
-    baseline: side(runs.baseline),
-    subject: side(runs.subject),
+    subjectName,
+    baseline: side(baselineRuns),
+    subject: side(subjectRuns),
     ratio: median(ratios),
     ratios,
-    runs,
+    runs: { baseline: baselineRuns, subject: subjectRuns },
   };
 }
 
@@ -146,10 +144,7 @@ export function formatRun(run) {
 }
 
 /** A plain-text table of compare() summaries. */
-export function formatSummaries(
-  summaries,
-  { baselineName = "baseline", subjectName = "subject" } = {},
-) {
+export function formatSummaries(summaries, { baselineName = "baseline" } = {}) {
   const header = [
     "scenario",
     "server",
@@ -161,26 +156,23 @@ export function formatSummaries(
     `ratio to ${baselineName}`,
   ];
   const rows = [];
+  const row = (scenario, name, side, ratio) =>
+    rows.push([
+      scenario,
+      name,
+      fixed(side.requestsPerSecond, 0),
+      fixed(side.p50, 3),
+      fixed(side.p99, 3),
+      String(side.errors),
+      fixed(side.cpuMicrosPerRequest, 1),
+      ratio,
+    ]);
+  let previous;
   for (const s of summaries) {
-    for (const [name, side, ratio] of [
-      [baselineName, s.baseline, "1"],
-      [
-        subjectName,
-        s.subject,
-        `${fixed(s.ratio, 2)} (rounds: ${s.ratios.map((r) => fixed(r, 2)).join(" ")})`,
-      ],
-    ]) {
-      rows.push([
-        s.scenario,
-        name,
-        fixed(side.requestsPerSecond, 0),
-        fixed(side.p50, 3),
-        fixed(side.p99, 3),
-        String(side.errors),
-        fixed(side.cpuMicrosPerRequest, 1),
-        ratio,
-      ]);
-    }
+    if (s.scenario !== previous) row(s.scenario, baselineName, s.baseline, "1");
+    previous = s.scenario;
+    const rounds = s.ratios.map((r) => fixed(r, 2)).join(" ");
+    row(s.scenario, s.subjectName, s.subject, `${fixed(s.ratio, 2)} (rounds: ${rounds})`);
   }
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells) =>

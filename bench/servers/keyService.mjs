@@ -1,15 +1,19 @@
 /**
- * The subject: the real key service from dist/ (run `npm run build` first), on a
- * fresh data folder, with a known credential, and its audit log written to a file
+ * The subject: the real key service from dist/ (run `npm run build` first; or the
+ * dist/ folder named by the `dist` option, to compare two builds), on a fresh data folder, with a known credential, and its audit log written to a file
  * (every request still produces its audit line; that cost is part of the figure).
  */
-import { readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import { runChild } from "../lib/child.mjs";
 
-const { startKeyService } = await import("../../dist/src/serve.js");
-
-runChild(async ({ dataDir, credential, region, account }) => {
+runChild(async ({ dataDir, credential, region, account, dist }) => {
+  const serve = dist
+    ? pathToFileURL(join(resolve(dist), "src/serve.js")).href
+    : new URL("../../dist/src/serve.js", import.meta.url).href;
+  const { startKeyService } = await import(serve);
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const credentialsFile = join(dataDir, "bench-credentials.yaml");
   writeFileSync(
     credentialsFile,
