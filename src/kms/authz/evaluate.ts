@@ -95,38 +95,60 @@ export function evaluatePolicy(
   return { deny: false, allow };
 }
 
-/** The resource-level decision without grants, and whether grants could still allow. */
-export function decide(query: AccessQuery, grants: readonly Grant[] = []): Decision {
+/**
+ * The decision of the policies alone; `grantsMayAllow` says whether a grant could still
+ * turn a refusal into an allow (an action on a key, refused for want of an Allow).
+ */
+export function decidePolicies(query: AccessQuery): {
+  readonly decision: Decision;
+  readonly grantsMayAllow: boolean;
+} {
   const { principal: p, action, key } = query;
-  const resource = key?.arn;
-  const denied = (why: string): Decision => ({ allowed: false, reason: why });
-
+  const denied = (why: string, grantsMayAllow = false) => ({
+    decision: { allowed: false, reason: why } as Decision,
+    grantsMayAllow,
+  });
   if (key) {
-    const kp = evaluatePolicy(key.policy, p, action, resource, query.conditions);
+    const kp = evaluatePolicy(key.policy, p, action, key.arn, query.conditions);
     if (kp.deny) return denied("with an explicit deny in a resource-based policy");
     const iam = callerPolicies(query);
     if (iam.deny) return denied("with an explicit deny in an identity-based policy");
     if (kp.allow === "direct" && p.account === key.account)
-      return { allowed: true, by: "key policy" };
-    if (kp.allow !== undefined && iam.allow) return { allowed: true, by: "caller policy" };
-    if (grants.length > 0) {
-      const request: GrantRequest = {
-        keyId: key.keyId,
-        action,
-        principalArns: principalArns(p),
-        ...query.grantRequest,
-      };
-      const grant = grants.find((g) => grantAllows(g, request));
-      if (grant) return { allowed: true, by: "grant", grantId: grant.grantId };
-    }
+      return { decision: { allowed: true, by: "key policy" }, grantsMayAllow: false };
+    if (kp.allow !== undefined && iam.allow)
+      return { decision: { allowed: true, by: "caller policy" }, grantsMayAllow: false };
     return kp.allow === undefined
-      ? denied(`because no resource-based policy allows the ${action} action`)
-      : denied(`because no identity-based policy allows the ${action} action`);
+      ? denied(`because no resource-based policy allows the ${action} action`, true)
+      : denied(`because no identity-based policy allows the ${action} action`, true);
   }
   const iam = callerPolicies(query);
   if (iam.deny) return denied("with an explicit deny in an identity-based policy");
-  if (iam.allow) return { allowed: true, by: "caller policy" };
+  if (iam.allow) return { decision: { allowed: true, by: "caller policy" }, grantsMayAllow: false };
   return denied(`because no identity-based policy allows the ${action} action`);
+}
+
+/** A grant that allows what the policies refused, if any; else the policies' refusal. */
+export function decideWithGrants(
+  query: AccessQuery,
+  refused: Decision,
+  grants: readonly Grant[],
+): Decision {
+  const key = query.key;
+  if (!key || grants.length === 0) return refused;
+  const request: GrantRequest = {
+    keyId: key.keyId,
+    action: query.action,
+    principalArns: principalArns(query.principal),
+    ...query.grantRequest,
+  };
+  const grant = grants.find((g) => grantAllows(g, request));
+  return grant ? { allowed: true, by: "grant", grantId: grant.grantId } : refused;
+}
+
+/** The whole decision: explicit Deny, then policies, then grants (see the top of this file). */
+export function decide(query: AccessQuery, grants: readonly Grant[] = []): Decision {
+  const { decision, grantsMayAllow } = decidePolicies(query);
+  return grantsMayAllow ? decideWithGrants(query, decision, grants) : decision;
 }
 
 function callerPolicies(query: AccessQuery): { deny: boolean; allow: boolean } {

@@ -9,7 +9,13 @@
  */
 import { ADMINISTRATOR_POLICY, compiledPolicy } from "../authz/keyPolicy.js";
 import type { CompiledPolicy } from "../authz/policy.js";
-import { accessDeniedMessage, decide, type AccessQuery } from "../authz/evaluate.js";
+import {
+  accessDeniedMessage,
+  decide,
+  decidePolicies,
+  decideWithGrants,
+  type AccessQuery,
+} from "../authz/evaluate.js";
 import { decodeGrantToken } from "../authz/grantTokens.js";
 import type { EncryptionContextMap, GrantConstraints } from "../authz/grants.js";
 import { principalFromArn, type Principal } from "../authz/principal.js";
@@ -257,11 +263,15 @@ export const policyAuthorizer: Authorizer = {
     checkGrantTokens(input);
     const principal = callerPrincipal(ctx);
     const query = await accessQuery(ctx, request, principal);
-    let decision = decide(query);
-    if (!decision.allowed && request.key && !decision.reason.startsWith("with an explicit deny")) {
-      const grants = await ctx.service.store.grantsOf(request.key.keyId);
-      if (grants.length > 0) decision = decide(query, grants);
-    }
+    const policies = decidePolicies(query);
+    const decision =
+      policies.grantsMayAllow && request.key
+        ? decideWithGrants(
+            query,
+            policies.decision,
+            await ctx.service.store.grantsOf(request.key.keyId),
+          )
+        : policies.decision;
     if (!decision.allowed)
       throw kmsError(
         "AccessDeniedException",

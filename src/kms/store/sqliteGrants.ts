@@ -1,8 +1,9 @@
 /**
  * The grants table of the sqlite store. Grants of a key are read on every request
  * that its policies do not allow, so they are cached per key; the cache is dropped
- * on this connection's own grant writes and whenever another connection (another
- * process on the same file) commits, which `PRAGMA data_version` reveals.
+ * on this connection's own grant writes and, within a second, whenever another
+ * connection (another process on the same file) commits, which `PRAGMA data_version`
+ * reveals.
  */
 import type Database from "better-sqlite3";
 import { StoreConflictError, type GrantRecord, type Page } from "./keyStore.js";
@@ -17,6 +18,9 @@ export const GRANTS_MIGRATION = `CREATE TABLE grants (
    CREATE INDEX grants_by_key ON grants(key_id, grant_id);
    CREATE INDEX grants_by_retiring ON grants(retiring, grant_id) WHERE retiring IS NOT NULL;`;
 
+/** How often another process's grant writes are looked for, in milliseconds. */
+const CHECK_MS = 1000;
+
 interface Row {
   record: string;
 }
@@ -25,6 +29,7 @@ export class SqliteGrants {
   readonly #stmt;
   readonly #cache = new Map<string, readonly GrantRecord[]>();
   #dataVersion = -1;
+  #checkedAt = -Infinity;
 
   constructor(db: Database.Database) {
     this.#stmt = {
@@ -89,10 +94,17 @@ export class SqliteGrants {
   }
 
   of(keyId: string): readonly GrantRecord[] {
-    const version = this.#stmt.dataVersion.get() as number;
-    if (version !== this.#dataVersion) {
-      this.#cache.clear();
-      this.#dataVersion = version;
+    // PRAGMA data_version costs about as much as a small query, so other processes'
+    // grant writes are looked for at most every CHECK_MS; this process's own writes
+    // drop the cache at once. (AWS grants are eventually consistent too.)
+    const now = Date.now();
+    if (now - this.#checkedAt >= CHECK_MS || now < this.#checkedAt) {
+      this.#checkedAt = now;
+      const version = this.#stmt.dataVersion.get() as number;
+      if (version !== this.#dataVersion) {
+        this.#cache.clear();
+        this.#dataVersion = version;
+      }
     }
     let grants = this.#cache.get(keyId);
     if (!grants) {
