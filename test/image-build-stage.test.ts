@@ -11,9 +11,11 @@ import {
   chownSync,
   cpSync,
   existsSync,
+  mkdirSync,
   mkdtempSync,
   readFileSync,
   readdirSync,
+  realpathSync,
   rmSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
@@ -34,11 +36,17 @@ beforeAll(() => {
   for (const f of ["package.json", "package-lock.json", "tsconfig.json", "tsconfig.build.json"])
     cpSync(join(ROOT, f), join(context, f));
   cpSync(join(ROOT, "scripts/image-build-stage.sh"), join(context, "scripts/image-build-stage.sh"));
+  mkdirSync(join(context, "node_modules"));
   cpSync(join(ROOT, "src"), join(context, "src"), {
     recursive: true,
     filter: (p) => !p.endsWith(".test.ts"),
   });
-  execFileSync("cp", ["-a", join(ROOT, "node_modules"), join(context, "node_modules")]);
+  // A real copy even when node_modules is a link: the build stage prunes it in place.
+  execFileSync("cp", [
+    "-a",
+    `${realpathSync(join(ROOT, "node_modules"))}/.`,
+    join(context, "node_modules"),
+  ]);
   out = join(work, "out");
   execFileSync(
     "bash",
