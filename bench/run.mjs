@@ -137,7 +137,9 @@ try {
   for (const target of subjects) {
     const summary = await target.stop();
     if (summary.auditLines !== undefined)
-      console.log(`  ${target.name}: audit lines written: ${summary.auditLines}`);
+      console.log(
+        `  ${target.name}: ${summary.auditLines} audit lines for ${target.responses ?? 0} responses under load (+ setup and check calls)`,
+      );
   }
   rmSync(tempDir, { recursive: true, force: true });
 }

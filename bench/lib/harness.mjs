@@ -52,6 +52,9 @@ export async function runLoad(target, requests, { connections = 50, durationSeco
     if (statusCode < 200 || statusCode >= 300) non2xx++;
   });
   const result = await instance;
+  // Every response the target gave under load, warm-ups included (for sanity checks
+  // such as "one audit line per request").
+  target.responses = (target.responses ?? 0) + count;
   const cpuAfter = target.cpuMicros ? await target.cpuMicros() : undefined;
   const sorted = times.subarray(0, count).sort();
   const seconds = result.duration;
