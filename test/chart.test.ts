@@ -137,7 +137,7 @@ const CASES: Record<string, Obj> = {
   },
   "service-monitor": { serviceMonitor: { enabled: true, labels: { release: "prometheus" } } },
   "key-service-only": { controller: { enabled: false }, webhook: { enabled: false } },
-  "controller-without-webhook": { webhook: { enabled: false } },
+  "controller-without-webhook": { webhook: { enabled: false }, controller: { replicas: 1 } },
   "minimal-trial": {
     networkPolicy: { enabled: false },
     persistence: { enabled: false },
