@@ -372,6 +372,27 @@ function checkInvariants(objects: K8sObject[], values: Obj): void {
         `Service/${s.metadata.name} port ${port.targetPort}`,
       ).toBe(true);
   }
+  // A PodDisruptionBudget never blocks node drains outright.
+  for (const pdb of objects.filter((o) => o.kind === "PodDisruptionBudget")) {
+    const spec = pdb["spec"] as {
+      minAvailable?: number;
+      maxUnavailable?: number;
+      selector: { matchLabels: Record<string, string> };
+    };
+    const owner = objects.find(
+      (o) =>
+        o.kind === "Deployment" &&
+        matches(
+          spec.selector.matchLabels,
+          (o["spec"] as { template: { metadata: { labels: Record<string, string> } } }).template
+            .metadata.labels,
+        ),
+    )!;
+    const replicas = (owner["spec"] as { replicas: number }).replicas;
+    if (spec.minAvailable !== undefined)
+      expect(spec.minAvailable, `PodDisruptionBudget/${pdb.metadata.name}`).toBeLessThan(replicas);
+    if (spec.maxUnavailable !== undefined) expect(spec.maxUnavailable).toBeGreaterThan(0);
+  }
   for (const p of objects.filter(
     (o) => o.kind === "PodDisruptionBudget" || o.kind === "NetworkPolicy",
   )) {
