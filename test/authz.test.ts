@@ -3,6 +3,8 @@
  * real key service, driven by the AWS SDK, the AWS CLI and boto3; and the audit records.
  */
 import { execFile } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import {
   CreateAliasCommand,
   CreateGrantCommand,
@@ -543,6 +545,14 @@ describe("audit", () => {
     expect(output).not.toContain(secretText);
     expect(output).not.toContain(grant.GrantToken!);
     for (const c of Object.values(server.as)) expect(output).not.toContain(c.secretAccessKey);
+    // Nor the root key that wraps all key material.
+    const rootKey = readFileSync(join(server.dataDir, "root.key"));
+    for (const form of [
+      rootKey.toString("base64"),
+      rootKey.toString("hex"),
+      rootKey.toString("utf8").trim(),
+    ])
+      if (form.length >= 16) expect(output).not.toContain(form);
 
     const records = auditRecords(output).slice(before);
     expect(records).toHaveLength(8);

@@ -316,6 +316,11 @@ describe("AssumeRoleWithWebIdentity", () => {
     client.destroy();
     tampered.destroy();
     later.destroy();
+    // Neither the secret nor the session token reached the logs or the audit records.
+    const output = server.output();
+    expect(output).not.toContain(xmlText(r.text, "SessionToken")!);
+    expect(output).not.toContain(xmlText(r.text, "SecretAccessKey")!);
+    expect(output).not.toContain(token);
   });
 
   it("refuses bad tokens with STS's error codes", async () => {
