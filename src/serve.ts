@@ -5,6 +5,7 @@
 import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { createSecureContext } from "node:tls";
 import type { Logger } from "pino";
 import { systemClock, type Clock } from "./clock.js";
 import type { ServeConfig } from "./config/config.js";
@@ -29,6 +30,26 @@ import { bufferedDestination, createLogger } from "./observability/logger.js";
 
 export class StartupError extends Error {
   override name = "StartupError";
+}
+
+/** The TLS certificate chain and key, checked to be PEM that belongs together. */
+function readTlsFiles(tls: NonNullable<ServeConfig["tls"]>): { cert: Buffer; key: Buffer } {
+  const read = (flag: string, file: string) => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new StartupError(`${flag} ${file}: ${(err as Error).message}`);
+    }
+  };
+  const files = { cert: read("--tls-cert", tls.certFile), key: read("--tls-key", tls.keyFile) };
+  try {
+    createSecureContext(files);
+  } catch (err) {
+    throw new StartupError(
+      `--tls-cert ${tls.certFile} / --tls-key ${tls.keyFile}: ${(err as Error).message}; give a PEM certificate chain and its PEM private key`,
+    );
+  }
+  return files;
 }
 
 /** The local root key; a file with loose permissions or the wrong size is a StartupError that says what to fix. */
@@ -144,11 +165,18 @@ export async function startKeyService(
     ...(webIdentity && { webIdentity }),
     logger,
     audit,
-    ...(config.tls && {
-      tls: { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) },
-    }),
+    ...(config.tls && { tls: readTlsFiles(config.tls) }),
   });
-  const address = await server.listen(config.listen.host, config.listen.port);
+  let address;
+  try {
+    address = await server.listen(config.listen.host, config.listen.port);
+  } catch (err) {
+    await lifecycle.stop();
+    await store.close();
+    throw new StartupError(
+      `cannot listen on ${config.listen.host}:${config.listen.port}: ${(err as Error).message}`,
+    );
+  }
   const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
   const url = `${config.tls ? "https" : "http"}://${host}:${address.port}`;
   if (createdAdmin) announce(adminInstructions(createdAdmin, config, url));

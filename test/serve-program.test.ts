@@ -137,6 +137,53 @@ describe("flag errors", () => {
     expect(command.stderr).toContain("unknown command 'launch'");
   });
 
+  it("reports unreadable or invalid TLS files and a busy port as startup errors (exit 2, no stack)", async () => {
+    const dataDir = tempDir();
+    const missing = run(
+      "serve",
+      "--data",
+      dataDir,
+      "--listen",
+      "127.0.0.1:0",
+      "--tls-cert",
+      join(dataDir, "none.pem"),
+      "--tls-key",
+      join(dataDir, "none.key"),
+    );
+    expect(missing.status).toBe(2);
+    expect(missing.stderr).toMatch(/^keyhaven: --tls-cert \S+none\.pem: ENOENT/);
+    expect(missing.stderr).not.toContain("    at ");
+
+    const junk = join(dataDir, "junk.pem");
+    writeFileSync(junk, "not a certificate\n");
+    const invalid = run(
+      "serve",
+      "--data",
+      dataDir,
+      "--listen",
+      "127.0.0.1:0",
+      "--tls-cert",
+      junk,
+      "--tls-key",
+      junk,
+    );
+    expect(invalid.status).toBe(2);
+    expect(invalid.stderr).toContain("give a PEM certificate chain and its PEM private key");
+    expect(invalid.stderr).not.toContain("    at ");
+
+    const first = await spawnServer();
+    try {
+      const port = new URL(first.url).port;
+      const busy = run("serve", "--data", tempDir(), "--listen", `127.0.0.1:${port}`);
+      expect(busy.status).toBe(2);
+      expect(busy.stderr).toContain(`keyhaven: cannot listen on 127.0.0.1:${port}:`);
+      expect(busy.stderr).toContain("EADDRINUSE");
+      expect(busy.stderr).not.toContain("    at ");
+    } finally {
+      await first.stop();
+    }
+  });
+
   it("refuses a root key file others can read, saying how to fix it (exit 2, no stack)", () => {
     const dataDir = tempDir();
     const rootKey = join(dataDir, "root.key");
