@@ -1,15 +1,19 @@
 /**
  * Per-piece costs of the Encrypt hot path, in-process and without HTTP: where the
  * microseconds of one request go (signature check, decoding, sealing, encoding, the
- * audit line, the store read). Run after `npm run build`: `node bench/parts.mjs`.
+ * audit line, the store read). Run after `npm run build`: `node bench/parts.mjs [DIST]`
+ * (DIST: another build's dist/ folder, to compare). Figures are CPU time per call.
  * Complements `npm run bench` (end to end, against the echo baseline).
  */
 import { randomBytes, randomUUID, createSecretKey } from "node:crypto";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import { pino } from "pino";
-const dist = new URL("../dist/src", import.meta.url).href;
+const dist = process.argv[2]
+  ? pathToFileURL(join(resolve(process.argv[2]), "src")).href
+  : new URL("../dist/src", import.meta.url).href;
 const { verifySigV4 } = await import(`${dist}/kms/protocol/sigv4.js`);
 const { decodeInput, encodeOutput } = await import(`${dist}/kms/protocol/model.js`);
 const { sealCiphertext } = await import(`${dist}/kms/crypto/ciphertext.js`);
