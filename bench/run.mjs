@@ -4,13 +4,14 @@
  *
  *   node bench/run.mjs [--rounds 5] [--duration 5] [--warmup 2] [--connections 50]
  *                      [--scenarios Encrypt,GenerateDataKey] [--json FILE] [--profile DIR]
- *                      [--dist DIST] [--compare NAME=DIST ...]
+ *                      [--dist DIST] [--compare NAME=DIST ...] [--node-arg NAME=FLAG ...]
  *
  * --profile DIR runs the key service under `node --cpu-prof` and leaves the
  * .cpuprofile in DIR (open it in Chrome DevTools or speedscope; or
  * `node bench/profile-summary.mjs FILE`). --dist DIST runs the key service from
  * another build than ./dist; --compare NAME=DIST also measures the key service built
- * into another dist/ folder (e.g. an older commit), in the same rounds.
+ * into another dist/ folder (e.g. an older commit), in the same rounds. --node-arg
+ * NAME=FLAG passes a Node flag to one of them (e.g. semi=--max-semi-space-size=64).
  * Numbers are information, never a pass/fail gate; see docs/benchmarks.md.
  */
 import { randomBytes } from "node:crypto";
@@ -34,6 +35,7 @@ const { values: args } = parseArgs({
     profile: { type: "string" },
     dist: { type: "string" },
     compare: { type: "string", multiple: true, default: [] },
+    "node-arg": { type: "string", multiple: true, default: [] },
   },
 });
 
@@ -55,6 +57,12 @@ const builds = [
     return [spec.slice(0, eq), spec.slice(eq + 1)];
   }),
 ];
+/** Node flags for one key service, from --node-arg NAME=FLAG (NAME: keyhaven or a --compare name). */
+function nodeArgs(name) {
+  return args["node-arg"]
+    .filter((spec) => spec.startsWith(`${name}=`))
+    .map((spec) => spec.slice(name.length + 1));
+}
 const subjects = [];
 for (const [name, dist] of builds) {
   const dataDir = join(tempDir, name);
@@ -63,7 +71,10 @@ for (const [name, dist] of builds) {
     { dataDir, credential, region, account, ...(dist && { dist }) },
     {
       name,
-      execArgv: args.profile ? ["--cpu-prof", `--cpu-prof-dir=${resolve(args.profile, name)}`] : [],
+      execArgv: [
+        ...nodeArgs(name),
+        ...(args.profile ? ["--cpu-prof", `--cpu-prof-dir=${resolve(args.profile, name)}`] : []),
+      ],
     },
   );
   subjects.push({ ...server, region, credential });
