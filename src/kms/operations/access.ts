@@ -44,9 +44,6 @@ export const allowEverything: Authorizer = {
   async authorize() {},
 };
 
-/** @deprecated Kept for callers written before access control; same as allowEverything. */
-export const credentialHoldersAreAdministrators = allowEverything;
-
 const adminPolicies = () => [compiledPolicy(ADMINISTRATOR_POLICY, "identity")];
 const principals = new Map<string, Principal>();
 
