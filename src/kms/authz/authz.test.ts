@@ -337,6 +337,40 @@ describe("AWS documentation examples (KMS Developer Guide)", () => {
     ).toBe(false);
   });
 
+  // IAM User Guide, "Controlling access during AWS requests" (aws:RequestTag, aws:TagKeys):
+  // create keys only with the caller's own team tag and no other tag keys.
+  it("aws:RequestTag and aws:TagKeys on CreateKey", () => {
+    const iam: Doc = {
+      Statement: [
+        {
+          Effect: "Allow",
+          Action: "kms:CreateKey",
+          Resource: "*",
+          Condition: {
+            StringEquals: { "aws:RequestTag/team": "${aws:PrincipalTag/team}" },
+            "ForAllValues:StringEquals": { "aws:TagKeys": ["team", "env"] },
+          },
+        },
+      ],
+    };
+    const caller = principalFromArn(ALICE, {
+      tags: { team: "payments" },
+      policies: [policy(iam, "identity")],
+    });
+    const create = (tags: Record<string, string>) =>
+      run({
+        principal: caller,
+        action: "kms:CreateKey",
+        noKey: true,
+        facts: { requestTags: tags, tagKeys: Object.keys(tags) },
+      }).allowed;
+    expect(create({ team: "payments" })).toBe(true);
+    expect(create({ team: "payments", env: "prod" })).toBe(true);
+    expect(create({ team: "search" })).toBe(false);
+    expect(create({ team: "payments", owner: "x" })).toBe(false);
+    expect(create({})).toBe(false);
+  });
+
   // abac.html: "Allow a principal to use KMS keys based on aliases" (kms:ResourceAliases)
   it("ABAC: ForAnyValue:StringLike kms:ResourceAliases", () => {
     const iam: Doc = {
