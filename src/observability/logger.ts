@@ -75,7 +75,7 @@ export function redactNested<T extends object>(record: T): T {
  * An asynchronous destination (a file path or a file descriptor) that writes in
  * blocks of at least 4 KiB, and at least every `flushMs`: a busy server makes one
  * write per dozen lines instead of one per line (each a thread-pool round trip;
- * ~15 µs of CPU per audit line), and a quiet one still shows every line within
+ * ~10–15 µs of CPU per audit line), and a quiet one still shows every line within
  * `flushMs`. Lines still buffered are written on exit and by `logger.flush()`.
  */
 export function bufferedDestination(
