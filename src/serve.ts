@@ -21,6 +21,7 @@ import { LifecycleLoop, type TimerApi } from "./kms/lifecycle/loop.js";
 import { KmsServer } from "./kms/protocol/server.js";
 import { loadIdentityFile } from "./kms/identity/credentialsFile.js";
 import { jwksFromFile } from "./kms/identity/jwksFile.js";
+import { jwksFromUrl, type JwksSource } from "./kms/identity/jwksUrl.js";
 import { openSessionKey } from "./kms/identity/sessionKey.js";
 import { WebIdentityProvider } from "./kms/identity/webIdentity.js";
 import { LocalRootKey } from "./kms/rootkey/localRootKey.js";
@@ -137,20 +138,31 @@ export async function startKeyService(
   });
   await lifecycle.start();
   let webIdentity: WebIdentityProvider | undefined;
+  let jwksSource: JwksSource | undefined;
   if (config.webIdentity) {
+    const w = config.webIdentity;
     let keys;
     try {
-      keys = jwksFromFile(config.webIdentity.jwksFile);
+      if (w.jwksFile.startsWith("https://")) {
+        jwksSource = await jwksFromUrl(w.jwksFile, {
+          ...(w.jwksCaFile !== undefined && { caFile: w.jwksCaFile }),
+          ...(w.jwksTokenFile !== undefined && { tokenFile: w.jwksTokenFile }),
+        });
+        const source = jwksSource;
+        keys = () => source.keys();
+      } else keys = jwksFromFile(w.jwksFile);
     } catch (err) {
-      throw new StartupError(
-        `--web-identity-jwks ${config.webIdentity.jwksFile}: ${(err as Error).message}`,
-      );
+      await lifecycle.stop();
+      await store.close();
+      throw new StartupError(`--web-identity-jwks ${w.jwksFile}: ${(err as Error).message}`);
     }
+    const refreshable = jwksSource;
     webIdentity = new WebIdentityProvider({
-      issuer: config.webIdentity.issuer,
-      audience: config.webIdentity.audience,
-      maxSessionSeconds: config.webIdentity.maxSessionSeconds,
+      issuer: w.issuer,
+      audience: w.audience,
+      maxSessionSeconds: w.maxSessionSeconds,
       keys,
+      ...(refreshable && { refreshKeys: () => refreshable.refresh() }),
       account: config.account,
       sessionKey: await openSessionKey(store, rootKey),
       serviceAccounts: loadIdentityFile(config.credentialsFile ?? join(dataDir, "credentials.yaml"))
@@ -223,6 +235,7 @@ export async function startKeyService(
     ...(seed && { seed }),
     async stop() {
       clearInterval(flushTimer);
+      jwksSource?.close();
       await seed?.stop();
       await server.close();
       await lifecycle.stop();

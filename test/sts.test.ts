@@ -4,8 +4,10 @@
  * environment is AWS_ROLE_ARN, AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ENDPOINT_URL_STS,
  * AWS_ENDPOINT_URL_KMS and AWS_REGION — what the webhook gives a pod.
  */
-import { execFile } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { execFile, execFileSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:https";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import {
   CreateAliasCommand,
@@ -24,6 +26,7 @@ import {
   type AccessControlServer,
 } from "./support/accessControl.js";
 import { kmsClient, REPO_ROOT, tempDir } from "./support/server.js";
+import { jwksFromUrl } from "../src/kms/identity/jwksUrl.js";
 
 const ACCOUNT = "000000000000";
 const ROLE = (ns: string, name: string) => `arn:aws:iam::${ACCOUNT}:role/${ns}/${name}`;
@@ -420,5 +423,87 @@ describe("AssumeRoleWithWebIdentity", () => {
     expect(xmlText(short.text, "Code")).toBe("ValidationError");
     const unknown = await stsPost(server.url, { Action: "AssumeRole" });
     expect(xmlText(unknown.text, "Code")).toBe("InvalidAction");
+  });
+});
+
+describe("JWKS from an https URL (the API server's /openid/v1/jwks)", () => {
+  it("is fetched with the CA and bearer token, refreshed, and taken by --web-identity-jwks", async () => {
+    const dir = tempDir("keyhaven-jwks-https-");
+    execFileSync(
+      "openssl",
+      [
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        join(dir, "key.pem"),
+        "-out",
+        join(dir, "cert.pem"),
+        "-days",
+        "1",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
+      ],
+      { stdio: "ignore" },
+    );
+    writeFileSync(join(dir, "token"), "reader-token\n");
+    const first = new TokenIssuer();
+    const second = new TokenIssuer();
+    let served = readFileSync(first.jwksFile, "utf8");
+    const seen: (string | undefined)[] = [];
+    const https = createServer(
+      { cert: readFileSync(join(dir, "cert.pem")), key: readFileSync(join(dir, "key.pem")) },
+      (req, res) => {
+        seen.push(req.headers.authorization);
+        if (req.headers.authorization !== "Bearer reader-token") return res.writeHead(401).end();
+        res.writeHead(200, { "content-type": "application/json" }).end(served);
+      },
+    );
+    await new Promise<void>((resolve) => https.listen(0, "127.0.0.1", resolve));
+    const url = `https://127.0.0.1:${(https.address() as AddressInfo).port}/openid/v1/jwks`;
+    const source = await jwksFromUrl(url, {
+      caFile: join(dir, "cert.pem"),
+      tokenFile: join(dir, "token"),
+      minRefreshMs: 0,
+    });
+    expect(source.keys().map((k) => k.kid)).toEqual([first.kid]);
+    served = readFileSync(second.jwksFile, "utf8");
+    await source.refresh();
+    expect(source.keys().map((k) => k.kid)).toEqual([second.kid]);
+    expect(seen.every((h) => h === "Bearer reader-token")).toBe(true);
+    // Without the CA the server's certificate is refused at start.
+    await expect(jwksFromUrl(url, { tokenFile: join(dir, "token") })).rejects.toThrow();
+    source.close();
+
+    // The key service takes the URL for --web-identity-jwks.
+    served = readFileSync(first.jwksFile, "utf8");
+    const s = await startWithPrincipals({
+      principals: { admin: { principal: `arn:aws:iam::${ACCOUNT}:user/admin` } },
+      webIdentity: { jwksFile: url, issuer: first.issuer },
+      args: [
+        "--web-identity-jwks-ca",
+        join(dir, "cert.pem"),
+        "--web-identity-jwks-token",
+        join(dir, "token"),
+      ],
+    });
+    try {
+      const ok = await stsPost(s.url, {
+        Action: "AssumeRoleWithWebIdentity",
+        RoleArn: ROLE("ns", "sa"),
+        RoleSessionName: "s1",
+        WebIdentityToken: first.serviceAccountToken("ns", "sa"),
+      });
+      expect(ok.status).toBe(200);
+    } finally {
+      await s.stop();
+      https.close();
+    }
   });
 });

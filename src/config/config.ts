@@ -40,6 +40,8 @@ const serveSchema = z
       .url("an issuer is a URL, e.g. https://kubernetes.default.svc")
       .optional(),
     "web-identity-audience": z.string().min(1),
+    "web-identity-jwks-ca": z.string().min(1).optional(),
+    "web-identity-jwks-token": z.string().min(1).optional(),
     "web-identity-max-session": z
       .string()
       .regex(/^\d+$/, "a number of seconds")
@@ -69,10 +71,14 @@ export interface ServeConfig {
   readonly seedDir?: string;
   /** STS AssumeRoleWithWebIdentity for ServiceAccount tokens (docs/access-control.md). */
   readonly webIdentity?: {
+    /** A JWKS file, or an https URL to fetch it from. */
     readonly jwksFile: string;
     readonly issuer: string;
     readonly audience: string;
     readonly maxSessionSeconds: number;
+    /** CA and bearer token file for an https JWKS URL (in-cluster defaults when absent). */
+    readonly jwksCaFile?: string;
+    readonly jwksTokenFile?: string;
   };
 }
 
@@ -104,8 +110,12 @@ keyhaven serve flags (environment variable in brackets):
   --audit-log FILE       append audit lines to FILE instead of stdout [KEYHAVEN_AUDIT_LOG]
   --seed DIR             apply the KmsKey/KmsAlias/KmsGrant YAML in DIR with the operator's
                          reconcilers, no cluster needed [KEYHAVEN_SEED] (docs/operator.md)
-  --web-identity-jwks FILE    JWKS of the ServiceAccount token issuer: enables STS
-                         AssumeRoleWithWebIdentity [KEYHAVEN_WEB_IDENTITY_JWKS]
+  --web-identity-jwks FILE|URL  JWKS of the ServiceAccount token issuer: enables STS
+                         AssumeRoleWithWebIdentity [KEYHAVEN_WEB_IDENTITY_JWKS]; an https URL
+                         (e.g. https://kubernetes.default.svc/openid/v1/jwks) is fetched and refreshed
+  --web-identity-jwks-ca FILE     CA for that URL [KEYHAVEN_WEB_IDENTITY_JWKS_CA] (default: in-cluster CA)
+  --web-identity-jwks-token FILE  bearer token for that URL [KEYHAVEN_WEB_IDENTITY_JWKS_TOKEN]
+                         (default: the pod's ServiceAccount token)
   --web-identity-issuer URL   the tokens' issuer (iss) [KEYHAVEN_WEB_IDENTITY_ISSUER]
   --web-identity-audience AUD the tokens' audience [KEYHAVEN_WEB_IDENTITY_AUDIENCE] (default keyhaven)
   --web-identity-max-session SECS  longest session [KEYHAVEN_WEB_IDENTITY_MAX_SESSION] (default 3600)
@@ -126,6 +136,8 @@ const ENV: Record<string, string> = {
   "web-identity-jwks": "KEYHAVEN_WEB_IDENTITY_JWKS",
   "web-identity-issuer": "KEYHAVEN_WEB_IDENTITY_ISSUER",
   "web-identity-audience": "KEYHAVEN_WEB_IDENTITY_AUDIENCE",
+  "web-identity-jwks-ca": "KEYHAVEN_WEB_IDENTITY_JWKS_CA",
+  "web-identity-jwks-token": "KEYHAVEN_WEB_IDENTITY_JWKS_TOKEN",
   "web-identity-max-session": "KEYHAVEN_WEB_IDENTITY_MAX_SESSION",
 };
 
@@ -196,6 +208,10 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
           issuer: c["web-identity-issuer"],
           audience: c["web-identity-audience"],
           maxSessionSeconds: c["web-identity-max-session"],
+          ...(c["web-identity-jwks-ca"] !== undefined && { jwksCaFile: c["web-identity-jwks-ca"] }),
+          ...(c["web-identity-jwks-token"] !== undefined && {
+            jwksTokenFile: c["web-identity-jwks-token"],
+          }),
         },
       }),
   };

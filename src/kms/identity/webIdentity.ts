@@ -40,6 +40,8 @@ export interface WebIdentityOptions {
   readonly issuer: string;
   readonly audience: string;
   readonly keys: () => readonly JwksKey[];
+  /** Fetches the keys again (a token names a key the set does not hold yet). */
+  readonly refreshKeys?: () => Promise<void>;
   readonly account: string;
   /** 32 bytes that seal session tokens; shared by every replica. */
   readonly sessionKey: Buffer;
@@ -122,13 +124,18 @@ export class WebIdentityProvider {
     }
 
     let claims;
+    const verify = () =>
+      verifyToken(token!, { keys: o.keys(), issuer: o.issuer, audience: o.audience, now });
     try {
-      claims = verifyToken(token!, {
-        keys: o.keys(),
-        issuer: o.issuer,
-        audience: o.audience,
-        now,
-      });
+      try {
+        claims = verify();
+      } catch (err) {
+        // The issuer may have rotated its keys since they were fetched.
+        if (!(err instanceof TokenError && err.message.startsWith("No key")) || !o.refreshKeys)
+          throw err;
+        await o.refreshKeys();
+        claims = verify();
+      }
     } catch (err) {
       if (err instanceof TokenError)
         throw new StsError(err.code, err.message, err.code === "IDPRejectedClaim" ? 403 : 400);
