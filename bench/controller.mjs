@@ -6,7 +6,7 @@
  * loop of CreateKey calls with the same concurrency, so the ratio shows what the
  * operator adds on top of the key service's own work.
  *
- *   npm run build && node --expose-gc bench/controller.mjs [--keys 1000] [--memory-keys 10000] [--workers 8]
+ *   npm run build && node --expose-gc bench/controller.mjs [--keys 1000] [--memory-keys 10000] [--workers 16]
  *
  * Prints the figures and API calls per key (Kubernetes and KMS). Never a pass/fail gate.
  */
@@ -22,7 +22,7 @@ const { values: args } = parseArgs({
   options: {
     keys: { type: "string", default: "1000" },
     "memory-keys": { type: "string", default: "10000" },
-    workers: { type: "string", default: "8" },
+    workers: { type: "string", default: "16" },
   },
 });
 const N = Number(args.keys);
@@ -46,7 +46,7 @@ const credential = { accessKeyId: `AKIABENCH${randomBytes(6).toString("hex").toU
 writeFileSync(join(dir, "credentials.yaml"), `credentials:\n  - accessKeyId: ${credential.accessKeyId}\n    secretAccessKey: "${credential.secretAccessKey}"\n    principal: arn:aws:iam::000000000000:user/admin\n`);
 
 async function startKeyService(data) {
-  const child = spawn(process.execPath, [join(root, "dist/src/main.js"), "serve", "--data", data, "--listen", "127.0.0.1:0", "--credentials", join(dir, "credentials.yaml"), "--log-level", "warn", "--audit-log", join(data, "audit.log")], { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(process.execPath, [join(root, "dist/src/main.js"), "serve", "--data", data, "--listen", "127.0.0.1:0", "--credentials", join(dir, "credentials.yaml"), "--log-level", "info", "--audit-log", join(data, "audit.log")], { stdio: ["ignore", "pipe", "inherit"] });
   const url = await new Promise((resolveUrl, reject) => {
     child.once("exit", (code) => reject(new Error(`keyhaven serve exited (${code})`)));
     createInterface(child.stdout).on("line", (line) => {
@@ -65,7 +65,7 @@ const heap = () => {
 
 async function bringToReady(count, { historyLimit } = {}) {
   const ks = await startKeyService(mkdtempSync(join(dir, "data-")));
-  const fake = await startHttpApiServer(historyLimit ? { historyLimit } : {});
+  const fake = await startHttpApiServer({ crdsDir: join(root, "crds"), ...(historyLimit && { historyLimit }) });
   const kubeconfig = join(dir, `kubeconfig-${fake.url.split(":").pop()}`);
   writeFileSync(kubeconfig, kubeconfigFor(fake.url));
   for (let i = 0; i < count; i++)
@@ -83,8 +83,16 @@ async function bringToReady(count, { historyLimit } = {}) {
   const stop = new AbortController();
   const started = performance.now();
   const run = manager.run(stop.signal);
-  const readyCount = () => fake.api.list("kmskeys").items.filter((k) => k.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True")).length;
-  while (readyCount() < count) await new Promise((r) => setTimeout(r, 25));
+  // Follow Ready through a watch on the fake (listing N objects every few ms would cost more than the operator).
+  const ready = new Set();
+  let allReady;
+  const done = new Promise((r) => (allReady = r));
+  const unwatch = fake.api.watch("kmskeys", "", (e) => {
+    if (e.object.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True")) ready.add(e.object.metadata.uid);
+    if (ready.size === count) allReady();
+  });
+  await done;
+  unwatch();
   const seconds = (performance.now() - started) / 1000;
   const heapAfter = heap();
   const kubeRequests = [...fake.requests].filter(([k]) => !k.includes("leases"));

@@ -1,5 +1,12 @@
 /** KmsAlias and KmsGrant reconcilers against the in-memory API server and the real key service. */
-import { CreateAliasCommand, CreateKeyCommand, DescribeKeyCommand, ListAliasesCommand, ListGrantsCommand, RevokeGrantCommand } from "@aws-sdk/client-kms";
+import {
+  CreateAliasCommand,
+  CreateKeyCommand,
+  DescribeKeyCommand,
+  ListAliasesCommand,
+  ListGrantsCommand,
+  RevokeGrantCommand,
+} from "@aws-sdk/client-kms";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { findCondition } from "../src/api/v1alpha1/conditions.js";
 import { FINALIZER } from "../src/api/v1alpha1/types.js";
@@ -19,7 +26,8 @@ async function readyKey(name: string): Promise<string> {
   return h.key(name).status!.keyId!;
 }
 
-const aliasTarget = async (name: string) => (await h.kms.send(new DescribeKeyCommand({ KeyId: name }))).KeyMetadata?.KeyId;
+const aliasTarget = async (name: string) =>
+  (await h.kms.send(new DescribeKeyCommand({ KeyId: name }))).KeyMetadata?.KeyId;
 
 describe("KmsAlias", () => {
   it("creates alias/<namespace>/<name> for a referenced KmsKey", async () => {
@@ -36,7 +44,10 @@ describe("KmsAlias", () => {
   it("waits (condition, slow requeue) while the referenced KmsKey has no key", async () => {
     const a = h.create(kmsAlias("early", { name: "alias/early", targetKeyRef: { name: "later" } }));
     const result = await h.aliases.reconcile(a);
-    expect(findCondition(h.alias("early").status?.conditions, "Ready")).toMatchObject({ status: "False", reason: "TargetNotReady" });
+    expect(findCondition(h.alias("early").status?.conditions, "Ready")).toMatchObject({
+      status: "False",
+      reason: "TargetNotReady",
+    });
     expect(result.requeueAfter).toBe(60_000);
   });
 
@@ -84,19 +95,33 @@ describe("KmsAlias", () => {
 });
 
 describe("KmsGrant", () => {
-  const grantsOn = async (keyArn: string) => (await h.kms.send(new ListGrantsCommand({ KeyId: keyArn }))).Grants ?? [];
+  const grantsOn = async (keyArn: string) =>
+    (await h.kms.send(new ListGrantsCommand({ KeyId: keyArn }))).Grants ?? [];
 
   it("creates the grant; status has the grant id and never the token", async () => {
     await readyKey("k");
     const arn = h.key("k").status!.arn!;
-    const g = h.create(kmsGrant("app", { keyRef: { name: "k" }, granteePrincipal: "arn:aws:iam::000000000000:role/app", operations: ["Decrypt", "Encrypt"], constraints: { encryptionContextSubset: { app: "orders" } } }));
+    const g = h.create(
+      kmsGrant("app", {
+        keyRef: { name: "k" },
+        granteePrincipal: "arn:aws:iam::000000000000:role/app",
+        operations: ["Decrypt", "Encrypt"],
+        constraints: { encryptionContextSubset: { app: "orders" } },
+      }),
+    );
     await h.grants.reconcile(g);
     const obj = h.grant("app");
     expect(obj.status?.grantId).toMatch(/\S+/);
-    expect(findCondition(obj.status?.conditions, "Ready")).toMatchObject({ status: "True", reason: "GrantActive" });
+    expect(findCondition(obj.status?.conditions, "Ready")).toMatchObject({
+      status: "True",
+      reason: "GrantActive",
+    });
     const grants = await grantsOn(arn);
     expect(grants).toHaveLength(1);
-    expect(grants[0]).toMatchObject({ GrantId: obj.status?.grantId, GranteePrincipal: "arn:aws:iam::000000000000:role/app" });
+    expect(grants[0]).toMatchObject({
+      GrantId: obj.status?.grantId,
+      GranteePrincipal: "arn:aws:iam::000000000000:role/app",
+    });
     expect(grants[0]!.Operations?.sort()).toEqual(["Decrypt", "Encrypt"]);
     const text = JSON.stringify(obj) + JSON.stringify(h.events());
     expect(text).not.toMatch(/token/i);
@@ -105,10 +130,18 @@ describe("KmsGrant", () => {
   it("a spec change creates the new grant and revokes the old one; reconciling again changes nothing", async () => {
     await readyKey("k");
     const arn = h.key("k").status!.arn!;
-    const g = h.create(kmsGrant("app", { keyRef: { name: "k" }, granteePrincipal: "arn:aws:iam::000000000000:role/app", operations: ["Decrypt"] }));
+    const g = h.create(
+      kmsGrant("app", {
+        keyRef: { name: "k" },
+        granteePrincipal: "arn:aws:iam::000000000000:role/app",
+        operations: ["Decrypt"],
+      }),
+    );
     await h.grants.reconcile(g);
     const first = h.grant("app").status!.grantId;
-    h.api.patch("kmsgrants", NS, "app", "merge", { spec: { operations: ["Decrypt", "GenerateDataKey"] } });
+    h.api.patch("kmsgrants", NS, "app", "merge", {
+      spec: { operations: ["Decrypt", "GenerateDataKey"] },
+    });
     await h.grants.reconcile(g);
     const second = h.grant("app").status!.grantId;
     expect(second).not.toBe(first);
@@ -121,9 +154,17 @@ describe("KmsGrant", () => {
   it("a grant revoked by hand is recreated (drift) and deleting the object revokes it", async () => {
     await readyKey("k");
     const arn = h.key("k").status!.arn!;
-    const g = h.create(kmsGrant("app", { keyRef: { name: "k" }, granteePrincipal: "arn:aws:iam::000000000000:role/app", operations: ["Decrypt"] }));
+    const g = h.create(
+      kmsGrant("app", {
+        keyRef: { name: "k" },
+        granteePrincipal: "arn:aws:iam::000000000000:role/app",
+        operations: ["Decrypt"],
+      }),
+    );
     await h.grants.reconcile(g);
-    await h.kms.send(new RevokeGrantCommand({ KeyId: arn, GrantId: h.grant("app").status!.grantId! }));
+    await h.kms.send(
+      new RevokeGrantCommand({ KeyId: arn, GrantId: h.grant("app").status!.grantId! }),
+    );
     await h.grants.reconcile(g);
     expect(await grantsOn(arn)).toHaveLength(1);
     expect(h.events("app").at(-1)).toMatchObject({ type: "Warning", reason: "DriftCorrected" });
@@ -136,9 +177,19 @@ describe("KmsGrant", () => {
   it("finds its grant by name after a lost status write instead of granting twice", async () => {
     await readyKey("k");
     const arn = h.key("k").status!.arn!;
-    const g = h.create(kmsGrant("app", { keyRef: { name: "k" }, granteePrincipal: "arn:aws:iam::000000000000:role/app", operations: ["Decrypt"] }));
+    const g = h.create(
+      kmsGrant("app", {
+        keyRef: { name: "k" },
+        granteePrincipal: "arn:aws:iam::000000000000:role/app",
+        operations: ["Decrypt"],
+      }),
+    );
     const { KubeApiError } = await import("../src/kube/cluster.js");
-    const stop = h.api.inject((r) => (r.plural === "kmsgrants" && r.subresource === "status" ? new KubeApiError(500, "InternalError", "boom") : undefined));
+    const stop = h.api.inject((r) =>
+      r.plural === "kmsgrants" && r.subresource === "status"
+        ? new KubeApiError(500, "InternalError", "boom")
+        : undefined,
+    );
     await expect(h.grants.reconcile(g)).rejects.toThrow();
     stop();
     await h.grants.reconcile(g);
@@ -147,8 +198,27 @@ describe("KmsGrant", () => {
   });
 
   it("schema: exactly one of keyRef/keyId and one of granteePrincipal/serviceAccountRef", () => {
-    expect(() => h.create(kmsGrant("x", { keyId: "k", keyRef: { name: "k" }, granteePrincipal: "arn:aws:iam::000000000000:role/a", operations: ["Decrypt"] }))).toThrow(/exactly one of keyRef and keyId/);
-    expect(() => h.create(kmsGrant("y", { keyId: "k", operations: ["Decrypt"] }))).toThrow(/exactly one of granteePrincipal and serviceAccountRef/);
-    expect(() => h.create(kmsGrant("z", { keyId: "k", granteePrincipal: "arn:aws:iam::000000000000:role/a", operations: ["Fly" as never] }))).toThrow(/Unsupported value/);
+    expect(() =>
+      h.create(
+        kmsGrant("x", {
+          keyId: "k",
+          keyRef: { name: "k" },
+          granteePrincipal: "arn:aws:iam::000000000000:role/a",
+          operations: ["Decrypt"],
+        }),
+      ),
+    ).toThrow(/exactly one of keyRef and keyId/);
+    expect(() => h.create(kmsGrant("y", { keyId: "k", operations: ["Decrypt"] }))).toThrow(
+      /exactly one of granteePrincipal and serviceAccountRef/,
+    );
+    expect(() =>
+      h.create(
+        kmsGrant("z", {
+          keyId: "k",
+          granteePrincipal: "arn:aws:iam::000000000000:role/a",
+          operations: ["Fly" as never],
+        }),
+      ),
+    ).toThrow(/Unsupported value/);
   });
 });

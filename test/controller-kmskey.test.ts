@@ -2,11 +2,26 @@
  * KmsKey reconciler against the in-memory API server and the real key service,
  * one ManualClock driving both (rotation and deletion dates).
  */
-import { DescribeKeyCommand, DisableKeyCommand, ListKeysCommand, ListResourceTagsCommand } from "@aws-sdk/client-kms";
+import {
+  DescribeKeyCommand,
+  DisableKeyCommand,
+  ListKeysCommand,
+  ListResourceTagsCommand,
+} from "@aws-sdk/client-kms";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { findCondition } from "../src/api/v1alpha1/conditions.js";
 import { FINALIZER, UID_TAG } from "../src/api/v1alpha1/types.js";
-import { DAY, harness, kmsKey, NS, withDeletion, withDescription, withRotation, withTags, type Harness } from "./kube/fixtures.js";
+import {
+  DAY,
+  harness,
+  kmsKey,
+  NS,
+  withDeletion,
+  withDescription,
+  withRotation,
+  withTags,
+  type Harness,
+} from "./kube/fixtures.js";
 
 let h: Harness;
 beforeEach(async () => {
@@ -29,11 +44,20 @@ describe("KmsKey", () => {
     expect(obj.status?.keyState).toBe("Enabled");
     expect(obj.status?.observedGeneration).toBe(obj.metadata.generation);
     expect(obj.status?.currentVersion).toBe(1);
-    expect(findCondition(obj.status?.conditions, "Ready")).toMatchObject({ status: "True", reason: "KeyEnabled", observedGeneration: 1 });
+    expect(findCondition(obj.status?.conditions, "Ready")).toMatchObject({
+      status: "True",
+      reason: "KeyEnabled",
+      observedGeneration: 1,
+    });
     const described = await h.kms.send(new DescribeKeyCommand({ KeyId: obj.status!.keyId! }));
     expect(described.KeyMetadata?.Description).toBe("orders data");
     const tags = await h.kms.send(new ListResourceTagsCommand({ KeyId: obj.status!.keyId! }));
-    expect(tags.Tags).toEqual(expect.arrayContaining([{ TagKey: "team", TagValue: "a" }, { TagKey: UID_TAG, TagValue: obj.metadata.uid }]));
+    expect(tags.Tags).toEqual(
+      expect.arrayContaining([
+        { TagKey: "team", TagValue: "a" },
+        { TagKey: UID_TAG, TagValue: obj.metadata.uid },
+      ]),
+    );
     expect(result.requeueAfter).toBe(h.ctx.driftCheckMs);
     expect(h.events("orders").map((e) => e.reason)).toEqual(["Created"]);
   });
@@ -51,7 +75,14 @@ describe("KmsKey", () => {
 
   it("adopts the key it created when the status write was lost (restart between CreateKey and status)", async () => {
     const key = h.create(kmsKey("crashy"));
-    const stop = h.api.inject((r) => (r.subresource === "status" ? new (class extends Error { status = 500; reason = "InternalError" })("boom") as never : undefined));
+    const stop = h.api.inject((r) =>
+      r.subresource === "status"
+        ? (new (class extends Error {
+            status = 500;
+            reason = "InternalError";
+          })("boom") as never)
+        : undefined,
+    );
     await expect(h.keys.reconcile(key)).rejects.toThrow();
     stop();
     expect(h.key("crashy").status?.keyId).toBeUndefined();
@@ -67,17 +98,25 @@ describe("KmsKey", () => {
     const key = h.create(kmsKey("change", withTags({ a: "1", b: "2" })));
     await h.keys.reconcile(key);
     const obj = h.key("change");
-    h.api.patch("kmskeys", NS, "change", "merge", { spec: { description: "new", enabled: false, tags: { a: "9", b: null } } });
+    h.api.patch("kmskeys", NS, "change", "merge", {
+      spec: { description: "new", enabled: false, tags: { a: "9", b: null } },
+    });
     await h.keys.reconcile(key);
     const after = h.key("change");
     expect(after.metadata.generation).toBe(2);
     expect(after.status?.observedGeneration).toBe(2);
     expect(after.status?.keyState).toBe("Disabled");
-    expect(findCondition(after.status?.conditions, "Ready")).toMatchObject({ status: "True", reason: "KeyDisabled" });
+    expect(findCondition(after.status?.conditions, "Ready")).toMatchObject({
+      status: "True",
+      reason: "KeyDisabled",
+    });
     const m = await h.kms.send(new DescribeKeyCommand({ KeyId: obj.status!.keyId! }));
     expect(m.KeyMetadata).toMatchObject({ Description: "new", KeyState: "Disabled" });
     const tags = await h.kms.send(new ListResourceTagsCommand({ KeyId: obj.status!.keyId! }));
-    expect(Object.fromEntries(tags.Tags!.map((t) => [t.TagKey, t.TagValue]))).toEqual({ a: "9", [UID_TAG]: obj.metadata.uid });
+    expect(Object.fromEntries(tags.Tags!.map((t) => [t.TagKey, t.TagValue]))).toEqual({
+      a: "9",
+      [UID_TAG]: obj.metadata.uid,
+    });
     expect(h.events("change").map((e) => e.reason)).toEqual(["Created", "Updated"]);
   });
 
@@ -96,7 +135,11 @@ describe("KmsKey", () => {
     const key = h.create(kmsKey("rot", withRotation(90)));
     const result = await h.keys.reconcile(key);
     const obj = h.key("rot");
-    expect(obj.status).toMatchObject({ rotationEnabled: true, rotationPeriodDays: 90, currentVersion: 1 });
+    expect(obj.status).toMatchObject({
+      rotationEnabled: true,
+      rotationPeriodDays: 90,
+      currentVersion: 1,
+    });
     const next = new Date(obj.status!.nextRotationTime!).getTime();
     expect(next - h.clock.now().getTime()).toBe(90 * DAY);
     // The drift check (10 min) comes before the rotation date.
@@ -112,7 +155,9 @@ describe("KmsKey", () => {
     const obj = h.key("rot2");
     expect(obj.status?.currentVersion).toBe(2);
     expect(obj.status?.lastRotationTime).toBeDefined();
-    expect(new Date(obj.status!.nextRotationTime!).getTime()).toBeGreaterThan(h.clock.now().getTime());
+    expect(new Date(obj.status!.nextRotationTime!).getTime()).toBeGreaterThan(
+      h.clock.now().getTime(),
+    );
   });
 
   it("a key pending deletion is looked at again at its deletion date, not polled", async () => {
@@ -130,11 +175,16 @@ describe("KmsKey", () => {
   it("declarative deletion: requested schedules it, false again before the date cancels it", async () => {
     const key = h.create(kmsKey("decl"));
     await h.keys.reconcile(key);
-    h.api.patch("kmskeys", NS, "decl", "merge", { spec: { deletion: { requested: true, pendingWindowDays: 10 } } });
+    h.api.patch("kmskeys", NS, "decl", "merge", {
+      spec: { deletion: { requested: true, pendingWindowDays: 10 } },
+    });
     await h.keys.reconcile(key);
     let obj = h.key("decl");
     expect(obj.status?.keyState).toBe("PendingDeletion");
-    expect(findCondition(obj.status?.conditions, "PendingDeletion")).toMatchObject({ status: "True", reason: "DeletionRequested" });
+    expect(findCondition(obj.status?.conditions, "PendingDeletion")).toMatchObject({
+      status: "True",
+      reason: "DeletionRequested",
+    });
     expect(findCondition(obj.status?.conditions, "Ready")?.status).toBe("False");
     await h.advance(3 * DAY);
     h.api.patch("kmskeys", NS, "decl", "merge", { spec: { deletion: { requested: false } } });
@@ -160,7 +210,9 @@ describe("KmsKey", () => {
     await h.advance(7 * DAY + 1000);
     await h.keys.reconcile(key);
     expect(() => h.key("gone")).toThrow(/not found/);
-    await expect(h.kms.send(new DescribeKeyCommand({ KeyId: keyId }))).rejects.toMatchObject({ name: "NotFoundException" });
+    await expect(h.kms.send(new DescribeKeyCommand({ KeyId: keyId }))).rejects.toMatchObject({
+      name: "NotFoundException",
+    });
   });
 
   it("policy Retain lets the object go and leaves the key untouched", async () => {
@@ -189,7 +241,10 @@ describe("KmsKey", () => {
 
   it("a spec the key service refuses is a condition with the AWS error, not a retry loop", async () => {
     const key = h.create({ ...kmsKey("bad"), spec: { policy: "{not json" } });
-    await expect(h.keys.reconcile(key)).rejects.toMatchObject({ name: "TerminalError", reason: "MalformedPolicyDocumentException" });
+    await expect(h.keys.reconcile(key)).rejects.toMatchObject({
+      name: "TerminalError",
+      reason: "MalformedPolicyDocumentException",
+    });
     const ready = findCondition(h.key("bad").status?.conditions, "Ready");
     expect(ready).toMatchObject({ status: "False", reason: "MalformedPolicyDocumentException" });
   });
@@ -199,11 +254,27 @@ describe("CRD schema in the in-memory API server", () => {
   it("applies defaults and rejects out-of-range values and changes to immutable fields", async () => {
     h.create(kmsKey("schema"));
     const obj = h.key("schema");
-    expect(obj.spec).toMatchObject({ keySpec: "SYMMETRIC_DEFAULT", origin: "AWS_KMS", enabled: true, rotation: { enabled: false, periodDays: 365 }, deletion: { pendingWindowDays: 30, policy: "Delete", requested: false } });
-    expect(() => h.create({ ...kmsKey("r"), spec: { rotation: { enabled: true, periodDays: 30 } } })).toThrow(/greater than or equal to 90/);
-    expect(() => h.create({ ...kmsKey("w"), spec: { deletion: { pendingWindowDays: 31 } } })).toThrow(/less than or equal to 30/);
-    expect(() => h.create({ ...kmsKey("s"), spec: { keySpec: "AES_999" } })).toThrow(/Unsupported value/);
-    expect(() => h.api.patch("kmskeys", NS, "schema", "merge", { spec: { keySpec: "HMAC_256" } })).toThrow(/keySpec is immutable/);
-    expect(() => h.api.patch("kmskeys", NS, "schema", "merge", { spec: { origin: "EXTERNAL" } })).toThrow(/origin is immutable/);
+    expect(obj.spec).toMatchObject({
+      keySpec: "SYMMETRIC_DEFAULT",
+      origin: "AWS_KMS",
+      enabled: true,
+      rotation: { enabled: false, periodDays: 365 },
+      deletion: { pendingWindowDays: 30, policy: "Delete", requested: false },
+    });
+    expect(() =>
+      h.create({ ...kmsKey("r"), spec: { rotation: { enabled: true, periodDays: 30 } } }),
+    ).toThrow(/greater than or equal to 90/);
+    expect(() =>
+      h.create({ ...kmsKey("w"), spec: { deletion: { pendingWindowDays: 31 } } }),
+    ).toThrow(/less than or equal to 30/);
+    expect(() => h.create({ ...kmsKey("s"), spec: { keySpec: "AES_999" } })).toThrow(
+      /Unsupported value/,
+    );
+    expect(() =>
+      h.api.patch("kmskeys", NS, "schema", "merge", { spec: { keySpec: "HMAC_256" } }),
+    ).toThrow(/keySpec is immutable/);
+    expect(() =>
+      h.api.patch("kmskeys", NS, "schema", "merge", { spec: { origin: "EXTERNAL" } }),
+    ).toThrow(/origin is immutable/);
   });
 });

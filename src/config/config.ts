@@ -442,7 +442,7 @@ as an admin principal of the KMS API. Credentials come from the standard AWS_* e
   --metrics-listen HOST:PORT  /metrics, /healthz, /readyz [KEYHAVEN_METRICS_LISTEN] (default 0.0.0.0:9090)
   --leader-elect BOOL      compete for the Lease keyhaven-controller [KEYHAVEN_LEADER_ELECT] (default true)
   --identity NAME          this replica in the Lease [POD_NAME, HOSTNAME]
-  --workers N              reconciles in parallel per kind [KEYHAVEN_WORKERS] (default 8)
+  --workers N              reconciles in parallel per kind [KEYHAVEN_WORKERS] (default 16)
   --disable-webhook        run the operator only [KEYHAVEN_DISABLE_WEBHOOK=true]
   --log-level LEVEL        [KEYHAVEN_LOG_LEVEL] (default info)
 `;
@@ -503,7 +503,7 @@ function loadControllerConfig(argv: readonly string[], env: NodeJS.ProcessEnv): 
       throw new ConfigError(`--${flag}: true or false, got '${v}'`);
     return v === "true";
   };
-  const workersText = get("workers") ?? "8";
+  const workersText = get("workers") ?? "16";
   if (!/^\d{1,3}$/.test(workersText) || Number(workersText) < 1)
     throw new ConfigError(`--workers: a number from 1 to 999, got '${workersText}'`);
   const logLevel = get("log-level") ?? "info";

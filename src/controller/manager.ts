@@ -8,7 +8,7 @@
 import type { KMSClient } from "@aws-sdk/client-kms";
 import type { Logger } from "pino";
 import { keyRefOf } from "../api/v1alpha1/defaults.js";
-import type { KindName, KubeObject, ObjectsByKind } from "../api/v1alpha1/types.js";
+import { FINALIZER, type KindName, type KubeObject, type ObjectsByKind } from "../api/v1alpha1/types.js";
 import type { Cluster } from "../kube/cluster.js";
 import type { Informer, InformerEvent } from "../kube/informer.js";
 import { reconcileContext, type ReconcileContext } from "./context.js";
@@ -46,7 +46,7 @@ export interface ManagerOptions {
 const KIND_NAMES: readonly KindName[] = ["KmsKey", "KmsAlias", "KmsGrant"];
 const keyOf = (o: KubeObject) => `${o.metadata.namespace}/${o.metadata.name}`;
 
-/** Whether an update is worth a reconcile: spec, deletion, finalizers, annotations, labels. */
+/** Whether an update is worth a reconcile: spec, deletion, our finalizer gone, annotations, labels. */
 export function needsReconcile(obj: KubeObject, old: KubeObject | undefined): boolean {
   if (!old) return true;
   const m = obj.metadata;
@@ -54,7 +54,8 @@ export function needsReconcile(obj: KubeObject, old: KubeObject | undefined): bo
   return (
     m.generation !== o.generation ||
     m.deletionTimestamp !== o.deletionTimestamp ||
-    JSON.stringify(m.finalizers ?? []) !== JSON.stringify(o.finalizers ?? []) ||
+    // Our own finalizer being added is no news; it disappearing (someone removed it) is.
+    ((o.finalizers ?? []).includes(FINALIZER) && !(m.finalizers ?? []).includes(FINALIZER)) ||
     JSON.stringify(m.annotations ?? {}) !== JSON.stringify(o.annotations ?? {}) ||
     JSON.stringify(m.labels ?? {}) !== JSON.stringify(o.labels ?? {})
   );

@@ -111,9 +111,11 @@ export async function harness(): Promise<Harness> {
     alias: (name, namespace) => get("KmsAlias", name, namespace),
     grant: (name, namespace) => get("KmsGrant", name, namespace),
     events(name) {
+      // In the order they were recorded (a list is sorted by name, and event names are random).
       return api
         .list("events", NS)
-        .items.filter(
+        .items.sort((a, b) => Number(a.metadata.resourceVersion) - Number(b.metadata.resourceVersion))
+        .filter(
           (e) => name === undefined || (e["involvedObject"] as { name: string }).name === name,
         )
         .map((e) => ({

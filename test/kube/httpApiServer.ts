@@ -57,10 +57,10 @@ const statusBody = (code: number, reason: string, message: string) =>
   });
 
 export async function startHttpApiServer(
-  options: { clock?: Clock; historyLimit?: number } = {},
+  options: { clock?: Clock; historyLimit?: number; crdsDir?: string } = {},
 ): Promise<HttpApiServer> {
   const api = new MemoryApiServer({
-    types: defaultResourceTypes(schemasFromCrds()),
+    types: defaultResourceTypes(schemasFromCrds(options.crdsDir)),
     ...(options.clock && { clock: options.clock }),
     ...(options.historyLimit !== undefined && { historyLimit: options.historyLimit }),
   });

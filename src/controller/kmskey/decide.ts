@@ -22,6 +22,8 @@ export interface ObservedKey {
   readonly tags: Readonly<Record<string, string>>;
   /** Only read when the spec sets a policy. */
   readonly policy?: string;
+  /** Just created by this reconcile (nothing rotated yet). */
+  readonly fresh?: boolean;
 }
 
 export type KeyAction =

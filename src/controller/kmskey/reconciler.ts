@@ -141,7 +141,23 @@ export class KmsKeyReconciler {
     if (!metadata?.KeyId) throw new Error("CreateKey returned no KeyMetadata");
     this.adoption.remember(obj.metadata.uid, metadata.KeyId);
     await recordEvent(this.ctx, obj, { type: "Normal", reason: "Created", message: `Created key ${metadata.KeyId}.` });
-    return (await this.#observe(metadata.KeyId, spec))!;
+    // A new key is exactly what CreateKey says it is (tags and policy as sent, rotation off,
+    // no rotations yet): no need to read it back.
+    const keySpec = metadata.KeySpec ?? spec.keySpec;
+    const origin = metadata.Origin ?? spec.origin;
+    return {
+      keyId: metadata.KeyId,
+      arn: metadata.Arn!,
+      state: metadata.KeyState ?? "Enabled",
+      description: metadata.Description ?? "",
+      keySpec,
+      keyUsage: metadata.KeyUsage ?? spec.keyUsage,
+      origin,
+      tags,
+      fresh: true,
+      ...(rotationApplies(keySpec, origin) && metadata.KeyState === "Enabled" && { rotation: { enabled: false } }),
+      ...(spec.policy !== undefined && { policy: spec.policy }),
+    };
   }
 
   /** Reads the key's current state; undefined if it does not exist (any more). */
@@ -240,7 +256,8 @@ export class KmsKeyReconciler {
     const now = this.ctx.timers.now();
     let currentVersion: number | undefined;
     let lastRotationTime: string | undefined;
-    if (rotationApplies(key.keySpec, key.origin) && key.state !== "PendingDeletion") {
+    if (key.fresh) currentVersion = 1;
+    else if (rotationApplies(key.keySpec, key.origin) && key.state !== "PendingDeletion") {
       const rotations = await this.#rotations(key.keyId);
       currentVersion = rotations.length + 1;
       const last = rotations.at(-1);
