@@ -3,8 +3,9 @@
  * dist/ folder named by the `dist` option, to compare two builds), on a fresh data folder, with a known credential, and its audit log written to a file
  * (every request still produces its audit line; that cost is part of the figure).
  */
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { setTimeout as delay } from "node:timers/promises";
 import { pathToFileURL } from "node:url";
 import { runChild } from "../lib/child.mjs";
 
@@ -44,7 +45,15 @@ runChild(async ({ dataDir, credential, region, account, dist }) => {
     url: running.url,
     async stop() {
       await running.stop();
-      // The audit destination is asynchronous; stop() flushes it. Count what reached the file.
+      // The audit destination writes asynchronously and stop() only starts its flush (the
+      // rest is written at exit): count once the file has stopped growing.
+      let size = -1;
+      for (let stable = 0, waited = 0; stable < 3 && waited < 10_000; waited += 100) {
+        await delay(100);
+        const now = statSync(auditLog).size;
+        stable = now === size ? stable + 1 : 0;
+        size = now;
+      }
       const text = readFileSync(auditLog, "utf8");
       return { auditLines: text.length === 0 ? 0 : text.trimEnd().split("\n").length };
     },
