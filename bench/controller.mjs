@@ -17,6 +17,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
+import { performance } from "node:perf_hooks";
 
 const { values: args } = parseArgs({
   options: {
@@ -33,20 +34,59 @@ const out = join(root, ".tmp", "bench-controller");
 
 // The fake API server lives with the tests: compile them next to src once.
 // (tsc emits even when files other than these have type errors; those are not this bench's concern.)
-spawnSync(process.execPath, [join(root, "node_modules/typescript/bin/tsc"), "-p", join(root, "tsconfig.json"), "--noEmit", "false", "--outDir", out, "--sourceMap", "false"], { stdio: "ignore" });
+spawnSync(
+  process.execPath,
+  [
+    join(root, "node_modules/typescript/bin/tsc"),
+    "-p",
+    join(root, "tsconfig.json"),
+    "--noEmit",
+    "false",
+    "--outDir",
+    out,
+    "--sourceMap",
+    "false",
+  ],
+  { stdio: "ignore" },
+);
 const { startHttpApiServer, kubeconfigFor } = await import(join(out, "test/kube/httpApiServer.js"));
-const { clientNodeCluster, loadKubeConfig } = await import(join(out, "src/kube/clientNodeCluster.js"));
+const { clientNodeCluster, loadKubeConfig } = await import(
+  join(out, "src/kube/clientNodeCluster.js")
+);
 const { Manager } = await import(join(out, "src/controller/manager.js"));
 const { createKmsClient, countKmsCalls } = await import(join(out, "src/controller/kms.js"));
 const { ControllerMetrics } = await import(join(out, "src/controller/runtime/metrics.js"));
 const { CreateKeyCommand } = await import("@aws-sdk/client-kms");
 
 const dir = mkdtempSync(join(tmpdir(), "keyhaven-bench-"));
-const credential = { accessKeyId: `AKIABENCH${randomBytes(6).toString("hex").toUpperCase()}`, secretAccessKey: randomBytes(30).toString("base64") };
-writeFileSync(join(dir, "credentials.yaml"), `credentials:\n  - accessKeyId: ${credential.accessKeyId}\n    secretAccessKey: "${credential.secretAccessKey}"\n    principal: arn:aws:iam::000000000000:user/admin\n`);
+const credential = {
+  accessKeyId: `AKIABENCH${randomBytes(6).toString("hex").toUpperCase()}`,
+  secretAccessKey: randomBytes(30).toString("base64"),
+};
+writeFileSync(
+  join(dir, "credentials.yaml"),
+  `credentials:\n  - accessKeyId: ${credential.accessKeyId}\n    secretAccessKey: "${credential.secretAccessKey}"\n    principal: arn:aws:iam::000000000000:user/admin\n`,
+);
 
 async function startKeyService(data) {
-  const child = spawn(process.execPath, [join(root, "dist/src/main.js"), "serve", "--data", data, "--listen", "127.0.0.1:0", "--credentials", join(dir, "credentials.yaml"), "--log-level", "info", "--audit-log", join(data, "audit.log")], { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(
+    process.execPath,
+    [
+      join(root, "dist/src/main.js"),
+      "serve",
+      "--data",
+      data,
+      "--listen",
+      "127.0.0.1:0",
+      "--credentials",
+      join(dir, "credentials.yaml"),
+      "--log-level",
+      "info",
+      "--audit-log",
+      join(data, "audit.log"),
+    ],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
   const url = await new Promise((resolveUrl, reject) => {
     child.once("exit", (code) => reject(new Error(`keyhaven serve exited (${code})`)));
     createInterface(child.stdout).on("line", (line) => {
@@ -65,11 +105,19 @@ const heap = () => {
 
 async function bringToReady(count, { historyLimit } = {}) {
   const ks = await startKeyService(mkdtempSync(join(dir, "data-")));
-  const fake = await startHttpApiServer({ crdsDir: join(root, "crds"), ...(historyLimit && { historyLimit }) });
+  const fake = await startHttpApiServer({
+    crdsDir: join(root, "crds"),
+    ...(historyLimit && { historyLimit }),
+  });
   const kubeconfig = join(dir, `kubeconfig-${fake.url.split(":").pop()}`);
   writeFileSync(kubeconfig, kubeconfigFor(fake.url));
   for (let i = 0; i < count; i++)
-    fake.api.create("kmskeys", `ns${i % 10}`, { apiVersion: "keyhaven.dev/v1alpha1", kind: "KmsKey", metadata: { name: `key-${i}` }, spec: { description: `bench ${i}` } });
+    fake.api.create("kmskeys", `ns${i % 10}`, {
+      apiVersion: "keyhaven.dev/v1alpha1",
+      kind: "KmsKey",
+      metadata: { name: `key-${i}` },
+      spec: { description: `bench ${i}` },
+    });
   const heapBefore = heap();
   const kms = createKmsClient({ endpoint: ks.url, region: "us-east-1", credentials: credential });
   const calls = countKmsCalls(kms);
@@ -80,7 +128,7 @@ async function bringToReady(count, { historyLimit } = {}) {
     workers: WORKERS,
     leaderElection: { namespace: "keyhaven-system", identity: "bench" },
   });
-  const stop = new AbortController();
+  const stop = new globalThis.AbortController();
   const started = performance.now();
   const run = manager.run(stop.signal);
   // Follow Ready through a watch on the fake (listing N objects every few ms would cost more than the operator).
@@ -88,7 +136,8 @@ async function bringToReady(count, { historyLimit } = {}) {
   let allReady;
   const done = new Promise((r) => (allReady = r));
   const unwatch = fake.api.watch("kmskeys", "", (e) => {
-    if (e.object.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True")) ready.add(e.object.metadata.uid);
+    if (e.object.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"))
+      ready.add(e.object.metadata.uid);
     if (ready.size === count) allReady();
   });
   await done;
@@ -103,7 +152,14 @@ async function bringToReady(count, { historyLimit } = {}) {
   kms.destroy();
   await fake.stop();
   await ks.stop();
-  return { seconds, kube, kubeRequests, kmsTotal, calls: [...calls], heapDelta: heapAfter - heapBefore };
+  return {
+    seconds,
+    kube,
+    kubeRequests,
+    kmsTotal,
+    calls: [...calls],
+    heapDelta: heapAfter - heapBefore,
+  };
 }
 
 async function baseline(count) {
@@ -111,12 +167,14 @@ async function baseline(count) {
   const kms = createKmsClient({ endpoint: ks.url, region: "us-east-1", credentials: credential });
   const started = performance.now();
   let next = 0;
-  await Promise.all(Array.from({ length: WORKERS }, async () => {
-    while (next < count) {
-      next++;
-      await kms.send(new CreateKeyCommand({ Description: "baseline" }));
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: WORKERS }, async () => {
+      while (next < count) {
+        next++;
+        await kms.send(new CreateKeyCommand({ Description: "baseline" }));
+      }
+    }),
+  );
   const seconds = (performance.now() - started) / 1000;
   kms.destroy();
   await ks.stop();
@@ -125,11 +183,21 @@ async function baseline(count) {
 
 const base = await baseline(N);
 const r = await bringToReady(N);
-console.log(`\n${N} KmsKeys to Ready: ${r.seconds.toFixed(2)} s (${(N / r.seconds).toFixed(0)} keys/s), ${WORKERS} workers`);
-console.log(`  baseline (bare CreateKey loop, same concurrency): ${base.toFixed(2)} s; ratio operator/baseline ${(r.seconds / base).toFixed(2)}`);
-console.log(`  Kubernetes API calls per key: ${(r.kube / N).toFixed(2)} (${r.kubeRequests.map(([k, v]) => `${k} ${v}`).join(", ")})`);
-console.log(`  KMS API calls per key: ${(r.kmsTotal / N).toFixed(2)} (${r.calls.map(([k, v]) => `${k} ${v}`).join(", ")})`);
+console.log(
+  `\n${N} KmsKeys to Ready: ${r.seconds.toFixed(2)} s (${(N / r.seconds).toFixed(0)} keys/s), ${WORKERS} workers`,
+);
+console.log(
+  `  baseline (bare CreateKey loop, same concurrency): ${base.toFixed(2)} s; ratio operator/baseline ${(r.seconds / base).toFixed(2)}`,
+);
+console.log(
+  `  Kubernetes API calls per key: ${(r.kube / N).toFixed(2)} (${r.kubeRequests.map(([k, v]) => `${k} ${v}`).join(", ")})`,
+);
+console.log(
+  `  KMS API calls per key: ${(r.kmsTotal / N).toFixed(2)} (${r.calls.map(([k, v]) => `${k} ${v}`).join(", ")})`,
+);
 if (M > 0) {
   const m = await bringToReady(M, { historyLimit: 1000 });
-  console.log(`\n${M} KmsKeys to Ready: ${m.seconds.toFixed(1)} s; controller heap growth ${(m.heapDelta / 1048576).toFixed(1)} MiB (${(m.heapDelta / M / 1024).toFixed(2)} KiB per key), process RSS ${(process.memoryUsage().rss / 1048576).toFixed(0)} MiB (includes the fake API server)`);
+  console.log(
+    `\n${M} KmsKeys to Ready: ${m.seconds.toFixed(1)} s; controller heap growth ${(m.heapDelta / 1048576).toFixed(1)} MiB (${(m.heapDelta / M / 1024).toFixed(2)} KiB per key), process RSS ${(process.memoryUsage().rss / 1048576).toFixed(0)} MiB (includes the fake API server)`,
+  );
 }

@@ -77,10 +77,10 @@ describe("KmsKey", () => {
     const key = h.create(kmsKey("crashy"));
     const stop = h.api.inject((r) =>
       r.subresource === "status"
-        ? (new (class extends Error {
+        ? new (class extends Error {
             status = 500;
             reason = "InternalError";
-          })("boom") as never)
+          })("boom")
         : undefined,
     );
     await expect(h.keys.reconcile(key)).rejects.toThrow();
@@ -201,7 +201,7 @@ describe("KmsKey", () => {
     const keyId = h.key("gone").status!.keyId!;
     h.api.delete("kmskeys", NS, "gone");
     const result = await h.keys.reconcile(key);
-    let obj = h.key("gone");
+    const obj = h.key("gone");
     expect(obj.metadata.deletionTimestamp).toBeDefined();
     expect(obj.status?.keyState).toBe("PendingDeletion");
     expect(obj.status?.deletionDate).toBe("2026-03-08T00:00:00Z");

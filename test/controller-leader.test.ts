@@ -47,14 +47,29 @@ function partitionable(cluster: Cluster): Cluster & { cut: boolean } {
   };
   return Object.assign(handle, {
     get: async (...a: Parameters<Cluster["get"]>) => (fail(), cluster.get(...a)),
-    setFinalizers: async (...a: Parameters<Cluster["setFinalizers"]>) => (fail(), cluster.setFinalizers(...a)),
-    patchStatus: async (...a: Parameters<Cluster["patchStatus"]>) => (fail(), cluster.patchStatus(...a)),
-    recordEvent: async (...a: Parameters<Cluster["recordEvent"]>) => (fail(), cluster.recordEvent(...a)),
+    setFinalizers: async (...a: Parameters<Cluster["setFinalizers"]>) => (
+      fail(),
+      cluster.setFinalizers(...a)
+    ),
+    patchStatus: async (...a: Parameters<Cluster["patchStatus"]>) => (
+      fail(),
+      cluster.patchStatus(...a)
+    ),
+    recordEvent: async (...a: Parameters<Cluster["recordEvent"]>) => (
+      fail(),
+      cluster.recordEvent(...a)
+    ),
     getLease: async (...a: Parameters<Cluster["getLease"]>) => (fail(), cluster.getLease(...a)),
-    createLease: async (...a: Parameters<Cluster["createLease"]>) => (fail(), cluster.createLease(...a)),
-    updateLease: async (...a: Parameters<Cluster["updateLease"]>) => (fail(), cluster.updateLease(...a)),
+    createLease: async (...a: Parameters<Cluster["createLease"]>) => (
+      fail(),
+      cluster.createLease(...a)
+    ),
+    updateLease: async (...a: Parameters<Cluster["updateLease"]>) => (
+      fail(),
+      cluster.updateLease(...a)
+    ),
     informer: cluster.informer.bind(cluster),
-  }) as Cluster & { cut: boolean };
+  });
 }
 
 it("two controllers compete for the Lease; when the leader is cut off the other takes over; nothing is reconciled twice at once or lost", async () => {
@@ -63,9 +78,20 @@ it("two controllers compete for the Lease; when the leader is cut off the other 
   const reconciled = { a: 0, b: 0 };
   let aLostAt: number | undefined;
   let bStartedAt: number | undefined;
-  const replicas: { id: "a" | "b"; cluster: Cluster & { cut: boolean }; kms: KMSClient; manager: Manager; metrics: ControllerMetrics; stop: AbortController; outcome?: string; calls: Map<string, number> }[] = [];
+  const replicas: {
+    id: "a" | "b";
+    cluster: Cluster & { cut: boolean };
+    kms: KMSClient;
+    manager: Manager;
+    metrics: ControllerMetrics;
+    stop: AbortController;
+    outcome?: string;
+    calls: Map<string, number>;
+  }[] = [];
   for (const id of ["a", "b"] as const) {
-    const cluster = partitionable(clientNodeCluster(loadKubeConfig({ kubeconfig }), { timers: clock }));
+    const cluster = partitionable(
+      clientNodeCluster(loadKubeConfig({ kubeconfig }), { timers: clock }),
+    );
     const kms = kmsClient(service);
     const calls = countKmsCalls(kms);
     const metrics = new ControllerMetrics();
@@ -120,16 +146,22 @@ it("two controllers compete for the Lease; when the leader is cut off the other 
   expect(violations).toEqual([]);
   const keys = await b.kms.send(new ListKeysCommand({ Limit: 1000 }));
   expect(keys.Keys).toHaveLength(30);
-  const lease = fake.api.get("leases", "keyhaven-system", "keyhaven-controller") as unknown as { spec: { holderIdentity: string; leaseTransitions: number } };
+  const lease = fake.api.get("leases", "keyhaven-system", "keyhaven-controller") as unknown as {
+    spec: { holderIdentity: string; leaseTransitions: number };
+  };
   expect(lease.spec).toMatchObject({ holderIdentity: "b", leaseTransitions: 1 });
   const metrics = await b.metrics.registry.metrics();
-  expect(metrics).toMatch(/keyhaven_controller_reconcile_total\{controller="kmskey",result="requeue_after"\} \d+/);
+  expect(metrics).toMatch(
+    /keyhaven_controller_reconcile_total\{controller="kmskey",result="requeue_after"\} \d+/,
+  );
   expect(metrics).toMatch(/keyhaven_controller_is_leader 1/);
 
   b.stop.abort();
   await driveUntil(clock, 500, () => b.outcome === "stopped", "b to stop");
   await Promise.all([aRun, bRun]);
-  const released = fake.api.get("leases", "keyhaven-system", "keyhaven-controller") as unknown as { spec: { holderIdentity: string } };
+  const released = fake.api.get("leases", "keyhaven-system", "keyhaven-controller") as unknown as {
+    spec: { holderIdentity: string };
+  };
   expect(released.spec.holderIdentity).toBe("");
   a.kms.destroy();
   b.kms.destroy();

@@ -27,7 +27,8 @@ beforeEach(async () => {
   cluster = clientNodeCluster(loadKubeConfig({ kubeconfig: path }), { timers: clock });
 });
 afterEach(async (t) => {
-  if (t.task.result?.state === "fail") console.log(JSON.stringify({ requests: [...fake.requests], delays: clock.pendingDelays() }));
+  if (t.task.result?.state === "fail")
+    console.log(JSON.stringify({ requests: [...fake.requests], delays: clock.pendingDelays() }));
   await fake.stop();
 });
 
@@ -87,7 +88,10 @@ describe("informer on client-node", () => {
     // An empty ending backs off 1 s; the next watch gets a 500, counted as an error, and backs off 2 s.
     await eventually(() => clock.pendingDelays().includes(1000), "backoff after the empty ending");
     clock.advance(1000);
-    await eventually(() => informer.stats.errors > 0 && clock.pendingDelays().includes(2000), "backoff after 500");
+    await eventually(
+      () => informer.stats.errors > 0 && clock.pendingDelays().includes(2000),
+      "backoff after 500",
+    );
     const watches = fake.count("WATCH");
     expect(fake.count("WATCH")).toBe(watches);
     fake.watchFault = () => undefined;

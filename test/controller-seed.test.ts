@@ -24,7 +24,14 @@ describe("serve --seed", () => {
     const first = await startInProcess({ dataDir, args: ["--seed", examples] });
     const outcomes = first.running.seed!.outcomes;
     const byName = Object.fromEntries(outcomes.map((o) => [`${o.kind}/${o.name}`, o]));
-    expect(Object.keys(byName).sort()).toEqual(["KmsAlias/archive", "KmsAlias/orders", "KmsGrant/orders-api", "KmsKey/archive", "KmsKey/legacy", "KmsKey/orders"]);
+    expect(Object.keys(byName).sort()).toEqual([
+      "KmsAlias/archive",
+      "KmsAlias/orders",
+      "KmsGrant/orders-api",
+      "KmsKey/archive",
+      "KmsKey/legacy",
+      "KmsKey/orders",
+    ]);
     expect(byName["KmsKey/orders"]).toMatchObject({ ready: true, reason: "KeyEnabled" });
     expect(byName["KmsKey/archive"]).toMatchObject({ ready: true, reason: "KeyDisabled" });
     expect(byName["KmsKey/legacy"]).toMatchObject({ ready: false, reason: "PendingDeletion" });
@@ -34,14 +41,21 @@ describe("serve --seed", () => {
     const kms = kmsClient(first);
     const snapshot = async () => {
       const keys = (await kms.send(new ListKeysCommand({}))).Keys!.map((k) => k.KeyId).sort();
-      const aliases = (await kms.send(new ListAliasesCommand({}))).Aliases!.map((a) => `${a.AliasName}→${a.TargetKeyId}`).sort();
+      const aliases = (await kms.send(new ListAliasesCommand({})))
+        .Aliases!.map((a) => `${a.AliasName}→${a.TargetKeyId}`)
+        .sort();
       const orders = aliases.find((a) => a.startsWith("alias/shop/orders→"))!.split("→")[1]!;
-      const grants = (await kms.send(new ListGrantsCommand({ KeyId: orders }))).Grants!.map((g) => g.GrantId);
+      const grants = (await kms.send(new ListGrantsCommand({ KeyId: orders }))).Grants!.map(
+        (g) => g.GrantId,
+      );
       return { keys, aliases, grants };
     };
     const before = await snapshot();
     expect(before.keys).toHaveLength(3);
-    expect(before.aliases.map((a) => a.split("→")[0])).toEqual(["alias/archive", "alias/shop/orders"]);
+    expect(before.aliases.map((a) => a.split("→")[0])).toEqual([
+      "alias/archive",
+      "alias/shop/orders",
+    ]);
     expect(before.grants).toHaveLength(1);
     await first.stop();
     kms.destroy();
@@ -50,21 +64,32 @@ describe("serve --seed", () => {
     const kms2 = kmsClient(second);
     const again = await (async () => {
       const keys = (await kms2.send(new ListKeysCommand({}))).Keys!.map((k) => k.KeyId).sort();
-      const aliases = (await kms2.send(new ListAliasesCommand({}))).Aliases!.map((a) => `${a.AliasName}→${a.TargetKeyId}`).sort();
+      const aliases = (await kms2.send(new ListAliasesCommand({})))
+        .Aliases!.map((a) => `${a.AliasName}→${a.TargetKeyId}`)
+        .sort();
       const orders = aliases.find((a) => a.startsWith("alias/shop/orders→"))!.split("→")[1]!;
-      const grants = (await kms2.send(new ListGrantsCommand({ KeyId: orders }))).Grants!.map((g) => g.GrantId);
+      const grants = (await kms2.send(new ListGrantsCommand({ KeyId: orders }))).Grants!.map(
+        (g) => g.GrantId,
+      );
       return { keys, aliases, grants };
     })();
     expect(again).toEqual(before);
-    expect(second.running.seed!.outcomes.every((o) => o.ready || o.reason === "PendingDeletion")).toBe(true);
+    expect(
+      second.running.seed!.outcomes.every((o) => o.ready || o.reason === "PendingDeletion"),
+    ).toBe(true);
     kms2.destroy();
     await second.stop();
   });
 
   it("an invalid manifest stops the start with the file and the schema's message", async () => {
     const dir = tempDir("keyhaven-seed-");
-    writeFileSync(join(dir, "bad.yaml"), "apiVersion: keyhaven.dev/v1alpha1\nkind: KmsKey\nmetadata: {name: k}\nspec:\n  rotation: {enabled: true, periodDays: 30}\n");
-    await expect(startInProcess({ args: ["--seed", dir] })).rejects.toThrow(/bad\.yaml: .*spec\.rotation\.periodDays.*greater than or equal to 90/);
+    writeFileSync(
+      join(dir, "bad.yaml"),
+      "apiVersion: keyhaven.dev/v1alpha1\nkind: KmsKey\nmetadata: {name: k}\nspec:\n  rotation: {enabled: true, periodDays: 30}\n",
+    );
+    await expect(startInProcess({ args: ["--seed", dir] })).rejects.toThrow(
+      /bad\.yaml: .*spec\.rotation\.periodDays.*greater than or equal to 90/,
+    );
   });
 });
 
@@ -72,7 +97,10 @@ describe("CRDs", () => {
   it("crds/ is exactly what schemas.ts generates", () => {
     for (const kind of Object.keys(KINDS) as KindName[]) {
       const file = join(REPO_ROOT, "crds", crdFileName(kind));
-      expect(readFileSync(file, "utf8"), `${file} is stale: regenerate it (see src/api/v1alpha1/crdFiles.ts)`).toBe(crdYaml(kind));
+      expect(
+        readFileSync(file, "utf8"),
+        `${file} is stale: regenerate it (see src/api/v1alpha1/crdFiles.ts)`,
+      ).toBe(crdYaml(kind));
     }
   });
 
@@ -87,13 +115,16 @@ describe("CRDs", () => {
 
 describe("keyhaven controller flags", () => {
   it("reads the endpoint and AWS credentials from the environment, flags first", () => {
-    const config = loadConfig(["controller", "--kubeconfig", "/k", "--disable-webhook", "--namespace", "ops"], {
-      AWS_ENDPOINT_URL_KMS: "http://keyhaven:8080",
-      AWS_ACCESS_KEY_ID: "AKIAEXAMPLE",
-      AWS_SECRET_ACCESS_KEY: "secret",
-      AWS_DEFAULT_REGION: "eu-west-1",
-      POD_NAME: "controller-0",
-    });
+    const config = loadConfig(
+      ["controller", "--kubeconfig", "/k", "--disable-webhook", "--namespace", "ops"],
+      {
+        AWS_ENDPOINT_URL_KMS: "http://keyhaven:8080",
+        AWS_ACCESS_KEY_ID: "AKIAEXAMPLE",
+        AWS_SECRET_ACCESS_KEY: "secret",
+        AWS_DEFAULT_REGION: "eu-west-1",
+        POD_NAME: "controller-0",
+      },
+    );
     expect(config).toMatchObject({
       command: "controller",
       kubeconfig: "/k",
@@ -108,6 +139,8 @@ describe("keyhaven controller flags", () => {
   });
 
   it("refuses to start without a key service endpoint, saying how to give one", () => {
-    expect(() => loadConfig(["controller"], {})).toThrow(/--kms-endpoint: the key service URL is required \(or AWS_ENDPOINT_URL_KMS\)/);
+    expect(() => loadConfig(["controller"], {})).toThrow(
+      /--kms-endpoint: the key service URL is required \(or AWS_ENDPOINT_URL_KMS\)/,
+    );
   });
 });

@@ -24,7 +24,8 @@ export function reconcileContext(options: {
   read?: ObjectReader;
   driftCheckMs?: number;
 }): ReconcileContext {
-  const read: ObjectReader = options.read ?? ((kind, ns, name) => options.client.get(kind, ns, name));
+  const read: ObjectReader =
+    options.read ?? ((kind, ns, name) => options.client.get(kind, ns, name));
   return {
     client: options.client,
     kms: options.kms,
@@ -35,7 +36,11 @@ export function reconcileContext(options: {
   };
 }
 
-export async function readObject<K extends KindName>(ctx: ReconcileContext, kind: K, key: string): Promise<ObjectsByKind[K] | undefined> {
+export async function readObject<K extends KindName>(
+  ctx: ReconcileContext,
+  kind: K,
+  key: string,
+): Promise<ObjectsByKind[K] | undefined> {
   const [namespace, name] = splitKey(key);
   return ctx.reader.read(kind, namespace, name);
 }
@@ -45,7 +50,11 @@ export function splitKey(key: string): [string, string] {
   return [key.slice(0, i), key.slice(i + 1)];
 }
 
-export async function addFinalizer<K extends KindName>(ctx: ReconcileContext, kind: K, obj: ObjectsByKind[K]): Promise<ObjectsByKind[K]> {
+export async function addFinalizer<K extends KindName>(
+  ctx: ReconcileContext,
+  kind: K,
+  obj: ObjectsByKind[K],
+): Promise<ObjectsByKind[K]> {
   const finalizers = obj.metadata.finalizers ?? [];
   if (finalizers.includes(FINALIZER)) return obj;
   const updated = await ctx.client.setFinalizers(kind, obj, [...finalizers, FINALIZER]);
@@ -53,10 +62,18 @@ export async function addFinalizer<K extends KindName>(ctx: ReconcileContext, ki
   return updated ?? obj;
 }
 
-export async function removeFinalizer<K extends KindName>(ctx: ReconcileContext, kind: K, obj: ObjectsByKind[K]): Promise<void> {
+export async function removeFinalizer<K extends KindName>(
+  ctx: ReconcileContext,
+  kind: K,
+  obj: ObjectsByKind[K],
+): Promise<void> {
   const finalizers = obj.metadata.finalizers ?? [];
   if (!finalizers.includes(FINALIZER)) return;
-  const updated = await ctx.client.setFinalizers(kind, obj, finalizers.filter((f) => f !== FINALIZER));
+  const updated = await ctx.client.setFinalizers(
+    kind,
+    obj,
+    finalizers.filter((f) => f !== FINALIZER),
+  );
   ctx.reader.wrote(kind, obj, updated);
 }
 
@@ -73,7 +90,19 @@ export async function writeStatus<K extends KindName>(
   return updated;
 }
 
-export async function recordEvent(ctx: ReconcileContext, obj: ObjectsByKind[KindName], event: EventInput): Promise<void> {
-  ctx.logger?.info({ kind: obj.kind, namespace: obj.metadata.namespace, name: obj.metadata.name, reason: event.reason }, event.message);
+export async function recordEvent(
+  ctx: ReconcileContext,
+  obj: ObjectsByKind[KindName],
+  event: EventInput,
+): Promise<void> {
+  ctx.logger?.info(
+    {
+      kind: obj.kind,
+      namespace: obj.metadata.namespace,
+      name: obj.metadata.name,
+      reason: event.reason,
+    },
+    event.message,
+  );
   await ctx.client.recordEvent(obj, event);
 }

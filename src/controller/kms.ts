@@ -16,7 +16,10 @@ export interface KmsConnection {
   };
 }
 
-export function createKmsClient(connection: KmsConnection, extra: Partial<KMSClientConfig> = {}): KMSClient {
+export function createKmsClient(
+  connection: KmsConnection,
+  extra: Partial<KMSClientConfig> = {},
+): KMSClient {
   return new KMSClient({
     endpoint: connection.endpoint,
     region: connection.region,
@@ -25,7 +28,9 @@ export function createKmsClient(connection: KmsConnection, extra: Partial<KMSCli
       credentials: {
         accessKeyId: connection.credentials.accessKeyId,
         secretAccessKey: connection.credentials.secretAccessKey,
-        ...(connection.credentials.sessionToken && { sessionToken: connection.credentials.sessionToken }),
+        ...(connection.credentials.sessionToken && {
+          sessionToken: connection.credentials.sessionToken,
+        }),
       },
     }),
     // The work queue retries with its own backoff; one SDK retry absorbs a dropped connection.

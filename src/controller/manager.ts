@@ -8,7 +8,12 @@
 import type { KMSClient } from "@aws-sdk/client-kms";
 import type { Logger } from "pino";
 import { keyRefOf } from "../api/v1alpha1/defaults.js";
-import { FINALIZER, type KindName, type KubeObject, type ObjectsByKind } from "../api/v1alpha1/types.js";
+import {
+  FINALIZER,
+  type KindName,
+  type KubeObject,
+  type ObjectsByKind,
+} from "../api/v1alpha1/types.js";
 import type { Cluster } from "../kube/cluster.js";
 import type { Informer, InformerEvent } from "../kube/informer.js";
 import { reconcileContext, type ReconcileContext } from "./context.js";
@@ -84,7 +89,11 @@ export class Manager {
     this.#o = options;
     this.#timers = options.timers ?? systemTimers;
     const c = options.cluster;
-    this.#informers = { KmsKey: c.informer("KmsKey"), KmsAlias: c.informer("KmsAlias"), KmsGrant: c.informer("KmsGrant") };
+    this.#informers = {
+      KmsKey: c.informer("KmsKey"),
+      KmsAlias: c.informer("KmsAlias"),
+      KmsGrant: c.informer("KmsGrant"),
+    };
     const fenced = (): void => {
       if (!this.#fence || this.#fence.aborted) throw new NotLeaderError();
     };
@@ -104,12 +113,14 @@ export class Manager {
       },
       kms: options.kms,
       timers: this.#timers,
-      read: async (kind, ns, name) => this.#informers[kind].get(ns, name) as never,
+      read: async (kind, ns, name) => this.#informers[kind].get(ns, name),
       ...(options.logger && { logger: options.logger }),
       ...(options.driftCheckMs !== undefined && { driftCheckMs: options.driftCheckMs }),
     });
     for (const kind of KIND_NAMES)
-      (this.#informers[kind] as Informer<KubeObject>).on((event, obj, old) => this.#onEvent(kind, event, obj, old));
+      (this.#informers[kind] as Informer<KubeObject>).on((event, obj, old) =>
+        this.#onEvent(kind, event, obj, old),
+      );
   }
 
   /** Informer caches are filled (readiness). */
@@ -118,7 +129,9 @@ export class Manager {
   }
 
   get isLeader(): boolean {
-    return this.#o.leaderElection === false ? Object.keys(this.#controllers).length > 0 : (this.#elector?.isLeader ?? false);
+    return this.#o.leaderElection === false
+      ? Object.keys(this.#controllers).length > 0
+      : (this.#elector?.isLeader ?? false);
   }
 
   get controllers(): Partial<Record<KindName, Controller>> {
@@ -139,7 +152,11 @@ export class Manager {
     if (this.#o.leaderElection === false) {
       this.#fence = signal;
       await this.#lead();
-      await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener("abort", () => resolve(), { once: true })));
+      await new Promise<void>((resolve) =>
+        signal.aborted
+          ? resolve()
+          : signal.addEventListener("abort", () => resolve(), { once: true }),
+      );
       outcome = "stopped";
     } else {
       const le = this.#o.leaderElection;
@@ -159,10 +176,14 @@ export class Manager {
         this.#fence = leading;
         metrics?.leader.set(1);
         void this.#lead();
-        leading.addEventListener("abort", () => {
-          metrics?.leader.set(0);
-          stopping = this.#stopControllers();
-        }, { once: true });
+        leading.addEventListener(
+          "abort",
+          () => {
+            metrics?.leader.set(0);
+            stopping = this.#stopControllers();
+          },
+          { once: true },
+        );
       });
       await stopping;
     }
@@ -183,7 +204,9 @@ export class Manager {
       const around = this.#o.around;
       const controller = new Controller({
         name: kind.toLowerCase(),
-        reconcile: around ? (key, signal) => around(kind, key, () => reconcile(key, signal)) : reconcile,
+        reconcile: around
+          ? (key, signal) => around(kind, key, () => reconcile(key, signal))
+          : reconcile,
         timers: this.#timers,
         workers: workers ?? 4,
         ...(metrics && { metrics }),
@@ -203,19 +226,22 @@ export class Manager {
 
   #onEvent(kind: KindName, event: InformerEvent, obj: KubeObject, old?: KubeObject): void {
     const controller = this.#controllers[kind];
-    if (controller && (event !== "update" || needsReconcile(obj, old))) controller.queue.add(keyOf(obj));
+    if (controller && (event !== "update" || needsReconcile(obj, old)))
+      controller.queue.add(keyOf(obj));
     if (kind !== "KmsKey") return;
     // Aliases and grants that refer to this key wait on its status: wake them when it changes.
     const keyChanged =
       event !== "update" ||
-      (obj as ObjectsByKind["KmsKey"]).status?.arn !== (old as ObjectsByKind["KmsKey"] | undefined)?.status?.arn ||
+      (obj as ObjectsByKind["KmsKey"]).status?.arn !==
+        (old as ObjectsByKind["KmsKey"] | undefined)?.status?.arn ||
       obj.metadata.deletionTimestamp !== old?.metadata.deletionTimestamp;
     if (!keyChanged) return;
     const ref = keyOf(obj);
     for (const dependent of ["KmsAlias", "KmsGrant"] as const) {
       const c = this.#controllers[dependent];
       if (!c) continue;
-      for (const d of this.#informers[dependent].list()) if (keyRefOf(d) === ref) c.queue.add(keyOf(d));
+      for (const d of this.#informers[dependent].list())
+        if (keyRefOf(d) === ref) c.queue.add(keyOf(d));
     }
   }
 }

@@ -26,9 +26,14 @@ export interface RunningController {
   stop(): Promise<void>;
 }
 
-export async function startController(config: ControllerConfig, deps: { logger?: Logger } = {}): Promise<RunningController> {
+export async function startController(
+  config: ControllerConfig,
+  deps: { logger?: Logger } = {},
+): Promise<RunningController> {
   const logger = deps.logger ?? createLogger(config.logLevel);
-  const kc = loadKubeConfig(config.kubeconfig !== undefined ? { kubeconfig: config.kubeconfig } : {});
+  const kc = loadKubeConfig(
+    config.kubeconfig !== undefined ? { kubeconfig: config.kubeconfig } : {},
+  );
   const timers = systemTimers;
   const metrics = new ControllerMetrics({ defaultMetrics: true });
   const cluster = clientNodeCluster(kc, {
@@ -37,7 +42,10 @@ export async function startController(config: ControllerConfig, deps: { logger?:
     informer: {
       onError: (err) => {
         metrics.watchErrors.inc({ kind: "all" });
-        logger.warn({ err: err instanceof Error ? err.message : String(err) }, "list/watch failed; retrying with backoff");
+        logger.warn(
+          { err: err instanceof Error ? err.message : String(err) },
+          "list/watch failed; retrying with backoff",
+        );
       },
     },
   });
@@ -53,7 +61,9 @@ export async function startController(config: ControllerConfig, deps: { logger?:
     logger: logger.child({ component: "operator" }),
     metrics,
     workers: config.workers,
-    leaderElection: config.leaderElection ? { namespace: config.namespace, identity: config.identity } : false,
+    leaderElection: config.leaderElection
+      ? { namespace: config.namespace, identity: config.identity }
+      : false,
   });
   const http = await listen(config, metrics, manager);
   const address = http.address() as AddressInfo;
@@ -68,7 +78,12 @@ export async function startController(config: ControllerConfig, deps: { logger?:
     });
   }
   logger.info(
-    { kmsEndpoint: config.kmsEndpoint, namespace: config.namespace, identity: config.identity, metrics: `http://${address.address}:${address.port}/metrics` },
+    {
+      kmsEndpoint: config.kmsEndpoint,
+      namespace: config.namespace,
+      identity: config.identity,
+      metrics: `http://${address.address}:${address.port}/metrics`,
+    },
     "controller started",
   );
   return {
@@ -87,7 +102,11 @@ export async function startController(config: ControllerConfig, deps: { logger?:
   };
 }
 
-function listen(config: ControllerConfig, metrics: ControllerMetrics, manager: Manager): Promise<Server> {
+function listen(
+  config: ControllerConfig,
+  metrics: ControllerMetrics,
+  manager: Manager,
+): Promise<Server> {
   const server = createServer((req, res) => {
     const path = (req.url ?? "/").split("?")[0];
     if (path === "/metrics") {

@@ -63,7 +63,9 @@ interface Manifest {
 export function readSeedDir(dir: string, logger?: Logger): Manifest[] {
   let files: string[];
   try {
-    files = readdirSync(dir).filter((f) => /\.ya?ml$/.test(f)).sort();
+    files = readdirSync(dir)
+      .filter((f) => /\.ya?ml$/.test(f))
+      .sort();
   } catch (err) {
     throw new SeedError(`--seed ${dir}: ${(err as Error).message}`);
   }
@@ -76,12 +78,20 @@ export function readSeedDir(dir: string, logger?: Logger): Manifest[] {
       if (!body) continue;
       const kind = body["kind"];
       if (body["apiVersion"] !== API_VERSION || typeof kind !== "string" || !(kind in KINDS)) {
-        logger?.warn({ file: path, apiVersion: body["apiVersion"], kind }, "skipping a document that is not a keyhaven.dev/v1alpha1 KmsKey, KmsAlias or KmsGrant");
+        logger?.warn(
+          { file: path, apiVersion: body["apiVersion"], kind },
+          "skipping a document that is not a keyhaven.dev/v1alpha1 KmsKey, KmsAlias or KmsGrant",
+        );
         continue;
       }
       const meta = (body["metadata"] ?? {}) as { namespace?: string; name?: string };
       if (!meta.name) throw new SeedError(`${path}: a ${kind} needs metadata.name`);
-      manifests.push({ file: path, kind: kind as KindName, namespace: meta.namespace ?? "default", body });
+      manifests.push({
+        file: path,
+        kind: kind as KindName,
+        namespace: meta.namespace ?? "default",
+        body,
+      });
     }
   }
   return manifests;
@@ -89,7 +99,9 @@ export function readSeedDir(dir: string, logger?: Logger): Manifest[] {
 
 /** A stable UID per object, shaped like Kubernetes' (a UUID). */
 export function seedUid(plural: string, namespace: string, name: string): string {
-  const h = createHash("sha256").update(`keyhaven-seed/${plural}/${namespace}/${name}`).digest("hex");
+  const h = createHash("sha256")
+    .update(`keyhaven-seed/${plural}/${namespace}/${name}`)
+    .digest("hex");
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
@@ -106,7 +118,11 @@ export async function startSeed(options: SeedOptions): Promise<RunningSeed> {
       throw err;
     }
   }
-  const kms = createKmsClient({ endpoint: options.endpoint, region: options.region, credentials: options.credentials });
+  const kms = createKmsClient({
+    endpoint: options.endpoint,
+    region: options.region,
+    credentials: options.credentials,
+  });
   const manager = new Manager({
     cluster: memoryCluster(api, { timers }),
     kms,
@@ -135,14 +151,21 @@ export async function startSeed(options: SeedOptions): Promise<RunningSeed> {
 }
 
 /** Waits until every seeded object reports Ready for its current generation (True or False). */
-async function settle(api: MemoryApiServer, manifests: readonly Manifest[], waitMs: number): Promise<SeedOutcome[]> {
+async function settle(
+  api: MemoryApiServer,
+  manifests: readonly Manifest[],
+  waitMs: number,
+): Promise<SeedOutcome[]> {
   const deadline = Date.now() + waitMs;
   for (;;) {
     const outcomes: SeedOutcome[] = [];
     let pending = 0;
     for (const m of manifests) {
       const name = (m.body["metadata"] as { name: string }).name;
-      const obj = api.get(KINDS[m.kind].plural, m.namespace, name) as unknown as KubeObject<unknown, { conditions?: never[] }>;
+      const obj = api.get(KINDS[m.kind].plural, m.namespace, name) as unknown as KubeObject<
+        unknown,
+        { conditions?: never[] }
+      >;
       const ready = findCondition(obj.status?.conditions, "Ready");
       const current = ready !== undefined && ready.observedGeneration === obj.metadata.generation;
       const waiting = !current || (ready.status !== "True" && /NotReady$/.test(ready.reason));

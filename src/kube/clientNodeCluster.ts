@@ -19,9 +19,22 @@ import {
   type CoreV1Event,
   type V1Lease,
 } from "@kubernetes/client-node";
-import { GROUP, KINDS, VERSION, type KindName, type KubeObject, type ObjectsByKind } from "../api/v1alpha1/types.js";
+import {
+  GROUP,
+  KINDS,
+  VERSION,
+  type KindName,
+  type KubeObject,
+  type ObjectsByKind,
+} from "../api/v1alpha1/types.js";
 import { systemTimers, type Timers } from "../controller/runtime/timers.js";
-import { KubeApiError, statusMergePatch, type Cluster, type LeaseRecord, type StoredLease } from "./cluster.js";
+import {
+  KubeApiError,
+  statusMergePatch,
+  type Cluster,
+  type LeaseRecord,
+  type StoredLease,
+} from "./cluster.js";
 import { Informer, type InformerOptions, type ListWatchSource } from "./informer.js";
 import { eventObject } from "./memoryCluster.js";
 
@@ -50,11 +63,18 @@ function apiError(err: unknown): unknown {
   if (err instanceof ApiException) {
     let body: { reason?: string; message?: string } = {};
     try {
-      body = typeof err.body === "string" ? (JSON.parse(err.body) as typeof body) : ((err.body ?? {}) as typeof body);
+      body =
+        typeof err.body === "string"
+          ? (JSON.parse(err.body) as typeof body)
+          : ((err.body ?? {}) as typeof body);
     } catch {
       // not JSON
     }
-    return new KubeApiError(err.code, body.reason ?? String(err.code), body.message ?? `HTTP ${err.code}`);
+    return new KubeApiError(
+      err.code,
+      body.reason ?? String(err.code),
+      body.message ?? `HTTP ${err.code}`,
+    );
   }
   return err;
 }
@@ -86,20 +106,29 @@ export function clientNodeCluster(kc: KubeConfig, options: ClientNodeClusterOpti
   const asLease = (l: V1Lease): StoredLease => ({
     spec: {
       ...(l.spec?.holderIdentity !== undefined && { holderIdentity: l.spec.holderIdentity }),
-      ...(l.spec?.leaseDurationSeconds !== undefined && { leaseDurationSeconds: l.spec.leaseDurationSeconds }),
+      ...(l.spec?.leaseDurationSeconds !== undefined && {
+        leaseDurationSeconds: l.spec.leaseDurationSeconds,
+      }),
       ...(l.spec?.acquireTime && { acquireTime: new Date(l.spec.acquireTime).toISOString() }),
       ...(l.spec?.renewTime && { renewTime: new Date(l.spec.renewTime).toISOString() }),
       ...(l.spec?.leaseTransitions !== undefined && { leaseTransitions: l.spec.leaseTransitions }),
     },
     resourceVersion: l.metadata?.resourceVersion ?? "",
   });
-  const leaseBody = (namespace: string, name: string, spec: LeaseRecord, resourceVersion?: string): V1Lease => ({
+  const leaseBody = (
+    namespace: string,
+    name: string,
+    spec: LeaseRecord,
+    resourceVersion?: string,
+  ): V1Lease => ({
     apiVersion: "coordination.k8s.io/v1",
     kind: "Lease",
     metadata: { name, namespace, ...(resourceVersion && { resourceVersion }) },
     spec: {
       ...(spec.holderIdentity !== undefined && { holderIdentity: spec.holderIdentity }),
-      ...(spec.leaseDurationSeconds !== undefined && { leaseDurationSeconds: spec.leaseDurationSeconds }),
+      ...(spec.leaseDurationSeconds !== undefined && {
+        leaseDurationSeconds: spec.leaseDurationSeconds,
+      }),
       ...(spec.acquireTime && { acquireTime: new Date(spec.acquireTime) }),
       ...(spec.renewTime && { renewTime: new Date(spec.renewTime) }),
       ...(spec.leaseTransitions !== undefined && { leaseTransitions: spec.leaseTransitions }),
@@ -109,7 +138,13 @@ export function clientNodeCluster(kc: KubeConfig, options: ClientNodeClusterOpti
   return {
     async get(kind, namespace, name) {
       try {
-        return (await custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: KINDS[kind].plural, namespace, name })) as ObjectsByKind[typeof kind];
+        return (await custom.getNamespacedCustomObject({
+          group: GROUP,
+          version: VERSION,
+          plural: KINDS[kind].plural,
+          namespace,
+          name,
+        })) as ObjectsByKind[typeof kind];
       } catch (err) {
         const e = apiError(err);
         if (e instanceof KubeApiError && e.status === 404) return undefined;
@@ -119,7 +154,10 @@ export function clientNodeCluster(kc: KubeConfig, options: ClientNodeClusterOpti
     async setFinalizers(kind, obj, finalizers) {
       const updated = (await call(() =>
         custom.patchNamespacedCustomObject(
-          { ...ref(kind, obj), body: { metadata: { resourceVersion: obj.metadata.resourceVersion, finalizers } } },
+          {
+            ...ref(kind, obj),
+            body: { metadata: { resourceVersion: obj.metadata.resourceVersion, finalizers } },
+          },
           merge,
         ),
       )) as ObjectsByKind[typeof kind];
@@ -128,7 +166,10 @@ export function clientNodeCluster(kc: KubeConfig, options: ClientNodeClusterOpti
     },
     async patchStatus(kind, obj, status) {
       return (await call(() =>
-        custom.patchNamespacedCustomObjectStatus({ ...ref(kind, obj), body: { status: statusMergePatch(obj.status, status) } }, merge),
+        custom.patchNamespacedCustomObjectStatus(
+          { ...ref(kind, obj), body: { status: statusMergePatch(obj.status, status) } },
+          merge,
+        ),
       )) as ObjectsByKind[typeof kind];
     },
     async recordEvent(obj, event) {
@@ -151,11 +192,21 @@ export function clientNodeCluster(kc: KubeConfig, options: ClientNodeClusterOpti
       }
     },
     async createLease(namespace, name, spec) {
-      return asLease(await call(() => coordination.createNamespacedLease({ namespace, body: leaseBody(namespace, name, spec) })));
+      return asLease(
+        await call(() =>
+          coordination.createNamespacedLease({ namespace, body: leaseBody(namespace, name, spec) }),
+        ),
+      );
     },
     async updateLease(namespace, name, spec, resourceVersion) {
       return asLease(
-        await call(() => coordination.replaceNamespacedLease({ namespace, name, body: leaseBody(namespace, name, spec, resourceVersion) })),
+        await call(() =>
+          coordination.replaceNamespacedLease({
+            namespace,
+            name,
+            body: leaseBody(namespace, name, spec, resourceVersion),
+          }),
+        ),
       );
     },
     informer<K extends KindName>(kind: K) {
@@ -169,10 +220,18 @@ export function clientNodeCluster(kc: KubeConfig, options: ClientNodeClusterOpti
           async list() {
             const list = (await call(() =>
               options.watchNamespace
-                ? custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, plural, namespace: options.watchNamespace })
+                ? custom.listNamespacedCustomObject({
+                    group: GROUP,
+                    version: VERSION,
+                    plural,
+                    namespace: options.watchNamespace,
+                  })
                 : custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural }),
             )) as { items?: KubeObject[]; metadata?: { resourceVersion?: string } };
-            return { items: list.items ?? [], resourceVersion: list.metadata?.resourceVersion ?? "" };
+            return {
+              items: list.items ?? [],
+              resourceVersion: list.metadata?.resourceVersion ?? "",
+            };
           },
           async watch(resourceVersion, timeoutSeconds, onEvent, onDone) {
             const controller = await watch.watch(

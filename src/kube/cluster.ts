@@ -29,7 +29,11 @@ export interface EventInput {
 
 /** Reads and writes of the keyhaven custom resources. */
 export interface ResourceClient {
-  get<K extends KindName>(kind: K, namespace: string, name: string): Promise<ObjectsByKind[K] | undefined>;
+  get<K extends KindName>(
+    kind: K,
+    namespace: string,
+    name: string,
+  ): Promise<ObjectsByKind[K] | undefined>;
   /**
    * Replaces metadata.finalizers, on the condition that the object is still at
    * obj.metadata.resourceVersion (409 otherwise). Returns the updated object, or

@@ -181,7 +181,9 @@ export class Informer<T extends KubeObject> {
       };
       // Armed before the request is even answered: a connection that hangs anywhere is cut.
       this.#abortWatch = () => finish();
-      const cancelWatchdog = this.#timers.setTimer((this.#watchTimeout + 30) * 1000, () => finish());
+      const cancelWatchdog = this.#timers.setTimer((this.#watchTimeout + 30) * 1000, () =>
+        finish(),
+      );
       this.stats.watches++;
       this.#source
         .watch(
@@ -228,8 +230,7 @@ export class Informer<T extends KubeObject> {
     for (const item of items) next.set(keyOf(item), item);
     const previous = this.#cache;
     this.#cache = next;
-    for (const [key, obj] of previous)
-      if (!next.has(key)) this.#emit("delete", obj);
+    for (const [key, obj] of previous) if (!next.has(key)) this.#emit("delete", obj);
     for (const [key, obj] of next) {
       const old = previous.get(key);
       if (!old) this.#emit("add", obj);

@@ -2,7 +2,12 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { MemoryApiServer, mergePatch } from "./memoryApiServer.js";
 
-const key = (name: string, spec: object = {}) => ({ apiVersion: "keyhaven.dev/v1alpha1", kind: "KmsKey", metadata: { name }, spec });
+const key = (name: string, spec: object = {}) => ({
+  apiVersion: "keyhaven.dev/v1alpha1",
+  kind: "KmsKey",
+  metadata: { name },
+  spec,
+});
 
 describe("MemoryApiServer", () => {
   it("bumps resourceVersion on every write and generation only on spec changes", () => {
@@ -25,7 +30,11 @@ describe("MemoryApiServer", () => {
     const api = new MemoryApiServer();
     const a = api.create("kmskeys", "ns", key("a"));
     api.patch("kmskeys", "ns", "a", "merge", { spec: { description: "x" } });
-    expect(() => api.patch("kmskeys", "ns", "a", "merge", { metadata: { resourceVersion: a.metadata.resourceVersion, finalizers: ["f"] } })).toThrow(expect.objectContaining({ status: 409 }));
+    expect(() =>
+      api.patch("kmskeys", "ns", "a", "merge", {
+        metadata: { resourceVersion: a.metadata.resourceVersion, finalizers: ["f"] },
+      }),
+    ).toThrow(expect.objectContaining({ status: 409 }));
     expect(() =>
       api.patch("kmskeys", "ns", "a", "json", [
         { op: "test", path: "/metadata/resourceVersion", value: a.metadata.resourceVersion },
@@ -39,7 +48,9 @@ describe("MemoryApiServer", () => {
     api.create("kmskeys", "ns", { ...key("a"), metadata: { name: "a", finalizers: ["f"] } });
     const marked = api.delete("kmskeys", "ns", "a");
     expect(marked.metadata.deletionTimestamp).toBeDefined();
-    expect(() => api.patch("kmskeys", "ns", "a", "merge", { metadata: { finalizers: ["f", "g"] } })).toThrow(/no new finalizers/);
+    expect(() =>
+      api.patch("kmskeys", "ns", "a", "merge", { metadata: { finalizers: ["f", "g"] } }),
+    ).toThrow(/no new finalizers/);
     api.patch("kmskeys", "ns", "a", "merge", { metadata: { finalizers: [] } });
     expect(() => api.get("kmskeys", "ns", "a")).toThrow(expect.objectContaining({ status: 404 }));
   });
@@ -49,12 +60,16 @@ describe("MemoryApiServer", () => {
     const a = api.create("kmskeys", "ns", key("a"));
     api.create("kmskeys", "ns", key("b"));
     const seen: string[] = [];
-    const stop = api.watch("kmskeys", a.metadata.resourceVersion, (e) => seen.push(`${e.type} ${e.object.metadata.name}`));
+    const stop = api.watch("kmskeys", a.metadata.resourceVersion, (e) =>
+      seen.push(`${e.type} ${e.object.metadata.name}`),
+    );
     api.delete("kmskeys", "ns", "a");
     expect(seen).toEqual(["ADDED b", "DELETED a"]);
     stop();
     api.compact();
-    expect(() => api.watch("kmskeys", a.metadata.resourceVersion, () => {})).toThrow(expect.objectContaining({ status: 410 }));
+    expect(() => api.watch("kmskeys", a.metadata.resourceVersion, () => {})).toThrow(
+      expect.objectContaining({ status: 410 }),
+    );
   });
 });
 
@@ -62,15 +77,21 @@ describe("mergePatch (RFC 7386)", () => {
   const json = fc.jsonValue();
   it("patching with the target itself changes nothing, for objects without nulls (property)", () => {
     fc.assert(
-      fc.property(fc.dictionary(fc.string(), fc.oneof(fc.string(), fc.integer(), fc.boolean())), (obj) => {
-        expect(mergePatch(obj, obj)).toEqual(obj);
-      }),
+      fc.property(
+        fc.dictionary(fc.string(), fc.oneof(fc.string(), fc.integer(), fc.boolean())),
+        (obj) => {
+          expect(mergePatch(obj, obj)).toEqual(obj);
+        },
+      ),
     );
   });
   it("null removes a member; a non-object patch replaces the target (property)", () => {
     fc.assert(
       fc.property(json, fc.string(), (target, k) => {
-        const patched = mergePatch({ [k]: target, keep: 1 }, { [k]: null }) as Record<string, unknown>;
+        const patched = mergePatch({ [k]: target, keep: 1 }, { [k]: null }) as Record<
+          string,
+          unknown
+        >;
         expect(k in patched).toBe(false);
         expect(mergePatch(target, 5)).toBe(5);
       }),

@@ -40,7 +40,13 @@ export function defaultResourceTypes(
   }));
   return [
     ...custom,
-    { group: "coordination.k8s.io", version: "v1", plural: "leases", kind: "Lease", statusSubresource: false },
+    {
+      group: "coordination.k8s.io",
+      version: "v1",
+      plural: "leases",
+      kind: "Lease",
+      statusSubresource: false,
+    },
     { group: "", version: "v1", plural: "events", kind: "Event", statusSubresource: false },
   ];
 }
@@ -116,7 +122,12 @@ export class MemoryApiServer {
 
   type(plural: string): ResourceType {
     const t = this.#types.get(plural);
-    if (!t) throw new KubeApiError(404, "NotFound", `the server could not find the requested resource (${plural})`);
+    if (!t)
+      throw new KubeApiError(
+        404,
+        "NotFound",
+        `the server could not find the requested resource (${plural})`,
+      );
     return t;
   }
 
@@ -166,29 +177,47 @@ export class MemoryApiServer {
     this.#enter({ verb: "list", plural, ...(namespace !== undefined && { namespace }) });
     const items: StoredObject[] = [];
     for (const [k, obj] of this.#objects)
-      if (k.startsWith(`${plural}/`) && (namespace === undefined || obj.metadata.namespace === namespace))
+      if (
+        k.startsWith(`${plural}/`) &&
+        (namespace === undefined || obj.metadata.namespace === namespace)
+      )
         items.push(clone(obj));
     items.sort((a, b) =>
-      `${a.metadata.namespace}/${a.metadata.name}`.localeCompare(`${b.metadata.namespace}/${b.metadata.name}`),
+      `${a.metadata.namespace}/${a.metadata.name}`.localeCompare(
+        `${b.metadata.namespace}/${b.metadata.name}`,
+      ),
     );
     return { items, resourceVersion: String(this.#revision) };
   }
 
   create(plural: string, namespace: string, body: Record<string, unknown>): StoredObject {
     const meta = (body["metadata"] ?? {}) as Record<string, unknown>;
-    const name = String(meta["name"] ?? (meta["generateName"] ? `${String(meta["generateName"])}${randomUUID().slice(0, 5)}` : ""));
+    const given = typeof meta["name"] === "string" ? meta["name"] : "";
+    const prefix = typeof meta["generateName"] === "string" ? meta["generateName"] : "";
+    const name = given || (prefix ? `${prefix}${randomUUID().slice(0, 5)}` : "");
     this.#enter({ verb: "create", plural, namespace, name });
     const type = this.type(plural);
-    if (!name) throw new KubeApiError(422, "Invalid", `${type.kind} "" is invalid: metadata.name: Required value: name or generateName is required`);
+    if (!name)
+      throw new KubeApiError(
+        422,
+        "Invalid",
+        `${type.kind} "" is invalid: metadata.name: Required value: name or generateName is required`,
+      );
     const key = keyOf(plural, namespace, name);
     if (this.#objects.has(key))
-      throw new KubeApiError(409, "AlreadyExists", `${this.#resourceName(type)} "${name}" already exists`);
+      throw new KubeApiError(
+        409,
+        "AlreadyExists",
+        `${this.#resourceName(type)} "${name}" already exists`,
+      );
     let obj = clone(body) as StoredObject;
     if (type.statusSubresource) delete obj["status"];
     obj = this.#admit(type, obj, undefined, name);
     obj.apiVersion = type.group ? `${type.group}/${type.version}` : type.version;
     obj.kind = type.kind;
-    const finalizers = Array.isArray(meta["finalizers"]) ? (meta["finalizers"] as string[]) : undefined;
+    const finalizers = Array.isArray(meta["finalizers"])
+      ? (meta["finalizers"] as string[])
+      : undefined;
     obj.metadata = {
       ...(meta as object),
       name,
@@ -205,11 +234,18 @@ export class MemoryApiServer {
   }
 
   /** PUT: replaces the object (or, with subresource "status", only its status). */
-  replace(plural: string, namespace: string, name: string, body: Record<string, unknown>, subresource?: "status"): StoredObject {
+  replace(
+    plural: string,
+    namespace: string,
+    name: string,
+    body: Record<string, unknown>,
+    subresource?: "status",
+  ): StoredObject {
     this.#enter({ verb: "update", plural, namespace, name, ...(subresource && { subresource }) });
     const current = this.#current(plural, namespace, name);
     const rv = (body["metadata"] as { resourceVersion?: string } | undefined)?.resourceVersion;
-    if (rv !== undefined && rv !== "" && rv !== current.metadata.resourceVersion) throw this.#conflict(plural, name);
+    if (rv !== undefined && rv !== "" && rv !== current.metadata.resourceVersion)
+      throw this.#conflict(plural, name);
     return this.#update(plural, current, clone(body) as StoredObject, subresource);
   }
 
@@ -229,17 +265,31 @@ export class MemoryApiServer {
       if (typeof patch !== "object" || patch === null || Array.isArray(patch))
         throw new KubeApiError(400, "BadRequest", "a merge patch must be a JSON object");
       const rv = (patch as { metadata?: { resourceVersion?: string } }).metadata?.resourceVersion;
-      if (rv !== undefined && rv !== current.metadata.resourceVersion) throw this.#conflict(plural, name);
+      if (rv !== undefined && rv !== current.metadata.resourceVersion)
+        throw this.#conflict(plural, name);
       next = mergePatch(clone(current), patch) as StoredObject;
     } else {
-      if (!Array.isArray(patch)) throw new KubeApiError(400, "BadRequest", "a JSON patch must be an array of operations");
+      if (!Array.isArray(patch))
+        throw new KubeApiError(400, "BadRequest", "a JSON patch must be an array of operations");
       try {
-        next = jsonPatch.applyPatch(clone(current), patch as jsonPatch.Operation[], true, false).newDocument;
+        next = jsonPatch.applyPatch(
+          clone(current),
+          patch as jsonPatch.Operation[],
+          true,
+          false,
+        ).newDocument;
       } catch (err) {
         const failedTest = (err as { name?: string }).name === "TEST_OPERATION_FAILED";
-        if (failedTest && (patch as { path?: string }[]).some((op) => op.path === "/metadata/resourceVersion"))
+        if (
+          failedTest &&
+          (patch as { path?: string }[]).some((op) => op.path === "/metadata/resourceVersion")
+        )
           throw this.#conflict(plural, name);
-        throw new KubeApiError(422, "Invalid", `the server rejected our request due to an error in our request: ${(err as Error).message.split("\n")[0]}`);
+        throw new KubeApiError(
+          422,
+          "Invalid",
+          `the server rejected our request due to an error in our request: ${(err as Error).message.split("\n")[0]}`,
+        );
       }
     }
     return this.#update(plural, current, next, subresource);
@@ -261,13 +311,27 @@ export class MemoryApiServer {
    * Subscribes to changes of one resource after resourceVersion ("": from now).
    * Throws 410 Gone if that version's history was compacted away.
    */
-  watch(plural: string, resourceVersion: string, onEvent: (e: WatchEvent) => void, namespace?: string): () => void {
+  watch(
+    plural: string,
+    resourceVersion: string,
+    onEvent: (e: WatchEvent) => void,
+    namespace?: string,
+  ): () => void {
     this.#enter({ verb: "watch", plural, ...(namespace !== undefined && { namespace }) });
     const from = resourceVersion === "" ? this.#revision : Number(resourceVersion);
-    if (!Number.isFinite(from)) throw new KubeApiError(400, "BadRequest", `invalid resourceVersion ${resourceVersion}`);
+    if (!Number.isFinite(from))
+      throw new KubeApiError(400, "BadRequest", `invalid resourceVersion ${resourceVersion}`);
     if (from + 1 < this.#compactedTo || from < this.#revision - this.#historyLimit)
-      throw new KubeApiError(410, "Expired", `too old resource version: ${from} (${this.#compactedTo})`);
-    const listener: Listener = { plural, fn: onEvent, ...(namespace !== undefined && { namespace }) };
+      throw new KubeApiError(
+        410,
+        "Expired",
+        `too old resource version: ${from} (${this.#compactedTo})`,
+      );
+    const listener: Listener = {
+      plural,
+      fn: onEvent,
+      ...(namespace !== undefined && { namespace }),
+    };
     for (const e of this.#history)
       if (e.revision > from && this.#matches(listener, e)) onEvent(clone(e));
     this.#listeners.add(listener);
@@ -297,14 +361,19 @@ export class MemoryApiServer {
     return current;
   }
 
-  #update(plural: string, current: StoredObject, next: StoredObject, subresource?: "status"): StoredObject {
+  #update(
+    plural: string,
+    current: StoredObject,
+    next: StoredObject,
+    subresource?: "status",
+  ): StoredObject {
     const type = this.type(plural);
     const name = current.metadata.name;
     let merged: StoredObject;
     if (type.statusSubresource && subresource === "status") {
-      merged = { ...clone(current), status: next["status"] } as StoredObject;
+      merged = { ...clone(current), status: next["status"] };
     } else {
-      merged = { ...next, metadata: { ...clone(current.metadata) } } as StoredObject;
+      merged = { ...next, metadata: { ...clone(current.metadata) } };
       if (type.statusSubresource) {
         if (current["status"] === undefined) delete merged["status"];
         else merged["status"] = clone(current["status"]);
@@ -316,8 +385,15 @@ export class MemoryApiServer {
       }
       const oldFinalizers = current.metadata.finalizers ?? [];
       const newFinalizers = merged.metadata.finalizers ?? [];
-      if (current.metadata.deletionTimestamp && newFinalizers.some((f) => !oldFinalizers.includes(f)))
-        throw new KubeApiError(422, "Invalid", `${this.#resourceName(type)} "${name}" is invalid: metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted`);
+      if (
+        current.metadata.deletionTimestamp &&
+        newFinalizers.some((f) => !oldFinalizers.includes(f))
+      )
+        throw new KubeApiError(
+          422,
+          "Invalid",
+          `${this.#resourceName(type)} "${name}" is invalid: metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted`,
+        );
     }
     merged.apiVersion = current.apiVersion;
     merged.kind = current.kind;
@@ -332,11 +408,19 @@ export class MemoryApiServer {
   }
 
   /** Pruning, defaulting and validation against the kind's schema. */
-  #admit(type: ResourceType, obj: StoredObject, old: StoredObject | undefined, name: string, subresource?: "status"): StoredObject {
+  #admit(
+    type: ResourceType,
+    obj: StoredObject,
+    old: StoredObject | undefined,
+    name: string,
+    subresource?: "status",
+  ): StoredObject {
     if (!type.schema) return obj;
     const { metadata, ...rest } = obj;
     const pruned = applyDefaults(type.schema, prune(type.schema, rest)) as Record<string, unknown>;
-    const oldRest: Record<string, unknown> | undefined = old ? { ...old, metadata: undefined } : undefined;
+    const oldRest: Record<string, unknown> | undefined = old
+      ? { ...old, metadata: undefined }
+      : undefined;
     const statusSchema = type.schema.properties?.["status"];
     const errors =
       subresource === "status"
@@ -376,11 +460,15 @@ export class MemoryApiServer {
       this.#history.shift();
       this.#compactedTo = this.#history[0]!.revision;
     }
-    for (const l of [...this.#listeners]) if (l.plural === plural && this.#matches(l, e)) l.fn(clone(e));
+    for (const l of [...this.#listeners])
+      if (l.plural === plural && this.#matches(l, e)) l.fn(clone(e));
   }
 
   #now(): string {
-    return this.#clock.now().toISOString().replace(/\.\d{3}Z$/, "Z");
+    return this.#clock
+      .now()
+      .toISOString()
+      .replace(/\.\d{3}Z$/, "Z");
   }
 
   #resourceName(type: ResourceType): string {
@@ -394,13 +482,18 @@ export class MemoryApiServer {
 
   #conflict(plural: string, name: string): KubeApiError {
     const type = this.type(plural);
-    return new KubeApiError(409, "Conflict", `Operation cannot be fulfilled on ${this.#resourceName(type)} "${name}": the object has been modified; please apply your changes to the latest version and try again`);
+    return new KubeApiError(
+      409,
+      "Conflict",
+      `Operation cannot be fulfilled on ${this.#resourceName(type)} "${name}": the object has been modified; please apply your changes to the latest version and try again`,
+    );
   }
 }
 
 /** Everything but metadata and status: what bumps generation. */
 function spec(obj: StoredObject): unknown {
-  const { metadata: _m, status: _s, apiVersion: _a, kind: _k, ...rest } = obj;
+  const rest: Record<string, unknown> = { ...obj };
+  for (const k of ["metadata", "status", "apiVersion", "kind"]) delete rest[k];
   return rest;
 }
 
@@ -408,7 +501,9 @@ function spec(obj: StoredObject): unknown {
 export function mergePatch(target: unknown, patch: unknown): unknown {
   if (typeof patch !== "object" || patch === null || Array.isArray(patch)) return patch;
   const out: Record<string, unknown> =
-    typeof target === "object" && target !== null && !Array.isArray(target) ? { ...(target as Record<string, unknown>) } : {};
+    typeof target === "object" && target !== null && !Array.isArray(target)
+      ? { ...(target as Record<string, unknown>) }
+      : {};
   for (const [k, v] of Object.entries(patch)) {
     if (v === null) delete out[k];
     else out[k] = mergePatch(out[k], v);

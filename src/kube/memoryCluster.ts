@@ -1,7 +1,19 @@
 /** The Cluster interface over a MemoryApiServer, with no network in between. */
-import { KINDS, type KindName, type KubeObject, type ObjectsByKind } from "../api/v1alpha1/types.js";
+import {
+  KINDS,
+  type KindName,
+  type KubeObject,
+  type ObjectsByKind,
+} from "../api/v1alpha1/types.js";
 import { systemTimers, type Timers } from "../controller/runtime/timers.js";
-import { isNotFound, KubeApiError, statusMergePatch, type Cluster, type EventInput, type LeaseRecord, type StoredLease } from "./cluster.js";
+import {
+  isNotFound,
+  KubeApiError,
+  statusMergePatch,
+  type Cluster,
+  type EventInput,
+  type StoredLease,
+} from "./cluster.js";
 import { Informer, type InformerOptions, type ListWatchSource } from "./informer.js";
 import type { MemoryApiServer, StoredObject } from "./memoryApiServer.js";
 
@@ -12,13 +24,16 @@ export interface MemoryClusterOptions {
   readonly component?: string;
 }
 
-export function memoryCluster(server: MemoryApiServer, options: MemoryClusterOptions = {}): Cluster {
+export function memoryCluster(
+  server: MemoryApiServer,
+  options: MemoryClusterOptions = {},
+): Cluster {
   const timers = options.timers ?? systemTimers;
   const component = options.component ?? "keyhaven-controller";
   const plural = (kind: KindName) => KINDS[kind].plural;
   const informers = new Map<KindName, Informer<KubeObject>>();
   const asLease = (o: StoredObject): StoredLease => ({
-    spec: (o["spec"] ?? {}) as LeaseRecord,
+    spec: o["spec"] ?? {},
     resourceVersion: o.metadata.resourceVersion,
   });
 
@@ -32,18 +47,35 @@ export function memoryCluster(server: MemoryApiServer, options: MemoryClusterOpt
       }
     },
     async setFinalizers(kind, obj, finalizers) {
-      const updated = server.patch(plural(kind), obj.metadata.namespace, obj.metadata.name, "merge", {
-        metadata: { resourceVersion: obj.metadata.resourceVersion, finalizers },
-      });
+      const updated = server.patch(
+        plural(kind),
+        obj.metadata.namespace,
+        obj.metadata.name,
+        "merge",
+        {
+          metadata: { resourceVersion: obj.metadata.resourceVersion, finalizers },
+        },
+      );
       const gone = updated.metadata.deletionTimestamp !== undefined && finalizers.length === 0;
       return gone ? undefined : (updated as unknown as ObjectsByKind[typeof kind]);
     },
     async patchStatus(kind, obj, status) {
-      return server.patch(plural(kind), obj.metadata.namespace, obj.metadata.name, "merge", { status: statusMergePatch(obj.status, status) }, "status") as unknown as ObjectsByKind[typeof kind];
+      return server.patch(
+        plural(kind),
+        obj.metadata.namespace,
+        obj.metadata.name,
+        "merge",
+        { status: statusMergePatch(obj.status, status) },
+        "status",
+      ) as unknown as ObjectsByKind[typeof kind];
     },
     async recordEvent(obj, event) {
       try {
-        server.create("events", obj.metadata.namespace, eventObject(obj, event, component, timers.now()));
+        server.create(
+          "events",
+          obj.metadata.namespace,
+          eventObject(obj, event, component, timers.now()),
+        );
       } catch {
         // Events are best effort.
       }
@@ -60,12 +92,20 @@ export function memoryCluster(server: MemoryApiServer, options: MemoryClusterOpt
       return asLease(server.create("leases", namespace, { metadata: { name }, spec }));
     },
     async updateLease(namespace, name, spec, resourceVersion) {
-      return asLease(server.replace("leases", namespace, name, { metadata: { name, namespace, resourceVersion }, spec }));
+      return asLease(
+        server.replace("leases", namespace, name, {
+          metadata: { name, namespace, resourceVersion },
+          spec,
+        }),
+      );
     },
     informer<K extends KindName>(kind: K) {
       let informer = informers.get(kind);
       if (!informer) {
-        informer = new Informer<KubeObject>(memorySource(server, plural(kind)), { timers, ...options.informer });
+        informer = new Informer<KubeObject>(memorySource(server, plural(kind)), {
+          timers,
+          ...options.informer,
+        });
         informers.set(kind, informer);
       }
       return informer as unknown as Informer<ObjectsByKind[K]>;
@@ -103,7 +143,12 @@ export function memorySource<T>(server: MemoryApiServer, plural: string): ListWa
   };
 }
 
-export function eventObject(obj: KubeObject, event: EventInput, component: string, now: Date): Record<string, unknown> {
+export function eventObject(
+  obj: KubeObject,
+  event: EventInput,
+  component: string,
+  now: Date,
+): Record<string, unknown> {
   const time = now.toISOString().replace(/\.\d{3}Z$/, "Z");
   return {
     apiVersion: "v1",

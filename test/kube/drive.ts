@@ -7,7 +7,11 @@ import type { ManualClock } from "../../src/controller/runtime/timers.js";
 
 const tick = () => new Promise<void>((resolve) => setTimeout(resolve, 5));
 
-export async function eventually<T>(check: () => T | undefined | false | Promise<T | undefined | false>, what = "condition", limitMs = 15_000): Promise<T> {
+export async function eventually<T>(
+  check: () => T | undefined | false | Promise<T | undefined | false>,
+  what = "condition",
+  limitMs = 15_000,
+): Promise<T> {
   const end = Date.now() + limitMs;
   for (;;) {
     const v = await check();
@@ -17,7 +21,13 @@ export async function eventually<T>(check: () => T | undefined | false | Promise
   }
 }
 
-export async function driveUntil<T>(clock: ManualClock, stepMs: number, check: () => T | undefined | false | Promise<T | undefined | false>, what = "condition", limitMs = 20_000): Promise<T> {
+export async function driveUntil<T>(
+  clock: ManualClock,
+  stepMs: number,
+  check: () => T | undefined | false | Promise<T | undefined | false>,
+  what = "condition",
+  limitMs = 20_000,
+): Promise<T> {
   const end = Date.now() + limitMs;
   for (;;) {
     const v = await check();

@@ -114,7 +114,9 @@ export async function harness(): Promise<Harness> {
       // In the order they were recorded (a list is sorted by name, and event names are random).
       return api
         .list("events", NS)
-        .items.sort((a, b) => Number(a.metadata.resourceVersion) - Number(b.metadata.resourceVersion))
+        .items.sort(
+          (a, b) => Number(a.metadata.resourceVersion) - Number(b.metadata.resourceVersion),
+        )
         .filter(
           (e) => name === undefined || (e["involvedObject"] as { name: string }).name === name,
         )

@@ -21,9 +21,7 @@ export function setCondition(
     status: next.status,
     observedGeneration: generation,
     lastTransitionTime:
-      previous && previous.status === next.status
-        ? previous.lastTransitionTime
-        : rfc3339(now),
+      previous && previous.status === next.status ? previous.lastTransitionTime : rfc3339(now),
     reason: next.reason,
     message: next.message.slice(0, 32768),
   };

@@ -59,7 +59,8 @@ export function aliasName(alias: KmsAlias): string {
 
 /** The object a reference names, as namespace/name. */
 export function keyRefOf(obj: KmsAlias | KmsGrant): string | undefined {
-  const ref = obj.kind === "KmsAlias" ? (obj as KmsAlias).spec.targetKeyRef : (obj as KmsGrant).spec.keyRef;
+  const ref =
+    obj.kind === "KmsAlias" ? (obj as KmsAlias).spec.targetKeyRef : (obj as KmsGrant).spec.keyRef;
   return ref ? `${obj.metadata.namespace}/${ref.name}` : undefined;
 }
 

@@ -10,24 +10,39 @@ const spec = (s: object, old?: object) => validate(keySchema, { spec: s }, old &
 describe("KmsKey schema", () => {
   it("accepts every period in 90..2560 and every window in 7..30, refuses the rest (property)", () => {
     fc.assert(
-      fc.property(fc.integer({ min: -10, max: 4000 }), fc.integer({ min: -5, max: 60 }), (period, window) => {
-        const errors = spec({ rotation: { enabled: true, periodDays: period }, deletion: { pendingWindowDays: window } });
-        const ok = period >= 90 && period <= 2560 && window >= 7 && window <= 30;
-        expect(errors.length === 0).toBe(ok);
-      }),
+      fc.property(
+        fc.integer({ min: -10, max: 4000 }),
+        fc.integer({ min: -5, max: 60 }),
+        (period, window) => {
+          const errors = spec({
+            rotation: { enabled: true, periodDays: period },
+            deletion: { pendingWindowDays: window },
+          });
+          const ok = period >= 90 && period <= 2560 && window >= 7 && window <= 30;
+          expect(errors.length === 0).toBe(ok);
+        },
+      ),
     );
   });
 
   it("keySpec, keyUsage and origin are immutable; keyUsage may be set once but never changed or removed", () => {
-    expect(spec({ keySpec: "HMAC_256" }, { keySpec: "SYMMETRIC_DEFAULT" })[0]?.message).toMatch(/keySpec is immutable/);
-    expect(spec({ origin: "EXTERNAL" }, { origin: "AWS_KMS" })[0]?.message).toMatch(/origin is immutable/);
+    expect(spec({ keySpec: "HMAC_256" }, { keySpec: "SYMMETRIC_DEFAULT" })[0]?.message).toMatch(
+      /keySpec is immutable/,
+    );
+    expect(spec({ origin: "EXTERNAL" }, { origin: "AWS_KMS" })[0]?.message).toMatch(
+      /origin is immutable/,
+    );
     expect(spec({ keyUsage: "ENCRYPT_DECRYPT" }, {})).toEqual([]);
-    expect(spec({}, { keyUsage: "ENCRYPT_DECRYPT" })[0]?.message).toMatch(/keyUsage is immutable once set/);
+    expect(spec({}, { keyUsage: "ENCRYPT_DECRYPT" })[0]?.message).toMatch(
+      /keyUsage is immutable once set/,
+    );
     expect(spec({ description: "changed" }, { description: "old" })).toEqual([]);
   });
 
   it("defaults nested objects as the API server does, and prunes unknown fields", () => {
-    const obj = applyDefaults(keySchema, prune(keySchema, { spec: { extra: 1 } })) as { spec: Record<string, unknown> };
+    const obj = applyDefaults(keySchema, prune(keySchema, { spec: { extra: 1 } })) as {
+      spec: Record<string, unknown>;
+    };
     expect(obj.spec).toEqual({
       keySpec: "SYMMETRIC_DEFAULT",
       origin: "AWS_KMS",
@@ -47,9 +62,18 @@ describe("conditions", () => {
   it("lastTransitionTime moves only when the status flips", () => {
     const t1 = new Date("2026-01-01T00:00:00Z");
     const t2 = new Date("2026-01-02T00:00:00Z");
-    let list = setCondition(undefined, { type: "Ready", status: "True", reason: "A", message: "" }, 1, t1);
+    let list = setCondition(
+      undefined,
+      { type: "Ready", status: "True", reason: "A", message: "" },
+      1,
+      t1,
+    );
     list = setCondition(list, { type: "Ready", status: "True", reason: "B", message: "m" }, 2, t2);
-    expect(list[0]).toMatchObject({ lastTransitionTime: "2026-01-01T00:00:00Z", reason: "B", observedGeneration: 2 });
+    expect(list[0]).toMatchObject({
+      lastTransitionTime: "2026-01-01T00:00:00Z",
+      reason: "B",
+      observedGeneration: 2,
+    });
     list = setCondition(list, { type: "Ready", status: "False", reason: "C", message: "" }, 2, t2);
     expect(list[0]?.lastTransitionTime).toBe("2026-01-02T00:00:00Z");
   });

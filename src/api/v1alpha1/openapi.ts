@@ -45,8 +45,7 @@ export function applyDefaults(schema: Schema, value: Json): Json {
   if (isObject(value) && schema.properties) {
     const out: Record<string, Json> = { ...value };
     for (const [k, sub] of Object.entries(schema.properties)) {
-      if (out[k] === undefined && sub.default !== undefined)
-        out[k] = structuredClone(sub.default);
+      if (out[k] === undefined && sub.default !== undefined) out[k] = structuredClone(sub.default);
       if (out[k] !== undefined) out[k] = applyDefaults(sub, out[k]);
     }
     return out;
@@ -73,10 +72,13 @@ export function validate(schema: Schema, value: Json, old: Json, path = ""): Fie
       for (const r of schema.required ?? [])
         if (value[r] === undefined) errors.push({ path: join(path, r), message: "Required value" });
       if (schema.maxProperties !== undefined && Object.keys(value).length > schema.maxProperties)
-        fail(`Too many: ${Object.keys(value).length}: must have at most ${schema.maxProperties} items`);
+        fail(
+          `Too many: ${Object.keys(value).length}: must have at most ${schema.maxProperties} items`,
+        );
       for (const [k, v] of Object.entries(value)) {
         const sub = schema.properties?.[k] ?? schema.additionalProperties;
-        if (sub) errors.push(...validate(sub, v, isObject(old) ? old[k] : undefined, join(path, k)));
+        if (sub)
+          errors.push(...validate(sub, v, isObject(old) ? old[k] : undefined, join(path, k)));
       }
       break;
     case "array":
@@ -85,15 +87,16 @@ export function validate(schema: Schema, value: Json, old: Json, path = ""): Fie
         return errors;
       }
       if (schema.minItems !== undefined && value.length < schema.minItems)
-        fail(`Invalid value: ${value.length}: ${at} in body should have at least ${schema.minItems} items`);
+        fail(
+          `Invalid value: ${value.length}: ${at} in body should have at least ${schema.minItems} items`,
+        );
       if (schema.maxItems !== undefined && value.length > schema.maxItems)
         fail(`Too many: ${value.length}: must have at most ${schema.maxItems} items`);
       if (schema["x-kubernetes-list-type"] === "set") {
         const seen = new Set<string>();
         value.forEach((v, i) => {
           const k = JSON.stringify(v);
-          if (seen.has(k))
-            errors.push({ path: `${path}[${i}]`, message: `Duplicate value: ${k}` });
+          if (seen.has(k)) errors.push({ path: `${path}[${i}]`, message: `Duplicate value: ${k}` });
           seen.add(k);
         });
       }
@@ -104,13 +107,19 @@ export function validate(schema: Schema, value: Json, old: Json, path = ""): Fie
       break;
     case "string":
       if (typeof value !== "string") {
-        fail(`Invalid value: "${typeof value}": ${at} in body must be of type string: "${typeof value}"`);
+        fail(
+          `Invalid value: "${typeof value}": ${at} in body must be of type string: "${typeof value}"`,
+        );
         return errors;
       }
       if (schema.enum && !schema.enum.includes(value))
-        fail(`Unsupported value: "${value}": supported values: ${schema.enum.map((e) => `"${e}"`).join(", ")}`);
+        fail(
+          `Unsupported value: "${value}": supported values: ${schema.enum.map((e) => `"${e}"`).join(", ")}`,
+        );
       if (schema.minLength !== undefined && value.length < schema.minLength)
-        fail(`Invalid value: "${value}": ${at} in body should be at least ${schema.minLength} chars long`);
+        fail(
+          `Invalid value: "${value}": ${at} in body should be at least ${schema.minLength} chars long`,
+        );
       if (schema.maxLength !== undefined && value.length > schema.maxLength)
         fail(`Too long: may not be more than ${schema.maxLength} bytes`);
       if (schema.pattern !== undefined && !new RegExp(schema.pattern).test(value))
@@ -122,9 +131,13 @@ export function validate(schema: Schema, value: Json, old: Json, path = ""): Fie
         return errors;
       }
       if (schema.minimum !== undefined && value < schema.minimum)
-        fail(`Invalid value: ${value}: ${at} in body should be greater than or equal to ${schema.minimum}`);
+        fail(
+          `Invalid value: ${value}: ${at} in body should be greater than or equal to ${schema.minimum}`,
+        );
       if (schema.maximum !== undefined && value > schema.maximum)
-        fail(`Invalid value: ${value}: ${at} in body should be less than or equal to ${schema.maximum}`);
+        fail(
+          `Invalid value: ${value}: ${at} in body should be less than or equal to ${schema.maximum}`,
+        );
       break;
     case "boolean":
       if (typeof value !== "boolean")
@@ -161,7 +174,8 @@ const CEL: readonly { pattern: RegExp; build: (m: RegExpExecArray) => Rule }[] =
     build: (m) => (self) => !(has(self, m[1]!) && has(self, m[2]!)),
   },
   {
-    pattern: /^!has\(oldSelf\.(\w+)\) \|\| \(has\(self\.(\w+)\) && self\.(\w+) == oldSelf\.(\w+)\)$/,
+    pattern:
+      /^!has\(oldSelf\.(\w+)\) \|\| \(has\(self\.(\w+)\) && self\.(\w+) == oldSelf\.(\w+)\)$/,
     build: (m) => (self, old) =>
       old === undefined
         ? undefined

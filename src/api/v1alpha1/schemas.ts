@@ -31,7 +31,9 @@ export interface Schema {
   "x-kubernetes-list-map-keys"?: string[];
 }
 
-const immutable = (field: string) => [{ rule: "self == oldSelf", message: `${field} is immutable` }];
+const immutable = (field: string) => [
+  { rule: "self == oldSelf", message: `${field} is immutable` },
+];
 const str = (description: string, extra: Schema = {}): Schema => ({
   type: "string",
   description,

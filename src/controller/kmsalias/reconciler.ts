@@ -4,11 +4,23 @@
  * another key and is not owned is a conflict, reported as a condition and re-checked
  * slowly, never a crash loop.
  */
-import { CreateAliasCommand, DeleteAliasCommand, DescribeKeyCommand, UpdateAliasCommand } from "@aws-sdk/client-kms";
+import {
+  CreateAliasCommand,
+  DeleteAliasCommand,
+  DescribeKeyCommand,
+  UpdateAliasCommand,
+} from "@aws-sdk/client-kms";
 import { setConditions, type ConditionInput } from "../../api/v1alpha1/conditions.js";
 import { aliasName } from "../../api/v1alpha1/defaults.js";
 import { FINALIZER, type KmsAlias, type KmsAliasStatus } from "../../api/v1alpha1/types.js";
-import { addFinalizer, readObject, recordEvent, removeFinalizer, writeStatus, type ReconcileContext } from "../context.js";
+import {
+  addFinalizer,
+  readObject,
+  recordEvent,
+  removeFinalizer,
+  writeStatus,
+  type ReconcileContext,
+} from "../context.js";
 import { errorMessage, isKmsError, isSpecError, kmsErrorName } from "../kms.js";
 import { TerminalError, type Result } from "../runtime/controller.js";
 import { decideAlias } from "./decide.js";
@@ -25,8 +37,11 @@ export class KmsAliasReconciler {
     try {
       return obj.metadata.deletionTimestamp ? await this.#finalize(obj) : await this.#sync(obj);
     } catch (err) {
-      const reason = err instanceof TerminalError ? err.reason : (kmsErrorName(err) ?? "KeyServiceUnavailable");
-      await this.#setStatus(key, undefined, [{ type: "Ready", status: "False", reason, message: errorMessage(err) }]);
+      const reason =
+        err instanceof TerminalError ? err.reason : (kmsErrorName(err) ?? "KeyServiceUnavailable");
+      await this.#setStatus(key, undefined, [
+        { type: "Ready", status: "False", reason, message: errorMessage(err) },
+      ]);
       if (isSpecError(err)) throw new TerminalError(reason, errorMessage(err));
       throw err;
     }
@@ -39,25 +54,39 @@ export class KmsAliasReconciler {
     const target = await this.#target(obj);
     if (!target) {
       await this.#setStatus(obj, {}, [
-        { type: "Ready", status: "False", reason: "TargetNotReady", message: `KmsKey ${obj.spec.targetKeyRef?.name} does not exist or has no key yet.` },
+        {
+          type: "Ready",
+          status: "False",
+          reason: "TargetNotReady",
+          message: `KmsKey ${obj.spec.targetKeyRef?.name} does not exist or has no key yet.`,
+        },
       ]);
       return { requeueAfter: WAIT_MS };
     }
     const owned = obj.status?.aliasName;
     if (owned && owned !== name) {
       // The name changed: drop the alias this object made under the old name.
-      if ((await this.#pointsTo(owned)) === obj.status?.targetKeyId) await ctx.kms.send(new DeleteAliasCommand({ AliasName: owned }));
+      if ((await this.#pointsTo(owned)) === obj.status?.targetKeyId)
+        await ctx.kms.send(new DeleteAliasCommand({ AliasName: owned }));
     }
     const current = await this.#pointsTo(name);
     const decision = decideAlias(current, target, owned === name);
     switch (decision.action) {
       case "create":
         await ctx.kms.send(new CreateAliasCommand({ AliasName: name, TargetKeyId: target }));
-        await recordEvent(ctx, obj, { type: "Normal", reason: "Created", message: `Created ${name} → ${target}.` });
+        await recordEvent(ctx, obj, {
+          type: "Normal",
+          reason: "Created",
+          message: `Created ${name} → ${target}.`,
+        });
         break;
       case "update":
         await ctx.kms.send(new UpdateAliasCommand({ AliasName: name, TargetKeyId: target }));
-        await recordEvent(ctx, obj, { type: "Normal", reason: "Updated", message: `Pointed ${name} at ${target}.` });
+        await recordEvent(ctx, obj, {
+          type: "Normal",
+          reason: "Updated",
+          message: `Pointed ${name} at ${target}.`,
+        });
         break;
       case "conflict":
         await this.#setStatus(obj, {}, [
@@ -73,7 +102,12 @@ export class KmsAliasReconciler {
         break;
     }
     await this.#setStatus(obj, { aliasName: name, targetKeyId: target }, [
-      { type: "Ready", status: "True", reason: "AliasReady", message: `${name} points to ${target}.` },
+      {
+        type: "Ready",
+        status: "True",
+        reason: "AliasReady",
+        message: `${name} points to ${target}.`,
+      },
     ]);
     return { requeueAfter: ctx.driftCheckMs };
   }
@@ -81,7 +115,11 @@ export class KmsAliasReconciler {
   /** The target key id, or undefined while a referenced KmsKey has none yet. */
   async #target(obj: KmsAlias): Promise<string | undefined> {
     if (obj.spec.targetKeyRef) {
-      const key = await this.ctx.reader.read("KmsKey", obj.metadata.namespace, obj.spec.targetKeyRef.name);
+      const key = await this.ctx.reader.read(
+        "KmsKey",
+        obj.metadata.namespace,
+        obj.spec.targetKeyRef.name,
+      );
       return key?.metadata.deletionTimestamp ? undefined : key?.status?.keyId;
     }
     const id = obj.spec.targetKeyId!;
@@ -89,7 +127,8 @@ export class KmsAliasReconciler {
       const out = await this.ctx.kms.send(new DescribeKeyCommand({ KeyId: id }));
       return out.KeyMetadata!.KeyId!;
     } catch (err) {
-      if (isKmsError(err, "NotFoundException")) throw new TerminalError("TargetNotFound", `Key ${id} does not exist.`);
+      if (isKmsError(err, "NotFoundException"))
+        throw new TerminalError("TargetNotFound", `Key ${id} does not exist.`);
       throw err;
     }
   }
@@ -126,21 +165,39 @@ export class KmsAliasReconciler {
    * Writes status: `owned` replaces aliasName/targetKeyId when given ({} clears
    * nothing: keeps what is recorded), conditions are merged in.
    */
-  async #setStatus(objOrKey: KmsAlias | string, owned: Partial<KmsAliasStatus> | undefined, conditions: ConditionInput[]): Promise<void> {
+  async #setStatus(
+    objOrKey: KmsAlias | string,
+    owned: Partial<KmsAliasStatus> | undefined,
+    conditions: ConditionInput[],
+  ): Promise<void> {
     try {
-      const obj = typeof objOrKey === "string" ? await readObject(this.ctx, "KmsAlias", objOrKey) : objOrKey;
+      const obj =
+        typeof objOrKey === "string" ? await readObject(this.ctx, "KmsAlias", objOrKey) : objOrKey;
       if (!obj) return;
-      const fresh = (await readObject(this.ctx, "KmsAlias", `${obj.metadata.namespace}/${obj.metadata.name}`)) ?? obj;
+      const fresh =
+        (await readObject(
+          this.ctx,
+          "KmsAlias",
+          `${obj.metadata.namespace}/${obj.metadata.name}`,
+        )) ?? obj;
       const status: KmsAliasStatus = {
         ...fresh.status,
         ...(owned ?? {}),
         observedGeneration: fresh.metadata.generation,
-        conditions: setConditions(fresh.status?.conditions, conditions, fresh.metadata.generation, this.ctx.timers.now()),
+        conditions: setConditions(
+          fresh.status?.conditions,
+          conditions,
+          fresh.metadata.generation,
+          this.ctx.timers.now(),
+        ),
       };
       await writeStatus(this.ctx, "KmsAlias", fresh, status);
     } catch (err) {
       if (typeof objOrKey !== "string") throw err;
-      this.ctx.logger?.warn({ key: objOrKey, err: errorMessage(err) }, "could not record a failure in status");
+      this.ctx.logger?.warn(
+        { key: objOrKey, err: errorMessage(err) },
+        "could not record a failure in status",
+      );
     }
   }
 }

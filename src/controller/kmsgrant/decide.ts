@@ -33,12 +33,13 @@ export function grantParameters(grant: KmsGrant, keyArn: string): GrantParameter
       s.serviceAccountRef?.name ?? "",
     );
   const c = s.constraints;
-  const constraints = c && (c.encryptionContextEquals || c.encryptionContextSubset)
-    ? {
-        ...(c.encryptionContextEquals && { EncryptionContextEquals: c.encryptionContextEquals }),
-        ...(c.encryptionContextSubset && { EncryptionContextSubset: c.encryptionContextSubset }),
-      }
-    : undefined;
+  const constraints =
+    c && (c.encryptionContextEquals || c.encryptionContextSubset)
+      ? {
+          ...(c.encryptionContextEquals && { EncryptionContextEquals: c.encryptionContextEquals }),
+          ...(c.encryptionContextSubset && { EncryptionContextSubset: c.encryptionContextSubset }),
+        }
+      : undefined;
   return {
     keyArn,
     granteePrincipal: grantee,
@@ -50,7 +51,8 @@ export function grantParameters(grant: KmsGrant, keyArn: string): GrantParameter
 
 /** A digest of everything that defines the grant; another digest means revoke and recreate. */
 export function fingerprint(p: GrantParameters): string {
-  const sorted = (m?: Record<string, string>) => (m ? Object.fromEntries(Object.entries(m).sort(([a], [b]) => a.localeCompare(b))) : null);
+  const sorted = (m?: Record<string, string>) =>
+    m ? Object.fromEntries(Object.entries(m).sort(([a], [b]) => a.localeCompare(b))) : null;
   const canonical = JSON.stringify([
     p.keyArn,
     p.granteePrincipal,

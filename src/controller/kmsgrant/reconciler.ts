@@ -4,10 +4,23 @@
  * grant. The grant token CreateGrant returns is dropped on the spot: it never
  * reaches status, events or logs.
  */
-import { CreateGrantCommand, DescribeKeyCommand, ListGrantsCommand, RevokeGrantCommand, type GrantListEntry } from "@aws-sdk/client-kms";
+import {
+  CreateGrantCommand,
+  DescribeKeyCommand,
+  ListGrantsCommand,
+  RevokeGrantCommand,
+  type GrantListEntry,
+} from "@aws-sdk/client-kms";
 import { setConditions, type ConditionInput } from "../../api/v1alpha1/conditions.js";
 import { FINALIZER, type KmsGrant, type KmsGrantStatus } from "../../api/v1alpha1/types.js";
-import { addFinalizer, readObject, recordEvent, removeFinalizer, writeStatus, type ReconcileContext } from "../context.js";
+import {
+  addFinalizer,
+  readObject,
+  recordEvent,
+  removeFinalizer,
+  writeStatus,
+  type ReconcileContext,
+} from "../context.js";
 import { errorMessage, isKmsError, isSpecError, kmsErrorName } from "../kms.js";
 import { TerminalError, type Result } from "../runtime/controller.js";
 import { fingerprint, grantName, grantParameters, type GrantParameters } from "./decide.js";
@@ -23,7 +36,8 @@ export class KmsGrantReconciler {
     try {
       return obj.metadata.deletionTimestamp ? await this.#finalize(obj) : await this.#sync(obj);
     } catch (err) {
-      const reason = err instanceof TerminalError ? err.reason : (kmsErrorName(err) ?? "KeyServiceUnavailable");
+      const reason =
+        err instanceof TerminalError ? err.reason : (kmsErrorName(err) ?? "KeyServiceUnavailable");
       await this.#failed(key, reason, errorMessage(err));
       if (isSpecError(err)) throw new TerminalError(reason, errorMessage(err));
       throw err;
@@ -35,7 +49,16 @@ export class KmsGrantReconciler {
     const obj = await addFinalizer(ctx, "KmsGrant", initial);
     const keyArn = await this.#keyArn(obj);
     if (!keyArn) {
-      await this.#write(obj, {}, { type: "Ready", status: "False", reason: "KeyNotReady", message: `KmsKey ${obj.spec.keyRef?.name} does not exist or has no key yet.` });
+      await this.#write(
+        obj,
+        {},
+        {
+          type: "Ready",
+          status: "False",
+          reason: "KeyNotReady",
+          message: `KmsKey ${obj.spec.keyRef?.name} does not exist or has no key yet.`,
+        },
+      );
       return { requeueAfter: WAIT_MS };
     }
     const params = grantParameters(obj, keyArn);
@@ -50,31 +73,53 @@ export class KmsGrantReconciler {
       const existing = await this.#findByName(keyArn, name);
       grantId = existing?.GrantId ?? (await this.#create(params, name));
       if (same)
-        await recordEvent(ctx, obj, { type: "Warning", reason: "DriftCorrected", message: `Grant ${status.grantId} was gone; created grant ${grantId}.` });
+        await recordEvent(ctx, obj, {
+          type: "Warning",
+          reason: "DriftCorrected",
+          message: `Grant ${status.grantId} was gone; created grant ${grantId}.`,
+        });
       else if (status.grantId && status.keyArn) {
         await this.#revoke(status.keyArn, status.grantId);
-        await recordEvent(ctx, obj, { type: "Normal", reason: "Replaced", message: `The spec changed: created grant ${grantId} and revoked ${status.grantId}.` });
+        await recordEvent(ctx, obj, {
+          type: "Normal",
+          reason: "Replaced",
+          message: `The spec changed: created grant ${grantId} and revoked ${status.grantId}.`,
+        });
       } else if (!existing)
-        await recordEvent(ctx, obj, { type: "Normal", reason: "Created", message: `Created grant ${grantId} on ${keyArn}.` });
+        await recordEvent(ctx, obj, {
+          type: "Normal",
+          reason: "Created",
+          message: `Created grant ${grantId} on ${keyArn}.`,
+        });
     }
     await this.#write(
       obj,
       { grantId: grantId!, keyArn, granteePrincipal: params.granteePrincipal, fingerprint: fp },
-      { type: "Ready", status: "True", reason: "GrantActive", message: `Grant ${grantId} gives ${params.granteePrincipal} ${params.operations.join(", ")}.` },
+      {
+        type: "Ready",
+        status: "True",
+        reason: "GrantActive",
+        message: `Grant ${grantId} gives ${params.granteePrincipal} ${params.operations.join(", ")}.`,
+      },
     );
     return { requeueAfter: ctx.driftCheckMs };
   }
 
   async #keyArn(obj: KmsGrant): Promise<string | undefined> {
     if (obj.spec.keyRef) {
-      const key = await this.ctx.reader.read("KmsKey", obj.metadata.namespace, obj.spec.keyRef.name);
+      const key = await this.ctx.reader.read(
+        "KmsKey",
+        obj.metadata.namespace,
+        obj.spec.keyRef.name,
+      );
       return key?.metadata.deletionTimestamp ? undefined : key?.status?.arn;
     }
     try {
       const out = await this.ctx.kms.send(new DescribeKeyCommand({ KeyId: obj.spec.keyId! }));
       return out.KeyMetadata!.Arn!;
     } catch (err) {
-      if (isKmsError(err, "NotFoundException")) throw new TerminalError("KeyNotFound", `Key ${obj.spec.keyId} does not exist.`);
+      if (isKmsError(err, "NotFoundException"))
+        throw new TerminalError("KeyNotFound", `Key ${obj.spec.keyId} does not exist.`);
       throw err;
     }
   }
@@ -99,7 +144,12 @@ export class KmsGrantReconciler {
     let marker: string | undefined;
     do {
       const page = await this.ctx.kms.send(
-        new ListGrantsCommand({ KeyId: keyArn, Limit: 100, ...(grantId && { GrantId: grantId }), ...(marker && { Marker: marker }) }),
+        new ListGrantsCommand({
+          KeyId: keyArn,
+          Limit: 100,
+          ...(grantId && { GrantId: grantId }),
+          ...(marker && { Marker: marker }),
+        }),
       );
       all.push(...(page.Grants ?? []));
       marker = page.Truncated ? page.NextMarker : undefined;
@@ -133,18 +183,31 @@ export class KmsGrantReconciler {
     if (!(obj.metadata.finalizers ?? []).includes(FINALIZER)) return {};
     if (obj.status?.grantId && obj.status.keyArn) {
       await this.#revoke(obj.status.keyArn, obj.status.grantId);
-      await recordEvent(this.ctx, obj, { type: "Normal", reason: "Revoked", message: `Revoked grant ${obj.status.grantId}.` });
+      await recordEvent(this.ctx, obj, {
+        type: "Normal",
+        reason: "Revoked",
+        message: `Revoked grant ${obj.status.grantId}.`,
+      });
     }
     await removeFinalizer(this.ctx, "KmsGrant", obj);
     return {};
   }
 
-  async #write(obj: KmsGrant, fields: Partial<KmsGrantStatus>, ready: ConditionInput): Promise<void> {
+  async #write(
+    obj: KmsGrant,
+    fields: Partial<KmsGrantStatus>,
+    ready: ConditionInput,
+  ): Promise<void> {
     const status: KmsGrantStatus = {
       ...obj.status,
       ...fields,
       observedGeneration: obj.metadata.generation,
-      conditions: setConditions(obj.status?.conditions, [ready], obj.metadata.generation, this.ctx.timers.now()),
+      conditions: setConditions(
+        obj.status?.conditions,
+        [ready],
+        obj.metadata.generation,
+        this.ctx.timers.now(),
+      ),
     };
     await writeStatus(this.ctx, "KmsGrant", obj, status);
   }
@@ -154,7 +217,10 @@ export class KmsGrantReconciler {
       const obj = await readObject(this.ctx, "KmsGrant", key);
       if (obj) await this.#write(obj, {}, { type: "Ready", status: "False", reason, message });
     } catch (err) {
-      this.ctx.logger?.warn({ key, err: errorMessage(err) }, "could not record a failure in status");
+      this.ctx.logger?.warn(
+        { key, err: errorMessage(err) },
+        "could not record a failure in status",
+      );
     }
   }
 }

@@ -50,7 +50,9 @@ export class KeyAdoptionIndex {
     const byUid = new Map<string, string>();
     let marker: string | undefined;
     do {
-      const page = await this.#kms.send(new ListKeysCommand({ Limit: 1000, ...(marker && { Marker: marker }) }));
+      const page = await this.#kms.send(
+        new ListKeysCommand({ Limit: 1000, ...(marker && { Marker: marker }) }),
+      );
       for (const k of page.Keys ?? []) {
         if (!k.KeyId) continue;
         try {

@@ -31,7 +31,9 @@ const specArb: fc.Arbitrary<KmsKeySpec> = fc.record(
     description: fc.string({ maxLength: 20 }),
     enabled: fc.boolean(),
     rotation: fc.record({ enabled: fc.boolean(), periodDays: fc.integer({ min: 90, max: 2560 }) }),
-    tags: fc.dictionary(fc.stringMatching(/^[a-z]{1,8}$/), fc.string({ maxLength: 8 }), { maxKeys: 5 }),
+    tags: fc.dictionary(fc.stringMatching(/^[a-z]{1,8}$/), fc.string({ maxLength: 8 }), {
+      maxKeys: 5,
+    }),
   },
   { requiredKeys: [] },
 );
@@ -41,7 +43,9 @@ describe("planKey", () => {
     fc.assert(
       fc.property(specArb, (spec) => {
         const plan = planKey(resolveKeySpec(spec), keyFor(spec), "u1", undefined);
-        expect(plan.actions.filter((a) => a.op !== "EnableKeyRotation" && a.op !== "DisableKeyRotation")).toEqual([]);
+        expect(
+          plan.actions.filter((a) => a.op !== "EnableKeyRotation" && a.op !== "DisableKeyRotation"),
+        ).toEqual([]);
         // Rotation settings of a disabled key wait until it is enabled, and are not re-sent when equal.
         if (spec.enabled !== false) expect(plan.actions).toEqual([]);
       }),
@@ -55,17 +59,32 @@ describe("planKey", () => {
   });
 
   it("cancelling a deletion comes first, then the key is enabled again", () => {
-    const plan = planKey(resolveKeySpec({}), keyFor({}, "u1", { state: "PendingDeletion" }), "u1", undefined);
+    const plan = planKey(
+      resolveKeySpec({}),
+      keyFor({}, "u1", { state: "PendingDeletion" }),
+      "u1",
+      undefined,
+    );
     expect(plan.actions.map((a) => a.op)).toEqual(["CancelKeyDeletion", "EnableKey"]);
   });
 
   it("requested deletion schedules it with the window and nothing else", () => {
-    const plan = planKey(resolveKeySpec({ deletion: { requested: true, pendingWindowDays: 9 }, description: "x" }), keyFor({}), "u1", undefined);
+    const plan = planKey(
+      resolveKeySpec({ deletion: { requested: true, pendingWindowDays: 9 }, description: "x" }),
+      keyFor({}),
+      "u1",
+      undefined,
+    );
     expect(plan.actions).toEqual([{ op: "ScheduleKeyDeletion", pendingWindowDays: 9 }]);
   });
 
   it("tags: adds, changes and removes to match, keeping the UID tag", () => {
-    const plan = planKey(resolveKeySpec({ tags: { a: "2", c: "3" } }), keyFor({ tags: { a: "1", b: "x" } }), "u1", undefined);
+    const plan = planKey(
+      resolveKeySpec({ tags: { a: "2", c: "3" } }),
+      keyFor({ tags: { a: "1", b: "x" } }),
+      "u1",
+      undefined,
+    );
     expect(plan.actions).toEqual([
       { op: "TagResource", tags: { a: "2", c: "3" } },
       { op: "UntagResource", keys: ["b"] },
@@ -74,12 +93,17 @@ describe("planKey", () => {
 
   it("immutable fields that differ are reported, never 'fixed'", () => {
     const plan = planKey(resolveKeySpec({ keySpec: "HMAC_256" }), keyFor({}), "u1", undefined);
-    expect(plan.immutableMismatch).toEqual(["keySpec (SYMMETRIC_DEFAULT → HMAC_256)", "keyUsage (ENCRYPT_DECRYPT → GENERATE_VERIFY_MAC)"]);
+    expect(plan.immutableMismatch).toEqual([
+      "keySpec (SYMMETRIC_DEFAULT → HMAC_256)",
+      "keyUsage (ENCRYPT_DECRYPT → GENERATE_VERIFY_MAC)",
+    ]);
   });
 
   it("on-demand rotation runs once per new request value", () => {
     const spec = resolveKeySpec({ rotation: { rotateOnDemandRequest: "2026-05-01" } });
-    expect(planKey(spec, keyFor({}), "u1", undefined).actions).toEqual([{ op: "RotateKeyOnDemand", request: "2026-05-01" }]);
+    expect(planKey(spec, keyFor({}), "u1", undefined).actions).toEqual([
+      { op: "RotateKeyOnDemand", request: "2026-05-01" },
+    ]);
     expect(planKey(spec, keyFor({}), "u1", "2026-05-01").actions).toEqual([]);
   });
 
@@ -93,9 +117,20 @@ describe("requeueAfter", () => {
   it("is the drift check, or the rotation date when sooner, or only the deletion date while pending deletion", () => {
     const base = keyFor({});
     expect(requeueAfter(base, now, 600_000)).toBe(600_000);
-    const rotating = { ...base, rotation: { enabled: true, periodDays: 90, nextRotationDate: new Date(now.getTime() + 60_000) } };
+    const rotating = {
+      ...base,
+      rotation: {
+        enabled: true,
+        periodDays: 90,
+        nextRotationDate: new Date(now.getTime() + 60_000),
+      },
+    };
     expect(requeueAfter(rotating, now, 600_000)).toBe(61_000);
-    const pending = { ...base, state: "PendingDeletion", deletionDate: new Date(now.getTime() + 7 * DAY) };
+    const pending = {
+      ...base,
+      state: "PendingDeletion",
+      deletionDate: new Date(now.getTime() + 7 * DAY),
+    };
     expect(requeueAfter(pending, now, 600_000)).toBe(7 * DAY + 1000);
   });
 

@@ -86,13 +86,18 @@ export function planKey(
 ): KeyPlan {
   const actions: KeyAction[] = [];
   const immutableMismatch: string[] = [];
-  if (spec.keySpec !== key.keySpec) immutableMismatch.push(`keySpec (${key.keySpec} → ${spec.keySpec})`);
-  if (spec.keyUsage !== key.keyUsage) immutableMismatch.push(`keyUsage (${key.keyUsage} → ${spec.keyUsage})`);
+  if (spec.keySpec !== key.keySpec)
+    immutableMismatch.push(`keySpec (${key.keySpec} → ${spec.keySpec})`);
+  if (spec.keyUsage !== key.keyUsage)
+    immutableMismatch.push(`keyUsage (${key.keyUsage} → ${spec.keyUsage})`);
   if (spec.origin !== key.origin) immutableMismatch.push(`origin (${key.origin} → ${spec.origin})`);
 
   if (spec.deletion.requested) {
     if (key.state !== "PendingDeletion")
-      actions.push({ op: "ScheduleKeyDeletion", pendingWindowDays: spec.deletion.pendingWindowDays });
+      actions.push({
+        op: "ScheduleKeyDeletion",
+        pendingWindowDays: spec.deletion.pendingWindowDays,
+      });
     return { actions, immutableMismatch };
   }
   let state = key.state;
@@ -119,7 +124,9 @@ export function planKey(
     const r = key.rotation;
     const rotationChange =
       spec.rotation.enabled !== r.enabled ||
-      (spec.rotation.enabled && r.periodDays !== undefined && r.periodDays !== spec.rotation.periodDays);
+      (spec.rotation.enabled &&
+        r.periodDays !== undefined &&
+        r.periodDays !== spec.rotation.periodDays);
     const onDemand =
       spec.rotation.rotateOnDemandRequest !== undefined &&
       spec.rotation.rotateOnDemandRequest !== lastOnDemandRequest;
@@ -132,7 +139,8 @@ export function planKey(
             ? { op: "EnableKeyRotation", periodDays: spec.rotation.periodDays }
             : { op: "DisableKeyRotation" },
         );
-      if (onDemand) actions.push({ op: "RotateKeyOnDemand", request: spec.rotation.rotateOnDemandRequest! });
+      if (onDemand)
+        actions.push({ op: "RotateKeyOnDemand", request: spec.rotation.rotateOnDemandRequest! });
     }
   }
 
@@ -150,7 +158,8 @@ export function planKey(
 }
 
 /** Actions that follow from the spec changing by hand-made drift rather than from a spec edit. */
-export const isCorrection = (a: KeyAction) => a.op !== "RotateKeyOnDemand" && a.op !== "ScheduleKeyDeletion";
+export const isCorrection = (a: KeyAction) =>
+  a.op !== "RotateKeyOnDemand" && a.op !== "ScheduleKeyDeletion";
 
 /**
  * When to look at the key again: a key pending deletion only at its deletion date
@@ -158,7 +167,11 @@ export const isCorrection = (a: KeyAction) => a.op !== "RotateKeyOnDemand" && a.
  * check, whichever is first. A little after a date: the key service acts at the
  * date, then we mirror it.
  */
-export function requeueAfter(key: ObservedKey | undefined, now: Date, driftCheckMs: number): number {
+export function requeueAfter(
+  key: ObservedKey | undefined,
+  now: Date,
+  driftCheckMs: number,
+): number {
   const after = (d: Date) => Math.max(d.getTime() - now.getTime() + 1000, 5000);
   if (key?.deletionDate) return after(key.deletionDate);
   const next = key?.rotation?.enabled ? key.rotation.nextRotationDate : undefined;
@@ -166,7 +179,11 @@ export function requeueAfter(key: ObservedKey | undefined, now: Date, driftCheck
 }
 
 /** Ready and the specific conditions for a key that exists. */
-export function keyConditions(spec: ResolvedKeySpec, key: ObservedKey, plan: KeyPlan): ConditionInput[] {
+export function keyConditions(
+  spec: ResolvedKeySpec,
+  key: ObservedKey,
+  plan: KeyPlan,
+): ConditionInput[] {
   const conditions: ConditionInput[] = [];
   const pending = key.state === "PendingDeletion";
   conditions.push(
@@ -177,7 +194,12 @@ export function keyConditions(spec: ResolvedKeySpec, key: ObservedKey, plan: Key
           reason: spec.deletion.requested ? "DeletionRequested" : "ObjectDeleted",
           message: `The key will be deleted on ${key.deletionDate?.toISOString() ?? "its deletion date"}${spec.deletion.requested ? "; set spec.deletion.requested to false before then to cancel" : ""}.`,
         }
-      : { type: "PendingDeletion", status: "False", reason: "NotScheduled", message: "No deletion is scheduled." },
+      : {
+          type: "PendingDeletion",
+          status: "False",
+          reason: "NotScheduled",
+          message: "No deletion is scheduled.",
+        },
   );
   if (key.rotation)
     conditions.push({
@@ -190,23 +212,52 @@ export function keyConditions(spec: ResolvedKeySpec, key: ObservedKey, plan: Key
     });
   const problems = [
     ...(plan.immutableMismatch.length > 0
-      ? [`immutable fields differ from the key: ${plan.immutableMismatch.join(", ")}; recreate the object to change them`]
+      ? [
+          `immutable fields differ from the key: ${plan.immutableMismatch.join(", ")}; recreate the object to change them`,
+        ]
       : []),
     ...(plan.rotationBlocked ? [plan.rotationBlocked] : []),
   ];
   conditions.push(
     problems.length > 0
-      ? { type: "Synced", status: "False", reason: plan.immutableMismatch.length > 0 ? "ImmutableFieldChanged" : "RotationNotApplied", message: problems.join("; ") }
+      ? {
+          type: "Synced",
+          status: "False",
+          reason:
+            plan.immutableMismatch.length > 0 ? "ImmutableFieldChanged" : "RotationNotApplied",
+          message: problems.join("; "),
+        }
       : { type: "Synced", status: "True", reason: "Synced", message: "The key matches the spec." },
   );
   let ready: ConditionInput;
   if (pending)
-    ready = { type: "Ready", status: "False", reason: "PendingDeletion", message: `The key is pending deletion (on ${key.deletionDate?.toISOString() ?? "its date"}).` };
+    ready = {
+      type: "Ready",
+      status: "False",
+      reason: "PendingDeletion",
+      message: `The key is pending deletion (on ${key.deletionDate?.toISOString() ?? "its date"}).`,
+    };
   else if (problems.length > 0)
-    ready = { type: "Ready", status: "False", reason: plan.immutableMismatch.length > 0 ? "ImmutableFieldChanged" : "RotationNotApplied", message: problems.join("; ") };
+    ready = {
+      type: "Ready",
+      status: "False",
+      reason: plan.immutableMismatch.length > 0 ? "ImmutableFieldChanged" : "RotationNotApplied",
+      message: problems.join("; "),
+    };
   else if (key.state === "Enabled" || (key.state === "Disabled" && !spec.enabled))
-    ready = { type: "Ready", status: "True", reason: key.state === "Enabled" ? "KeyEnabled" : "KeyDisabled", message: `The key is ${key.state}, as the spec asks.` };
-  else ready = { type: "Ready", status: "False", reason: `Key${key.state}`, message: `The key is ${key.state}.` };
+    ready = {
+      type: "Ready",
+      status: "True",
+      reason: key.state === "Enabled" ? "KeyEnabled" : "KeyDisabled",
+      message: `The key is ${key.state}, as the spec asks.`,
+    };
+  else
+    ready = {
+      type: "Ready",
+      status: "False",
+      reason: `Key${key.state}`,
+      message: `The key is ${key.state}.`,
+    };
   conditions.push(ready);
   return conditions;
 }

@@ -26,7 +26,13 @@ import {
 } from "@aws-sdk/client-kms";
 import { rfc3339, setConditions, type ConditionInput } from "../../api/v1alpha1/conditions.js";
 import { resolveKeySpec, type ResolvedKeySpec } from "../../api/v1alpha1/defaults.js";
-import { ADOPT_ANNOTATION, FINALIZER, UID_TAG, type KmsKey, type KmsKeyStatus } from "../../api/v1alpha1/types.js";
+import {
+  ADOPT_ANNOTATION,
+  FINALIZER,
+  UID_TAG,
+  type KmsKey,
+  type KmsKeyStatus,
+} from "../../api/v1alpha1/types.js";
 import {
   addFinalizer,
   readObject,
@@ -97,7 +103,13 @@ export class KmsKeyReconciler {
         });
       observed = (await this.#observe(observed.keyId, spec))!;
     }
-    const status = await this.#status(obj, spec, observed, keyConditions(spec, observed, plan), lastOnDemandRequest);
+    const status = await this.#status(
+      obj,
+      spec,
+      observed,
+      keyConditions(spec, observed, plan),
+      lastOnDemandRequest,
+    );
     await writeStatus(ctx, "KmsKey", obj, status);
     return { requeueAfter: requeueAfter(observed, ctx.timers.now(), ctx.driftCheckMs) };
   }
@@ -110,8 +122,15 @@ export class KmsKeyReconciler {
     if (wanted) {
       const observed = await this.#observe(wanted, spec);
       if (!observed)
-        throw new TerminalError("AdoptionFailed", `${ADOPT_ANNOTATION} names key ${wanted}, which does not exist`);
-      await recordEvent(this.ctx, obj, { type: "Normal", reason: "Adopted", message: `Adopted existing key ${observed.keyId}.` });
+        throw new TerminalError(
+          "AdoptionFailed",
+          `${ADOPT_ANNOTATION} names key ${wanted}, which does not exist`,
+        );
+      await recordEvent(this.ctx, obj, {
+        type: "Normal",
+        reason: "Adopted",
+        message: `Adopted existing key ${observed.keyId}.`,
+      });
       return observed;
     }
     const keyId = await this.adoption.find(obj.metadata.uid);
@@ -140,7 +159,11 @@ export class KmsKeyReconciler {
     }
     if (!metadata?.KeyId) throw new Error("CreateKey returned no KeyMetadata");
     this.adoption.remember(obj.metadata.uid, metadata.KeyId);
-    await recordEvent(this.ctx, obj, { type: "Normal", reason: "Created", message: `Created key ${metadata.KeyId}.` });
+    await recordEvent(this.ctx, obj, {
+      type: "Normal",
+      reason: "Created",
+      message: `Created key ${metadata.KeyId}.`,
+    });
     // A new key is exactly what CreateKey says it is (tags and policy as sent, rotation off,
     // no rotations yet): no need to read it back.
     const keySpec = metadata.KeySpec ?? spec.keySpec;
@@ -155,7 +178,8 @@ export class KmsKeyReconciler {
       origin,
       tags,
       fresh: true,
-      ...(rotationApplies(keySpec, origin) && metadata.KeyState === "Enabled" && { rotation: { enabled: false } }),
+      ...(rotationApplies(keySpec, origin) &&
+        metadata.KeyState === "Enabled" && { rotation: { enabled: false } }),
       ...(spec.policy !== undefined && { policy: spec.policy }),
     };
   }
@@ -209,7 +233,12 @@ export class KmsKeyReconciler {
     const kms = this.ctx.kms;
     switch (a.op) {
       case "ScheduleKeyDeletion":
-        await kms.send(new ScheduleKeyDeletionCommand({ KeyId: keyId, PendingWindowInDays: a.pendingWindowDays }));
+        await kms.send(
+          new ScheduleKeyDeletionCommand({
+            KeyId: keyId,
+            PendingWindowInDays: a.pendingWindowDays,
+          }),
+        );
         return;
       case "CancelKeyDeletion":
         await kms.send(new CancelKeyDeletionCommand({ KeyId: keyId }));
@@ -221,10 +250,14 @@ export class KmsKeyReconciler {
         await kms.send(new DisableKeyCommand({ KeyId: keyId }));
         return;
       case "UpdateKeyDescription":
-        await kms.send(new UpdateKeyDescriptionCommand({ KeyId: keyId, Description: a.description }));
+        await kms.send(
+          new UpdateKeyDescriptionCommand({ KeyId: keyId, Description: a.description }),
+        );
         return;
       case "EnableKeyRotation":
-        await kms.send(new EnableKeyRotationCommand({ KeyId: keyId, RotationPeriodInDays: a.periodDays }));
+        await kms.send(
+          new EnableKeyRotationCommand({ KeyId: keyId, RotationPeriodInDays: a.periodDays }),
+        );
         return;
       case "DisableKeyRotation":
         await kms.send(new DisableKeyRotationCommand({ KeyId: keyId }));
@@ -234,14 +267,19 @@ export class KmsKeyReconciler {
         return;
       case "TagResource":
         await kms.send(
-          new TagResourceCommand({ KeyId: keyId, Tags: Object.entries(a.tags).map(([TagKey, TagValue]) => ({ TagKey, TagValue })) }),
+          new TagResourceCommand({
+            KeyId: keyId,
+            Tags: Object.entries(a.tags).map(([TagKey, TagValue]) => ({ TagKey, TagValue })),
+          }),
         );
         return;
       case "UntagResource":
         await kms.send(new UntagResourceCommand({ KeyId: keyId, TagKeys: a.keys }));
         return;
       case "PutKeyPolicy":
-        await kms.send(new PutKeyPolicyCommand({ KeyId: keyId, PolicyName: "default", Policy: a.policy }));
+        await kms.send(
+          new PutKeyPolicyCommand({ KeyId: keyId, PolicyName: "default", Policy: a.policy }),
+        );
         return;
     }
   }
@@ -271,9 +309,13 @@ export class KmsKeyReconciler {
       keyUsage: key.keyUsage,
       ...(currentVersion !== undefined && { currentVersion }),
       ...(key.rotation && { rotationEnabled: key.rotation.enabled }),
-      ...(key.rotation?.enabled && key.rotation.periodDays !== undefined && { rotationPeriodDays: key.rotation.periodDays }),
+      ...(key.rotation?.enabled &&
+        key.rotation.periodDays !== undefined && { rotationPeriodDays: key.rotation.periodDays }),
       ...(lastRotationTime && { lastRotationTime }),
-      ...(key.rotation?.enabled && key.rotation.nextRotationDate && { nextRotationTime: rfc3339(key.rotation.nextRotationDate) }),
+      ...(key.rotation?.enabled &&
+        key.rotation.nextRotationDate && {
+          nextRotationTime: rfc3339(key.rotation.nextRotationDate),
+        }),
       ...(key.deletionDate && { deletionDate: rfc3339(key.deletionDate) }),
       ...(lastOnDemandRequest !== undefined && { lastOnDemandRequest }),
       observedGeneration: obj.metadata.generation,
@@ -289,7 +331,13 @@ export class KmsKeyReconciler {
     let marker: string | undefined;
     try {
       do {
-        const page = await this.ctx.kms.send(new ListKeyRotationsCommand({ KeyId: keyId, Limit: 1000, ...(marker && { Marker: marker }) }));
+        const page = await this.ctx.kms.send(
+          new ListKeyRotationsCommand({
+            KeyId: keyId,
+            Limit: 1000,
+            ...(marker && { Marker: marker }),
+          }),
+        );
         for (const r of page.Rotations ?? []) if (r.RotationDate) dates.push(r.RotationDate);
         marker = page.Truncated ? page.NextMarker : undefined;
       } while (marker);
@@ -310,7 +358,12 @@ export class KmsKeyReconciler {
       conditions: setConditions(
         obj.status?.conditions,
         [
-          { type: "PendingDeletion", status: "False", reason: "KeyDeleted", message: "The key has been deleted." },
+          {
+            type: "PendingDeletion",
+            status: "False",
+            reason: "KeyDeleted",
+            message: "The key has been deleted.",
+          },
           {
             type: "Ready",
             status: "False",
@@ -327,7 +380,11 @@ export class KmsKeyReconciler {
     delete status.deletionDate;
     delete status.nextRotationTime;
     if (!requested && obj.status?.keyState !== "Deleted")
-      await recordEvent(this.ctx, obj, { type: "Warning", reason: "KeyNotFound", message: `Key ${obj.status?.keyId} no longer exists.` });
+      await recordEvent(this.ctx, obj, {
+        type: "Warning",
+        reason: "KeyNotFound",
+        message: `Key ${obj.status?.keyId} no longer exists.`,
+      });
     await writeStatus(this.ctx, "KmsKey", obj, status);
     return {};
   }
@@ -348,13 +405,20 @@ export class KmsKeyReconciler {
         await this.#perform(observed.keyId, { op: "CancelKeyDeletion" });
         if (spec.enabled) await this.#perform(observed.keyId, { op: "EnableKey" });
       }
-      await recordEvent(ctx, obj, { type: "Normal", reason: "Retained", message: `Key ${observed.keyId} is kept (deletion policy Retain).` });
+      await recordEvent(ctx, obj, {
+        type: "Normal",
+        reason: "Retained",
+        message: `Key ${observed.keyId} is kept (deletion policy Retain).`,
+      });
       await removeFinalizer(ctx, "KmsKey", obj);
       return {};
     }
     let key = observed;
     if (key.state !== "PendingDeletion") {
-      await this.#perform(key.keyId, { op: "ScheduleKeyDeletion", pendingWindowDays: spec.deletion.pendingWindowDays });
+      await this.#perform(key.keyId, {
+        op: "ScheduleKeyDeletion",
+        pendingWindowDays: spec.deletion.pendingWindowDays,
+      });
       key = (await this.#observe(key.keyId, spec)) ?? key;
       await recordEvent(ctx, obj, {
         type: "Normal",
@@ -363,7 +427,13 @@ export class KmsKeyReconciler {
       });
     }
     const plan = { actions: [], immutableMismatch: [] };
-    const status = await this.#status(obj, spec, key, keyConditions(spec, key, plan), obj.status?.lastOnDemandRequest);
+    const status = await this.#status(
+      obj,
+      spec,
+      key,
+      keyConditions(spec, key, plan),
+      obj.status?.lastOnDemandRequest,
+    );
     await writeStatus(ctx, "KmsKey", obj, status);
     return { requeueAfter: requeueAfter(key, ctx.timers.now(), ctx.driftCheckMs) };
   }
@@ -380,14 +450,24 @@ export class KmsKeyReconciler {
       if (!obj) return;
       const failed: ConditionInput[] = [
         { type: "Synced", status: "False", reason, message },
-        ...(obj.status?.keyId ? [] : [{ type: "Ready", status: "False" as const, reason, message }]),
+        ...(obj.status?.keyId
+          ? []
+          : [{ type: "Ready", status: "False" as const, reason, message }]),
       ];
       await writeStatus(this.ctx, "KmsKey", obj, {
         ...obj.status,
-        conditions: setConditions(obj.status?.conditions, failed, obj.metadata.generation, this.ctx.timers.now()),
+        conditions: setConditions(
+          obj.status?.conditions,
+          failed,
+          obj.metadata.generation,
+          this.ctx.timers.now(),
+        ),
       });
     } catch (err) {
-      this.ctx.logger?.warn({ key, err: errorMessage(err) }, "could not record a failure in status");
+      this.ctx.logger?.warn(
+        { key, err: errorMessage(err) },
+        "could not record a failure in status",
+      );
     }
   }
 }

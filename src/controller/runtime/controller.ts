@@ -113,12 +113,21 @@ export class Controller {
       if (err instanceof TerminalError) {
         this.queue.forget(key);
         outcome = "terminal";
-        logger?.warn({ controller: name, key, reason, err: err.message }, "reconcile failed; waiting for a change to the object");
+        logger?.warn(
+          { controller: name, key, reason, err: err.message },
+          "reconcile failed; waiting for a change to the object",
+        );
       } else {
         this.queue.addRateLimited(key);
         outcome = "error";
         logger?.warn(
-          { controller: name, key, reason, retries: this.queue.retries(key), err: err instanceof Error ? err.message : String(err) },
+          {
+            controller: name,
+            key,
+            reason,
+            retries: this.queue.retries(key),
+            err: err instanceof Error ? err.message : String(err),
+          },
           "reconcile failed; will retry",
         );
       }

@@ -24,14 +24,26 @@ describe("LeaderElector", () => {
       updateLease: async (...x) => (fail(), shared.updateLease(...x)),
     };
     const times: Record<string, number> = {};
-    const a = new LeaderElector({ client: aClient, namespace: "ns", name: "lease", identity: "a", timers: clock });
+    const a = new LeaderElector({
+      client: aClient,
+      namespace: "ns",
+      name: "lease",
+      identity: "a",
+      timers: clock,
+    });
     const aRun = a.run(new AbortController().signal, (leading) => {
       times["aLeads"] = clock.now().getTime();
       leading.addEventListener("abort", () => (times["aStops"] = clock.now().getTime()));
     });
     await settle();
     expect(a.isLeader).toBe(true);
-    const b = new LeaderElector({ client: shared, namespace: "ns", name: "lease", identity: "b", timers: clock });
+    const b = new LeaderElector({
+      client: shared,
+      namespace: "ns",
+      name: "lease",
+      identity: "b",
+      timers: clock,
+    });
     const bStop = new AbortController();
     const bRun = b.run(bStop.signal, () => (times["bLeads"] = clock.now().getTime()));
     for (let i = 0; i < 10; i++) {

@@ -12,7 +12,12 @@
  *   stop:    release (holder cleared) so a successor need not wait out the lease.
  */
 import type { Logger } from "pino";
-import { isConflict, type LeaseClient, type LeaseRecord, type StoredLease } from "../../kube/cluster.js";
+import {
+  isConflict,
+  type LeaseClient,
+  type LeaseRecord,
+  type StoredLease,
+} from "../../kube/cluster.js";
 import type { Timers } from "./timers.js";
 
 export interface LeaderElectionOptions {
@@ -55,9 +60,13 @@ export class LeaderElector {
    * `lead` is called once leadership is acquired, with a signal that aborts the
    * moment it ends. Resolves "stopped" or "lost".
    */
-  async run(signal: AbortSignal, lead: (leading: AbortSignal) => void): Promise<"stopped" | "lost"> {
+  async run(
+    signal: AbortSignal,
+    lead: (leading: AbortSignal) => void,
+  ): Promise<"stopped" | "lost"> {
     const o = this.#o;
-    while (!signal.aborted && !(await this.#tryAcquireOrRenew())) await this.#wait(o.retryPeriodMs, signal);
+    while (!signal.aborted && !(await this.#tryAcquireOrRenew()))
+      await this.#wait(o.retryPeriodMs, signal);
     if (signal.aborted) return "stopped";
     this.#leading = true;
     o.logger?.info({ lease: `${o.namespace}/${o.name}`, identity: o.identity }, "became leader");
@@ -78,7 +87,10 @@ export class LeaderElector {
       else if (now - lastRenew >= o.renewDeadlineMs) {
         this.#leading = false;
         leading.abort(new Error("leader lease lost"));
-        o.logger?.error({ lease: `${o.namespace}/${o.name}`, identity: o.identity }, "leader lease lost; stopping work");
+        o.logger?.error(
+          { lease: `${o.namespace}/${o.name}`, identity: o.identity },
+          "leader lease lost; stopping work",
+        );
         return "lost";
       }
     }
@@ -104,19 +116,28 @@ export class LeaderElector {
       }
       const record = current.spec;
       this.#observe(record, now);
-      const heldByOther = record.holderIdentity !== undefined && record.holderIdentity !== "" && record.holderIdentity !== o.identity;
+      const heldByOther =
+        record.holderIdentity !== undefined &&
+        record.holderIdentity !== "" &&
+        record.holderIdentity !== o.identity;
       const duration = (record.leaseDurationSeconds ?? 15) * 1000;
       if (heldByOther && this.#observed!.at + duration > now.getTime()) return false;
       const next: LeaseRecord = {
         ...mine,
-        ...(record.holderIdentity === o.identity && record.acquireTime && { acquireTime: record.acquireTime }),
-        leaseTransitions: (record.leaseTransitions ?? 0) + (record.holderIdentity === o.identity ? 0 : 1),
+        ...(record.holderIdentity === o.identity &&
+          record.acquireTime && { acquireTime: record.acquireTime }),
+        leaseTransitions:
+          (record.leaseTransitions ?? 0) + (record.holderIdentity === o.identity ? 0 : 1),
       };
       await o.client.updateLease(o.namespace, o.name, next, current.resourceVersion);
       this.#observe(next, now);
       return true;
     } catch (err) {
-      if (!isConflict(err)) o.logger?.warn({ err: err instanceof Error ? err.message : String(err) }, "lease request failed");
+      if (!isConflict(err))
+        o.logger?.warn(
+          { err: err instanceof Error ? err.message : String(err) },
+          "lease request failed",
+        );
       return false;
     }
   }
@@ -132,7 +153,12 @@ export class LeaderElector {
       const current = await o.client.getLease(o.namespace, o.name);
       if (current?.spec.holderIdentity !== o.identity) return;
       const now = microTime(o.timers.now());
-      await o.client.updateLease(o.namespace, o.name, { ...current.spec, holderIdentity: "", leaseDurationSeconds: 1, renewTime: now }, current.resourceVersion);
+      await o.client.updateLease(
+        o.namespace,
+        o.name,
+        { ...current.spec, holderIdentity: "", leaseDurationSeconds: 1, renewTime: now },
+        current.resourceVersion,
+      );
     } catch {
       // The lease expires on its own.
     }

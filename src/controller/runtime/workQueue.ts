@@ -46,7 +46,11 @@ export class WorkQueue {
   #shuttingDown = false;
   readonly #onDepth: (depth: number) => void;
 
-  constructor(options: { timers: Timers; rateLimiter?: RateLimiter; onDepth?: (depth: number) => void }) {
+  constructor(options: {
+    timers: Timers;
+    rateLimiter?: RateLimiter;
+    onDepth?: (depth: number) => void;
+  }) {
     this.#timers = options.timers;
     this.#limiter = options.rateLimiter ?? new ExponentialRateLimiter();
     this.#onDepth = options.onDepth ?? (() => {});
