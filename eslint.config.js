@@ -15,7 +15,7 @@ const boundaries = {
 };
 
 export default tseslint.config(
-  { ignores: ["dist/**", "node_modules/**", "coverage/**", "charts/**"] },
+  { ignores: ["dist/**", "node_modules/**", "coverage/**", "charts/**", ".tmp/**"] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -271,7 +271,7 @@ describe("a key's year with restarts between steps", () => {
       expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(25);
       expect(refused).toHaveLength(5);
       for (const r of refused)
-        expect((r as PromiseRejectedResult).reason).toMatchObject({
+        expect(r.reason).toMatchObject({
           name: "LimitExceededException",
           message: `The on-demand rotations limit has been reached for the given keyId. No more on-demand rotations can be performed for this key: ${meta.Arn}`,
         });
