@@ -92,7 +92,7 @@ describe("mergePatch (RFC 7386)", () => {
           string,
           unknown
         >;
-        expect(k in patched).toBe(false);
+        expect(Object.hasOwn(patched, k)).toBe(false);
         expect(mergePatch(target, 5)).toBe(5);
       }),
     );

@@ -196,8 +196,10 @@ export async function startHttpApiServer(
     res.writeHead(200, { "content-type": "application/json", "transfer-encoding": "chunked" });
     res.flushHeaders();
     if (fault === "close") return void res.end();
-    const send = (type: string, object: unknown) =>
-      res.write(`${JSON.stringify({ type, object })}\n`);
+    // Events can arrive after the client has gone; a closed stream drops them.
+    const send = (type: string, object: unknown) => {
+      if (!res.writableEnded && !res.destroyed) res.write(`${JSON.stringify({ type, object })}\n`);
+    };
     let stop: () => void = () => {};
     try {
       if (fault === "gone") throw new KubeApiError(410, "Expired", "too old resource version");
