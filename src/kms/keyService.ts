@@ -67,53 +67,46 @@ export class KeyService {
   }
 
   /** The symmetric material of one version of a key, unwrapped once and then served from memory. */
-  async symmetricKey(key: KeyRecord, version: number): Promise<KeyObject> {
-    const cacheKey = `${key.keyId}/${version}`;
-    const cached = this.#materials.get(cacheKey);
-    if (cached) return cached;
-    const record = await this.store.getMaterial(key.keyId, version);
-    if (!record)
-      throw kmsError(
-        "KMSInternalException",
-        `Key material version ${version} of ${key.arn} is missing.`,
-      );
-    const raw = await this.rootKey.unwrap(
-      record.wrapped,
-      KeyService.materialContext(key.keyId, version),
-    );
-    const keyObject = createSecretKey(raw);
-    raw.fill(0);
-    if (this.#materials.size >= this.#cacheSize) {
-      this.#materials.delete(this.#materials.keys().next().value!);
-    }
-    this.#materials.set(cacheKey, keyObject);
-    return keyObject;
+  symmetricKey(key: KeyRecord, version: number): Promise<KeyObject> {
+    return this.#parsedMaterial(this.#materials, key, version, createSecretKey);
   }
 
   /**
    * The private and public key of an asymmetric key (material: PKCS#8 DER, see
    * crypto/asymmetric.ts), unwrapped and parsed once, then served from memory.
    */
-  async keyPair(key: KeyRecord, version = key.currentMaterialVersion): Promise<ParsedKeyPair> {
+  keyPair(key: KeyRecord, version = key.currentMaterialVersion): Promise<ParsedKeyPair> {
+    return this.#parsedMaterial(this.#keyPairs, key, version, parsePrivateKey);
+  }
+
+  /**
+   * Unwraps one material version, parses it, wipes the raw bytes and caches the parsed
+   * form (bounded, oldest out first): unwrapping and parsing cost far more than a request.
+   */
+  async #parsedMaterial<T>(
+    cache: Map<string, T>,
+    key: KeyRecord,
+    version: number,
+    parse: (raw: Buffer) => T,
+  ): Promise<T> {
     const cacheKey = `${key.keyId}/${version}`;
-    const cached = this.#keyPairs.get(cacheKey);
+    const cached = cache.get(cacheKey);
     if (cached) return cached;
     const record = await this.store.getMaterial(key.keyId, version);
-    if (!record)
+    if (!record) {
       throw kmsError(
         "KMSInternalException",
         `Key material version ${version} of ${key.arn} is missing.`,
       );
-    const der = await this.rootKey.unwrap(
+    }
+    const raw = await this.rootKey.unwrap(
       record.wrapped,
       KeyService.materialContext(key.keyId, version),
     );
-    const parsed = parsePrivateKey(der);
-    der.fill(0);
-    if (this.#keyPairs.size >= this.#cacheSize) {
-      this.#keyPairs.delete(this.#keyPairs.keys().next().value!);
-    }
-    this.#keyPairs.set(cacheKey, parsed);
+    const parsed = parse(raw);
+    raw.fill(0);
+    if (cache.size >= this.#cacheSize) cache.delete(cache.keys().next().value!);
+    cache.set(cacheKey, parsed);
     return parsed;
   }
 
