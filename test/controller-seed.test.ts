@@ -28,6 +28,7 @@ describe("serve --seed", () => {
       "KmsAlias/archive",
       "KmsAlias/orders",
       "KmsGrant/orders-api",
+      "KmsGrant/orders-api-data-key",
       "KmsKey/archive",
       "KmsKey/legacy",
       "KmsKey/orders",
@@ -38,6 +39,7 @@ describe("serve --seed", () => {
     expect(byName["KmsAlias/orders"]).toMatchObject({ ready: true });
     expect(byName["KmsAlias/archive"]).toMatchObject({ ready: true });
     expect(byName["KmsGrant/orders-api"]).toMatchObject({ ready: true });
+    expect(byName["KmsGrant/orders-api-data-key"]).toMatchObject({ ready: true });
     const kms = kmsClient(first);
     const snapshot = async () => {
       const keys = (await kms.send(new ListKeysCommand({}))).Keys!.map((k) => k.KeyId).sort();
@@ -56,7 +58,7 @@ describe("serve --seed", () => {
       "alias/archive",
       "alias/shop/orders",
     ]);
-    expect(before.grants).toHaveLength(1);
+    expect(before.grants).toHaveLength(2);
     await first.stop();
     kms.destroy();
 
