@@ -8,12 +8,9 @@
  * message (base64), ms } → { raw: { signatures, seconds, cpuMicros } }.
  */
 import { constants, sign } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import process from "node:process";
 import { runChild } from "./lib/child.mjs";
-
-const { startKeyService } = await import("../dist/src/serve.js");
+import { benchCredential, startBenchKeyService } from "./lib/keyService.mjs";
 
 let running;
 process.on("message", (message) => {
@@ -48,38 +45,12 @@ process.on("message", (message) => {
 });
 
 runChild(async ({ dataDir, credential, region, account }) => {
-  const credentialsFile = join(dataDir, "bench-credentials.yaml");
-  writeFileSync(
-    credentialsFile,
-    [
-      "credentials:",
-      `  - accessKeyId: ${credential.accessKeyId}`,
-      `    secretAccessKey: ${credential.secretAccessKey}`,
-      `    principal: arn:aws:iam::${account}:user/bench`,
-      "",
-    ].join("\n"),
-    { mode: 0o600 },
-  );
-  const auditLog = join(dataDir, "audit.log");
-  running = await startKeyService(
-    {
-      command: "serve",
-      listen: { host: "127.0.0.1", port: 0 },
-      dataDir,
-      credentialsFile,
-      account,
-      region,
-      logLevel: "warn",
-      auditLog,
-    },
-    { announce: () => {} },
-  );
-  return {
-    url: running.url,
-    async stop() {
-      await running.stop();
-      const text = readFileSync(auditLog, "utf8");
-      return { auditLines: text.length === 0 ? 0 : text.trimEnd().split("\n").length };
-    },
-  };
+  let stop;
+  ({ running, stop } = await startBenchKeyService({
+    dataDir,
+    credentials: [benchCredential(credential, account)],
+    region,
+    account,
+  }));
+  return { url: running.url, stop };
 });

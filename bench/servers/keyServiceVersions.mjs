@@ -4,41 +4,19 @@
  * the lifecycle's own rotation (RotateKeyOnDemand stops at AWS's 25), and a second
  * ciphertext is made under version 100. Both blobs are announced in `info`.
  */
-import { readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { runChild } from "../lib/child.mjs";
 import { callKms } from "../lib/sign.mjs";
+import { benchCredential, startBenchKeyService } from "../lib/keyService.mjs";
 
-const { startKeyService } = await import("../../dist/src/serve.js");
 const { rotateKeyMaterial } = await import("../../dist/src/kms/lifecycle/actions.js");
 
 runChild(async ({ dataDir, credential, region, account, versions = 100 }) => {
-  const credentialsFile = join(dataDir, "bench-credentials.yaml");
-  writeFileSync(
-    credentialsFile,
-    [
-      "credentials:",
-      `  - accessKeyId: ${credential.accessKeyId}`,
-      `    secretAccessKey: ${credential.secretAccessKey}`,
-      `    principal: arn:aws:iam::${account}:user/bench`,
-      "",
-    ].join("\n"),
-    { mode: 0o600 },
-  );
-  const auditLog = join(dataDir, "audit.log");
-  const running = await startKeyService(
-    {
-      command: "serve",
-      listen: { host: "127.0.0.1", port: 0 },
-      dataDir,
-      credentialsFile,
-      account,
-      region,
-      logLevel: "warn",
-      auditLog,
-    },
-    { announce: () => {} },
-  );
+  const { running, stop } = await startBenchKeyService({
+    dataDir,
+    credentials: [benchCredential(credential, account)],
+    region,
+    account,
+  });
   const self = { url: running.url, region, credential };
   const call = async (operation, input) => {
     const { status, json } = await callKms(self, operation, input);
@@ -54,10 +32,6 @@ runChild(async ({ dataDir, credential, region, account, versions = 100 }) => {
   return {
     url: running.url,
     info: { keyId, versions: current, oldest, newest },
-    async stop() {
-      await running.stop();
-      const text = readFileSync(auditLog, "utf8");
-      return { auditLines: text.length === 0 ? 0 : text.trimEnd().split("\n").length };
-    },
+    stop,
   };
 });

@@ -1,0 +1,59 @@
+/**
+ * Starts the real key service from a build (dist/ by default) for a benchmark child:
+ * a fresh data folder, the given credentials file entries, and the audit log written to
+ * a file (every request still produces its audit line; that cost is part of the figure).
+ * Returns the running service and a `stop()` that reports how many audit lines were written.
+ */
+import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { setTimeout as delay } from "node:timers/promises";
+import { pathToFileURL } from "node:url";
+import { stringify } from "yaml";
+
+/** The bench's usual single administrator credential, as a credentials-file entry. */
+export const benchCredential = (credential, account) => ({
+  accessKeyId: credential.accessKeyId,
+  secretAccessKey: credential.secretAccessKey,
+  principal: `arn:aws:iam::${account}:user/bench`,
+});
+
+export async function startBenchKeyService({ dataDir, credentials, region, account, dist }) {
+  const serve = dist
+    ? pathToFileURL(join(resolve(dist), "src/serve.js")).href
+    : new URL("../../dist/src/serve.js", import.meta.url).href;
+  const { startKeyService } = await import(serve);
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const credentialsFile = join(dataDir, "bench-credentials.yaml");
+  writeFileSync(credentialsFile, stringify({ credentials }), { mode: 0o600 });
+  const auditLog = join(dataDir, "audit.log");
+  const running = await startKeyService(
+    {
+      command: "serve",
+      listen: { host: "127.0.0.1", port: 0 },
+      dataDir,
+      credentialsFile,
+      account,
+      region,
+      logLevel: "warn",
+      auditLog,
+    },
+    { announce: () => {} },
+  );
+  return {
+    running,
+    async stop() {
+      await running.stop();
+      // The audit destination writes asynchronously and stop() only starts its flush (the
+      // rest is written at exit): count once the file has stopped growing.
+      let size = -1;
+      for (let stable = 0, waited = 0; stable < 3 && waited < 10_000; waited += 100) {
+        await delay(100);
+        const now = statSync(auditLog).size;
+        stable = now === size ? stable + 1 : 0;
+        size = now;
+      }
+      const text = readFileSync(auditLog, "utf8");
+      return { auditLines: text.length === 0 ? 0 : text.trimEnd().split("\n").length };
+    },
+  };
+}
