@@ -23,7 +23,13 @@ import { loadIdentityFile } from "./kms/identity/credentialsFile.js";
 import { jwksFromFile } from "./kms/identity/jwksFile.js";
 import { jwksFromUrl, type JwksSource } from "./kms/identity/jwksUrl.js";
 import { openSessionKey } from "./kms/identity/sessionKey.js";
-import { WebIdentityProvider } from "./kms/identity/webIdentity.js";
+import { StsError, WebIdentityProvider } from "./kms/identity/webIdentity.js";
+import {
+  ServiceAccountNotFound,
+  serviceAccountLabelsFromCluster,
+  type ServiceAccountLabels,
+} from "./kube/serviceAccountLabels.js";
+import { loadKubeConfig } from "./kube/webhookResources.js";
 import { LocalRootKey } from "./kms/rootkey/localRootKey.js";
 import { RootKeyError } from "./kms/rootkey/rootKey.js";
 import { SqliteKeyStore } from "./kms/store/sqliteKeyStore.js";
@@ -157,6 +163,11 @@ export async function startKeyService(
       throw new StartupError(`--web-identity-jwks ${w.jwksFile}: ${(err as Error).message}`);
     }
     const refreshable = jwksSource;
+    const labels =
+      deps.serviceAccountLabels ??
+      (w.serviceAccountLabels === "cluster"
+        ? stsLabels(serviceAccountLabelsFromCluster(loadKubeConfig(config.kubeconfig)))
+        : undefined);
     webIdentity = new WebIdentityProvider({
       issuer: w.issuer,
       audience: w.audience,
@@ -167,7 +178,7 @@ export async function startKeyService(
       sessionKey: await openSessionKey(store, rootKey),
       serviceAccounts: loadIdentityFile(config.credentialsFile ?? join(dataDir, "credentials.yaml"))
         .serviceAccounts,
-      ...(deps.serviceAccountLabels && { labels: deps.serviceAccountLabels }),
+      ...(labels && { labels }),
       random: (n) => randomBytes(n),
     });
   }
@@ -282,4 +293,27 @@ function adminInstructions(
     "",
     "",
   ].join("\n");
+}
+
+/**
+ * ServiceAccount labels for STS, failing closed in STS's words: a session without the
+ * labels a Deny condition may test would be allowed more than it should.
+ */
+function stsLabels(read: ServiceAccountLabels): ServiceAccountLabels {
+  return async (namespace, name) => {
+    try {
+      return await read(namespace, name);
+    } catch (err) {
+      if (err instanceof ServiceAccountNotFound) {
+        throw new StsError(
+          "InvalidIdentityToken",
+          `${err.message}; the token's ServiceAccount is gone.`,
+        );
+      }
+      throw new StsError(
+        "IDPCommunicationError",
+        `Could not read the labels of ServiceAccount ${namespace}/${name} from the API server (${(err as Error).message}); try again.`,
+      );
+    }
+  };
 }

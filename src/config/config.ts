@@ -40,6 +40,8 @@ const serveSchema = z
       .url("an issuer is a URL, e.g. https://kubernetes.default.svc")
       .optional(),
     "web-identity-audience": z.string().min(1),
+    "web-identity-labels": z.enum(["none", "cluster"]),
+    kubeconfig: z.string().min(1).optional(),
     "web-identity-jwks-ca": z.string().min(1).optional(),
     "web-identity-jwks-token": z.string().min(1).optional(),
     "web-identity-max-session": z
@@ -69,6 +71,8 @@ export interface ServeConfig {
   readonly auditLog?: string;
   /** Folder of KmsKey/KmsAlias/KmsGrant YAML applied by the operator's reconcilers (docs/operator.md). */
   readonly seedDir?: string;
+  /** kubeconfig for the API server reads of `keyhaven serve` (in-cluster, else KUBECONFIG, when absent). */
+  readonly kubeconfig?: string;
   /** STS AssumeRoleWithWebIdentity for ServiceAccount tokens (docs/access-control.md). */
   readonly webIdentity?: {
     /** A JWKS file, or an https URL to fetch it from. */
@@ -76,6 +80,8 @@ export interface ServeConfig {
     readonly issuer: string;
     readonly audience: string;
     readonly maxSessionSeconds: number;
+    /** Where sessions' principal tags get the ServiceAccount's labels from: nowhere, or the API server. */
+    readonly serviceAccountLabels: "none" | "cluster";
     /** CA and bearer token file for an https JWKS URL (in-cluster defaults when absent). */
     readonly jwksCaFile?: string;
     readonly jwksTokenFile?: string;
@@ -118,6 +124,9 @@ keyhaven serve flags (environment variable in brackets):
                          (default: the pod's ServiceAccount token)
   --web-identity-issuer URL   the tokens' issuer (iss) [KEYHAVEN_WEB_IDENTITY_ISSUER]
   --web-identity-audience AUD the tokens' audience [KEYHAVEN_WEB_IDENTITY_AUDIENCE] (default keyhaven)
+  --web-identity-labels none|cluster  give sessions their ServiceAccount's labels as principal
+                         tags, read from the API server [KEYHAVEN_WEB_IDENTITY_LABELS] (default none)
+  --kubeconfig FILE      kubeconfig for those reads [KEYHAVEN_KUBECONFIG] (default: in-cluster, else KUBECONFIG)
   --web-identity-max-session SECS  longest session [KEYHAVEN_WEB_IDENTITY_MAX_SESSION] (default 3600)
   --log-level LEVEL      fatal|error|warn|info|debug|trace|silent [KEYHAVEN_LOG_LEVEL] (default info)
 `;
@@ -136,6 +145,8 @@ const ENV: Record<string, string> = {
   "web-identity-jwks": "KEYHAVEN_WEB_IDENTITY_JWKS",
   "web-identity-issuer": "KEYHAVEN_WEB_IDENTITY_ISSUER",
   "web-identity-audience": "KEYHAVEN_WEB_IDENTITY_AUDIENCE",
+  "web-identity-labels": "KEYHAVEN_WEB_IDENTITY_LABELS",
+  kubeconfig: "KEYHAVEN_KUBECONFIG",
   "web-identity-jwks-ca": "KEYHAVEN_WEB_IDENTITY_JWKS_CA",
   "web-identity-jwks-token": "KEYHAVEN_WEB_IDENTITY_JWKS_TOKEN",
   "web-identity-max-session": "KEYHAVEN_WEB_IDENTITY_MAX_SESSION",
@@ -148,6 +159,7 @@ const DEFAULTS: Record<string, string> = {
   region: "us-east-1",
   "log-level": "info",
   "web-identity-audience": "keyhaven",
+  "web-identity-labels": "none",
   "web-identity-max-session": "3600",
 };
 
@@ -201,6 +213,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
       c["tls-key"] !== undefined && { tls: { certFile: c["tls-cert"], keyFile: c["tls-key"] } }),
     ...(c["audit-log"] !== undefined && { auditLog: c["audit-log"] }),
     ...(c.seed !== undefined && { seedDir: c.seed }),
+    ...(c.kubeconfig !== undefined && { kubeconfig: c.kubeconfig }),
     ...(c["web-identity-jwks"] !== undefined &&
       c["web-identity-issuer"] !== undefined && {
         webIdentity: {
@@ -208,6 +221,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
           issuer: c["web-identity-issuer"],
           audience: c["web-identity-audience"],
           maxSessionSeconds: c["web-identity-max-session"],
+          serviceAccountLabels: c["web-identity-labels"],
           ...(c["web-identity-jwks-ca"] !== undefined && { jwksCaFile: c["web-identity-jwks-ca"] }),
           ...(c["web-identity-jwks-token"] !== undefined && {
             jwksTokenFile: c["web-identity-jwks-token"],
