@@ -511,6 +511,7 @@ describe("chart rendering", () => {
           issuer: "https://kubernetes.default.svc.cluster.local",
           audience: "keyhaven",
           maxSessionSeconds: 7200,
+          serviceAccountLabels: "none",
         });
       else expect(config.webIdentity, name).toBeUndefined();
     }
