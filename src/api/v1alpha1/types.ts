@@ -107,26 +107,9 @@ export interface KmsAliasStatus {
 
 export type KmsAlias = KubeObject<KmsAliasSpec, KmsAliasStatus>;
 
-export const GRANT_OPERATIONS = [
-  "Decrypt",
-  "Encrypt",
-  "GenerateDataKey",
-  "GenerateDataKeyWithoutPlaintext",
-  "ReEncryptFrom",
-  "ReEncryptTo",
-  "Sign",
-  "Verify",
-  "GetPublicKey",
-  "CreateGrant",
-  "RetireGrant",
-  "DescribeKey",
-  "GenerateDataKeyPair",
-  "GenerateDataKeyPairWithoutPlaintext",
-  "GenerateMac",
-  "VerifyMac",
-  "DeriveSharedSecret",
-] as const;
-export type GrantOperation = (typeof GRANT_OPERATIONS)[number];
+// The operations a grant may allow are the key service's own list: one source for both.
+import type { GrantOperation } from "../../kms/authz/grants.js";
+export { GRANT_OPERATIONS, type GrantOperation } from "../../kms/authz/grants.js";
 
 export interface KmsGrantSpec {
   keyRef?: { name: string };
