@@ -11,13 +11,11 @@
 import { createSign, generateKeyPairSync, randomBytes, type KeyObject } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Writable } from "node:stream";
 import { stringify } from "yaml";
 import type { Clock } from "../../src/clock.js";
 import { loadConfig, type ServeConfig } from "../../src/config/config.js";
-import { createLogger } from "../../src/observability/logger.js";
-import { startKeyService, type RunningKeyService } from "../../src/serve.js";
-import { tempDir, type TestCredential } from "./server.js";
+import type { RunningKeyService } from "../../src/serve.js";
+import { startCapturing, tempDir, type TestCredential } from "./server.js";
 
 export interface PrincipalSpec {
   readonly principal: string;
@@ -98,20 +96,7 @@ export async function startWithPrincipals(spec: AccessControlSpec): Promise<Acce
     ],
     {},
   ) as ServeConfig;
-  let captured = "";
-  const sink = new Writable({
-    write(chunk: Buffer | string, _enc, done) {
-      captured += chunk.toString();
-      done();
-    },
-  });
-  const logger = createLogger("info", sink);
-  const running = await startKeyService(config, {
-    logger,
-    audit: logger.child({ audit: true }),
-    announce: (text) => (captured += text),
-    ...(spec.clock && { clock: spec.clock }),
-  });
+  const { running, output } = await startCapturing(config, spec.clock);
   return {
     url: running.url,
     region: config.region,
@@ -120,7 +105,7 @@ export async function startWithPrincipals(spec: AccessControlSpec): Promise<Acce
     running,
     as,
     handle: (name) => ({ url: running.url, region: config.region, credentials: as[name]! }),
-    output: () => captured,
+    output,
     stop: () => running.stop(),
   };
 }

@@ -250,6 +250,27 @@ export async function startInProcess(options: InProcessOptions = {}): Promise<In
     ],
     {},
   ) as ServeConfig;
+  const { running, output } = await startCapturing(config, options.clock);
+  return {
+    url: running.url,
+    region,
+    account,
+    dataDir,
+    credentials: creds.credential,
+    running,
+    output,
+    stop: () => running.stop(),
+  };
+}
+
+/**
+ * startKeyService() in this process with its logs, audit lines and first-start text
+ * captured in memory: `output()` returns everything written so far.
+ */
+export async function startCapturing(
+  config: ServeConfig,
+  clock?: Clock,
+): Promise<{ running: RunningKeyService; output: () => string }> {
   let captured = "";
   const sink = new Writable({
     write(chunk: Buffer | string, _enc, done) {
@@ -262,18 +283,9 @@ export async function startInProcess(options: InProcessOptions = {}): Promise<In
     logger,
     audit: logger.child({ audit: true }),
     announce: (text) => (captured += text),
-    ...(options.clock && { clock: options.clock }),
+    ...(clock && { clock }),
   });
-  return {
-    url: running.url,
-    region,
-    account,
-    dataDir,
-    credentials: creds.credential,
-    running,
-    output: () => captured,
-    stop: () => running.stop(),
-  };
+  return { running, output: () => captured };
 }
 
 /** An SDK client for `server`; retries are off so that every error surfaces as it was sent. */
