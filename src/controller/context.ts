@@ -4,6 +4,8 @@ import type { Logger } from "pino";
 import { FINALIZER, type KindName, type ObjectsByKind } from "../api/v1alpha1/types.js";
 import type { EventInput, ResourceClient } from "../kube/cluster.js";
 import type { Timers } from "./runtime/timers.js";
+import { errorMessage, isSpecError, kmsErrorName } from "./kms.js";
+import { TerminalError, type Result } from "./runtime/controller.js";
 import { WriteThroughReader, type ObjectReader } from "./runtime/reader.js";
 
 export interface ReconcileContext {
@@ -43,6 +45,38 @@ export async function readObject<K extends KindName>(
 ): Promise<ObjectsByKind[K] | undefined> {
   const [namespace, name] = splitKey(key);
   return ctx.reader.read(kind, namespace, name);
+}
+
+export interface ReconcileSteps<T> {
+  sync(obj: T): Promise<Result>;
+  finalize(obj: T): Promise<Result>;
+  /** Records Ready=False (and whatever else the kind shows) with the failure's reason. */
+  failed(key: string, reason: string, message: string): Promise<void>;
+}
+
+/**
+ * The shape every reconciler shares: read the object as it is now (level-triggered),
+ * finalize it if it is being deleted, else sync it; on failure record the reason in
+ * status before the error goes back to the queue, a spec error as terminal (retrying
+ * will not help until the object changes).
+ */
+export async function reconcileObject<K extends KindName>(
+  ctx: ReconcileContext,
+  kind: K,
+  key: string,
+  steps: ReconcileSteps<ObjectsByKind[K]>,
+): Promise<Result> {
+  const obj = await readObject(ctx, kind, key);
+  if (!obj) return {};
+  try {
+    return obj.metadata.deletionTimestamp ? await steps.finalize(obj) : await steps.sync(obj);
+  } catch (err) {
+    const reason =
+      err instanceof TerminalError ? err.reason : (kmsErrorName(err) ?? "KeyServiceUnavailable");
+    await steps.failed(key, reason, errorMessage(err));
+    if (isSpecError(err)) throw new TerminalError(reason, errorMessage(err));
+    throw err;
+  }
 }
 
 export function splitKey(key: string): [string, string] {

@@ -16,12 +16,13 @@ import { FINALIZER, type KmsAlias, type KmsAliasStatus } from "../../api/v1alpha
 import {
   addFinalizer,
   readObject,
+  reconcileObject,
   recordEvent,
   removeFinalizer,
   writeStatus,
   type ReconcileContext,
 } from "../context.js";
-import { errorMessage, isKmsError, isSpecError, kmsErrorName } from "../kms.js";
+import { errorMessage, isKmsError } from "../kms.js";
 import { TerminalError, type Result } from "../runtime/controller.js";
 import { decideAlias } from "./decide.js";
 
@@ -31,21 +32,13 @@ const WAIT_MS = 60_000;
 export class KmsAliasReconciler {
   constructor(readonly ctx: ReconcileContext) {}
 
-  readonly reconcile = async (key: string): Promise<Result> => {
-    const obj = await readObject(this.ctx, "KmsAlias", key);
-    if (!obj) return {};
-    try {
-      return obj.metadata.deletionTimestamp ? await this.#finalize(obj) : await this.#sync(obj);
-    } catch (err) {
-      const reason =
-        err instanceof TerminalError ? err.reason : (kmsErrorName(err) ?? "KeyServiceUnavailable");
-      await this.#setStatus(key, undefined, [
-        { type: "Ready", status: "False", reason, message: errorMessage(err) },
-      ]);
-      if (isSpecError(err)) throw new TerminalError(reason, errorMessage(err));
-      throw err;
-    }
-  };
+  readonly reconcile = (key: string): Promise<Result> =>
+    reconcileObject(this.ctx, "KmsAlias", key, {
+      sync: (obj) => this.#sync(obj),
+      finalize: (obj) => this.#finalize(obj),
+      failed: (key, reason, message) =>
+        this.#setStatus(key, undefined, [{ type: "Ready", status: "False", reason, message }]),
+    });
 
   async #sync(initial: KmsAlias): Promise<Result> {
     const ctx = this.ctx;

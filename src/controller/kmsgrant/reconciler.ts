@@ -16,12 +16,13 @@ import { FINALIZER, type KmsGrant, type KmsGrantStatus } from "../../api/v1alpha
 import {
   addFinalizer,
   readObject,
+  reconcileObject,
   recordEvent,
   removeFinalizer,
   writeStatus,
   type ReconcileContext,
 } from "../context.js";
-import { errorMessage, isKmsError, isSpecError, kmsErrorName } from "../kms.js";
+import { errorMessage, isKmsError } from "../kms.js";
 import { TerminalError, type Result } from "../runtime/controller.js";
 import { fingerprint, grantName, grantParameters, type GrantParameters } from "./decide.js";
 
@@ -30,19 +31,12 @@ const WAIT_MS = 60_000;
 export class KmsGrantReconciler {
   constructor(readonly ctx: ReconcileContext) {}
 
-  readonly reconcile = async (key: string): Promise<Result> => {
-    const obj = await readObject(this.ctx, "KmsGrant", key);
-    if (!obj) return {};
-    try {
-      return obj.metadata.deletionTimestamp ? await this.#finalize(obj) : await this.#sync(obj);
-    } catch (err) {
-      const reason =
-        err instanceof TerminalError ? err.reason : (kmsErrorName(err) ?? "KeyServiceUnavailable");
-      await this.#failed(key, reason, errorMessage(err));
-      if (isSpecError(err)) throw new TerminalError(reason, errorMessage(err));
-      throw err;
-    }
-  };
+  readonly reconcile = (key: string): Promise<Result> =>
+    reconcileObject(this.ctx, "KmsGrant", key, {
+      sync: (obj) => this.#sync(obj),
+      finalize: (obj) => this.#finalize(obj),
+      failed: (key, reason, message) => this.#failed(key, reason, message),
+    });
 
   async #sync(initial: KmsGrant): Promise<Result> {
     const ctx = this.ctx;

@@ -36,12 +36,13 @@ import {
 import {
   addFinalizer,
   readObject,
+  reconcileObject,
   recordEvent,
   removeFinalizer,
   writeStatus,
   type ReconcileContext,
 } from "../context.js";
-import { errorMessage, isKmsError, isSpecError, kmsErrorName } from "../kms.js";
+import { errorMessage, isKmsError, kmsErrorName } from "../kms.js";
 import { TerminalError, type Result } from "../runtime/controller.js";
 import { KeyAdoptionIndex } from "./adoption.js";
 import {
@@ -61,17 +62,12 @@ export class KmsKeyReconciler {
     this.adoption = new KeyAdoptionIndex(ctx.kms);
   }
 
-  readonly reconcile = async (key: string): Promise<Result> => {
-    const obj = await readObject(this.ctx, "KmsKey", key);
-    if (!obj) return {};
-    try {
-      return obj.metadata.deletionTimestamp ? await this.#finalize(obj) : await this.#sync(obj);
-    } catch (err) {
-      await this.#reportFailure(key, err);
-      if (isSpecError(err)) throw new TerminalError(kmsErrorName(err)!, errorMessage(err));
-      throw err;
-    }
-  };
+  readonly reconcile = (key: string): Promise<Result> =>
+    reconcileObject(this.ctx, "KmsKey", key, {
+      sync: (obj) => this.#sync(obj),
+      finalize: (obj) => this.#finalize(obj),
+      failed: (key, reason, message) => this.#writeFailure(key, reason, message),
+    });
 
   async #sync(initial: KmsKey): Promise<Result> {
     const ctx = this.ctx;
@@ -439,11 +435,6 @@ export class KmsKeyReconciler {
   }
 
   /** Puts the failure on the object (Ready/Synced False with the AWS error) so `kubectl get` shows it. */
-  async #reportFailure(key: string, err: unknown): Promise<void> {
-    if (err instanceof TerminalError) return this.#writeFailure(key, err.reason, err.message);
-    return this.#writeFailure(key, kmsErrorName(err) ?? "KeyServiceUnavailable", errorMessage(err));
-  }
-
   async #writeFailure(key: string, reason: string, message: string): Promise<void> {
     try {
       const obj = await readObject(this.ctx, "KmsKey", key);
