@@ -156,7 +156,7 @@ function run(args: string[]): string {
   try {
     return execFileSync(renderer(), args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
   } catch (err) {
-    const stderr = (err as { stderr?: string }).stderr ?? String(err);
+    const stderr = (err as { stderr?: string | Buffer }).stderr?.toString() ?? String(err);
     throw new RenderError(stderr.trim());
   }
 }
