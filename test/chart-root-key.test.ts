@@ -18,7 +18,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { podSpec, render, renderer } from "./chart/support.js";
+import { podSpec, render } from "./chart/support.js";
 import { kmsClient, spawnServer, tempDir } from "./support/server.js";
 import { CreateKeyCommand, DecryptCommand, EncryptCommand } from "@aws-sdk/client-kms";
 
@@ -31,7 +31,6 @@ interface InitContainer {
 let script: string;
 
 beforeAll(() => {
-  renderer();
   const deployment = render({ values: {} }).find(
     (o) => o.kind === "Deployment" && o.metadata.name === "keyhaven",
   )!;

@@ -1,28 +1,22 @@
 /**
- * Offline chart testing: render charts/keyhaven with the Go renderer in
- * test/chart/render (text/template + sprig, as Helm), parse the output strictly, and
- * validate every object against the Kubernetes schemas:
+ * Chart testing with the real Helm (3 and 4, test/support/tools.ts): render
+ * charts/keyhaven with `helm template`, parse the output strictly, and validate every
+ * object against the Kubernetes schemas:
  * - types, required fields and enums with the `kubernetes-models` validators;
  * - unknown fields (a mis-indented key) with the field lists of the generated
  *   @kubernetes/client-node models, since the OpenAPI schemas allow extra keys;
  * - custom resources against the openAPIV3Schema of our CRDs, converted to JSON Schema
  *   with unknown fields rejected as the API server's strict field validation does.
+ * The API server itself validates them in test/cluster-chart.test.ts.
  */
 import { execFileSync } from "node:child_process";
-import { createHash } from "node:crypto";
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  readdirSync,
-  writeFileSync,
-} from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Ajv, type ValidateFunction } from "ajv";
-import { parseAllDocuments, stringify } from "yaml";
+import { parse, parseAllDocuments, stringify } from "yaml";
+import { helm3, helm4, runTool, toolEnv } from "../support/tools.js";
 // Test-only: the generated model metadata (field names per type) is the most complete
 // offline description of the Kubernetes API types; nothing here talks to a server.
 // eslint-disable-next-line no-restricted-imports
@@ -61,6 +55,9 @@ export interface K8sObject {
   [field: string]: unknown;
 }
 
+export type HelmMajor = "helm3" | "helm4";
+const HELM: Record<HelmMajor, () => string> = { helm3, helm4 };
+
 export interface RenderOptions {
   /** Values merged over values.yaml (written to a temp file, passed with -f). */
   readonly values?: Record<string, unknown>;
@@ -68,93 +65,64 @@ export interface RenderOptions {
   readonly namespace?: string;
   readonly kubeVersion?: string;
   readonly apiVersions?: readonly string[];
-  /** Objects `lookup` finds in the "cluster" (an upgrade); none by default, as helm template. */
-  readonly lookup?: readonly K8sObject[];
-  readonly upgrade?: boolean;
+  /** Which Helm renders (default Helm 3, the one most clusters are managed with). */
+  readonly helm?: HelmMajor;
+  /** `--skip-schema-validation`: what the templates alone refuse. */
+  readonly skipSchemaValidation?: boolean;
 }
 
-let rendererPath: string | undefined;
-
-function findGo(): string {
-  const candidates = [
-    "go",
-    ...["1.23", "1.22", "1.21", "1.19"].map((v) => `/usr/lib/go-${v}/bin/go`),
-  ];
-  for (const go of candidates) {
-    try {
-      execFileSync(go, ["version"], { stdio: "ignore" });
-      return go;
-    } catch {
-      // try the next one
-    }
-  }
-  throw new Error(
-    "the chart tests need Go and sprig: apt-get install golang-go golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev (.ci/run does this)",
-  );
+/** The values file for `options` (empty values: none). */
+function valuesArgs(options: RenderOptions): string[] {
+  if (!options.values) return [];
+  const file = join(mkdtempSync(join(tmpdir(), "keyhaven-chart-")), "values.yaml");
+  writeFileSync(file, stringify(options.values));
+  return ["-f", file];
 }
 
-/** Builds test/chart/render once per source version, offline (GOPATH mode over Debian's Go packages). */
-export function renderer(): string {
-  if (rendererPath) return rendererPath;
-  const source = join(ROOT, "test/chart/render/main.go");
-  const hash = createHash("sha256").update(readFileSync(source)).digest("hex").slice(0, 16);
-  const dir = join(tmpdir(), "keyhaven-chart-render");
-  const bin = join(dir, `render-${hash}`);
-  if (!existsSync(bin)) {
-    mkdirSync(dir, { recursive: true });
-    execFileSync(findGo(), ["build", "-o", bin, "main.go"], {
-      cwd: join(ROOT, "test/chart/render"),
-      env: {
-        PATH: process.env["PATH"] ?? "/usr/bin:/bin",
-        HOME: process.env["HOME"] ?? tmpdir(),
-        GO111MODULE: "off",
-        GOPATH: "/usr/share/gocode",
-        GOCACHE: join(dir, "gocache"),
-        GOPROXY: "off",
-        GOFLAGS: "",
-        GOTOOLCHAIN: "local",
-        CGO_ENABLED: "0",
-      },
-      stdio: ["ignore", "ignore", "pipe"],
-    });
-  }
-  rendererPath = bin;
-  return bin;
-}
-
-function rendererArgs(options: RenderOptions): string[] {
-  const dir = mkdtempSync(join(tmpdir(), "keyhaven-chart-"));
+/** `helm template` arguments for `options`. */
+export function templateArgs(options: RenderOptions = {}): string[] {
   const args = [
-    "-chart",
-    CHART,
-    "-name",
+    "template",
     options.name ?? "keyhaven",
-    "-namespace",
+    CHART,
+    "--namespace",
     options.namespace ?? "keyhaven",
+    ...valuesArgs(options),
   ];
-  if (options.values) {
-    const file = join(dir, "values.yaml");
-    writeFileSync(file, stringify(options.values));
-    args.push("-f", file);
-  }
-  if (options.kubeVersion) args.push("-kube-version", options.kubeVersion);
-  for (const v of options.apiVersions ?? []) args.push("-api-versions", v);
-  if (options.lookup) {
-    const file = join(dir, "lookup.json");
-    writeFileSync(file, JSON.stringify(options.lookup));
-    args.push("-lookup", file);
-  }
-  if (options.upgrade) args.push("-upgrade");
+  if (options.kubeVersion) args.push("--kube-version", options.kubeVersion);
+  for (const v of options.apiVersions ?? []) args.push("--api-versions", v);
+  if (options.skipSchemaValidation) args.push("--skip-schema-validation");
   return args;
+}
+
+/** `helm lint --strict` arguments for `options`. */
+export function lintArgs(options: RenderOptions = {}): string[] {
+  return [
+    "lint",
+    "--strict",
+    CHART,
+    "--namespace",
+    options.namespace ?? "keyhaven",
+    ...valuesArgs(options),
+  ];
+}
+
+export function helmPath(major: HelmMajor = "helm3"): string {
+  return HELM[major]();
 }
 
 export class RenderError extends Error {
   override name = "RenderError";
 }
 
-function run(args: string[]): string {
+function run(major: HelmMajor, args: string[]): string {
   try {
-    return execFileSync(renderer(), args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    return execFileSync(helmPath(major), args, {
+      encoding: "utf8",
+      env: toolEnv(),
+      stdio: ["ignore", "pipe", "pipe"],
+      maxBuffer: 64 * 1024 * 1024,
+    });
   } catch (err) {
     const stderr = (err as { stderr?: string | Buffer }).stderr?.toString() ?? String(err);
     throw new RenderError(stderr.trim());
@@ -163,17 +131,67 @@ function run(args: string[]): string {
 
 /** `helm template`: the manifests as text. */
 export function renderText(options: RenderOptions = {}): string {
-  return run(rendererArgs(options));
+  return run(options.helm ?? "helm3", templateArgs(options));
 }
 
-/** The rendered NOTES.txt. */
+/** `helm template` with Helm 3 and Helm 4 at once; a failure is a RenderError. */
+export async function renderBoth(options: RenderOptions = {}): Promise<Record<HelmMajor, string>> {
+  const [h3, h4] = await Promise.all(
+    (["helm3", "helm4"] as const).map(async (major) => {
+      const result = await runTool(helmPath(major), templateArgs(options));
+      if (result.code !== 0) throw new RenderError(`${major}: ${result.stderr.trim()}`);
+      return result.stdout;
+    }),
+  );
+  return { helm3: h3!, helm4: h4! };
+}
+
+/**
+ * The rendered NOTES.txt, from Helm 4's client-only dry run (Helm 3's dry run insists on
+ * reaching a cluster; test/cluster-chart.test.ts reads its NOTES from a real install).
+ */
 export function renderNotes(options: RenderOptions = {}): string {
-  return run([...rendererArgs(options), "-notes"]);
+  const out = run("helm4", [
+    "install",
+    options.name ?? "keyhaven",
+    CHART,
+    "--dry-run=client",
+    "--namespace",
+    options.namespace ?? "keyhaven",
+    ...valuesArgs(options),
+  ]);
+  const at = out.indexOf("\nNOTES:\n");
+  if (at < 0) throw new Error(`no NOTES in helm install --dry-run output:\n${out.slice(0, 400)}`);
+  return out.slice(at + "\nNOTES:\n".length);
+}
+
+function isMap(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** Helm's coalescing of user values over defaults: maps merge, `null` removes a key. */
+function coalesce(defaults: unknown, user: unknown): unknown {
+  if (!isMap(defaults) || !isMap(user)) return user === undefined ? defaults : user;
+  const out: Record<string, unknown> = { ...defaults };
+  for (const [k, v] of Object.entries(user)) {
+    if (v === null) delete out[k];
+    else out[k] = coalesce(defaults[k], v);
+  }
+  return out;
 }
 
 /** The merged values the templates see (what values.schema.json is checked against). */
 export function mergedValues(options: RenderOptions = {}): unknown {
-  return JSON.parse(run([...rendererArgs(options), "-print-values"]));
+  return coalesce(parse(readFileSync(join(CHART, "values.yaml"), "utf8")), options.values ?? {});
+}
+
+/** Values the chart generates at install (random credentials and root key, and their checksum). */
+const GENERATED =
+  /^(\s+(?:checksum\/credentials|credentials\.yaml|controller-access-key-id|controller-secret-access-key|admin-access-key-id|admin-secret-access-key|root\.key): ).+$/gm;
+
+/** `helm template` output with the values generated at install replaced, for snapshots. */
+export function withoutGenerated(text: string): string {
+  return text.replace(GENERATED, "$1<generated at install>");
 }
 
 /** Parses YAML documents strictly (duplicate keys, syntax errors and non-objects fail). */
