@@ -91,6 +91,7 @@ const CASES: Record<string, Obj> = {
         issuer: "https://kubernetes.default.svc.cluster.local",
         jwks: JWKS,
         maxSessionSeconds: 7200,
+        serviceAccountLabels: "cluster",
       },
     },
   },
@@ -518,7 +519,7 @@ describe("chart rendering", () => {
           issuer: "https://kubernetes.default.svc.cluster.local",
           audience: "keyhaven",
           maxSessionSeconds: 7200,
-          serviceAccountLabels: "none",
+          serviceAccountLabels: "cluster",
         });
       else expect(config.webIdentity, name).toBeUndefined();
     }
@@ -536,6 +537,19 @@ describe("chart rendering", () => {
         values: { keyService: { webIdentity: { issuer: "https://k", jwks: '{"nope": 1}' } } },
       }),
     ).toThrow(/must be a JWKS document/);
+  });
+
+  it("lets the key service read ServiceAccounts (get only) only when sessions carry their labels", () => {
+    const objects = render(options(CASES["web-identity"]!));
+    expect(find(objects, "ClusterRole", "keyhaven-service-account-labels")["rules"]).toEqual([
+      { apiGroups: [""], resources: ["serviceaccounts"], verbs: ["get"] },
+    ]);
+    expect(
+      (podSpec(find(objects, "Deployment", "keyhaven")) as unknown as PodSpec)
+        .automountServiceAccountToken,
+    ).toBe(true);
+    const without = render(options({}));
+    expect(without.some((o) => o.metadata.name === "keyhaven-service-account-labels")).toBe(false);
   });
 
   it("the controller's command line is one the real `keyhaven controller` accepts, in every case", () => {

@@ -7,7 +7,7 @@
  * under test/kube/ are for fast unit tests.
  */
 import { execFile } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { REPO_ROOT, tempDir } from "./server.js";
@@ -38,6 +38,16 @@ export interface ControlPlane {
     body?: unknown,
     contentType?: string,
   ): Promise<{ status: number; body: unknown }>;
+  /** The same as another identity: a bearer token (e.g. from the TokenRequest API). */
+  requestAs(
+    token: string,
+    method: string,
+    path: string,
+    body?: unknown,
+    contentType?: string,
+  ): Promise<{ status: number; body: unknown }>;
+  /** A kubeconfig file for this API server authenticating with `token`. */
+  kubeconfigFor(token: string): string;
   stop(): Promise<void>;
 }
 
@@ -73,6 +83,45 @@ export async function startControlPlane(
   const ca = readFileSync(caFile);
   const { Agent, request: httpsRequest } = await import("node:https");
   const agent = new Agent({ ca, keepAlive: true });
+  const requestAs: ControlPlane["requestAs"] = (
+    token,
+    method,
+    path,
+    body,
+    contentType = "application/json",
+  ) =>
+    new Promise((resolveRequest, reject) => {
+      const req = httpsRequest(
+        new URL(path, url),
+        {
+          method,
+          agent,
+          headers: {
+            authorization: `Bearer ${token}`,
+            accept: "application/json",
+            ...(body !== undefined && { "content-type": contentType }),
+          },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("end", () => {
+            const text = Buffer.concat(chunks).toString("utf8");
+            let parsed: unknown = text;
+            try {
+              parsed = JSON.parse(text);
+            } catch {
+              /* not JSON (e.g. /readyz): keep the text */
+            }
+            resolveRequest({ status: res.statusCode ?? 0, body: parsed });
+          });
+        },
+      );
+      req.on("error", reject);
+      if (body !== undefined) req.end(typeof body === "string" ? body : JSON.stringify(body));
+      else req.end();
+    });
+  let kubeconfigs = 0;
   return {
     dir,
     kubeconfig: env.KUBECONFIG!,
@@ -80,38 +129,26 @@ export async function startControlPlane(
     caFile,
     issuer: env.KUBE_SA_ISSUER!,
     adminToken,
-    request(method, path, body, contentType = "application/json") {
-      return new Promise((resolveRequest, reject) => {
-        const req = httpsRequest(
-          new URL(path, url),
-          {
-            method,
-            agent,
-            headers: {
-              authorization: `Bearer ${adminToken}`,
-              accept: "application/json",
-              ...(body !== undefined && { "content-type": contentType }),
-            },
-          },
-          (res) => {
-            const chunks: Buffer[] = [];
-            res.on("data", (c: Buffer) => chunks.push(c));
-            res.on("end", () => {
-              const text = Buffer.concat(chunks).toString("utf8");
-              let parsed: unknown = text;
-              try {
-                parsed = JSON.parse(text);
-              } catch {
-                /* not JSON (e.g. /readyz): keep the text */
-              }
-              resolveRequest({ status: res.statusCode ?? 0, body: parsed });
-            });
-          },
-        );
-        req.on("error", reject);
-        if (body !== undefined) req.end(typeof body === "string" ? body : JSON.stringify(body));
-        else req.end();
-      });
+    request: (method, path, body, contentType) =>
+      requestAs(adminToken, method, path, body, contentType),
+    requestAs,
+    kubeconfigFor(token) {
+      const file = join(dir, `kubeconfig-${++kubeconfigs}`);
+      writeFileSync(
+        file,
+        JSON.stringify({
+          apiVersion: "v1",
+          kind: "Config",
+          clusters: [
+            { name: "kube-up", cluster: { server: url, "certificate-authority": caFile } },
+          ],
+          users: [{ name: "token", user: { token } }],
+          contexts: [{ name: "kube-up", context: { cluster: "kube-up", user: "token" } }],
+          "current-context": "kube-up",
+        }),
+        { mode: 0o600 },
+      );
+      return file;
     },
     async stop() {
       agent.destroy();
@@ -133,4 +170,28 @@ export async function createNamespace(
   });
   if (res.status !== 201) throw new Error(`create namespace ${name}: ${JSON.stringify(res.body)}`);
   return name;
+}
+
+/** A token for a ServiceAccount from the TokenRequest API (default audience: the API server). */
+export async function serviceAccountToken(
+  plane: ControlPlane,
+  namespace: string,
+  name: string,
+  audiences?: readonly string[],
+): Promise<string> {
+  const res = await plane.request(
+    "POST",
+    `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`,
+    {
+      apiVersion: "authentication.k8s.io/v1",
+      kind: "TokenRequest",
+      spec: { expirationSeconds: 3600, ...(audiences && { audiences }) },
+    },
+  );
+  const token = (res.body as { status?: { token?: string } }).status?.token;
+  if (res.status !== 201 || !token)
+    throw new Error(
+      `TokenRequest for ${namespace}/${name}: ${res.status} ${JSON.stringify(res.body)}`,
+    );
+  return token;
 }
