@@ -95,7 +95,7 @@ export function chartOnRealCluster(helmName: string, helm: () => string, release
       ok(
         await runTool(
           kubectl(),
-          ["wait", "--for=condition=Established", "--timeout=60s", ...CRDS.map((c) => `crd/${c}`)],
+          ["wait", "--for=condition=Established", "--timeout=30s", ...CRDS.map((c) => `crd/${c}`)],
           { kubeconfig: plane.kubeconfig },
         ),
         "kubectl wait Established",
@@ -182,7 +182,7 @@ export function chartOnRealCluster(helmName: string, helm: () => string, release
         ).toBe(201);
         const waited = await runTool(
           kubectl(),
-          ["wait", "--for=condition=Ready", "--timeout=60s", "-n", apps, "kmskey/payments"],
+          ["wait", "--for=condition=Ready", "--timeout=30s", "-n", apps, "kmskey/payments"],
           { kubeconfig: plane.kubeconfig },
         );
         expect(waited.code, `${waited.stderr}\ncontroller output:\n${output}`).toBe(0);
@@ -193,6 +193,30 @@ export function chartOnRealCluster(helmName: string, helm: () => string, release
         };
         expect(key.status.keyId).toMatch(/^[0-9a-f-]{36}$/);
         expect(key.metadata.finalizers?.length).toBeGreaterThan(0);
+        // A spec change reaches the key service: the controller watches with its token.
+        expect(
+          (
+            await plane.request(
+              "PATCH",
+              `/apis/keyhaven.dev/v1alpha1/namespaces/${apps}/kmskeys/payments`,
+              { spec: { enabled: false } },
+              "application/merge-patch+json",
+            )
+          ).status,
+        ).toBe(200);
+        const disabled = await runTool(
+          kubectl(),
+          [
+            "wait",
+            "--for=jsonpath={.status.keyState}=Disabled",
+            "--timeout=30s",
+            "-n",
+            apps,
+            "kmskey/payments",
+          ],
+          { kubeconfig: plane.kubeconfig },
+        );
+        expect(disabled.code, `${disabled.stderr}\ncontroller output:\n${output}`).toBe(0);
         expect(output).not.toMatch(/forbidden/i);
       } finally {
         child.kill("SIGTERM");
@@ -211,7 +235,14 @@ export function chartOnRealCluster(helmName: string, helm: () => string, release
         },
       };
       const leases = `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases`;
-      // Allowed: leader election in its namespace, Events, its webhook Secret and configuration.
+      // Allowed: list and watch the custom resources everywhere, leader election in its
+      // namespace, Events, its webhook Secret and configuration.
+      for (const resource of ["kmskeys", "kmsaliases", "kmsgrants"]) {
+        expect(await as("GET", `/apis/keyhaven.dev/v1alpha1/${resource}`)).toBe(200);
+        expect(
+          await as("GET", `/apis/keyhaven.dev/v1alpha1/${resource}?watch=true&timeoutSeconds=1`),
+        ).toBe(200);
+      }
       expect(await as("POST", leases, lease)).toBe(201);
       expect(await as("GET", `${leases}/keyhaven-controller`)).toBe(200);
       const current = (await get(`${leases}/keyhaven-controller`)).body as K8sObject;
@@ -280,7 +311,7 @@ export function chartOnRealCluster(helmName: string, helm: () => string, release
         await as("DELETE", `/apis/keyhaven.dev/v1alpha1/namespaces/${apps}/kmskeys/payments`),
       ).toBe(403);
       expect(await as("GET", `/api/v1/namespaces/${apps}/pods`)).toBe(403);
-    });
+    }, 120_000);
 
     it("the key service's ServiceAccount may read ServiceAccounts (--web-identity-labels cluster) and nothing else", async () => {
       const token = await serviceAccountToken(plane, ns, fullname);
