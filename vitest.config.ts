@@ -4,9 +4,9 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     // Integration files mostly wait on child processes (key services, kube-apiserver,
-    // helm, the aws CLI), so two files per core keep the cores busy; vitest's default
-    // in run mode is one worker fewer than the cores (a single one on 2 cores).
-    maxWorkers: availableParallelism() * 2,
+    // helm, the aws CLI): one file per core, where vitest's default in run mode leaves
+    // a core idle (a single worker on 2 cores).
+    maxWorkers: availableParallelism(),
     projects: [
       { extends: true, test: { name: "unit", include: ["src/**/*.test.ts"] } },
       {

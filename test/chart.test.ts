@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Ajv } from "ajv";
-import { describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { loadConfig } from "../src/config/config.js";
 import { loadCredentialsFile } from "../src/kms/identity/credentialsFile.js";
@@ -27,6 +27,7 @@ import {
   templateArgs,
   validateObject,
   withoutGenerated,
+  type HelmMajor,
   type K8sObject,
   type RenderOptions,
 } from "./chart/support.js";
@@ -451,6 +452,14 @@ function checkInvariants(objects: K8sObject[], values: Obj): void {
 }
 
 describe("chart rendering", () => {
+  /** Every case rendered once, by both Helms at a time (the tests below read these). */
+  const rendered = new Map<string, Record<HelmMajor, string>>();
+  const objectsOf = (name: string) => parseManifests(rendered.get(name)!.helm3);
+  beforeAll(async () => {
+    for (const [name, values] of Object.entries(CASES))
+      rendered.set(name, await renderBoth(options(values)));
+  }, 300_000);
+
   it("documents only option sets that have a test case", () => {
     const paths = documentedOptionPaths();
     expect(paths.length).toBeGreaterThanOrEqual(8);
@@ -471,7 +480,7 @@ describe("chart rendering", () => {
         (["helm3", "helm4"] as const).map((major) => runTool(helmPath(major), lintArgs(opts))),
       );
       for (const lint of lints) expect(lint.code, lint.stdout + lint.stderr).toBe(0);
-      const text = await renderBoth(opts);
+      const text = rendered.get(name)!;
       // The same documents; only the order of kinds Helm 3 does not know differs.
       expect(documents(text.helm4)).toEqual(documents(text.helm3));
       checkInvariants(parseManifests(text.helm3), values);
@@ -498,7 +507,7 @@ describe("chart rendering", () => {
   it("the key service's command line is one the real `keyhaven serve` accepts, in every case", () => {
     let checked = 0;
     for (const [name, values] of Object.entries(CASES)) {
-      const d = find(render(options(values)), "Deployment", "keyhaven");
+      const d = find(objectsOf(name), "Deployment", "keyhaven");
       const c = (podSpec(d) as unknown as PodSpec).containers.find(
         (x) => x.name === "key-service",
       )!;
@@ -555,7 +564,7 @@ describe("chart rendering", () => {
   it("the controller's command line is one the real `keyhaven controller` accepts, in every case", () => {
     let checked = 0;
     for (const [name, values] of Object.entries(CASES)) {
-      const d = render(options(values)).find(
+      const d = objectsOf(name).find(
         (o) => o.kind === "Deployment" && o.metadata.name === "keyhaven-controller",
       );
       if (!d) continue;
@@ -580,7 +589,7 @@ describe("chart rendering", () => {
       expect(config.webhook!.secretName).toBe("keyhaven-webhook-tls");
       expect(config.webhook!.listen.port).toBe(9443);
       expect(config.webhook!.certDir !== undefined, name).toBe(name.startsWith("cert-manager"));
-      const image = find(render(options(values)), "Deployment", "keyhaven");
+      const image = find(objectsOf(name), "Deployment", "keyhaven");
       expect(config.webhook!.settings.agentImage).toBe(
         (podSpec(image) as unknown as PodSpec).containers[0]!.image,
       );

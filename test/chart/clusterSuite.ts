@@ -69,7 +69,7 @@ export function chartOnRealCluster(helmName: string, helm: () => string, release
           },
         }),
       );
-    });
+    }, 180_000); // kube-up takes ~6 s on an idle machine, minutes on a saturated one
     afterAll(async () => {
       await plane?.stop();
     });
