@@ -60,9 +60,23 @@ describe("webhook certificates", () => {
     ]);
   });
 
-  it("re-issues when the DNS names change or the stored data is unreadable", () => {
+  it("covers IP addresses as IP SANs (what the API server checks for a webhook URL like https://127.0.0.1:PORT)", () => {
+    const d = reconcileCertificates(undefined, T0, [...DNS, "127.0.0.1", "fd00::1"]);
+    if (d.action !== "issue") throw new Error("expected new certificates");
+    const leaf = new X509Certificate(d.certificates.tlsCert);
+    expect(leaf.subjectAltName).toBe(
+      "DNS:keyhaven-webhook.keyhaven.svc, DNS:localhost, IP Address:127.0.0.1, IP Address:FD00:0:0:0:0:0:0:1",
+    );
+    expect(leaf.checkIP("127.0.0.1")).toBe("127.0.0.1");
+    expect(leaf.checkIP("10.0.0.1")).toBeUndefined();
+    expect(leaf.subject).toBe("CN=keyhaven-webhook.keyhaven.svc");
+  });
+
+  it("re-issues when the host names change (an IP added too) or the stored data is unreadable", () => {
     const c = issued(undefined, T0);
     expect(reconcileCertificates(c, T0, ["new.name.svc"]).action).toBe("issue");
+    // A certificate made before --webhook-host / an IP listen address lacks the IP SAN.
+    expect(reconcileCertificates(c, T0, [...DNS, "127.0.0.1"]).action).toBe("issue");
     expect(reconcileCertificates({ ...c, tlsKey: "garbage" }, T0, DNS).action).toBe("issue");
   });
 });

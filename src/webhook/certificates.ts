@@ -9,6 +9,7 @@
  * life left. A new CA is made only when the CA itself gets close to expiry; the
  * bundle then carries both CAs for one serving-certificate lifetime.
  */
+import { isIP } from "node:net";
 import {
   createHash,
   createPrivateKey,
@@ -122,7 +123,8 @@ interface IssueRequest {
   readonly notBefore: Date;
   readonly notAfter: Date;
   readonly isCa: boolean;
-  readonly dnsNames?: readonly string[];
+  /** DNS names and IP addresses (IPv4 or IPv6) the certificate is for. */
+  readonly hosts?: readonly string[];
   readonly issuer: {
     readonly name: string;
     readonly key: KeyObject;
@@ -162,7 +164,10 @@ function issue(req: IssueRequest): string {
         id_ce_subjectAltName,
         false,
         new SubjectAlternativeName(
-          (req.dnsNames ?? []).map((d) => new GeneralName({ dNSName: d })),
+          (req.hosts ?? []).map((h) =>
+            // The API server verifies a webhook URL's IP against IP SANs only (RFC 6125).
+            isIP(h) ? new GeneralName({ iPAddress: h }) : new GeneralName({ dNSName: h }),
+          ),
         ),
       ),
     );
@@ -229,13 +234,13 @@ export function createServingCertificate(
   now: Date,
   policy: CertificatePolicy,
   ca: { cert: string; key: string },
-  dnsNames: readonly string[],
+  hosts: readonly string[],
 ): { cert: string; key: string } {
   const caCert = new X509Certificate(ca.cert);
   const caKey = createPrivateKey(ca.key);
   const { privateKey, publicKey } = newKeyPair();
   const cert = issue({
-    subject: dnsNames[0] ?? "keyhaven-webhook",
+    subject: hosts.find((h) => isIP(h) === 0) ?? hosts[0] ?? "keyhaven-webhook",
     publicKey,
     notBefore: new Date(now.getTime() - CLOCK_SKEW_MS),
     // A leaf never outlives its CA.
@@ -243,7 +248,7 @@ export function createServingCertificate(
       Math.min(now.getTime() + policy.servingValidityMs, Date.parse(caCert.validTo)),
     ),
     isCa: false,
-    dnsNames,
+    hosts,
     issuer: { name: commonNameOf(caCert), key: caKey, publicKey: caCert.publicKey },
   });
   return { cert, key: privateKey.export({ type: "pkcs8", format: "pem" }) as string };
@@ -274,15 +279,21 @@ export type CertificateDecision =
       readonly certificates: WebhookCertificates;
     };
 
+/** Whether a certificate covers a DNS name (wildcards as TLS clients match them) or an IP. */
+export function coversHost(cert: X509Certificate, host: string): boolean {
+  return isIP(host) ? cert.checkIP(host) !== undefined : cert.checkHost(host) !== undefined;
+}
+
 /**
  * Decides, as a pure function of (current certificates, now), whether to keep them or
  * what to replace them with. Keeps the CA while it has life left, so a serving-certificate
- * renewal never changes the caBundle.
+ * renewal never changes the caBundle. `hosts` are the DNS names and IP addresses the
+ * serving certificate must cover; a stored one missing any of them is re-issued.
  */
 export function reconcileCertificates(
   current: WebhookCertificates | undefined,
   now: Date,
-  dnsNames: readonly string[],
+  hosts: readonly string[],
   policy: CertificatePolicy = DEFAULT_CERTIFICATE_POLICY,
   caName = "keyhaven-webhook-ca",
 ): CertificateDecision {
@@ -298,7 +309,7 @@ export function reconcileCertificates(
     const leafMatches =
       parsed.leaf.checkIssued(parsed.ca) &&
       parsed.leaf.verify(parsed.ca.publicKey) &&
-      dnsNames.every((d) => parsed.leaf.checkHost(d) !== undefined);
+      hosts.every((h) => coversHost(parsed.leaf, h));
     const bundleTrusts = parsed.bundle.some((c) => c.fingerprint256 === parsed.ca.fingerprint256);
     if (!caDue && !leafDue && leafMatches && bundleTrusts) return { action: "keep" };
     if (caDue) {
@@ -312,12 +323,12 @@ export function reconcileCertificates(
       reason = leafDue
         ? "the serving certificate is close to expiry"
         : !leafMatches
-          ? "the serving certificate does not match the CA or the DNS names"
+          ? "the serving certificate does not match the CA or the host names"
           : "the CA bundle does not contain the CA";
     }
   }
   ca ??= createCa(now, policy, caName);
-  const leaf = createServingCertificate(now, policy, ca, dnsNames);
+  const leaf = createServingCertificate(now, policy, ca, hosts);
   const bundle = [
     ca.cert,
     ...(caBundle ? pemCertificates(caBundle) : [])

@@ -26,6 +26,11 @@ export interface WebhookConfig {
   readonly namespace: string;
   /** The webhook Service's name (DNS names of the serving certificate). */
   readonly serviceName: string;
+  /**
+   * More DNS names and IP addresses for the serving certificate (`--webhook-host`), for a
+   * webhook registered by URL (`clientConfig.url`) rather than through the Service.
+   */
+  readonly hosts?: readonly string[];
   /** Secret holding the operator's CA and serving certificate. */
   readonly secretName: string;
   readonly settings: InjectionSettings;
@@ -97,6 +102,26 @@ export function cachedNamespaceLabels(
   };
 }
 
+/**
+ * What the self-managed serving certificate covers: the Service's DNS names, the
+ * `--webhook-listen` address when it names one (not a wildcard such as 0.0.0.0), and
+ * every `--webhook-host`, so a webhook registered by URL on any of them verifies.
+ */
+export function certificateHosts(config: WebhookConfig): string[] {
+  const listen = config.listen.host;
+  const wildcard = listen === "0.0.0.0" || listen === "::" || listen === "";
+  return [
+    ...new Set([
+      `${config.serviceName}.${config.namespace}.svc`,
+      `${config.serviceName}.${config.namespace}.svc.cluster.local`,
+      `${config.serviceName}.${config.namespace}`,
+      config.serviceName,
+      ...(wildcard ? [] : [listen]),
+      ...(config.hosts ?? []),
+    ]),
+  ];
+}
+
 function readCertDir(dir: string): ServingCertificate & { text: string } {
   const cert = readFileSync(join(dir, "tls.crt"), "utf8");
   const key = readFileSync(join(dir, "tls.key"), "utf8");
@@ -109,12 +134,7 @@ export async function startWebhook(
 ): Promise<RunningWebhook> {
   const clock = deps.clock ?? systemClock;
   const logger = deps.logger.child({ component: "webhook" });
-  const dnsNames = [
-    `${config.serviceName}.${config.namespace}.svc`,
-    `${config.serviceName}.${config.namespace}.svc.cluster.local`,
-    `${config.serviceName}.${config.namespace}`,
-    config.serviceName,
-  ];
+  const hosts = certificateHosts(config);
   const options = {
     settings: config.settings,
     ownNamespace: config.namespace,
@@ -157,7 +177,7 @@ export async function startWebhook(
       namespace: config.namespace,
       secretName: config.secretName,
       webhookConfigName: config.configName,
-      dnsNames,
+      hosts,
       clock,
       isLeader: deps.isLeader,
       logger,
