@@ -462,7 +462,13 @@ describe("JWKS from an https URL (the API server's /openid/v1/jwks)", () => {
       (req, res) => {
         seen.push(req.headers.authorization);
         if (req.headers.authorization !== "Bearer reader-token") return res.writeHead(401).end();
-        res.writeHead(200, { "content-type": "application/json" }).end(served);
+        // As kube-apiserver: only application/jwk-set+json (or */*) is acceptable.
+        const accept = (req.headers.accept ?? "*/*").split(",").map((t) => t.split(";")[0]!.trim());
+        if (!accept.some((t) => t === "application/jwk-set+json" || t === "*/*"))
+          return res
+            .writeHead(406, { "content-type": "text/plain" })
+            .end("406: Not Acceptable\nAvailable representations: application/jwk-set+json");
+        res.writeHead(200, { "content-type": "application/jwk-set+json" }).end(served);
       },
     );
     await new Promise<void>((resolve) => https.listen(0, "127.0.0.1", resolve));
