@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { systemClock, type Clock } from "../clock.js";
 import type { Logger } from "../observability/logger.js";
 import { CertificateManager } from "./certificateManager.js";
+import type { CertificatePolicy } from "./certificates.js";
 import type { InjectionSettings } from "./podMutation.js";
 import type { WebhookResources } from "./resources.js";
 import { MUTATE_PATH, WebhookServer, type ServingCertificate } from "./server.js";
@@ -41,6 +42,8 @@ export interface WebhookDependencies {
   readonly isLeader: () => boolean;
   readonly logger: Logger;
   readonly clock?: Clock;
+  /** Lifetimes of the own CA and serving certificate (default DEFAULT_CERTIFICATE_POLICY). */
+  readonly certificatePolicy?: CertificatePolicy;
   /** Stops waiting for the leader's first certificate (shutdown during start-up). */
   readonly signal?: AbortSignal;
 }
@@ -48,6 +51,8 @@ export interface WebhookDependencies {
 export interface RunningWebhook {
   readonly url: string;
   readonly server: WebhookServer;
+  /** The own-CA certificate manager (absent with --webhook-cert-dir). */
+  readonly certificates?: CertificateManager;
   stop(): Promise<void>;
 }
 
@@ -147,6 +152,7 @@ export async function startWebhook(
 
   let server: WebhookServer;
   let stopSource: () => void;
+  let certificates: CertificateManager | undefined;
   if (config.certDir) {
     const certDir = config.certDir;
     let current = readCertDir(certDir);
@@ -179,6 +185,7 @@ export async function startWebhook(
       webhookConfigName: config.configName,
       hosts,
       clock,
+      ...(deps.certificatePolicy && { policy: deps.certificatePolicy }),
       isLeader: deps.isLeader,
       logger,
       onCertificate: (c) => {
@@ -204,6 +211,7 @@ export async function startWebhook(
     server = new WebhookServer({ ...options, certificate: initial });
     live.server = server;
     manager.start();
+    certificates = manager;
     stopSource = () => manager.stop();
   }
   const address = await server.listen(config.listen.host, config.listen.port);
@@ -215,6 +223,7 @@ export async function startWebhook(
   return {
     url,
     server,
+    ...(certificates && { certificates }),
     async stop() {
       stopSource();
       await server.close();

@@ -1,0 +1,234 @@
+/**
+ * Helpers for the real-cluster webhook, web-identity and agent tests (kubeUp.ts):
+ * ServiceAccounts and TokenRequest tokens, a MutatingWebhookConfiguration registered by
+ * URL that mirrors the chart's (charts/keyhaven/templates/webhook.yaml), Pod creates,
+ * and kubeconfigs that authenticate with a ServiceAccount's token.
+ */
+import { writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import type { JsonObject } from "../../src/webhook/podMutation.js";
+import { eventually } from "../kube/drive.js";
+import type { ControlPlane } from "./kubeUp.js";
+import { tempDir } from "./server.js";
+
+/** A loopback port free right now (the webhook URL must be registered before it listens). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+    s.on("error", reject);
+  });
+}
+
+/** Throws with the API server's answer unless the status is one of `ok`. */
+export async function must(
+  plane: ControlPlane,
+  method: string,
+  path: string,
+  body?: unknown,
+  ok: readonly number[] = [200, 201],
+  contentType?: string,
+): Promise<JsonObject> {
+  const res = await plane.request(method, path, body, contentType);
+  if (!ok.includes(res.status))
+    throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body as JsonObject;
+}
+
+export async function createServiceAccount(
+  plane: ControlPlane,
+  namespace: string,
+  name: string,
+  labels: Record<string, string> = {},
+): Promise<void> {
+  await must(plane, "POST", `/api/v1/namespaces/${namespace}/serviceaccounts`, {
+    apiVersion: "v1",
+    kind: "ServiceAccount",
+    metadata: { name, labels },
+  });
+}
+
+/**
+ * A token from the TokenRequest API (what the kubelet puts in a projected volume):
+ * `audiences` empty means the API server's own audience; `pod` binds it to a Pod.
+ */
+export async function requestToken(
+  plane: ControlPlane,
+  namespace: string,
+  serviceAccount: string,
+  options: {
+    audiences?: readonly string[];
+    expirationSeconds?: number;
+    pod?: { name: string; uid: string };
+  } = {},
+): Promise<string> {
+  const body = await must(
+    plane,
+    "POST",
+    `/api/v1/namespaces/${namespace}/serviceaccounts/${serviceAccount}/token`,
+    {
+      apiVersion: "authentication.k8s.io/v1",
+      kind: "TokenRequest",
+      spec: {
+        audiences: options.audiences ?? [],
+        expirationSeconds: options.expirationSeconds ?? 3600,
+        ...(options.pod && {
+          boundObjectRef: { apiVersion: "v1", kind: "Pod", ...options.pod },
+        }),
+      },
+    },
+  );
+  return (body["status"] as { token: string }).token;
+}
+
+/** A kubeconfig for the control plane that authenticates with `token` (e.g. a ServiceAccount's). */
+export function kubeconfigWithToken(plane: ControlPlane, token: string): string {
+  const file = join(tempDir("keyhaven-kubeconfig-"), "config");
+  writeFileSync(
+    file,
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "Config",
+      clusters: [
+        { name: "kube-up", cluster: { server: plane.url, "certificate-authority": plane.caFile } },
+      ],
+      users: [{ name: "sa", user: { token } }],
+      contexts: [{ name: "kube-up", context: { cluster: "kube-up", user: "sa" } }],
+      "current-context": "kube-up",
+    }),
+    { mode: 0o600 },
+  );
+  return file;
+}
+
+/**
+ * The chart's MutatingWebhookConfiguration, registered by URL instead of through the
+ * Service (kube-up has no kube-proxy), with the caBundle left for the leader to set.
+ */
+export async function registerWebhook(
+  plane: ControlPlane,
+  options: {
+    name: string;
+    url: string;
+    releaseNamespace: string;
+    failurePolicy?: "Fail" | "Ignore";
+    caBundle?: string;
+  },
+): Promise<void> {
+  await must(plane, "POST", "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations", {
+    apiVersion: "admissionregistration.k8s.io/v1",
+    kind: "MutatingWebhookConfiguration",
+    metadata: { name: options.name },
+    webhooks: [
+      {
+        name: "pods.keyhaven.dev",
+        admissionReviewVersions: ["v1"],
+        clientConfig: {
+          url: options.url,
+          ...(options.caBundle !== undefined && {
+            caBundle: Buffer.from(options.caBundle).toString("base64"),
+          }),
+        },
+        rules: [
+          {
+            operations: ["CREATE"],
+            apiGroups: [""],
+            apiVersions: ["v1"],
+            resources: ["pods"],
+            scope: "Namespaced",
+          },
+        ],
+        namespaceSelector: {
+          matchExpressions: [
+            { key: "keyhaven.dev/injection", operator: "In", values: ["enabled"] },
+            {
+              key: "kubernetes.io/metadata.name",
+              operator: "NotIn",
+              values: [options.releaseNamespace, "kube-system"],
+            },
+          ],
+        },
+        matchConditions: [
+          {
+            name: "opted-in",
+            expression:
+              "has(object.metadata.annotations) && 'keyhaven.dev/inject' in object.metadata.annotations && object.metadata.annotations['keyhaven.dev/inject'] == 'true'",
+          },
+        ],
+        matchPolicy: "Equivalent",
+        sideEffects: "None",
+        timeoutSeconds: 5,
+        failurePolicy: options.failurePolicy ?? "Fail",
+        reinvocationPolicy: "IfNeeded",
+      },
+    ],
+  });
+}
+
+export async function caBundleOf(plane: ControlPlane, name: string): Promise<string> {
+  const c = await must(
+    plane,
+    "GET",
+    `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${name}`,
+  );
+  const webhooks = c["webhooks"] as { clientConfig: { caBundle?: string } }[];
+  return Buffer.from(webhooks[0]!.clientConfig.caBundle ?? "", "base64").toString("utf8");
+}
+
+export async function deleteWebhook(plane: ControlPlane, name: string): Promise<void> {
+  await must(
+    plane,
+    "DELETE",
+    `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${name}`,
+    undefined,
+    [200, 404],
+  );
+}
+
+/** POSTs a Pod; `dryRun` runs admission (webhooks included) without storing it. */
+export function createPod(
+  plane: ControlPlane,
+  namespace: string,
+  pod: JsonObject,
+  dryRun = false,
+): Promise<{ status: number; body: unknown }> {
+  return plane.request(
+    "POST",
+    `/api/v1/namespaces/${namespace}/pods${dryRun ? "?dryRun=All" : ""}`,
+    pod,
+  );
+}
+
+export const wasInjected = (pod: unknown): boolean =>
+  (pod as { metadata?: { annotations?: Record<string, string> } }).metadata?.annotations?.[
+    "keyhaven.dev/status"
+  ] === "injected";
+
+/**
+ * Waits until the API server calls the webhook and gets a patch back: it only uses a new
+ * caBundle or a webhook that just started listening after a moment. Dry-run creates go
+ * through admission without storing anything.
+ */
+export async function untilInjecting(
+  plane: ControlPlane,
+  namespace: string,
+  pod: JsonObject,
+  limitMs = 30_000,
+): Promise<void> {
+  let last: unknown;
+  await eventually(
+    async () => {
+      const res = await createPod(plane, namespace, pod, true);
+      last = res.body;
+      return res.status === 201 && wasInjected(res.body);
+    },
+    "the API server to call the webhook",
+    limitMs,
+    200,
+  ).catch((err: Error) => {
+    throw new Error(`${err.message}; last answer: ${JSON.stringify(last).slice(0, 500)}`);
+  });
+}
