@@ -13,13 +13,16 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   auditRecords,
-  startWithPrincipals,
   stsPost,
   xmlText,
   type AccessControlServer,
 } from "./support/accessControl.js";
 import { runSdkProgram } from "./support/clients.js";
-import { createServiceAccount, requestToken } from "./support/clusterWebhook.js";
+import {
+  createServiceAccount,
+  requestToken,
+  startClusterKeyService,
+} from "./support/clusterWebhook.js";
 import { createNamespace, startControlPlane, type ControlPlane } from "./support/kubeUp.js";
 import { kmsClient, tempDir } from "./support/server.js";
 
@@ -32,28 +35,12 @@ let keyArn: string;
 
 beforeAll(async () => {
   plane = await startControlPlane();
-  const release = await createNamespace(plane, "keyhaven-system");
-  await createServiceAccount(plane, release, "keyhaven");
   const ns = await createNamespace(plane, "payments");
   await createServiceAccount(plane, ns, "api", { team: "payments" });
   await createServiceAccount(plane, ns, "batch", { team: "reporting" });
-  // The key service reads the JWKS as its own ServiceAccount, as in the cluster (the
-  // default system:service-account-issuer-discovery binding lets it).
-  const bearer = join(tempDir("keyhaven-jwks-token-"), "token");
-  writeFileSync(bearer, await requestToken(plane, release, "keyhaven"));
-  server = await startWithPrincipals({
+  server = await startClusterKeyService(plane, {
     principals: { admin: { principal: `arn:aws:iam::${ACCOUNT}:user/admin` } },
-    webIdentity: { jwksFile: `${plane.url}/openid/v1/jwks`, issuer: plane.issuer },
-    args: [
-      "--web-identity-jwks-ca",
-      plane.caFile,
-      "--web-identity-jwks-token",
-      bearer,
-      "--web-identity-labels",
-      "cluster",
-      "--kubeconfig",
-      plane.kubeconfig,
-    ],
+    args: ["--web-identity-labels", "cluster", "--kubeconfig", plane.kubeconfig],
   });
   const admin = kmsClient(server.handle("admin"));
   keyArn = (

@@ -2,14 +2,19 @@
  * Helpers for the real-cluster webhook, web-identity and agent tests (kubeUp.ts):
  * ServiceAccounts and TokenRequest tokens, a MutatingWebhookConfiguration registered by
  * URL that mirrors the chart's (charts/keyhaven/templates/webhook.yaml), Pod creates,
- * and kubeconfigs that authenticate with a ServiceAccount's token.
+ * kubeconfigs that authenticate with a ServiceAccount's token, the key service verifying
+ * the API server's tokens, and the webhook started in-process against the API server.
  */
 import { writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
-import type { JsonObject } from "../../src/webhook/podMutation.js";
+import pino from "pino";
+import { loadKubeConfig, webhookResources } from "../../src/kube/webhookResources.js";
+import type { InjectionSettings, JsonObject } from "../../src/webhook/podMutation.js";
+import { startWebhook, type RunningWebhook } from "../../src/webhook/startWebhook.js";
 import { eventually } from "../kube/drive.js";
-import type { ControlPlane } from "./kubeUp.js";
+import { startWithPrincipals, type AccessControlSpec } from "./accessControl.js";
+import { createNamespace, type ControlPlane } from "./kubeUp.js";
 import { tempDir } from "./server.js";
 
 /** A loopback port free right now (the webhook URL must be registered before it listens). */
@@ -231,4 +236,70 @@ export async function untilInjecting(
   ).catch((err: Error) => {
     throw new Error(`${err.message}; last answer: ${JSON.stringify(last).slice(0, 500)}`);
   });
+}
+
+/**
+ * The key service with web identity on the API server's JWKS and issuer, reading the
+ * JWKS as its own ServiceAccount `keyhaven-system/keyhaven` (as in the cluster; the
+ * default system:service-account-issuer-discovery binding allows it).
+ */
+export async function startClusterKeyService(
+  plane: ControlPlane,
+  spec: Omit<AccessControlSpec, "webIdentity">,
+): Promise<Awaited<ReturnType<typeof startWithPrincipals>>> {
+  const release = await createNamespace(plane, "keyhaven-system");
+  await createServiceAccount(plane, release, "keyhaven");
+  const bearer = join(tempDir("keyhaven-jwks-token-"), "token");
+  writeFileSync(bearer, await requestToken(plane, release, "keyhaven"));
+  return startWithPrincipals({
+    ...spec,
+    webIdentity: { jwksFile: `${plane.url}/openid/v1/jwks`, issuer: plane.issuer },
+    args: [
+      "--web-identity-jwks-ca",
+      plane.caFile,
+      "--web-identity-jwks-token",
+      bearer,
+      ...(spec.args ?? []),
+    ],
+  });
+}
+
+/**
+ * The webhook (own CA, leader) in this process with the real client-node, registered by
+ * URL as `configName`; resolves once the API server calls it for an opted-in pod in
+ * `probeNamespace`.
+ */
+export async function startClusterWebhook(
+  plane: ControlPlane,
+  options: {
+    configName: string;
+    releaseNamespace: string;
+    settings: InjectionSettings;
+    probeNamespace: string;
+    probePod: JsonObject;
+  },
+): Promise<RunningWebhook> {
+  const port = await freePort();
+  await registerWebhook(plane, {
+    name: options.configName,
+    url: `https://127.0.0.1:${port}/mutate-pods`,
+    releaseNamespace: options.releaseNamespace,
+  });
+  const running = await startWebhook(
+    {
+      listen: { host: "127.0.0.1", port },
+      configName: options.configName,
+      namespace: options.releaseNamespace,
+      serviceName: "keyhaven-webhook",
+      secretName: "keyhaven-webhook-tls",
+      settings: options.settings,
+    },
+    {
+      resources: webhookResources(loadKubeConfig(plane.kubeconfig)),
+      isLeader: () => true,
+      logger: pino({ level: "silent" }),
+    },
+  );
+  await untilInjecting(plane, options.probeNamespace, options.probePod);
+  return running;
 }
