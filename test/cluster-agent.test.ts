@@ -32,6 +32,7 @@ import {
   startClusterKeyService,
   startClusterWebhook,
   wasInjected,
+  CLUSTER_TIMEOUT_MS,
 } from "./support/clusterWebhook.js";
 import { startControlPlane, type ControlPlane } from "./support/kubeUp.js";
 import { kmsClient, MAIN_JS, REPO_ROOT, tempDir } from "./support/server.js";
@@ -107,7 +108,7 @@ beforeAll(async () => {
     probeNamespace: "shop",
     probePod: pod(optedIn, (p) => ((p["spec"] as JsonObject)["serviceAccountName"] = "orders-api")),
   });
-});
+}, CLUSTER_TIMEOUT_MS);
 
 afterAll(async () => {
   await webhook?.stop();
@@ -256,62 +257,77 @@ async function untilAuthorized(serviceAccount: string, verb: string, allowed: bo
   );
 }
 
-describe("keyhaven agent from a stored, mutated pod on the real API server", () => {
-  it("writes the data key and the decrypted env value, and keeps the data key in a Secret with the documented Role", async () => {
-    await untilAuthorized("orders-api", "create", true);
-    const first = await runAgentOf(await createWorkloadPod("orders-api", "7d9f8b6c5"));
-    expect(first.code, first.stderr).toBe(0);
-    expect(first.stderr).toMatch(/data key for alias\/shop\/orders written to .*\(new\)/);
-    expect(first.stderr).not.toContain("hunter2");
-    const dataKey = readFileSync(join(first.dir, "data-key"));
-    expect(dataKey).toHaveLength(32);
-    expect(readFileSync(join(first.dir, "env", "api", "DB_PASSWORD"), "utf8")).toBe("hunter2");
-    expect(readFileSync(join(first.dir, "env", "api.env"), "utf8")).toBe("DB_PASSWORD='hunter2'\n");
-
-    // The Secret holds the ciphertext (never the plaintext), named after the workload.
-    expect(first.secretName).toMatch(/^keyhaven-dk-orders-api-[0-9a-f]+$/);
-    const secret = await must(plane, "GET", `/api/v1/namespaces/shop/secrets/${first.secretName}`);
-    const data = secret["data"] as Record<string, string>;
-    const stored = Buffer.from(data["ciphertext"]!, "base64");
-    expect(stored).toEqual(readFileSync(join(first.dir, "data-key.ciphertext")));
-    const check = await admin.send(new DecryptCommand({ CiphertextBlob: stored }));
-    expect(Buffer.from(check.Plaintext!)).toEqual(dataKey);
-    expect(JSON.stringify(secret)).not.toContain(dataKey.toString("base64"));
-
-    // A pod of the next rollout (another ReplicaSet) reads the Secret: the same data key.
-    const second = await runAgentOf(await createWorkloadPod("orders-api", "5c4b3a291"));
-    expect(second.code, second.stderr).toBe(0);
-    expect(second.stderr).toContain("(reused)");
-    expect(second.secretName).toBe(first.secretName);
-    expect(readFileSync(join(second.dir, "data-key"))).toEqual(dataKey);
-  });
-
-  it("each rule of the Role is needed: without create, or without get, the agent fails with what to grant", async () => {
-    for (const [serviceAccount, verbs, missing, message] of [
-      ["no-create", ["get"], "create", /may not create Secret shop\/keyhaven-dk-no-create-/],
-      ["no-get", ["create"], "get", /may not read Secret shop\/keyhaven-dk-no-get-/],
-    ] as const) {
-      await createServiceAccount(plane, "shop", serviceAccount);
-      await must(plane, "POST", "/apis/rbac.authorization.k8s.io/v1/namespaces/shop/roles", {
-        apiVersion: "rbac.authorization.k8s.io/v1",
-        kind: "Role",
-        metadata: { name: serviceAccount },
-        rules: [{ apiGroups: [""], resources: ["secrets"], verbs }],
-      });
-      await must(plane, "POST", "/apis/rbac.authorization.k8s.io/v1/namespaces/shop/rolebindings", {
-        apiVersion: "rbac.authorization.k8s.io/v1",
-        kind: "RoleBinding",
-        metadata: { name: serviceAccount },
-        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: serviceAccount },
-        subjects: [{ kind: "ServiceAccount", name: serviceAccount, namespace: "shop" }],
-      });
-      await untilAuthorized(serviceAccount, verbs[0], true);
-      const run = await runAgentOf(
-        await createWorkloadPod(serviceAccount, "6f7e8d9c0", serviceAccount),
+describe(
+  "keyhaven agent from a stored, mutated pod on the real API server",
+  { timeout: CLUSTER_TIMEOUT_MS },
+  () => {
+    it("writes the data key and the decrypted env value, and keeps the data key in a Secret with the documented Role", async () => {
+      await untilAuthorized("orders-api", "create", true);
+      const first = await runAgentOf(await createWorkloadPod("orders-api", "7d9f8b6c5"));
+      expect(first.code, first.stderr).toBe(0);
+      expect(first.stderr).toMatch(/data key for alias\/shop\/orders written to .*\(new\)/);
+      expect(first.stderr).not.toContain("hunter2");
+      const dataKey = readFileSync(join(first.dir, "data-key"));
+      expect(dataKey).toHaveLength(32);
+      expect(readFileSync(join(first.dir, "env", "api", "DB_PASSWORD"), "utf8")).toBe("hunter2");
+      expect(readFileSync(join(first.dir, "env", "api.env"), "utf8")).toBe(
+        "DB_PASSWORD='hunter2'\n",
       );
-      expect(run.code, missing).toBe(1);
-      expect(run.stderr, missing).toMatch(message);
-      expect(run.stderr).toContain("grant it get and create on secrets (see docs/injection.md)");
-    }
-  });
-});
+
+      // The Secret holds the ciphertext (never the plaintext), named after the workload.
+      expect(first.secretName).toMatch(/^keyhaven-dk-orders-api-[0-9a-f]+$/);
+      const secret = await must(
+        plane,
+        "GET",
+        `/api/v1/namespaces/shop/secrets/${first.secretName}`,
+      );
+      const data = secret["data"] as Record<string, string>;
+      const stored = Buffer.from(data["ciphertext"]!, "base64");
+      expect(stored).toEqual(readFileSync(join(first.dir, "data-key.ciphertext")));
+      const check = await admin.send(new DecryptCommand({ CiphertextBlob: stored }));
+      expect(Buffer.from(check.Plaintext!)).toEqual(dataKey);
+      expect(JSON.stringify(secret)).not.toContain(dataKey.toString("base64"));
+
+      // A pod of the next rollout (another ReplicaSet) reads the Secret: the same data key.
+      const second = await runAgentOf(await createWorkloadPod("orders-api", "5c4b3a291"));
+      expect(second.code, second.stderr).toBe(0);
+      expect(second.stderr).toContain("(reused)");
+      expect(second.secretName).toBe(first.secretName);
+      expect(readFileSync(join(second.dir, "data-key"))).toEqual(dataKey);
+    });
+
+    it("each rule of the Role is needed: without create, or without get, the agent fails with what to grant", async () => {
+      for (const [serviceAccount, verbs, missing, message] of [
+        ["no-create", ["get"], "create", /may not create Secret shop\/keyhaven-dk-no-create-/],
+        ["no-get", ["create"], "get", /may not read Secret shop\/keyhaven-dk-no-get-/],
+      ] as const) {
+        await createServiceAccount(plane, "shop", serviceAccount);
+        await must(plane, "POST", "/apis/rbac.authorization.k8s.io/v1/namespaces/shop/roles", {
+          apiVersion: "rbac.authorization.k8s.io/v1",
+          kind: "Role",
+          metadata: { name: serviceAccount },
+          rules: [{ apiGroups: [""], resources: ["secrets"], verbs }],
+        });
+        await must(
+          plane,
+          "POST",
+          "/apis/rbac.authorization.k8s.io/v1/namespaces/shop/rolebindings",
+          {
+            apiVersion: "rbac.authorization.k8s.io/v1",
+            kind: "RoleBinding",
+            metadata: { name: serviceAccount },
+            roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: serviceAccount },
+            subjects: [{ kind: "ServiceAccount", name: serviceAccount, namespace: "shop" }],
+          },
+        );
+        await untilAuthorized(serviceAccount, verbs[0], true);
+        const run = await runAgentOf(
+          await createWorkloadPod(serviceAccount, "6f7e8d9c0", serviceAccount),
+        );
+        expect(run.code, missing).toBe(1);
+        expect(run.stderr, missing).toMatch(message);
+        expect(run.stderr).toContain("grant it get and create on secrets (see docs/injection.md)");
+      }
+    });
+  },
+);

@@ -22,6 +22,7 @@ import {
   createServiceAccount,
   requestToken,
   startClusterKeyService,
+  CLUSTER_TIMEOUT_MS,
 } from "./support/clusterWebhook.js";
 import { createNamespace, startControlPlane, type ControlPlane } from "./support/kubeUp.js";
 import { kmsClient, tempDir } from "./support/server.js";
@@ -78,7 +79,7 @@ beforeAll(async () => {
   ).KeyMetadata!.Arn!;
   await admin.send(new CreateAliasCommand({ AliasName: "alias/payments", TargetKeyId: keyArn }));
   admin.destroy();
-});
+}, CLUSTER_TIMEOUT_MS);
 
 afterAll(async () => {
   await server?.stop();
@@ -117,49 +118,53 @@ async function sdkInPod(serviceAccount: string) {
   return JSON.parse(r.stdout.trim().split("\n").pop()!) as Record<string, string>;
 }
 
-describe("web identity with the API server's tokens and JWKS", () => {
-  it("an SDK with only the injected AWS_* variables exchanges a TokenRequest token and calls KMS", async () => {
-    const out = await sdkInPod("api");
-    expect(out).toMatchObject({ keyId: keyArn, plaintext: "card 4111" });
-    expect(out["accessKeyId"]).toMatch(/^ASIA[A-Z2-7]{16}$/);
-    const sts = auditRecords(server.output()).find(
-      (r) => r["eventName"] === "AssumeRoleWithWebIdentity",
-    );
-    expect(sts).toMatchObject({
-      userIdentity: { type: "WebIdentityUser", identityProvider: plane.issuer },
-      requestParameters: { roleArn: ROLE("payments", "api") },
-    });
-  });
-
-  it("the real ServiceAccount's label is a principal tag: a Deny on aws:PrincipalTag/team refuses", async () => {
-    const out = await sdkInPod("batch");
-    expect(out["error"]).toMatch(
-      new RegExp(
-        `^AccessDeniedException: User: arn:aws:sts::${ACCOUNT}:assumed-role/payments/batch is not authorized to perform: kms:Encrypt on resource: ${keyArn} with an explicit deny`,
-      ),
-    );
-  });
-
-  it("refuses a token for another audience and one whose ServiceAccount was deleted", async () => {
-    const assume = (token: string, sa = "api") =>
-      stsPost(server.url, {
-        Action: "AssumeRoleWithWebIdentity",
-        RoleArn: ROLE("payments", sa),
-        RoleSessionName: "session",
-        WebIdentityToken: token,
+describe(
+  "web identity with the API server's tokens and JWKS",
+  { timeout: CLUSTER_TIMEOUT_MS },
+  () => {
+    it("an SDK with only the injected AWS_* variables exchanges a TokenRequest token and calls KMS", async () => {
+      const out = await sdkInPod("api");
+      expect(out).toMatchObject({ keyId: keyArn, plaintext: "card 4111" });
+      expect(out["accessKeyId"]).toMatch(/^ASIA[A-Z2-7]{16}$/);
+      const sts = auditRecords(server.output()).find(
+        (r) => r["eventName"] === "AssumeRoleWithWebIdentity",
+      );
+      expect(sts).toMatchObject({
+        userIdentity: { type: "WebIdentityUser", identityProvider: plane.issuer },
+        requestParameters: { roleArn: ROLE("payments", "api") },
       });
-    // The API server's own audience is not keyhaven's.
-    const wrong = await assume(await requestToken(plane, "payments", "api"));
-    expect(wrong.status).toBe(400);
-    expect(xmlText(wrong.text, "Code")).toBe("InvalidIdentityToken");
+    });
 
-    await createServiceAccount(plane, "payments", "gone");
-    const token = await requestToken(plane, "payments", "gone", { audiences: ["keyhaven"] });
-    const del = await plane.request("DELETE", "/api/v1/namespaces/payments/serviceaccounts/gone");
-    expect(del.status).toBe(200);
-    const res = await assume(token, "gone");
-    expect(res.status).toBe(400);
-    expect(xmlText(res.text, "Message")).toContain("ServiceAccount payments/gone does not exist");
-    expect(res.text).not.toContain("<SessionToken>");
-  });
-});
+    it("the real ServiceAccount's label is a principal tag: a Deny on aws:PrincipalTag/team refuses", async () => {
+      const out = await sdkInPod("batch");
+      expect(out["error"]).toMatch(
+        new RegExp(
+          `^AccessDeniedException: User: arn:aws:sts::${ACCOUNT}:assumed-role/payments/batch is not authorized to perform: kms:Encrypt on resource: ${keyArn} with an explicit deny`,
+        ),
+      );
+    });
+
+    it("refuses a token for another audience and one whose ServiceAccount was deleted", async () => {
+      const assume = (token: string, sa = "api") =>
+        stsPost(server.url, {
+          Action: "AssumeRoleWithWebIdentity",
+          RoleArn: ROLE("payments", sa),
+          RoleSessionName: "session",
+          WebIdentityToken: token,
+        });
+      // The API server's own audience is not keyhaven's.
+      const wrong = await assume(await requestToken(plane, "payments", "api"));
+      expect(wrong.status).toBe(400);
+      expect(xmlText(wrong.text, "Code")).toBe("InvalidIdentityToken");
+
+      await createServiceAccount(plane, "payments", "gone");
+      const token = await requestToken(plane, "payments", "gone", { audiences: ["keyhaven"] });
+      const del = await plane.request("DELETE", "/api/v1/namespaces/payments/serviceaccounts/gone");
+      expect(del.status).toBe(200);
+      const res = await assume(token, "gone");
+      expect(res.status).toBe(400);
+      expect(xmlText(res.text, "Message")).toContain("ServiceAccount payments/gone does not exist");
+      expect(res.text).not.toContain("<SessionToken>");
+    });
+  },
+);

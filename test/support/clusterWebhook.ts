@@ -17,6 +17,12 @@ import { startWithPrincipals, type AccessControlSpec } from "./accessControl.js"
 import { createNamespace, type ControlPlane } from "./kubeUp.js";
 import { tempDir } from "./server.js";
 
+/**
+ * Hook and test limit for the real-cluster files: they start a control plane each and run
+ * in parallel with the rest of the suite on 2 shared cores.
+ */
+export const CLUSTER_TIMEOUT_MS = 180_000;
+
 /** A loopback port free right now (the webhook URL must be registered before it listens). */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
