@@ -303,7 +303,8 @@ describe(
           isLeader: () => true,
           logger: pino({ level: "silent" }),
           clock,
-          // CA renewal due at +3.3 min, the serving certificate's at +2.3 min.
+          // CA renewal due at +3.3 min, the serving certificate's at +2.3 min (and, renewed
+          // then, at +4.2 min).
           certificatePolicy: {
             caValidityMs: 7.5 * MIN,
             servingValidityMs: 6 * MIN,
@@ -331,19 +332,38 @@ describe(
         expect(await caBundleOf(plane, "keyhaven-rotation")).toBe(first);
         await untilInjecting(plane, ns, pod(optedIn));
 
+        // The CA is due: the new CA enters the real caBundle beside the old one, and the
+        // serving certificate of the old CA stays in service.
         clock.t += 1 * MIN;
+        const servedBefore = running.server.certificate.cert.toString();
         expect(await running.certificates!.sync()).toMatchObject({
           issued: true,
           caBundlePatched: true,
+          loaded: false,
         });
         const rotated = await caBundleOf(plane, "keyhaven-rotation");
         const [newCa, oldCa] = pemCertificates(rotated);
         expect(oldCa?.fingerprint256).toBe(pemCertificates(first)[0]!.fingerprint256);
+        expect(running.server.certificate.cert.toString()).toBe(servedBefore);
+        // Admission never breaks: the served certificate verifies against either bundle.
+        const probe = await createPod(plane, ns, pod(optedIn), true);
+        expect(wasInjected(probe.body), JSON.stringify(probe.body)).toBe(true);
+
+        // At its renewal the serving certificate comes from the new CA; the bundle stays.
+        clock.t += 1 * MIN;
+        expect(await running.certificates!.sync()).toMatchObject({
+          issued: true,
+          caBundlePatched: false,
+          loaded: true,
+        });
         const leaf = pemCertificates(running.server.certificate.cert.toString())[0]!;
         expect(leaf.checkIssued(newCa!)).toBe(true);
+        expect(await caBundleOf(plane, "keyhaven-rotation")).toBe(rotated);
+        // (Days after the bundle changed in a cluster; here, moments: let the API server
+        // catch up.)
         await untilInjecting(plane, ns, pod(optedIn));
         const created = await createPod(plane, ns, pod(optedIn));
-        expect(created.status).toBe(201);
+        expect(created.status, JSON.stringify(created.body)).toBe(201);
         expect(wasInjected(await stored(ns, created.body))).toBe(true);
       } finally {
         await running.stop();

@@ -72,6 +72,27 @@ describe("webhook certificates", () => {
     expect(leaf.subject).toBe("CN=keyhaven-webhook.keyhaven.svc");
   });
 
+  it("a new CA enters the bundle while the serving certificate of the old CA stays until its renewal", () => {
+    const c = issued(undefined, T0);
+    // Just before the CA is due, the leaf is renewed as usual (same CA).
+    const caDueAt = T0.getTime() + 2434 * DAY;
+    const fresh = issued(c, new Date(caDueAt - 5 * DAY));
+    const rotated = issued(fresh, new Date(caDueAt));
+    expect(rotated.caCert).not.toBe(fresh.caCert);
+    expect(rotated.tlsCert).toBe(fresh.tlsCert);
+    expect(pemCertificates(rotated.caBundle).map((x) => x.fingerprint256)).toEqual([
+      new X509Certificate(rotated.caCert).fingerprint256,
+      new X509Certificate(fresh.caCert).fingerprint256,
+    ]);
+    // Kept until its own renewal, then replaced by one from the new CA, same bundle.
+    expect(reconcileCertificates(rotated, new Date(caDueAt + DAY), DNS).action).toBe("keep");
+    const renewed = issued(rotated, new Date(caDueAt + 20 * DAY));
+    expect(
+      new X509Certificate(renewed.tlsCert).checkIssued(new X509Certificate(rotated.caCert)),
+    ).toBe(true);
+    expect(renewed.caBundle).toBe(rotated.caBundle);
+  });
+
   it("re-issues when the host names change (an IP added too) or the stored data is unreadable", () => {
     const c = issued(undefined, T0);
     expect(reconcileCertificates(c, T0, ["new.name.svc"]).action).toBe("issue");

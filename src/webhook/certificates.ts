@@ -7,7 +7,9 @@
  * (the caBundle changes rarely, so API servers never see an unknown issuer) and a
  * short-lived serving certificate, re-issued when it has less than a third of its
  * life left. A new CA is made only when the CA itself gets close to expiry; the
- * bundle then carries both CAs for one serving-certificate lifetime.
+ * bundle then carries both CAs, and the serving certificate the old CA signed is served
+ * until its own renewal, so no API server meets a certificate from a CA it does not
+ * know yet.
  */
 import { isIP } from "node:net";
 import {
@@ -280,7 +282,7 @@ export type CertificateDecision =
     };
 
 /** Whether a certificate covers a DNS name (wildcards as TLS clients match them) or an IP. */
-export function coversHost(cert: X509Certificate, host: string): boolean {
+function coversHost(cert: X509Certificate, host: string): boolean {
   return isIP(host) ? cert.checkIP(host) !== undefined : cert.checkHost(host) !== undefined;
 }
 
@@ -299,6 +301,7 @@ export function reconcileCertificates(
 ): CertificateDecision {
   let ca: { cert: string; key: string } | undefined;
   let caBundle: string | undefined;
+  let keptLeaf: { cert: string; key: string } | undefined;
   let reason: string;
   const parsed = current && safeParse(current);
   if (!current || !parsed) {
@@ -306,17 +309,20 @@ export function reconcileCertificates(
   } else {
     const caDue = dueForRenewal(parsed.ca, now, policy.renewFraction);
     const leafDue = dueForRenewal(parsed.leaf, now, policy.renewFraction);
+    const signedBy = (c: X509Certificate) =>
+      parsed.leaf.checkIssued(c) && parsed.leaf.verify(c.publicKey);
+    // A leaf from the previous CA is good while that CA is still in the bundle.
     const leafMatches =
-      parsed.leaf.checkIssued(parsed.ca) &&
-      parsed.leaf.verify(parsed.ca.publicKey) &&
-      hosts.every((h) => coversHost(parsed.leaf, h));
+      parsed.bundle.some(signedBy) && hosts.every((h) => coversHost(parsed.leaf, h));
     const bundleTrusts = parsed.bundle.some((c) => c.fingerprint256 === parsed.ca.fingerprint256);
     if (!caDue && !leafDue && leafMatches && bundleTrusts) return { action: "keep" };
     if (caDue) {
       reason = "the CA is close to expiry";
-      // The old CA stays in the bundle so connections verified against it keep working
-      // until every API server has the new bundle.
+      // The old CA stays in the bundle, and the leaf it signed stays in service until its
+      // own renewal: API servers get the new bundle long before a certificate needs it.
       caBundle = current.caCert;
+      if (!leafDue && leafMatches && signedBy(parsed.ca))
+        keptLeaf = { cert: current.tlsCert, key: current.tlsKey };
     } else {
       ca = { cert: current.caCert, key: current.caKey };
       caBundle = current.caBundle;
@@ -328,7 +334,7 @@ export function reconcileCertificates(
     }
   }
   ca ??= createCa(now, policy, caName);
-  const leaf = createServingCertificate(now, policy, ca, hosts);
+  const leaf = keptLeaf ?? createServingCertificate(now, policy, ca, hosts);
   const bundle = [
     ca.cert,
     ...(caBundle ? pemCertificates(caBundle) : [])
