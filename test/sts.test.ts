@@ -25,7 +25,8 @@ import {
   xmlText,
   type AccessControlServer,
 } from "./support/accessControl.js";
-import { kmsClient, REPO_ROOT, tempDir } from "./support/server.js";
+import { runSdkProgram } from "./support/clients.js";
+import { kmsClient, tempDir } from "./support/server.js";
 import { jwksFromUrl } from "../src/kms/identity/jwksUrl.js";
 
 const ACCOUNT = "000000000000";
@@ -107,21 +108,6 @@ afterAll(async () => {
   await server?.stop();
 });
 
-function runChild(
-  env: Record<string, string>,
-  script: string,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) =>
-    execFile(
-      process.execPath,
-      ["--input-type=module", "-e", script],
-      { env, cwd: REPO_ROOT, timeout: 60_000 },
-      (err, stdout, stderr) =>
-        resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, stdout, stderr }),
-    ),
-  );
-}
-
 describe("AssumeRoleWithWebIdentity", () => {
   it("an unmodified SDK process with only the AWS_* web-identity environment calls KMS", async () => {
     const dir = tempDir("keyhaven-sa-");
@@ -146,7 +132,7 @@ describe("AssumeRoleWithWebIdentity", () => {
       AWS_ENDPOINT_URL_KMS: server.url,
       AWS_REGION: server.region,
     };
-    const r = await runChild(env, program);
+    const r = await runSdkProgram(env, program);
     expect(r.stderr.replace(/\(node:\d+\)[\s\S]*?(\n\n|$)/g, "")).not.toMatch(/Error/);
     expect(r.code).toBe(0);
     const out = JSON.parse(r.stdout.trim().split("\n").pop()!) as Record<string, string>;
@@ -462,7 +448,13 @@ describe("JWKS from an https URL (the API server's /openid/v1/jwks)", () => {
       (req, res) => {
         seen.push(req.headers.authorization);
         if (req.headers.authorization !== "Bearer reader-token") return res.writeHead(401).end();
-        res.writeHead(200, { "content-type": "application/json" }).end(served);
+        // As kube-apiserver: only application/jwk-set+json (or */*) is acceptable.
+        const accept = (req.headers.accept ?? "*/*").split(",").map((t) => t.split(";")[0]!.trim());
+        if (!accept.some((t) => t === "application/jwk-set+json" || t === "*/*"))
+          return res
+            .writeHead(406, { "content-type": "text/plain" })
+            .end("406: Not Acceptable\nAvailable representations: application/jwk-set+json");
+        res.writeHead(200, { "content-type": "application/jwk-set+json" }).end(served);
       },
     );
     await new Promise<void>((resolve) => https.listen(0, "127.0.0.1", resolve));

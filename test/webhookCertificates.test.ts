@@ -59,7 +59,7 @@ async function replica(
     namespace: "keyhaven",
     secretName: "keyhaven-webhook-tls",
     webhookConfigName: "keyhaven",
-    dnsNames: ["keyhaven-webhook.keyhaven.svc", "localhost"],
+    hosts: ["keyhaven-webhook.keyhaven.svc", "localhost"],
     clock,
     isLeader: () => leader.value,
     onCertificate: (c) => (server ? server.setCertificate(c) : (pending = c)),
@@ -196,14 +196,19 @@ describe("startWebhook", () => {
       const caBundle = resources.webhookConfigs.get("keyhaven")![0]!;
       expect(caBundle).toContain("BEGIN CERTIFICATE");
       const base = running.url.replace("/mutate-pods", "");
+      const review = JSON.stringify(admissionReview(pod(optedIn), { uid: "s1" }));
       const res = await post(
         base,
-        JSON.stringify(admissionReview(pod(optedIn), { uid: "s1" })),
+        review,
         caBundle,
         "/mutate-pods",
         "keyhaven-webhook.keyhaven.svc",
       );
       expect(res.json.response).toMatchObject({ uid: "s1", allowed: true, patchType: "JSONPatch" });
+      // Registered by URL (https://127.0.0.1:PORT/mutate-pods), the API server verifies
+      // the certificate against the URL's IP: the named listen address is an IP SAN.
+      const byUrl = await post(base, review, caBundle, "/mutate-pods", null);
+      expect(byUrl.json.response).toMatchObject({ uid: "s1", allowed: true });
     } finally {
       await running.stop();
     }

@@ -2,6 +2,7 @@
  * Command line and environment → one validated, frozen configuration. This is the
  * only module that reads process.env; flags win over KEYHAVEN_* variables.
  */
+import { isIP } from "node:net";
 import { parseArgs } from "node:util";
 import { z } from "zod";
 import type { WebhookConfig } from "../webhook/startWebhook.js";
@@ -320,6 +321,7 @@ function loadAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Agent
  */
 export const WEBHOOK_ENV: Record<string, string> = {
   "webhook-listen": "KEYHAVEN_WEBHOOK_LISTEN",
+  "webhook-host": "KEYHAVEN_WEBHOOK_HOST",
   "webhook-cert-dir": "KEYHAVEN_WEBHOOK_CERT_DIR",
   "webhook-config-name": "KEYHAVEN_WEBHOOK_CONFIG_NAME",
   "webhook-service-name": "KEYHAVEN_WEBHOOK_SERVICE_NAME",
@@ -334,7 +336,10 @@ export const WEBHOOK_ENV: Record<string, string> = {
 };
 
 export const WEBHOOK_USAGE = `webhook flags of keyhaven controller (environment variable in brackets):
-  --webhook-listen HOST:PORT     HTTPS admission server, path /mutate-pods [KEYHAVEN_WEBHOOK_LISTEN] (default 0.0.0.0:9443)
+  --webhook-listen HOST:PORT     HTTPS admission server, path /mutate-pods [KEYHAVEN_WEBHOOK_LISTEN] (default 0.0.0.0:9443);
+                                 a named HOST is also in the own certificate
+  --webhook-host NAMES           more DNS names and IPs for the own certificate, comma-separated, for a webhook
+                                 registered by URL [KEYHAVEN_WEBHOOK_HOST] (e.g. 10.0.0.7,webhook.example.com)
   --webhook-cert-dir DIR         serve tls.crt/tls.key from DIR (e.g. cert-manager's) [KEYHAVEN_WEBHOOK_CERT_DIR];
                                  without it: the operator's own CA, rotated, caBundle patched by the leader
   --webhook-config-name NAME     MutatingWebhookConfiguration to keep the caBundle of [KEYHAVEN_WEBHOOK_CONFIG_NAME] (default keyhaven)
@@ -350,6 +355,9 @@ export const WEBHOOK_USAGE = `webhook flags of keyhaven controller (environment 
   --agent-refresh-interval N     seconds between refreshes of the agent sidecar [KEYHAVEN_AGENT_REFRESH_INTERVAL] (default 300)
 `;
 
+/** A DNS name (RFC 1123 labels; a leading `*.` wildcard as certificates allow). */
+const dnsName =
+  /^(\*\.)?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$/i;
 const httpUrl = /^https?:\/\/[^\s/]+(\/\S*)?$/;
 
 /**
@@ -387,6 +395,15 @@ export function webhookConfigFrom(
   };
   const kmsEndpoint = url("webhook-kms-endpoint", context.kmsEndpoint);
   const certDir = get("webhook-cert-dir");
+  const hosts = (get("webhook-host") ?? "")
+    .split(",")
+    .map((h) => h.trim().replace(/^\[|\]$/g, ""))
+    .filter((h) => h !== "");
+  const badHost = hosts.find((h) => isIP(h) === 0 && !dnsName.test(h));
+  if (badHost !== undefined)
+    throw new ConfigError(
+      `--webhook-host: expected comma-separated DNS names and IP addresses, got '${badHost}'`,
+    );
   const pullPolicy = get("agent-image-pull-policy");
   if (pullPolicy !== undefined && !["Always", "IfNotPresent", "Never"].includes(pullPolicy))
     throw new ConfigError(
@@ -395,6 +412,7 @@ export function webhookConfigFrom(
   return {
     listen: listen.data,
     ...(certDir !== undefined && { certDir }),
+    ...(hosts.length > 0 && { hosts }),
     configName: get("webhook-config-name") ?? "keyhaven",
     namespace: context.namespace,
     serviceName: get("webhook-service-name") ?? "keyhaven-webhook",

@@ -53,4 +53,22 @@ describe("webhookConfigFrom", () => {
       webhookConfigFrom((f) => (f === "webhook-listen" ? "nope" : undefined), context),
     ).toThrow(/--webhook-listen/);
   });
+
+  it("--webhook-host takes comma-separated DNS names and IPs, and refuses anything else", () => {
+    const c = webhookConfigFrom(
+      (f) => (f === "webhook-host" ? "10.0.0.7, webhook.example.com,[fd00::1]" : undefined),
+      context,
+    );
+    expect(c.hosts).toEqual(["10.0.0.7", "webhook.example.com", "fd00::1"]);
+    expect(() =>
+      webhookConfigFrom(
+        (f) => (f === "webhook-host" ? "ok.example,https://x" : undefined),
+        context,
+      ),
+    ).toThrow(
+      new ConfigError(
+        "--webhook-host: expected comma-separated DNS names and IP addresses, got 'https://x'",
+      ),
+    );
+  });
 });

@@ -39,7 +39,8 @@ export interface CertificateManagerOptions {
   readonly namespace: string;
   readonly secretName: string;
   readonly webhookConfigName: string;
-  readonly dnsNames: readonly string[];
+  /** DNS names and IP addresses the serving certificate covers. */
+  readonly hosts: readonly string[];
   readonly clock: Clock;
   /** Whether this replica holds the controller's Lease right now. */
   readonly isLeader: () => boolean;
@@ -106,7 +107,7 @@ export class CertificateManager {
     let caBundlePatched = false;
 
     if (o.isLeader()) {
-      const decision = reconcileCertificates(certificates, now, o.dnsNames, this.#policy);
+      const decision = reconcileCertificates(certificates, now, o.hosts, this.#policy);
       if (decision.action === "issue") {
         try {
           await o.resources.putSecret(

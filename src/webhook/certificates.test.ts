@@ -60,9 +60,44 @@ describe("webhook certificates", () => {
     ]);
   });
 
-  it("re-issues when the DNS names change or the stored data is unreadable", () => {
+  it("covers IP addresses as IP SANs (what the API server checks for a webhook URL like https://127.0.0.1:PORT)", () => {
+    const d = reconcileCertificates(undefined, T0, [...DNS, "127.0.0.1", "fd00::1"]);
+    if (d.action !== "issue") throw new Error("expected new certificates");
+    const leaf = new X509Certificate(d.certificates.tlsCert);
+    expect(leaf.subjectAltName).toBe(
+      "DNS:keyhaven-webhook.keyhaven.svc, DNS:localhost, IP Address:127.0.0.1, IP Address:FD00:0:0:0:0:0:0:1",
+    );
+    expect(leaf.checkIP("127.0.0.1")).toBe("127.0.0.1");
+    expect(leaf.checkIP("10.0.0.1")).toBeUndefined();
+    expect(leaf.subject).toBe("CN=keyhaven-webhook.keyhaven.svc");
+  });
+
+  it("a new CA enters the bundle while the serving certificate of the old CA stays until its renewal", () => {
+    const c = issued(undefined, T0);
+    // Just before the CA is due, the leaf is renewed as usual (same CA).
+    const caDueAt = T0.getTime() + 2434 * DAY;
+    const fresh = issued(c, new Date(caDueAt - 5 * DAY));
+    const rotated = issued(fresh, new Date(caDueAt));
+    expect(rotated.caCert).not.toBe(fresh.caCert);
+    expect(rotated.tlsCert).toBe(fresh.tlsCert);
+    expect(pemCertificates(rotated.caBundle).map((x) => x.fingerprint256)).toEqual([
+      new X509Certificate(rotated.caCert).fingerprint256,
+      new X509Certificate(fresh.caCert).fingerprint256,
+    ]);
+    // Kept until its own renewal, then replaced by one from the new CA, same bundle.
+    expect(reconcileCertificates(rotated, new Date(caDueAt + DAY), DNS).action).toBe("keep");
+    const renewed = issued(rotated, new Date(caDueAt + 20 * DAY));
+    expect(
+      new X509Certificate(renewed.tlsCert).checkIssued(new X509Certificate(rotated.caCert)),
+    ).toBe(true);
+    expect(renewed.caBundle).toBe(rotated.caBundle);
+  });
+
+  it("re-issues when the host names change (an IP added too) or the stored data is unreadable", () => {
     const c = issued(undefined, T0);
     expect(reconcileCertificates(c, T0, ["new.name.svc"]).action).toBe("issue");
+    // A certificate made before --webhook-host / an IP listen address lacks the IP SAN.
+    expect(reconcileCertificates(c, T0, [...DNS, "127.0.0.1"]).action).toBe("issue");
     expect(reconcileCertificates({ ...c, tlsKey: "garbage" }, T0, DNS).action).toBe("issue");
   });
 });

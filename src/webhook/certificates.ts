@@ -7,8 +7,11 @@
  * (the caBundle changes rarely, so API servers never see an unknown issuer) and a
  * short-lived serving certificate, re-issued when it has less than a third of its
  * life left. A new CA is made only when the CA itself gets close to expiry; the
- * bundle then carries both CAs for one serving-certificate lifetime.
+ * bundle then carries both CAs, and the serving certificate the old CA signed is served
+ * until its own renewal, so no API server meets a certificate from a CA it does not
+ * know yet.
  */
+import { isIP } from "node:net";
 import {
   createHash,
   createPrivateKey,
@@ -122,7 +125,8 @@ interface IssueRequest {
   readonly notBefore: Date;
   readonly notAfter: Date;
   readonly isCa: boolean;
-  readonly dnsNames?: readonly string[];
+  /** DNS names and IP addresses (IPv4 or IPv6) the certificate is for. */
+  readonly hosts?: readonly string[];
   readonly issuer: {
     readonly name: string;
     readonly key: KeyObject;
@@ -162,7 +166,10 @@ function issue(req: IssueRequest): string {
         id_ce_subjectAltName,
         false,
         new SubjectAlternativeName(
-          (req.dnsNames ?? []).map((d) => new GeneralName({ dNSName: d })),
+          (req.hosts ?? []).map((h) =>
+            // The API server verifies a webhook URL's IP against IP SANs only (RFC 6125).
+            isIP(h) ? new GeneralName({ iPAddress: h }) : new GeneralName({ dNSName: h }),
+          ),
         ),
       ),
     );
@@ -229,13 +236,13 @@ export function createServingCertificate(
   now: Date,
   policy: CertificatePolicy,
   ca: { cert: string; key: string },
-  dnsNames: readonly string[],
+  hosts: readonly string[],
 ): { cert: string; key: string } {
   const caCert = new X509Certificate(ca.cert);
   const caKey = createPrivateKey(ca.key);
   const { privateKey, publicKey } = newKeyPair();
   const cert = issue({
-    subject: dnsNames[0] ?? "keyhaven-webhook",
+    subject: hosts.find((h) => isIP(h) === 0) ?? hosts[0] ?? "keyhaven-webhook",
     publicKey,
     notBefore: new Date(now.getTime() - CLOCK_SKEW_MS),
     // A leaf never outlives its CA.
@@ -243,7 +250,7 @@ export function createServingCertificate(
       Math.min(now.getTime() + policy.servingValidityMs, Date.parse(caCert.validTo)),
     ),
     isCa: false,
-    dnsNames,
+    hosts,
     issuer: { name: commonNameOf(caCert), key: caKey, publicKey: caCert.publicKey },
   });
   return { cert, key: privateKey.export({ type: "pkcs8", format: "pem" }) as string };
@@ -274,20 +281,27 @@ export type CertificateDecision =
       readonly certificates: WebhookCertificates;
     };
 
+/** Whether a certificate covers a DNS name (wildcards as TLS clients match them) or an IP. */
+function coversHost(cert: X509Certificate, host: string): boolean {
+  return isIP(host) ? cert.checkIP(host) !== undefined : cert.checkHost(host) !== undefined;
+}
+
 /**
  * Decides, as a pure function of (current certificates, now), whether to keep them or
  * what to replace them with. Keeps the CA while it has life left, so a serving-certificate
- * renewal never changes the caBundle.
+ * renewal never changes the caBundle. `hosts` are the DNS names and IP addresses the
+ * serving certificate must cover; a stored one missing any of them is re-issued.
  */
 export function reconcileCertificates(
   current: WebhookCertificates | undefined,
   now: Date,
-  dnsNames: readonly string[],
+  hosts: readonly string[],
   policy: CertificatePolicy = DEFAULT_CERTIFICATE_POLICY,
   caName = "keyhaven-webhook-ca",
 ): CertificateDecision {
   let ca: { cert: string; key: string } | undefined;
   let caBundle: string | undefined;
+  let keptLeaf: { cert: string; key: string } | undefined;
   let reason: string;
   const parsed = current && safeParse(current);
   if (!current || !parsed) {
@@ -295,29 +309,32 @@ export function reconcileCertificates(
   } else {
     const caDue = dueForRenewal(parsed.ca, now, policy.renewFraction);
     const leafDue = dueForRenewal(parsed.leaf, now, policy.renewFraction);
+    const signedBy = (c: X509Certificate) =>
+      parsed.leaf.checkIssued(c) && parsed.leaf.verify(c.publicKey);
+    // A leaf from the previous CA is good while that CA is still in the bundle.
     const leafMatches =
-      parsed.leaf.checkIssued(parsed.ca) &&
-      parsed.leaf.verify(parsed.ca.publicKey) &&
-      dnsNames.every((d) => parsed.leaf.checkHost(d) !== undefined);
+      parsed.bundle.some(signedBy) && hosts.every((h) => coversHost(parsed.leaf, h));
     const bundleTrusts = parsed.bundle.some((c) => c.fingerprint256 === parsed.ca.fingerprint256);
     if (!caDue && !leafDue && leafMatches && bundleTrusts) return { action: "keep" };
     if (caDue) {
       reason = "the CA is close to expiry";
-      // The old CA stays in the bundle so connections verified against it keep working
-      // until every API server has the new bundle.
+      // The old CA stays in the bundle, and the leaf it signed stays in service until its
+      // own renewal: API servers get the new bundle long before a certificate needs it.
       caBundle = current.caCert;
+      if (!leafDue && leafMatches && signedBy(parsed.ca))
+        keptLeaf = { cert: current.tlsCert, key: current.tlsKey };
     } else {
       ca = { cert: current.caCert, key: current.caKey };
       caBundle = current.caBundle;
       reason = leafDue
         ? "the serving certificate is close to expiry"
         : !leafMatches
-          ? "the serving certificate does not match the CA or the DNS names"
+          ? "the serving certificate does not match the CA or the host names"
           : "the CA bundle does not contain the CA";
     }
   }
   ca ??= createCa(now, policy, caName);
-  const leaf = createServingCertificate(now, policy, ca, dnsNames);
+  const leaf = keptLeaf ?? createServingCertificate(now, policy, ca, hosts);
   const bundle = [
     ca.cert,
     ...(caBundle ? pemCertificates(caBundle) : [])

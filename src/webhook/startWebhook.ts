@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { systemClock, type Clock } from "../clock.js";
 import type { Logger } from "../observability/logger.js";
 import { CertificateManager } from "./certificateManager.js";
+import type { CertificatePolicy } from "./certificates.js";
 import type { InjectionSettings } from "./podMutation.js";
 import type { WebhookResources } from "./resources.js";
 import { MUTATE_PATH, WebhookServer, type ServingCertificate } from "./server.js";
@@ -26,6 +27,11 @@ export interface WebhookConfig {
   readonly namespace: string;
   /** The webhook Service's name (DNS names of the serving certificate). */
   readonly serviceName: string;
+  /**
+   * More DNS names and IP addresses for the serving certificate (`--webhook-host`), for a
+   * webhook registered by URL (`clientConfig.url`) rather than through the Service.
+   */
+  readonly hosts?: readonly string[];
   /** Secret holding the operator's CA and serving certificate. */
   readonly secretName: string;
   readonly settings: InjectionSettings;
@@ -36,6 +42,8 @@ export interface WebhookDependencies {
   readonly isLeader: () => boolean;
   readonly logger: Logger;
   readonly clock?: Clock;
+  /** Lifetimes of the own CA and serving certificate (default DEFAULT_CERTIFICATE_POLICY). */
+  readonly certificatePolicy?: CertificatePolicy;
   /** Stops waiting for the leader's first certificate (shutdown during start-up). */
   readonly signal?: AbortSignal;
 }
@@ -43,6 +51,8 @@ export interface WebhookDependencies {
 export interface RunningWebhook {
   readonly url: string;
   readonly server: WebhookServer;
+  /** The own-CA certificate manager (absent with --webhook-cert-dir). */
+  readonly certificates?: CertificateManager;
   stop(): Promise<void>;
 }
 
@@ -97,6 +107,26 @@ export function cachedNamespaceLabels(
   };
 }
 
+/**
+ * What the self-managed serving certificate covers: the Service's DNS names, the
+ * `--webhook-listen` address when it names one (not a wildcard such as 0.0.0.0), and
+ * every `--webhook-host`, so a webhook registered by URL on any of them verifies.
+ */
+export function certificateHosts(config: WebhookConfig): string[] {
+  const listen = config.listen.host;
+  const wildcard = listen === "0.0.0.0" || listen === "::" || listen === "";
+  return [
+    ...new Set([
+      `${config.serviceName}.${config.namespace}.svc`,
+      `${config.serviceName}.${config.namespace}.svc.cluster.local`,
+      `${config.serviceName}.${config.namespace}`,
+      config.serviceName,
+      ...(wildcard ? [] : [listen]),
+      ...(config.hosts ?? []),
+    ]),
+  ];
+}
+
 function readCertDir(dir: string): ServingCertificate & { text: string } {
   const cert = readFileSync(join(dir, "tls.crt"), "utf8");
   const key = readFileSync(join(dir, "tls.key"), "utf8");
@@ -109,12 +139,7 @@ export async function startWebhook(
 ): Promise<RunningWebhook> {
   const clock = deps.clock ?? systemClock;
   const logger = deps.logger.child({ component: "webhook" });
-  const dnsNames = [
-    `${config.serviceName}.${config.namespace}.svc`,
-    `${config.serviceName}.${config.namespace}.svc.cluster.local`,
-    `${config.serviceName}.${config.namespace}`,
-    config.serviceName,
-  ];
+  const hosts = certificateHosts(config);
   const options = {
     settings: config.settings,
     ownNamespace: config.namespace,
@@ -127,6 +152,7 @@ export async function startWebhook(
 
   let server: WebhookServer;
   let stopSource: () => void;
+  let certificates: CertificateManager | undefined;
   if (config.certDir) {
     const certDir = config.certDir;
     let current = readCertDir(certDir);
@@ -157,8 +183,9 @@ export async function startWebhook(
       namespace: config.namespace,
       secretName: config.secretName,
       webhookConfigName: config.configName,
-      dnsNames,
+      hosts,
       clock,
+      ...(deps.certificatePolicy && { policy: deps.certificatePolicy }),
       isLeader: deps.isLeader,
       logger,
       onCertificate: (c) => {
@@ -184,6 +211,7 @@ export async function startWebhook(
     server = new WebhookServer({ ...options, certificate: initial });
     live.server = server;
     manager.start();
+    certificates = manager;
     stopSource = () => manager.stop();
   }
   const address = await server.listen(config.listen.host, config.listen.port);
@@ -195,6 +223,7 @@ export async function startWebhook(
   return {
     url,
     server,
+    ...(certificates && { certificates }),
     async stop() {
       stopSource();
       await server.close();

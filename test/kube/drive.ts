@@ -11,13 +11,15 @@ export async function eventually<T>(
   check: () => T | undefined | false | Promise<T | undefined | false>,
   what = "condition",
   limitMs = 15_000,
+  /** Between checks; checks that call the real API server poll less often. */
+  intervalMs = 5,
 ): Promise<T> {
   const end = Date.now() + limitMs;
   for (;;) {
     const v = await check();
     if (v) return v;
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await tick();
+    await new Promise<void>((resolve) => setTimeout(resolve, intervalMs));
   }
 }
 

@@ -83,3 +83,11 @@ export function runBoto3(
 ): Promise<ProcessResult> {
   return run("python3", [BOTO3_CLIENT, ...args], clientEnv(server, options.env));
 }
+
+/**
+ * Runs an ES module `script` with Node in the repository (so `@aws-sdk/*` resolves) and
+ * exactly `env`: an unmodified SDK program, configured the way a pod's environment does.
+ */
+export function runSdkProgram(env: Record<string, string>, script: string): Promise<ProcessResult> {
+  return run(process.execPath, ["--input-type=module", "-e", script], env, REPO_ROOT);
+}

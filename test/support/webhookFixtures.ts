@@ -101,13 +101,16 @@ export function admissionReview(
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Reply = any;
 
-/** POSTs a body to the webhook over HTTPS, verifying the server against `ca`. */
+/**
+ * POSTs a body to the webhook over HTTPS, verifying the server against `ca` and
+ * `servername`, or (null) against the URL's own host, as the API server does.
+ */
 export function post(
   url: string,
   body: string | Buffer,
   ca: string,
   path = "/mutate-pods",
-  servername = "localhost",
+  servername: string | null = "localhost",
 ): Promise<{ status: number; json: Reply; fingerprint256: string }> {
   return new Promise((resolve, reject) => {
     const u = new URL(url);
@@ -118,7 +121,7 @@ export function post(
         path,
         method: "POST",
         ca,
-        servername,
+        ...(servername !== null && { servername }),
         agent: false,
         headers: { "content-type": "application/json" },
       },

@@ -41,7 +41,9 @@ function fetchText(url: string, options: JwksUrlOptions): Promise<string> {
       {
         method: "GET",
         headers: {
-          accept: "application/json",
+          // The API server offers its JWKS only as application/jwk-set+json and answers
+          // 406 to a bare application/json; other issuers serve application/json.
+          accept: "application/jwk-set+json, application/json",
           ...(token && { authorization: `Bearer ${token}` }),
         },
         ...(caFile && { ca: readFileSync(caFile) }),
