@@ -99,6 +99,19 @@ const plain = pino(
   pino.destination({ dest: join(dir, "b.log"), sync: false }),
 );
 bench("audit.info (no redact)", () => plain.info(line(), "kms request"), 20000);
+// The audit sink `serve` uses: one write(2) per line before the answer (docs/security.md,
+// "Audit"), against the 4 KiB-buffered asynchronous destination used before it.
+const { bufferedDestination } = await import(`${dist}/observability/logger.js`);
+const buffered = createLogger("info", bufferedDestination(join(dir, "c.log")));
+bench("audit.info (buffered, async)", () => buffered.info(line(), "kms request"), 20000);
+const sync = await import(`${dist}/observability/syncDestination.js`).catch(() => undefined);
+if (sync) {
+  const strict = createLogger(
+    "info",
+    new sync.SyncDestination(join(dir, "d.log"), { strict: true }),
+  );
+  bench("audit.info (write(2) per line)", () => strict.info(line(), "kms request"), 20000);
+}
 const store = new SqliteKeyStore(join(dir, "k.db"));
 await store.createKey(
   {

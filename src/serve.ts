@@ -3,7 +3,7 @@
  * the key service, and returns a handle that shuts it down cleanly.
  */
 import { randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, readFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { createSecureContext } from "node:tls";
 import type { Logger } from "pino";
@@ -33,7 +33,8 @@ import { loadKubeConfig } from "./kube/webhookResources.js";
 import { LocalRootKey } from "./kms/rootkey/localRootKey.js";
 import { RootKeyError } from "./kms/rootkey/rootKey.js";
 import { SqliteKeyStore } from "./kms/store/sqliteKeyStore.js";
-import { bufferedDestination, createLogger } from "./observability/logger.js";
+import { createLogger } from "./observability/logger.js";
+import { SyncDestination } from "./observability/syncDestination.js";
 
 export class StartupError extends Error {
   override name = "StartupError";
@@ -69,6 +70,30 @@ function openRootKey(path: string): ReturnType<typeof LocalRootKey.openOrCreate>
   }
 }
 
+/**
+ * The data folder holds the store, the credentials and usually the root key: refuse to
+ * start when group or others can reach it (see docs/security.md, "File modes").
+ */
+function assertPrivateFolder(dir: string): void {
+  const mode = statSync(dir).mode & 0o777;
+  if ((mode & 0o077) !== 0)
+    throw new StartupError(
+      `the data folder ${dir} is open to group or others (mode ${mode.toString(8).padStart(4, "0")}); run: chmod 700 ${dir}`,
+    );
+}
+
+/** Audit lines to the --audit-log file (created 0600), else to stdout marked `audit: true`. */
+function openAudit(path: string | undefined): { audit: Logger; sink: SyncDestination } {
+  let sink: SyncDestination;
+  try {
+    sink = new SyncDestination(path ?? 1, { strict: true });
+  } catch (err) {
+    throw new StartupError(`--audit-log ${path}: ${(err as Error).message}`);
+  }
+  const audit = createLogger("info", sink);
+  return { audit: path ? audit : audit.child({ audit: true }), sink };
+}
+
 export interface RunningKeyService {
   readonly url: string;
   readonly server: KmsServer;
@@ -99,15 +124,22 @@ export async function startKeyService(
   config: ServeConfig,
   deps: ServeDependencies = {},
 ): Promise<RunningKeyService> {
-  const logger = deps.logger ?? createLogger(config.logLevel);
-  const audit =
-    deps.audit ??
-    (config.auditLog
-      ? createLogger("info", bufferedDestination(config.auditLog))
-      : logger.child({ audit: true }));
+  // Audit lines are written (write(2)) before the response is sent, and a request whose
+  // line cannot be written is refused (docs/security.md, "Audit"). When they share stdout
+  // with the logs, the logs are written the same way, so the two never interleave.
+  const { audit, sink: auditSink } = deps.audit
+    ? { audit: deps.audit, sink: undefined }
+    : openAudit(config.auditLog);
+  const logger =
+    deps.logger ??
+    createLogger(
+      config.logLevel,
+      config.auditLog ? undefined : new SyncDestination(1, { strict: false }),
+    );
   const announce = deps.announce ?? ((text: string) => process.stdout.write(text));
   const dataDir = resolve(config.dataDir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  assertPrivateFolder(dataDir);
 
   const { rootKey, created } = openRootKey(join(dataDir, "root.key"));
   if (created)
@@ -207,9 +239,9 @@ export async function startKeyService(
     { url, region: config.region, account: config.account, store: join(dataDir, "keyhaven.db") },
     "key service listening",
   );
-  // The log stream buffers for throughput; push lines out promptly so that the
-  // listening line (which supervisors and tests wait for) and audit lines show up
-  // without waiting for 4 KiB of traffic.
+  // With --audit-log the log stream buffers for throughput; push lines out promptly so
+  // that the listening line (which supervisors and tests wait for) shows up without
+  // waiting for 4 KiB of traffic.
   logger.flush();
   const flushTimer = setInterval(() => {
     logger.flush();
@@ -255,6 +287,7 @@ export async function startKeyService(
       logger.info("key service stopped");
       audit.flush();
       logger.flush();
+      auditSink?.close();
     },
   };
 }

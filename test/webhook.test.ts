@@ -116,6 +116,7 @@ describe("admission over HTTPS", () => {
     const plan = {
       dataKey: { keyId: "alias/shop/web", secretName: "keyhaven-dk-web-a4af8ca5" },
       env: [{ container: "app", name: "DB_PASSWORD", ciphertext: CIPHERTEXT }],
+      workload: { namespace: "shop", serviceAccount: "web" },
     };
     const expected = {
       apiVersion: "v1",

@@ -23,7 +23,7 @@ import { mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { DataKeyStoreError, type DataKeyStore } from "./dataKeyStore.js";
-import { AgentError, type AgentPlan, type EncryptedEnv } from "./plan.js";
+import { AgentError, workloadContext, type AgentPlan, type EncryptedEnv } from "./plan.js";
 
 export { AgentError, parsePlan, type AgentPlan } from "./plan.js";
 
@@ -157,6 +157,9 @@ export async function runAgentOnce(plan: AgentPlan, deps: AgentDependencies): Pr
   mkdirSync(deps.dir, { recursive: true, mode: 0o700 });
   const files: string[] = [];
   let dataKey: AgentResult["dataKey"];
+  // Bound to the workload: another ServiceAccount that can read this data key's Secret
+  // cannot decrypt it where key policies require the context (docs/injection.md).
+  const context = plan.workload && { EncryptionContext: workloadContext(plan.workload) };
 
   if (plan.dataKey) {
     const { keyId, secretName } = plan.dataKey;
@@ -169,7 +172,7 @@ export async function runAgentOnce(plan: AgentPlan, deps: AgentDependencies): Pr
     let reused = true;
     if (!stored) {
       const generated = await withRetry(`GenerateDataKey with key ${keyId}`, deps, () =>
-        deps.kms.send(new GenerateDataKeyCommand({ KeyId: keyId, KeySpec: "AES_256" })),
+        deps.kms.send(new GenerateDataKeyCommand({ KeyId: keyId, KeySpec: "AES_256", ...context })),
       );
       const fresh = { ciphertext: Buffer.from(generated.CiphertextBlob!), keyId: generated.KeyId! };
       const outcome = await withRetry(`saving the data key to ${where}`, deps, () =>
@@ -194,7 +197,9 @@ export async function runAgentOnce(plan: AgentPlan, deps: AgentDependencies): Pr
     if (!plaintext) {
       const storedKeyId = stored!.keyId;
       const decrypted = await withRetry(`Decrypt of the data key in ${where}`, deps, () =>
-        deps.kms.send(new DecryptCommand({ CiphertextBlob: ciphertext, KeyId: storedKeyId })),
+        deps.kms.send(
+          new DecryptCommand({ CiphertextBlob: ciphertext, KeyId: storedKeyId, ...context }),
+        ),
       );
       plaintext = decrypted.Plaintext!;
     }
@@ -221,7 +226,7 @@ export async function runAgentOnce(plan: AgentPlan, deps: AgentDependencies): Pr
         deps,
         () =>
           deps.kms.send(
-            new DecryptCommand({ CiphertextBlob: Buffer.from(e.ciphertext, "base64") }),
+            new DecryptCommand({ CiphertextBlob: Buffer.from(e.ciphertext, "base64"), ...context }),
           ),
       );
       const bytes = Buffer.from(decrypted.Plaintext!);

@@ -322,6 +322,7 @@ export function mutatePod(
         },
       }),
       env: encrypted,
+      workload: { namespace, serviceAccount },
     };
     const uid = podUser(spec, containers[0]);
     if (uid === undefined)

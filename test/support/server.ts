@@ -87,6 +87,8 @@ export interface SpawnOptions {
   readonly args?: readonly string[];
   /** How long to wait for the listening line. */
   readonly timeoutMs?: number;
+  /** Run the server under this umask (e.g. 0 to show that file modes do not depend on it). */
+  readonly umask?: number;
 }
 
 export interface SpawnedServer extends ServerHandle {
@@ -128,7 +130,14 @@ export async function spawnServer(options: SpawnOptions = {}): Promise<SpawnedSe
     ...(options.args ?? []),
   ];
   // A clean environment: no KEYHAVEN_* or AWS_* leaking in from the developer's shell.
-  const child = spawn(process.execPath, args, {
+  const [command, argv] =
+    options.umask === undefined
+      ? [process.execPath, args]
+      : [
+          "/bin/sh",
+          ["-c", `umask ${options.umask.toString(8)} && exec "$0" "$@"`, process.execPath, ...args],
+        ];
+  const child = spawn(command, argv, {
     cwd: tmpdir(),
     env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", HOME: dataDir },
     stdio: ["ignore", "pipe", "pipe"],

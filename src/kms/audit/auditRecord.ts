@@ -12,6 +12,7 @@
  * keys, session tokens, web identity tokens, passwords). Data operations record no
  * responseElements, as CloudTrail does.
  */
+import { createHash } from "node:crypto";
 import type { Principal } from "../authz/principal.js";
 
 const SECRET_MEMBERS = new Set([
@@ -45,34 +46,89 @@ function isDataOrRead(eventName: string): boolean {
   );
 }
 
-function clean(value: unknown, depth: number): unknown {
+/** Longest string (value or map key) copied into a record; longer ones are replaced by a marker. */
+export const MAX_AUDIT_STRING = 2048;
+/** Characters of strings copied into one record's parameters; members past it are left out. */
+export const MAX_AUDIT_PARAMETERS = 16 * 1024;
+
+/** What stands for a string too long to copy: its length and SHA-256, so it can still be matched. */
+function truncatedMarker(value: string): string {
+  const sha256 = createHash("sha256").update(value).digest("hex");
+  return `[truncated: ${value.length} characters, sha256:${sha256}]`;
+}
+
+interface Budget {
+  left: number;
+}
+
+function bounded(text: string, budget: Budget): string {
+  const kept = text.length > MAX_AUDIT_STRING ? truncatedMarker(text) : text;
+  budget.left -= kept.length;
+  return kept;
+}
+
+function clean(value: unknown, depth: number, budget: Budget): unknown {
   if (value === null || value === undefined) return undefined;
   if (Buffer.isBuffer(value) || value instanceof Uint8Array) return undefined;
   if (value instanceof Date) return value.toISOString();
-  if (Array.isArray(value)) return value.map((v) => clean(v, depth + 1));
-  if (typeof value === "object") {
-    if (depth > 6) return "[nested]";
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
-      if (SECRET_MEMBERS.has(k.toLowerCase())) continue;
-      const c = clean(v, depth + 1);
-      if (c !== undefined) out[k] = c;
+  if (typeof value === "string") return bounded(value, budget);
+  if (Array.isArray(value)) {
+    const out: unknown[] = [];
+    for (const v of value) {
+      if (budget.left <= 0) {
+        out.push(`[truncated: ${value.length - out.length} more items]`);
+        break;
+      }
+      out.push(clean(v, depth + 1, budget));
     }
     return out;
+  }
+  if (typeof value === "object") {
+    if (depth > 6) return "[nested]";
+    return cleanMembers(value as Record<string, unknown>, depth, budget, (k) => bounded(k, budget));
   }
   return value;
 }
 
-/** Top-level member names in CloudTrail's lower camel case; nested maps (e.g. encryption context) kept as sent. */
-export function sanitize(params: unknown): Record<string, unknown> | null {
-  if (typeof params !== "object" || params === null) return null;
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(params as Record<string, unknown>)) {
+/**
+ * Copies the non-secret members, within the budget: once it is spent, the rest are
+ * counted under a "[truncated]" member instead of copied (a record stays small
+ * whatever the request carried, e.g. a 280 KB encryption context).
+ */
+function cleanMembers(
+  value: Record<string, unknown>,
+  depth: number,
+  budget: Budget,
+  name: (key: string) => string,
+): Record<string, unknown> {
+  // Null prototype: a member named "__proto__" is recorded like any other.
+  const out: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
+  const entries = Object.entries(value);
+  for (let i = 0; i < entries.length; i++) {
+    const [k, v] = entries[i]!;
     if (SECRET_MEMBERS.has(k.toLowerCase())) continue;
-    const c = clean(v, 1);
-    if (c !== undefined) out[k.charAt(0).toLowerCase() + k.slice(1)] = c;
+    if (budget.left <= 0) {
+      out["[truncated]"] = `${entries.length - i} more members`;
+      break;
+    }
+    const c = clean(v, depth + 1, budget);
+    if (c !== undefined) out[name(k)] = c;
   }
   return out;
+}
+
+/**
+ * Top-level member names in CloudTrail's lower camel case; nested maps (e.g. encryption
+ * context) kept as sent, within MAX_AUDIT_STRING and MAX_AUDIT_PARAMETERS.
+ */
+export function sanitize(params: unknown): Record<string, unknown> | null {
+  if (typeof params !== "object" || params === null) return null;
+  return cleanMembers(
+    params as Record<string, unknown>,
+    0,
+    { left: MAX_AUDIT_PARAMETERS },
+    (k) => k.charAt(0).toLowerCase() + k.slice(1),
+  );
 }
 
 export interface SessionInfo {

@@ -84,12 +84,12 @@ export function signMessage(
 }
 
 /**
- * True only for a valid signature; malformed signatures are simply invalid. Takes the
- * key pair because ECDSA over a digest is verified with the private scalar (prehashed.ts).
+ * True only for a valid signature; malformed signatures are simply invalid. Only the
+ * public key is used: attacker-chosen signatures never meet the private key.
  */
 export function verifyMessage(
   info: SigningAlgorithmInfo,
-  { privateKey, publicKey }: { readonly privateKey: KeyObject; readonly publicKey: KeyObject },
+  { publicKey }: { readonly publicKey: KeyObject },
   message: Buffer,
   isDigest: boolean,
   signature: Buffer,
@@ -106,7 +106,7 @@ export function verifyMessage(
           : verify(info.hash, message, publicKey, signature);
       case "ecdsa":
         return isDigest
-          ? ecdsaVerifyDigest(privateKey, message, signature)
+          ? ecdsaVerifyDigest(publicKey, message, signature)
           : verify(info.hash, message, publicKey, signature);
       case "ed25519":
         return verify(null, message, publicKey, signature);

@@ -83,6 +83,7 @@ export class KmsServer {
   readonly #secure: boolean;
   #ready = false;
   #inFlight = 0;
+  #auditFailed = false;
 
   constructor(options: KmsServerOptions) {
     this.#options = options;
@@ -151,7 +152,10 @@ export class KmsServer {
     let output: object | undefined;
     let errorCode: string | undefined;
     let errorMessage: string | undefined;
+    let status = 200;
+    let reply: unknown;
     try {
+      if (this.#auditFailed) throw auditUnavailable(requestId);
       if (req.method !== "POST" || path !== "/")
         throw kmsError("UnknownOperationException", "Keyhaven serves the KMS API at POST /.");
       let body: Buffer;
@@ -216,7 +220,7 @@ export class KmsServer {
       const input = decodeInput(operation!, json);
       ctx = { ...ctx, input };
       output = await handler(ctx, input);
-      this.#json(res, 200, requestId, encodeOutput(operation!, output));
+      reply = encodeOutput(operation!, output);
     } catch (err) {
       let error: KmsError;
       if (err instanceof KmsError) {
@@ -241,10 +245,14 @@ export class KmsServer {
       }
       errorCode = error.code;
       errorMessage = error.message;
-      this.#json(res, error.status, requestId, { __type: error.code, message: error.message });
+      status = error.status;
+      reply = { __type: error.code, message: error.message };
     } finally {
       this.#inFlight--;
-      const service = this.#options.service;
+    }
+    // The audit line is written before the answer leaves; without it, no answer but 500.
+    const service = this.#options.service;
+    const audited = this.#writeAudit(requestId, () =>
       this.#options.audit.info(
         {
           ...auditRecord({
@@ -271,8 +279,32 @@ export class KmsServer {
           durationMs: Number(process.hrtime.bigint() - started) / 1e6,
         },
         "kms request",
-      );
+      ),
+    );
+    if (audited) return this.#json(res, status, requestId, reply);
+    const refused = auditUnavailable(requestId);
+    this.#json(res, refused.status, requestId, { __type: refused.code, message: refused.message });
+  }
+
+  /**
+   * Writes one audit line; false if it could not be written. After a failure, requests
+   * are refused before they act until a line (the refusal's own) can be written again.
+   */
+  #writeAudit(requestId: string, write: () => void): boolean {
+    try {
+      write();
+    } catch (err) {
+      if (!this.#auditFailed)
+        this.#options.logger.error(
+          { requestId, err: { type: (err as Error)?.name, message: (err as Error)?.message } },
+          "audit log unavailable: refusing requests until an audit line can be written",
+        );
+      this.#auditFailed = true;
+      return false;
     }
+    if (this.#auditFailed) this.#options.logger.warn("audit log writable again: serving requests");
+    this.#auditFailed = false;
+    return true;
   }
 
   /** STS (AWS query protocol): AssumeRoleWithWebIdentity and GetCallerIdentity. */
@@ -288,7 +320,10 @@ export class KmsServer {
     const resources: string[] = [];
     let errorCode: string | undefined;
     let errorMessage: string | undefined;
+    let status = 200;
+    let reply: string;
     try {
+      if (this.#auditFailed) throw stsAuditUnavailable(requestId);
       let body: Buffer;
       try {
         body = await readBody(req, this.#maxBody);
@@ -316,7 +351,7 @@ export class KmsServer {
         };
         resources.push(result.credential.session.roleArn);
         responseElements = assumeRoleResponseElements(result);
-        this.#xml(res, 200, requestId, assumeRoleWithWebIdentityXml(result, requestId));
+        reply = assumeRoleWithWebIdentityXml(result, requestId);
       } else if (action === "GetCallerIdentity") {
         let credential: Credential;
         try {
@@ -339,7 +374,7 @@ export class KmsServer {
           throw err;
         }
         identity = userIdentity(auditCallerOf(credential));
-        this.#xml(res, 200, requestId, getCallerIdentityXml(credential, requestId));
+        reply = getCallerIdentityXml(credential, requestId);
       } else {
         throw new StsError(
           "InvalidAction",
@@ -366,9 +401,12 @@ export class KmsServer {
       }
       errorCode = error.code;
       errorMessage = error.message;
-      this.#xml(res, error.status, requestId, stsErrorXml(error.code, error.message, requestId));
+      status = error.status;
+      reply = stsErrorXml(error.code, error.message, requestId);
     } finally {
       this.#inFlight--;
+    }
+    const audited = this.#writeAudit(requestId, () =>
       this.#options.audit.info(
         {
           ...auditRecord({
@@ -393,8 +431,16 @@ export class KmsServer {
           outcome: errorCode === undefined ? "success" : "error",
         },
         "sts request",
-      );
-    }
+      ),
+    );
+    if (audited) return this.#xml(res, status, requestId, reply);
+    const refused = stsAuditUnavailable(requestId);
+    this.#xml(
+      res,
+      refused.status,
+      requestId,
+      stsErrorXml(refused.code, refused.message, requestId),
+    );
   }
 
   #xml(res: ServerResponse, status: number, requestId: string, body: string): void {
@@ -431,6 +477,18 @@ export class KmsServer {
   #closeAfterIfStopping(res: ServerResponse): void {
     if (!this.#ready) res.setHeader("connection", "close");
   }
+}
+
+/** KMSInternalException (500, which SDKs retry): the request's audit line could not be written. */
+function auditUnavailable(requestId: string): KmsError {
+  return kmsError(
+    "KMSInternalException",
+    `The audit log is unavailable, so the request was refused; retry later. Request ID: ${requestId}.`,
+  );
+}
+
+function stsAuditUnavailable(requestId: string): StsError {
+  return new StsError("InternalFailure", auditUnavailable(requestId).message, 500);
 }
 
 function auditCallerOf(credential: Credential): AuditCaller {

@@ -4,6 +4,7 @@
  * power loss. Read-modify-write runs inside BEGIN IMMEDIATE transactions, so
  * concurrent writers (even other processes on the same file) never lose an update.
  */
+import { closeSync, openSync } from "node:fs";
 import Database from "better-sqlite3";
 import { nextDueAt } from "../lifecycle/dueDates.js";
 import {
@@ -103,6 +104,9 @@ export class SqliteKeyStore implements KeyStore {
   readonly #grants: SqliteGrants;
 
   constructor(path: string) {
+    // Created 0600 here, whatever the umask: SQLite would make it 0644, and it gives the
+    // -wal and -shm files the database file's mode.
+    if (path !== ":memory:") closeSync(openSync(path, "a", 0o600));
     this.#db = new Database(path);
     // busy_timeout first: switching to WAL needs a lock another opener may hold for a moment.
     this.#db.pragma("busy_timeout = 5000");
