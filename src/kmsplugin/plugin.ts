@@ -161,7 +161,9 @@ export class KmsPlugin {
           `${operation}: the key service is unreachable (${detail}); check --kms-endpoint and that it is running`,
         );
       const code =
-        name === "InvalidCiphertextException" || name === "IncorrectKeyException"
+        name === "InvalidCiphertextException" ||
+        name === "IncorrectKeyException" ||
+        name === "ValidationException"
           ? "INVALID_ARGUMENT"
           : name === "AccessDeniedException" || name === "UnrecognizedClientException"
             ? "PERMISSION_DENIED"
