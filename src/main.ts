@@ -38,6 +38,19 @@ async function main(): Promise<number> {
       // A lost Lease: exit non-zero so the replica restarts as a follower.
       return outcome === "lost" ? 1 : 0;
     }
+    case "kms-plugin": {
+      const { createLogger } = await import("./observability/logger.js");
+      const { startKmsPlugin } = await import("./kmsplugin/server.js");
+      const running = await startKmsPlugin(config, {
+        logger: createLogger(config.logLevel),
+      });
+      await new Promise<void>((resolve) => {
+        process.once("SIGTERM", () => resolve());
+        process.once("SIGINT", () => resolve());
+      });
+      await running.stop();
+      return 0;
+    }
     case "serve": {
       const running = await startKeyService(config);
       await new Promise<void>((resolve) => {

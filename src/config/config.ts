@@ -5,6 +5,7 @@
 import { isIP } from "node:net";
 import { parseArgs } from "node:util";
 import { z } from "zod";
+import type { KmsPluginConfig } from "../kmsplugin/server.js";
 import type { WebhookConfig } from "../webhook/startWebhook.js";
 
 export class ConfigError extends Error {
@@ -93,6 +94,7 @@ export type Config =
   | ServeConfig
   | AgentConfig
   | ControllerConfig
+  | KmsPluginConfig
   | { readonly command: "help" | "version"; readonly text?: string };
 
 export const USAGE = `Usage: keyhaven <command> [flags]
@@ -104,6 +106,8 @@ Commands:
   agent     The init container the webhook injects into pods (see docs/injection.md).
   controller  Reconcile KmsKey/KmsAlias/KmsGrant into the key service, and run the webhook
             (keyhaven controller --help; docs/operator.md).
+  kms-plugin  Kubernetes KMS v2 plugin: encrypts the cluster's Secrets at rest with a Keyhaven key
+            (keyhaven kms-plugin --help; docs/encryption-at-rest.md).
 
 keyhaven serve flags (environment variable in brackets):
   --listen HOST:PORT     address to listen on [KEYHAVEN_LISTEN] (default 127.0.0.1:8080)
@@ -177,6 +181,10 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     return rest.includes("--help") || rest.includes("-h")
       ? { command: "help", text: `${CONTROLLER_USAGE}\n${WEBHOOK_USAGE}` }
       : loadControllerConfig(rest, env);
+  if (command === "kms-plugin")
+    return rest.includes("--help") || rest.includes("-h")
+      ? { command: "help", text: KMS_PLUGIN_USAGE }
+      : loadKmsPluginConfig(rest, env);
   if (command !== "serve") throw new ConfigError(`unknown command '${command}'\n\n${USAGE}`);
 
   let values: Record<string, string | boolean | undefined>;
@@ -574,4 +582,96 @@ function loadControllerConfig(argv: readonly string[], env: NodeJS.ProcessEnv): 
     }),
   };
   return Object.freeze(config);
+}
+
+export const KMS_PLUGIN_USAGE = `Usage: keyhaven kms-plugin --listen unix:///PATH --key-id KEY [flags]
+
+Serves the Kubernetes KMS v2 API (v2.KeyManagementService) on a Unix socket for the API
+server's EncryptionConfiguration, wrapping its DEK seeds with a Keyhaven key
+(docs/encryption-at-rest.md). Credentials come from the standard AWS_* environment.
+
+  --listen unix:///PATH       socket to serve on (mode 0600) [KEYHAVEN_KMS_PLUGIN_LISTEN] (required)
+  --key-id KEY                symmetric key: id, ARN, alias/NAME or alias ARN [KEYHAVEN_KMS_PLUGIN_KEY_ID] (required)
+  --kms-endpoint URL          key service URL [AWS_ENDPOINT_URL_KMS] (required)
+  --region NAME               [AWS_REGION, AWS_DEFAULT_REGION] (default us-east-1)
+  --cluster-name NAME         encryption context keyhaven:cluster, so that ciphertext from another
+                              cluster does not decrypt here [KEYHAVEN_CLUSTER_NAME] (default kubernetes)
+  --health-check-interval SECS  Status answers from the last Encrypt/Decrypt round trip this long
+                              [KEYHAVEN_KMS_PLUGIN_HEALTH_CHECK_INTERVAL] (default 30)
+  --log-level LEVEL           [KEYHAVEN_LOG_LEVEL] (default info)
+`;
+
+const KMS_PLUGIN_ENV: Record<string, string> = {
+  listen: "KEYHAVEN_KMS_PLUGIN_LISTEN",
+  "key-id": "KEYHAVEN_KMS_PLUGIN_KEY_ID",
+  "kms-endpoint": "AWS_ENDPOINT_URL_KMS",
+  region: "AWS_REGION",
+  "cluster-name": "KEYHAVEN_CLUSTER_NAME",
+  "health-check-interval": "KEYHAVEN_KMS_PLUGIN_HEALTH_CHECK_INTERVAL",
+  "log-level": "KEYHAVEN_LOG_LEVEL",
+};
+
+/** `keyhaven kms-plugin` (docs/encryption-at-rest.md). */
+function loadKmsPluginConfig(argv: readonly string[], env: NodeJS.ProcessEnv): KmsPluginConfig {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      options: Object.fromEntries(
+        Object.keys(KMS_PLUGIN_ENV).map((k) => [k, { type: "string" as const }]),
+      ),
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    throw new ConfigError(`${(err as Error).message}\n\n${KMS_PLUGIN_USAGE}`);
+  }
+  const get = (flag: string): string | undefined => {
+    const v = values[flag];
+    return typeof v === "string" ? v : env[KMS_PLUGIN_ENV[flag]!] || undefined;
+  };
+  const listen = get("listen") ?? "";
+  const socket = /^unix:\/\/(\/[^\0]+)$/.exec(listen);
+  if (!socket)
+    throw new ConfigError(
+      `--listen: an absolute Unix socket URL is required, e.g. unix:///var/run/kmsplugin/socket.sock; got '${listen}'`,
+    );
+  const keyId = get("key-id");
+  if (!keyId)
+    throw new ConfigError(
+      "--key-id: the Keyhaven key to wrap DEK seeds with is required (id, ARN or alias/NAME)",
+    );
+  const kmsEndpoint = get("kms-endpoint");
+  if (!kmsEndpoint || !httpUrl.test(kmsEndpoint))
+    throw new ConfigError(
+      `--kms-endpoint: the key service URL is required (or AWS_ENDPOINT_URL_KMS), e.g. http://127.0.0.1:8080; got '${kmsEndpoint ?? ""}'`,
+    );
+  const region = get("region") ?? env["AWS_DEFAULT_REGION"] ?? "us-east-1";
+  if (!/^([a-z]+-){2,3}\d+$/.test(region))
+    throw new ConfigError(`--region: a region looks like us-east-1, got '${region}'`);
+  const clusterName = get("cluster-name") ?? "kubernetes";
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/.test(clusterName))
+    throw new ConfigError(
+      `--cluster-name: letters, digits, '.', '_' and '-' (at most 253), got '${clusterName}'`,
+    );
+  const interval = get("health-check-interval") ?? "30";
+  if (!/^\d{1,5}$/.test(interval) || Number(interval) < 1)
+    throw new ConfigError(
+      `--health-check-interval: a whole number of seconds from 1 to 99999, got '${interval}'`,
+    );
+  const logLevel = get("log-level") ?? "info";
+  if (!["fatal", "error", "warn", "info", "debug", "trace", "silent"].includes(logLevel))
+    throw new ConfigError(
+      `--log-level: fatal|error|warn|info|debug|trace|silent, got '${logLevel}'`,
+    );
+  return Object.freeze({
+    command: "kms-plugin",
+    socketPath: socket[1]!,
+    keyId,
+    kmsEndpoint,
+    region,
+    clusterName,
+    healthCheckIntervalSeconds: Number(interval),
+    logLevel,
+  });
 }

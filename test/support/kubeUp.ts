@@ -53,14 +53,18 @@ export interface ControlPlane {
 
 /** Starts etcd + kube-apiserver (about 6-10 s on 2 cores). */
 export async function startControlPlane(
-  options: { apiserverArgs?: string } = {},
+  options: {
+    apiserverArgs?: string;
+    /** Start again on the folder of a stopped control plane: same etcd data, CA and token. */
+    dir?: string;
+  } = {},
 ): Promise<ControlPlane> {
   if (!existsSync(KUBE_UP)) {
     throw new Error(
       `the real-cluster tests need ${KUBE_UP} (shared/ beside the checkout, or KEYHAVEN_SHARED)`,
     );
   }
-  const dir = tempDir("keyhaven-kube-");
+  const dir = options.dir ?? tempDir("keyhaven-kube-");
   try {
     await run(KUBE_UP, [dir], {
       env: { ...process.env, KUBE_APISERVER_ARGS: options.apiserverArgs ?? "" },
