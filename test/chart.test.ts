@@ -11,7 +11,10 @@ import { Ajv } from "ajv";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { loadConfig, USAGE } from "../src/config/config.js";
-import { loadCredentialsFile } from "../src/kms/identity/credentialsFile.js";
+import {
+  loadCredentialsFile,
+  principalsWithoutPolicies,
+} from "../src/kms/identity/credentialsFile.js";
 import {
   CHART,
   mergedValues,
@@ -586,6 +589,8 @@ describe("chart rendering", () => {
     );
     const adminId = Buffer.from(data["admin-access-key-id"]!, "base64").toString();
     expect(credentials.get(adminId)?.principal).toBe("arn:aws:iam::000000000000:user/admin");
+    // A credential without policies is allowed nothing: both spell out the administrator's.
+    expect(principalsWithoutPolicies(credentials)).toEqual([]);
   });
 
   it("generates a fresh 32-byte root key on install, kept on uninstall, and never replaces it on upgrade", () => {

@@ -30,6 +30,7 @@ import { Sha256 } from "./sha256.js";
 import { SignatureV4 } from "@smithy/signature-v4";
 import type { Clock } from "../../src/clock.js";
 import { loadConfig, type ServeConfig } from "../../src/config/config.js";
+import { ADMINISTRATOR_POLICY } from "../../src/kms/authz/keyPolicy.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { startKeyService, type RunningKeyService } from "../../src/serve.js";
 
@@ -55,7 +56,10 @@ export interface ServerHandle {
 
 export const tempDir = (prefix = "keyhaven-test-"): string => mkdtempSync(join(tmpdir(), prefix));
 
-/** Writes `<dir>/test-credentials.yaml` with one fresh admin credential. */
+/**
+ * Writes `<dir>/test-credentials.yaml` with one fresh admin credential; its administrator
+ * policy is spelled out, since a credential without `policies` is allowed nothing.
+ */
 export function writeCredentialsFile(
   dir: string,
   account = "000000000000",
@@ -68,7 +72,7 @@ export function writeCredentialsFile(
   const path = join(dir, "test-credentials.yaml");
   writeFileSync(
     path,
-    `credentials:\n  - accessKeyId: ${credential.accessKeyId}\n    secretAccessKey: "${credential.secretAccessKey}"\n    principal: ${credential.principal}\n`,
+    `credentials:\n  - accessKeyId: ${credential.accessKeyId}\n    secretAccessKey: "${credential.secretAccessKey}"\n    principal: ${credential.principal}\n    policies:\n      - ${ADMINISTRATOR_POLICY}\n`,
     { mode: 0o600 },
   );
   return { path, credential };
