@@ -10,7 +10,8 @@
  * - `writeCredentialsFile(dir)` writes a credentials file with one fresh admin credential.
  * - `kmsClient(server)`   an @aws-sdk/client-kms client pointed at a server, no retries.
  * - `signedFetch(server, …)` a raw POST / signed with @smithy/signature-v4 (the SDK's own
- *                         signer), for requests the SDK will not send (malformed JSON, …).
+ *                         signer), for requests the SDK will not send (malformed JSON, …);
+ *                         `presign(server, …)` signs once and sends on demand (timings).
  *
  * Every server gets its own data folder under os.tmpdir(); `stop()` leaves it in place so a
  * test can start another server on the same folder (restart tests) and removes nothing else.
@@ -334,11 +335,14 @@ export interface SignedFetchOptions {
   readonly unsigned?: boolean;
 }
 
-/** POST / with a body the caller controls, signed exactly as the AWS SDK signs. */
-export async function signedFetch(
+/**
+ * A request signed once and sent by `send()` as often as wanted within the signature's
+ * 5-minute window (for timing the server without the client's signing in the figure).
+ */
+export async function presign(
   server: Pick<ServerHandle, "url" | "region" | "credentials">,
   options: SignedFetchOptions,
-): Promise<RawResponse> {
+): Promise<{ send(): Promise<RawResponse> }> {
   const url = new URL(server.url);
   const body = typeof options.body === "string" ? Buffer.from(options.body) : options.body;
   const headers: Record<string, string> = {
@@ -375,13 +379,25 @@ export async function signedFetch(
   }
   // fetch() sets Host itself (it refuses a caller-supplied one); the value is the same.
   const fetchHeaders = Object.fromEntries(Object.entries(sent).filter(([k]) => k !== "host"));
-  const response = await fetch(server.url, { method: "POST", headers: fetchHeaders, body });
-  const text = await response.text();
-  let json: RawResponse["json"];
-  try {
-    json = JSON.parse(text) as RawResponse["json"];
-  } catch {
-    json = undefined;
-  }
-  return { status: response.status, headers: response.headers, text, json };
+  return {
+    async send() {
+      const response = await fetch(server.url, { method: "POST", headers: fetchHeaders, body });
+      const text = await response.text();
+      let json: RawResponse["json"];
+      try {
+        json = JSON.parse(text) as RawResponse["json"];
+      } catch {
+        json = undefined;
+      }
+      return { status: response.status, headers: response.headers, text, json };
+    },
+  };
+}
+
+/** POST / with a body the caller controls, signed exactly as the AWS SDK signs. */
+export async function signedFetch(
+  server: Pick<ServerHandle, "url" | "region" | "credentials">,
+  options: SignedFetchOptions,
+): Promise<RawResponse> {
+  return (await presign(server, options)).send();
 }

@@ -114,7 +114,7 @@ export function constraintsNoWider(
   if (parent.EncryptionContextEquals !== undefined) return false;
   return includesPairs(
     canonicalContext(childSub),
-    canonicalContext(parent.EncryptionContextSubset!),
+    canonicalContext(parent.EncryptionContextSubset),
   );
 }
 

@@ -7,9 +7,10 @@
  * (literal text where `?` is any one character); the first segment must match at the
  * start, the last at the end, and each one between at its leftmost place after the
  * previous one. Leftmost placement is always safe (a later `*` can absorb whatever an
- * earlier placement skipped), so there is no backtracking: the cost is at most
- * O(value length × pattern length), and linear for segments without `?` in practice
- * (String.indexOf).
+ * earlier placement skipped), so there is no backtracking. Segments without `?` are
+ * found with String.indexOf; short ones with `?` place by place (≤ 64 steps a
+ * character); long ones with `?` by bit-parallel Shift-And (length/32 word steps a
+ * character). Worst case O(value length × pattern length / 32).
  */
 
 /** A policy document that cannot be used; the message says which statement and field to fix. */
@@ -38,10 +39,49 @@ function matchesAt(segment: Segment, value: string, at: number): boolean {
   return true;
 }
 
+/** Up to this length a `?` segment is tried at each place (≤ 64 steps per character). */
+const SHORT_SEGMENT = 64;
+
+/**
+ * Shift-And (bit-parallel) search for a long segment with `?`: one pass over the value,
+ * ceil(length / 32) word operations per character, whatever the value holds. The masks
+ * are built per call (never cached: a policy cannot make them pile up in memory).
+ */
+function shiftAndFind(text: string, value: string, from: number): number {
+  const k = text.length;
+  const words = Math.ceil(k / 32);
+  const any = new Uint32Array(words);
+  for (let j = 0; j < k; j++) if (text.charCodeAt(j) === 63) any[j >>> 5]! |= 1 << (j & 31);
+  const masks = new Map<number, Uint32Array>();
+  for (let j = 0; j < k; j++) {
+    const c = text.charCodeAt(j);
+    if (c === 63) continue;
+    let mask = masks.get(c);
+    if (!mask) masks.set(c, (mask = any.slice()));
+    mask[j >>> 5]! |= 1 << (j & 31);
+  }
+  const state = new Uint32Array(words);
+  const top = words - 1;
+  const done = 1 << ((k - 1) & 31);
+  for (let i = from; i < value.length; i++) {
+    const mask = masks.get(value.charCodeAt(i)) ?? any;
+    let carry = 1;
+    for (let w = 0; w < words; w++) {
+      const d = state[w]!;
+      state[w] = ((d << 1) | carry) & mask[w]!;
+      carry = d >>> 31;
+    }
+    if ((state[top]! & done) !== 0) return i - k + 1;
+  }
+  return -1;
+}
+
 /** The leftmost place at or after `from` where `segment` matches, or -1. */
 function find(segment: Segment, value: string, from: number): number {
   if (!segment.anyChar) return value.indexOf(segment.text, from);
   const last = value.length - segment.text.length;
+  if (last < from) return -1;
+  if (segment.text.length > SHORT_SEGMENT) return shiftAndFind(segment.text, value, from);
   for (let at = from; at <= last; at++) if (matchesAt(segment, value, at)) return at;
   return -1;
 }

@@ -7,6 +7,7 @@
  */
 import modelJson from "./kms-model.json" with { type: "json" };
 import { kmsError, validationError } from "../errors.js";
+import { checkEncryptionContextSize } from "../limits.js";
 
 interface MemberRef {
   shape: string;
@@ -103,7 +104,16 @@ function compileDecoder(name: string): Decoder {
   // Placeholder first, so that a recursive shape refers to itself lazily.
   const slot: { decode?: Decoder } = {};
   decoders.set(name, (v, p, pr) => slot.decode!(v, p, pr));
-  slot.decode = buildDecoder(shapeOf(name));
+  const decode = buildDecoder(shapeOf(name));
+  // The model states no size for an encryption context; Keyhaven bounds it (limits.ts).
+  slot.decode =
+    name === "EncryptionContextType"
+      ? (v, p, pr) => {
+          const context = decode(v, p, pr) as Record<string, string>;
+          checkEncryptionContextSize(context, p);
+          return context;
+        }
+      : decode;
   decoders.set(name, slot.decode);
   return slot.decode;
 }
