@@ -118,7 +118,7 @@ async function send(request) {
   const headers = { ...request.headers };
   delete headers.host;
   const started = process.hrtime.bigint();
-  const response = await fetch(new URL(request.path, server.url), {
+  const response = await globalThis.fetch(new URL(request.path, server.url), {
     method: request.method,
     headers,
     body: request.body,
