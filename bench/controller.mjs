@@ -65,7 +65,7 @@ const credential = {
 };
 writeFileSync(
   join(dir, "credentials.yaml"),
-  `credentials:\n  - accessKeyId: ${credential.accessKeyId}\n    secretAccessKey: "${credential.secretAccessKey}"\n    principal: arn:aws:iam::000000000000:user/admin\n`,
+  `credentials:\n  - accessKeyId: ${credential.accessKeyId}\n    secretAccessKey: "${credential.secretAccessKey}"\n    principal: arn:aws:iam::000000000000:user/admin\n    policies:\n      - {"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*"}]}\n`,
 );
 
 async function startKeyService(data) {

@@ -1,10 +1,10 @@
 /**
- * The key service for bench/policy.mjs: from dist/, two credentials — `bench` (no
- * `policies`: an administrator through the default key policy's delegation) and
+ * The key service for bench/policy.mjs: from dist/, two credentials — `bench` (the
+ * administrator policy: kms:* through the default key policy's delegation) and
  * `app` (no caller policies: only grants let it in) — and the audit log in a file.
  */
 import { runChild } from "./lib/child.mjs";
-import { startBenchKeyService } from "./lib/keyService.mjs";
+import { ADMINISTRATOR_POLICY, startBenchKeyService } from "./lib/keyService.mjs";
 
 runChild(async ({ dataDir, credentials, region, account }) => {
   const { running, stop } = await startBenchKeyService({
@@ -14,6 +14,7 @@ runChild(async ({ dataDir, credentials, region, account }) => {
         ...credentials.bench,
         principal: `arn:aws:iam::${account}:user/bench`,
         tags: { team: "payments", tenant: "t1" },
+        policies: [ADMINISTRATOR_POLICY],
       },
       { ...credentials.app, principal: `arn:aws:iam::${account}:user/app`, policies: [] },
     ],

@@ -13,6 +13,7 @@ import { pooledRandom } from "./kms/crypto/random.js";
 import {
   createAdminCredentialsFile,
   loadCredentialsFile,
+  principalsWithoutPolicies,
   type Credential,
 } from "./kms/identity/credentialsFile.js";
 import { KeyService } from "./kms/keyService.js";
@@ -159,6 +160,12 @@ export async function startKeyService(
   }
 
   const { credentials, createdAdmin } = loadOrCreateCredentials(config, dataDir, logger);
+  const unauthorized = principalsWithoutPolicies(credentials);
+  if (unauthorized.length > 0)
+    logger.warn(
+      { count: unauthorized.length, principals: unauthorized },
+      "credentials without policies are allowed nothing; give each the caller policies it needs",
+    );
   const service = new KeyService({
     account: config.account,
     region: config.region,

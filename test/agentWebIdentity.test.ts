@@ -16,6 +16,7 @@ import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
+  ADMINISTRATOR,
   startWithPrincipals,
   TokenIssuer,
   type AccessControlServer,
@@ -31,7 +32,9 @@ let ciphertext: string;
 beforeAll(async () => {
   issuer = new TokenIssuer();
   server = await startWithPrincipals({
-    principals: { admin: { principal: `arn:aws:iam::${ACCOUNT}:user/admin` } },
+    principals: {
+      admin: { principal: `arn:aws:iam::${ACCOUNT}:user/admin`, policies: [ADMINISTRATOR] },
+    },
     serviceAccounts: [
       {
         namespace: "shop",

@@ -27,6 +27,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   auditRecords,
+  ADMINISTRATOR,
   startWithPrincipals,
   type AccessControlServer,
 } from "./support/accessControl.js";
@@ -63,7 +64,7 @@ let keyArn: string;
 beforeAll(async () => {
   server = await startWithPrincipals({
     principals: {
-      admin: { principal: `arn:aws:iam::${ACCOUNT}:user/admin` },
+      admin: { principal: `arn:aws:iam::${ACCOUNT}:user/admin`, policies: [ADMINISTRATOR] },
       alice: { principal: ALICE, policies: [] },
       bob: { principal: BOB, policies: [] },
       retirer: { principal: RETIRER, policies: [] },

@@ -13,7 +13,10 @@ import { Ajv } from "ajv";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { loadConfig } from "../src/config/config.js";
-import { loadCredentialsFile } from "../src/kms/identity/credentialsFile.js";
+import {
+  loadCredentialsFile,
+  principalsWithoutPolicies,
+} from "../src/kms/identity/credentialsFile.js";
 import {
   CHART,
   helmPath,
@@ -616,6 +619,8 @@ describe("chart rendering", () => {
     );
     const adminId = Buffer.from(data["admin-access-key-id"]!, "base64").toString();
     expect(credentials.get(adminId)?.principal).toBe("arn:aws:iam::000000000000:user/admin");
+    // A credential without policies is allowed nothing: both spell out the administrator's.
+    expect(principalsWithoutPolicies(credentials)).toEqual([]);
   });
 
   // That an upgrade reads both back (lookup) is proven on the real API server:

@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { CreateKeyCommand, DescribeKeyCommand, KMSClient } from "@aws-sdk/client-kms";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
+  ADMINISTRATOR,
   startWithPrincipals,
   stsPost,
   TokenIssuer,
@@ -78,7 +79,9 @@ beforeAll(async () => {
   );
   issuer = new TokenIssuer();
   server = await startWithPrincipals({
-    principals: { admin: { principal: `arn:aws:iam::${ACCOUNT}:user/admin` } },
+    principals: {
+      admin: { principal: `arn:aws:iam::${ACCOUNT}:user/admin`, policies: [ADMINISTRATOR] },
+    },
     webIdentity: { jwksFile: issuer.jwksFile, issuer: issuer.issuer },
     args: ["--web-identity-labels", "cluster", "--kubeconfig", kubeconfig],
   });

@@ -19,6 +19,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   auditRecords,
+  ADMINISTRATOR,
   startWithPrincipals,
   stsPost,
   TokenIssuer,
@@ -43,7 +44,9 @@ let keyArn: string;
 beforeAll(async () => {
   issuer = new TokenIssuer();
   server = await startWithPrincipals({
-    principals: { admin: { principal: `arn:aws:iam::${ACCOUNT}:user/admin` } },
+    principals: {
+      admin: { principal: `arn:aws:iam::${ACCOUNT}:user/admin`, policies: [ADMINISTRATOR] },
+    },
     webIdentity: { jwksFile: issuer.jwksFile, issuer: issuer.issuer },
     clock,
     serviceAccounts: [
@@ -476,7 +479,9 @@ describe("JWKS from an https URL (the API server's /openid/v1/jwks)", () => {
     // The key service takes the URL for --web-identity-jwks.
     served = readFileSync(first.jwksFile, "utf8");
     const s = await startWithPrincipals({
-      principals: { admin: { principal: `arn:aws:iam::${ACCOUNT}:user/admin` } },
+      principals: {
+        admin: { principal: `arn:aws:iam::${ACCOUNT}:user/admin`, policies: [ADMINISTRATOR] },
+      },
       webIdentity: { jwksFile: url, issuer: first.issuer },
       args: [
         "--web-identity-jwks-ca",

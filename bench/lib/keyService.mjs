@@ -10,11 +10,18 @@ import { setTimeout as delay } from "node:timers/promises";
 import { pathToFileURL } from "node:url";
 import { stringify } from "yaml";
 
+/** kms:* on every resource; a credential without policies is allowed nothing. */
+export const ADMINISTRATOR_POLICY = {
+  Version: "2012-10-17",
+  Statement: [{ Effect: "Allow", Action: "kms:*", Resource: "*" }],
+};
+
 /** The bench's usual single administrator credential, as a credentials-file entry. */
 export const benchCredential = (credential, account) => ({
   accessKeyId: credential.accessKeyId,
   secretAccessKey: credential.secretAccessKey,
   principal: `arn:aws:iam::${account}:user/bench`,
+  policies: [ADMINISTRATOR_POLICY],
 });
 
 export async function startBenchKeyService({ dataDir, credentials, region, account, dist }) {

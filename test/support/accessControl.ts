@@ -13,13 +13,17 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import type { Clock } from "../../src/clock.js";
+import { ADMINISTRATOR_POLICY } from "../../src/kms/authz/keyPolicy.js";
 import { loadConfig, type ServeConfig } from "../../src/config/config.js";
 import type { RunningKeyService } from "../../src/serve.js";
 import { startCapturing, tempDir, type TestCredential } from "./server.js";
 
+/** The administrator's caller policy (kms:* on every resource), for `policies: [ADMINISTRATOR]`. */
+export const ADMINISTRATOR = JSON.parse(ADMINISTRATOR_POLICY) as Record<string, unknown>;
+
 export interface PrincipalSpec {
   readonly principal: string;
-  /** IAM policy documents; omitted = administrator (kms:*). */
+  /** IAM policy documents; omitted = none, so the credential is allowed nothing (fail closed). */
   readonly policies?: readonly unknown[];
   readonly tags?: Readonly<Record<string, string>>;
 }

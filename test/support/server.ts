@@ -10,7 +10,8 @@
  * - `writeCredentialsFile(dir)` writes a credentials file with one fresh admin credential.
  * - `kmsClient(server)`   an @aws-sdk/client-kms client pointed at a server, no retries.
  * - `signedFetch(server, …)` a raw POST / signed with @smithy/signature-v4 (the SDK's own
- *                         signer), for requests the SDK will not send (malformed JSON, …).
+ *                         signer), for requests the SDK will not send (malformed JSON, …);
+ *                         `presign(server, …)` signs once and sends on demand (timings).
  *
  * Every server gets its own data folder under os.tmpdir(); `stop()` leaves it in place so a
  * test can start another server on the same folder (restart tests) and removes nothing else.
@@ -30,6 +31,7 @@ import { Sha256 } from "./sha256.js";
 import { SignatureV4 } from "@smithy/signature-v4";
 import type { Clock } from "../../src/clock.js";
 import { loadConfig, type ServeConfig } from "../../src/config/config.js";
+import { ADMINISTRATOR_POLICY } from "../../src/kms/authz/keyPolicy.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { startKeyService, type RunningKeyService } from "../../src/serve.js";
 
@@ -55,7 +57,10 @@ export interface ServerHandle {
 
 export const tempDir = (prefix = "keyhaven-test-"): string => mkdtempSync(join(tmpdir(), prefix));
 
-/** Writes `<dir>/test-credentials.yaml` with one fresh admin credential. */
+/**
+ * Writes `<dir>/test-credentials.yaml` with one fresh admin credential; its administrator
+ * policy is spelled out, since a credential without `policies` is allowed nothing.
+ */
 export function writeCredentialsFile(
   dir: string,
   account = "000000000000",
@@ -68,7 +73,7 @@ export function writeCredentialsFile(
   const path = join(dir, "test-credentials.yaml");
   writeFileSync(
     path,
-    `credentials:\n  - accessKeyId: ${credential.accessKeyId}\n    secretAccessKey: "${credential.secretAccessKey}"\n    principal: ${credential.principal}\n`,
+    `credentials:\n  - accessKeyId: ${credential.accessKeyId}\n    secretAccessKey: "${credential.secretAccessKey}"\n    principal: ${credential.principal}\n    policies:\n      - ${ADMINISTRATOR_POLICY}\n`,
     { mode: 0o600 },
   );
   return { path, credential };
@@ -339,11 +344,14 @@ export interface SignedFetchOptions {
   readonly unsigned?: boolean;
 }
 
-/** POST / with a body the caller controls, signed exactly as the AWS SDK signs. */
-export async function signedFetch(
+/**
+ * A request signed once and sent by `send()` as often as wanted within the signature's
+ * 5-minute window (for timing the server without the client's signing in the figure).
+ */
+export async function presign(
   server: Pick<ServerHandle, "url" | "region" | "credentials">,
   options: SignedFetchOptions,
-): Promise<RawResponse> {
+): Promise<{ send(): Promise<RawResponse> }> {
   const url = new URL(server.url);
   const body = typeof options.body === "string" ? Buffer.from(options.body) : options.body;
   const headers: Record<string, string> = {
@@ -380,13 +388,25 @@ export async function signedFetch(
   }
   // fetch() sets Host itself (it refuses a caller-supplied one); the value is the same.
   const fetchHeaders = Object.fromEntries(Object.entries(sent).filter(([k]) => k !== "host"));
-  const response = await fetch(server.url, { method: "POST", headers: fetchHeaders, body });
-  const text = await response.text();
-  let json: RawResponse["json"];
-  try {
-    json = JSON.parse(text) as RawResponse["json"];
-  } catch {
-    json = undefined;
-  }
-  return { status: response.status, headers: response.headers, text, json };
+  return {
+    async send() {
+      const response = await fetch(server.url, { method: "POST", headers: fetchHeaders, body });
+      const text = await response.text();
+      let json: RawResponse["json"];
+      try {
+        json = JSON.parse(text) as RawResponse["json"];
+      } catch {
+        json = undefined;
+      }
+      return { status: response.status, headers: response.headers, text, json };
+    },
+  };
+}
+
+/** POST / with a body the caller controls, signed exactly as the AWS SDK signs. */
+export async function signedFetch(
+  server: Pick<ServerHandle, "url" | "region" | "credentials">,
+  options: SignedFetchOptions,
+): Promise<RawResponse> {
+  return (await presign(server, options)).send();
 }

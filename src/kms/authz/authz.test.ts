@@ -362,7 +362,7 @@ describe("AWS documentation examples (KMS Developer Guide)", () => {
         principal: caller,
         action: "kms:CreateKey",
         noKey: true,
-        facts: { requestTags: tags, tagKeys: Object.keys(tags) },
+        facts: { requestTags: new Map(Object.entries(tags)), tagKeys: Object.keys(tags) },
       }).allowed;
     expect(create({ team: "payments" })).toBe(true);
     expect(create({ team: "payments", env: "prod" })).toBe(true);

@@ -6,11 +6,16 @@
  * ForAllValues (which is vacuously true) — IAM's rules.
  * Condition values may use policy variables such as `${aws:PrincipalTag/team}`.
  */
-import { PolicyError, wildcardPattern } from "./patterns.js";
+import { compileWildcard, PolicyError, type WildcardMatcher } from "./patterns.js";
 
 /** Values of a condition key in one request: undefined when the key is absent. Keys are lower-case. */
 export interface ConditionContext {
   get(key: string): readonly string[] | undefined;
+  /**
+   * Whether a key's value cannot be told (an encryption-context key the request spells
+   * two ways, see encryptionContext.ts); absent when no key is ambiguous.
+   */
+  readonly ambiguous?: (key: string) => boolean;
 }
 
 export type CompiledCondition = (ctx: ConditionContext) => boolean;
@@ -64,14 +69,14 @@ function stringOperator(
 }
 
 const exactCompare = (a: string, b: string) => a === b;
-const likeCache = new Map<string, RegExp>();
+const likeCache = new Map<string, WildcardMatcher>();
 const likeCompare = (pattern: string, value: string) => {
-  let re = likeCache.get(pattern);
-  if (!re) {
-    re = wildcardPattern(pattern);
-    if (likeCache.size < 4096) likeCache.set(pattern, re);
+  let matches = likeCache.get(pattern);
+  if (!matches) {
+    matches = compileWildcard(pattern);
+    if (likeCache.size < 4096) likeCache.set(pattern, matches);
   }
-  return re.test(value);
+  return matches(value);
 };
 
 function numericOperator(test: (a: number, b: number) => boolean): OperatorSpec["compile"] {
@@ -175,41 +180,45 @@ const ipOperator: OperatorSpec["compile"] = (values, where) => {
   };
 };
 
-const OPERATORS: Record<string, OperatorSpec> = {
-  stringequals: { negated: false, compile: stringOperator(exactCompare) },
-  stringnotequals: { negated: true, compile: stringOperator(exactCompare) },
-  stringequalsignorecase: {
-    negated: false,
-    compile: stringOperator(exactCompare, (v) => v.toLowerCase()),
-  },
-  stringnotequalsignorecase: {
-    negated: true,
-    compile: stringOperator(exactCompare, (v) => v.toLowerCase()),
-  },
-  stringlike: { negated: false, compile: stringOperator(likeCompare) },
-  stringnotlike: { negated: true, compile: stringOperator(likeCompare) },
-  numericequals: { negated: false, compile: numericOperator((a, b) => a === b) },
-  numericnotequals: { negated: true, compile: numericOperator((a, b) => a === b) },
-  numericlessthan: { negated: false, compile: numericOperator((a, b) => a < b) },
-  numericlessthanequals: { negated: false, compile: numericOperator((a, b) => a <= b) },
-  numericgreaterthan: { negated: false, compile: numericOperator((a, b) => a > b) },
-  numericgreaterthanequals: { negated: false, compile: numericOperator((a, b) => a >= b) },
-  dateequals: { negated: false, compile: dateOperator((a, b) => a === b) },
-  datenotequals: { negated: true, compile: dateOperator((a, b) => a === b) },
-  datelessthan: { negated: false, compile: dateOperator((a, b) => a < b) },
-  datelessthanequals: { negated: false, compile: dateOperator((a, b) => a <= b) },
-  dategreaterthan: { negated: false, compile: dateOperator((a, b) => a > b) },
-  dategreaterthanequals: { negated: false, compile: dateOperator((a, b) => a >= b) },
-  bool: { negated: false, compile: boolOperator },
-  binaryequals: { negated: false, compile: stringOperator(exactCompare) },
-  ipaddress: { negated: false, compile: ipOperator },
-  notipaddress: { negated: true, compile: ipOperator },
-  // IAM's ArnEquals and ArnLike both accept wildcards in each ARN segment.
-  arnequals: { negated: false, compile: stringOperator(likeCompare) },
-  arnlike: { negated: false, compile: stringOperator(likeCompare) },
-  arnnotequals: { negated: true, compile: stringOperator(likeCompare) },
-  arnnotlike: { negated: true, compile: stringOperator(likeCompare) },
-};
+// A Map, not an object literal: operator names come from policy documents, and
+// `constructor` or `__proto__` must be unknown operators, not Object.prototype members.
+const OPERATORS: ReadonlyMap<string, OperatorSpec> = new Map(
+  Object.entries({
+    stringequals: { negated: false, compile: stringOperator(exactCompare) },
+    stringnotequals: { negated: true, compile: stringOperator(exactCompare) },
+    stringequalsignorecase: {
+      negated: false,
+      compile: stringOperator(exactCompare, (v) => v.toLowerCase()),
+    },
+    stringnotequalsignorecase: {
+      negated: true,
+      compile: stringOperator(exactCompare, (v) => v.toLowerCase()),
+    },
+    stringlike: { negated: false, compile: stringOperator(likeCompare) },
+    stringnotlike: { negated: true, compile: stringOperator(likeCompare) },
+    numericequals: { negated: false, compile: numericOperator((a, b) => a === b) },
+    numericnotequals: { negated: true, compile: numericOperator((a, b) => a === b) },
+    numericlessthan: { negated: false, compile: numericOperator((a, b) => a < b) },
+    numericlessthanequals: { negated: false, compile: numericOperator((a, b) => a <= b) },
+    numericgreaterthan: { negated: false, compile: numericOperator((a, b) => a > b) },
+    numericgreaterthanequals: { negated: false, compile: numericOperator((a, b) => a >= b) },
+    dateequals: { negated: false, compile: dateOperator((a, b) => a === b) },
+    datenotequals: { negated: true, compile: dateOperator((a, b) => a === b) },
+    datelessthan: { negated: false, compile: dateOperator((a, b) => a < b) },
+    datelessthanequals: { negated: false, compile: dateOperator((a, b) => a <= b) },
+    dategreaterthan: { negated: false, compile: dateOperator((a, b) => a > b) },
+    dategreaterthanequals: { negated: false, compile: dateOperator((a, b) => a >= b) },
+    bool: { negated: false, compile: boolOperator },
+    binaryequals: { negated: false, compile: stringOperator(exactCompare) },
+    ipaddress: { negated: false, compile: ipOperator },
+    notipaddress: { negated: true, compile: ipOperator },
+    // IAM's ArnEquals and ArnLike both accept wildcards in each ARN segment.
+    arnequals: { negated: false, compile: stringOperator(likeCompare) },
+    arnlike: { negated: false, compile: stringOperator(likeCompare) },
+    arnnotequals: { negated: true, compile: stringOperator(likeCompare) },
+    arnnotlike: { negated: true, compile: stringOperator(likeCompare) },
+  } satisfies Record<string, OperatorSpec>),
+);
 
 function scalarValues(raw: unknown, where: string): string[] {
   const list = Array.isArray(raw) ? raw : [raw];
@@ -257,7 +266,7 @@ function compileOne(
       return wants.some((absent) => absent !== present);
     };
   }
-  const spec = OPERATORS[name.toLowerCase()];
+  const spec = OPERATORS.get(name.toLowerCase());
   if (!spec)
     throw new PolicyError(
       `${where} uses an unknown condition operator '${operatorName}'; use String*, Numeric*, Date*, Bool, BinaryEquals, IpAddress, Arn*, Null, optionally with IfExists and ForAnyValue:/ForAllValues:.`,

@@ -2,7 +2,8 @@
  * AWS KMS's authorization decision, as a pure function.
  *
  * 1. An explicit Deny in the key policy or in a caller policy refuses, whatever else allows.
- * 2. Actions on no key (CreateKey, ListKeys, ...) need a caller policy that allows them.
+ * 2. Actions on no key (CreateKey, ListKeys, ...) and on an alias resource (kms:CreateAlias,
+ *    kms:UpdateAlias, kms:DeleteAlias on arn:...:alias/NAME) need a caller policy that allows them.
  * 3. Actions on a key are allowed when
  *    - the key policy allows the caller directly (its ARN, its role, or "*") and the
  *      caller is in the key's account; or
@@ -21,6 +22,11 @@ export interface AccessQuery {
   readonly principal: Principal;
   /** IAM action, e.g. kms:Encrypt. */
   readonly action: string;
+  /**
+   * A resource that is not a key, e.g. an alias ARN for kms:CreateAlias: only caller
+   * policies can allow it (an alias has no policy of its own).
+   */
+  readonly resource?: string;
   /** The key acted on; absent for actions on no key. */
   readonly key?: {
     readonly keyId: string;
@@ -66,6 +72,9 @@ function applies(
   // NotResource applies to everything it does not list; an action on no key is "*",
   // which only a "*" in the list excludes (matchesResource(undefined) is true only then).
   if (s.matchesResource(resource) === s.notResource) return false;
+  // Fail closed on a condition key whose value cannot be told: a Deny applies, an Allow does not.
+  const unsure = conditions.ambiguous;
+  if (unsure && [...s.conditionKeys].some(unsure)) return s.effect === "Deny";
   for (const c of s.conditions) if (!c(conditions)) return false;
   return true;
 }
@@ -155,7 +164,8 @@ function callerPolicies(query: AccessQuery): { deny: boolean; allow: boolean } {
   const p = query.principal;
   let allow = p.type === "Root";
   for (const policy of p.policies) {
-    const r = evaluatePolicy(policy, p, query.action, query.key?.arn, query.conditions);
+    const resource = query.key?.arn ?? query.resource;
+    const r = evaluatePolicy(policy, p, query.action, resource, query.conditions);
     if (r.deny) return { deny: true, allow: false };
     if (r.allow !== undefined) allow = true;
   }

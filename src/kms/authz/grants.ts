@@ -2,9 +2,18 @@
  * Grants: what one grant allows. A grant lets its grantee perform its operations on
  * one key, never more: the encryption-context constraints apply to every operation
  * that takes an encryption context (keys compared case-insensitively, values
- * case-sensitively, as AWS does), and a grant that includes CreateGrant only lets
+ * case-sensitively, as AWS does; one view of the context shared with the policies,
+ * see encryptionContext.ts), and a grant that includes CreateGrant only lets
  * the grantee create grants that are no wider than itself.
  */
+import {
+  canonicalContext,
+  includesPairs,
+  samePairs,
+  type EncryptionContextMap,
+} from "./encryptionContext.js";
+
+export type { EncryptionContextMap };
 
 export const GRANT_OPERATIONS = [
   "Decrypt",
@@ -39,8 +48,6 @@ export const CONTEXT_OPERATIONS: ReadonlySet<string> = new Set([
   "GenerateDataKeyPairWithoutPlaintext",
 ]);
 
-export type EncryptionContextMap = Readonly<Record<string, string>>;
-
 export interface GrantConstraints {
   readonly EncryptionContextEquals?: EncryptionContextMap;
   readonly EncryptionContextSubset?: EncryptionContextMap;
@@ -68,31 +75,16 @@ export function grantOperationOf(action: string): string | undefined {
   return grantOps.has(op) ? op : undefined;
 }
 
-function lowerKeys(map: EncryptionContextMap): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const [k, v] of Object.entries(map)) out.set(k.toLowerCase(), v);
-  return out;
-}
-
-/** Every pair of `required` is in `context` (key case-insensitive, value case-sensitive). */
-function includesPairs(context: Map<string, string>, required: EncryptionContextMap): boolean {
-  for (const [k, v] of Object.entries(required))
-    if (context.get(k.toLowerCase()) !== v) return false;
-  return true;
-}
-
-/** Whether a request's encryption context satisfies a grant's constraints. */
+/** Whether a request's encryption context satisfies a grant's constraints (see encryptionContext.ts). */
 export function constraintsAllow(
   constraints: GrantConstraints | undefined,
   context: EncryptionContextMap | undefined,
 ): boolean {
   if (!constraints) return true;
   const { EncryptionContextEquals: eq, EncryptionContextSubset: sub } = constraints;
-  const ctx = lowerKeys(context ?? {});
-  if (eq !== undefined) {
-    if (ctx.size !== lowerKeys(eq).size || !includesPairs(ctx, eq)) return false;
-  }
-  if (sub !== undefined && !includesPairs(ctx, sub)) return false;
+  const ctx = canonicalContext(context);
+  if (eq !== undefined && !samePairs(ctx, canonicalContext(eq))) return false;
+  if (sub !== undefined && !includesPairs(ctx, canonicalContext(sub))) return false;
   return true;
 }
 
@@ -110,13 +102,20 @@ export function constraintsNoWider(
   const childSub = child.EncryptionContextSubset;
   if (childEq !== undefined) {
     // The child accepts exactly childEq (if it also passes its own subset rule).
-    if (childSub !== undefined && !includesPairs(lowerKeys(childEq), childSub)) return true;
+    if (
+      childSub !== undefined &&
+      !includesPairs(canonicalContext(childEq), canonicalContext(childSub))
+    )
+      return true;
     return constraintsAllow(parent, childEq);
   }
   if (childSub === undefined) return false;
   // The child accepts every superset of childSub; the parent must accept them all.
   if (parent.EncryptionContextEquals !== undefined) return false;
-  return includesPairs(lowerKeys(childSub), parent.EncryptionContextSubset!);
+  return includesPairs(
+    canonicalContext(childSub),
+    canonicalContext(parent.EncryptionContextSubset),
+  );
 }
 
 /** What a request asks a grant for. */

@@ -4,6 +4,7 @@
  * caller policy of administrators.
  */
 import { kmsError } from "../errors.js";
+import { checkKeyPolicySize } from "../limits.js";
 import { compilePolicy, PolicyError, type CompiledPolicy, type PolicyKind } from "./policy.js";
 
 /** AWS's default key policy: the account may do everything, which delegates to caller policies. */
@@ -37,8 +38,12 @@ export function compiledPolicy(text: string, kind: PolicyKind = "key"): Compiled
   }
 }
 
-/** Validates a key policy; throws MalformedPolicyDocumentException naming the statement and field to fix. */
+/**
+ * Validates a key policy: LimitExceededException over 32 KB (checked before parsing),
+ * else MalformedPolicyDocumentException naming the statement and field to fix.
+ */
 export function checkPolicyDocument(text: string): void {
+  checkKeyPolicySize(text);
   compiledPolicy(text, "key");
 }
 

@@ -9,12 +9,12 @@
  *                 Action|NotAction, Resource|NotResource, Condition? }
  *
  * `compilePolicy` validates and turns the text into matchers (wildcards become
- * anchored regular expressions, condition blocks become closures) and caches the
+ * linear-time matchers, see patterns.ts; condition blocks become closures) and caches the
  * result by text, so a request never parses JSON. Malformed documents throw
  * PolicyError with a message that says which statement and field to fix.
  */
 import { compileConditions, type CompiledCondition } from "./conditions.js";
-import { PolicyError, wildcardPattern } from "./patterns.js";
+import { compileWildcard, PolicyError } from "./patterns.js";
 
 export { PolicyError };
 
@@ -94,13 +94,13 @@ function compileActions(patterns: string[], where: string): (action: string) => 
   if (patterns.includes("*")) return () => true;
   // IAM action names are case-insensitive.
   const exact = new Set(patterns.filter((p) => !hasWildcard(p)).map((p) => p.toLowerCase()));
-  const wild = patterns.filter(hasWildcard).map((p) => wildcardPattern(p, "i"));
+  const wild = patterns.filter(hasWildcard).map((p) => compileWildcard(p, true));
   const memo = new Map<string, boolean>();
   return (action) => {
     let hit = memo.get(action);
     if (hit === undefined) {
       const lower = action.toLowerCase();
-      hit = exact.has(lower) || wild.some((re) => re.test(action));
+      hit = exact.has(lower) || wild.some((matches) => matches(lower));
       if (memo.size < 256) memo.set(action, hit);
     }
     return hit;
@@ -116,9 +116,9 @@ function compileResources(
       throw new PolicyError(`${where} has an invalid resource '${p}'; use "*" or an ARN.`);
   if (patterns.includes("*")) return () => true;
   const exact = new Set(patterns.filter((p) => !hasWildcard(p)));
-  const wild = patterns.filter(hasWildcard).map((p) => wildcardPattern(p));
+  const wild = patterns.filter(hasWildcard).map((p) => compileWildcard(p));
   return (resource) =>
-    resource !== undefined && (exact.has(resource) || wild.some((re) => re.test(resource)));
+    resource !== undefined && (exact.has(resource) || wild.some((matches) => matches(resource)));
 }
 
 function compilePrincipal(value: unknown, where: string): PrincipalSet {

@@ -4,7 +4,7 @@
  * including the encryption-context and tag key parts; values stay case-sensitive).
  */
 import type { ConditionContext } from "./conditions.js";
-import type { EncryptionContextMap } from "./grants.js";
+import { canonicalContext, type EncryptionContextMap } from "./encryptionContext.js";
 import { principalArnKey, type Principal } from "./principal.js";
 
 export interface KeyFacts {
@@ -27,8 +27,11 @@ export interface RequestFacts {
   readonly encryptionContext?: EncryptionContextMap;
   /** The alias named in the request's KeyId, e.g. alias/app. */
   readonly requestAlias?: string;
-  /** Tags the request sets (aws:RequestTag/*) and the tag keys it names (aws:TagKeys). */
-  readonly requestTags?: Readonly<Record<string, string>>;
+  /**
+   * Tags the request sets (aws:RequestTag/*) and the tag keys it names (aws:TagKeys); a
+   * Map, so that a tag key such as `__proto__` is a key like any other.
+   */
+  readonly requestTags?: ReadonlyMap<string, string>;
   readonly tagKeys?: readonly string[];
   /** For CreateGrant: the grant requested. */
   readonly grant?: {
@@ -37,7 +40,7 @@ export interface RequestFacts {
     readonly retiringPrincipal?: string;
   };
   /** Any other operation-specific keys, lower-case (e.g. kms:bypasspolicylockoutsafetycheck). */
-  readonly extra?: Readonly<Record<string, readonly string[]>>;
+  readonly extra?: ReadonlyMap<string, readonly string[]>;
 }
 
 function lookupInsensitive(
@@ -48,16 +51,19 @@ function lookupInsensitive(
   return undefined;
 }
 
+const EC_PREFIX = "kms:encryptioncontext:";
+
 const nonEmpty = (list: readonly string[] | undefined) =>
   list !== undefined && list.length > 0 ? list : undefined;
 
 function compute(f: RequestFacts, key: string): readonly string[] | undefined {
   const colon = key.indexOf(":");
   const slash = key.indexOf("/");
-  if (key.startsWith("kms:encryptioncontext:"))
-    return f.encryptionContext
-      ? lookupInsensitive(Object.entries(f.encryptionContext), key.slice(22))
-      : undefined;
+  if (key.startsWith(EC_PREFIX)) {
+    // The view grants use too; an ambiguous key is handled before conditions run (evaluate.ts).
+    const value = canonicalContext(f.encryptionContext).pairs.get(key.slice(EC_PREFIX.length));
+    return value === undefined ? undefined : [value];
+  }
   if (slash > colon && colon > 0) {
     const prefix = key.slice(0, slash);
     const name = key.slice(slash + 1);
@@ -72,13 +78,13 @@ function compute(f: RequestFacts, key: string): readonly string[] | undefined {
             )
           : undefined;
       case "aws:requesttag":
-        return f.requestTags ? lookupInsensitive(Object.entries(f.requestTags), name) : undefined;
+        return f.requestTags ? lookupInsensitive(f.requestTags, name) : undefined;
     }
   }
   const p = f.principal;
   switch (key) {
     case "kms:encryptioncontextkeys":
-      return nonEmpty(f.encryptionContext ? Object.keys(f.encryptionContext) : undefined);
+      return nonEmpty(canonicalContext(f.encryptionContext).keys);
     case "kms:calleraccount":
       return [p.account];
     case "kms:viaservice":
@@ -124,12 +130,13 @@ function compute(f: RequestFacts, key: string): readonly string[] | undefined {
     case "aws:username":
       return p.type === "IAMUser" ? [p.arn.slice(p.arn.lastIndexOf("/") + 1)] : undefined;
   }
-  return f.extra?.[key];
+  return f.extra?.get(key);
 }
 
 /** A ConditionContext over `facts`, computing each key at most once. */
 export function requestConditions(facts: RequestFacts): ConditionContext {
   const memo = new Map<string, readonly string[] | undefined>();
+  const { ambiguous } = canonicalContext(facts.encryptionContext);
   return {
     get(key) {
       if (memo.has(key)) return memo.get(key);
@@ -137,5 +144,9 @@ export function requestConditions(facts: RequestFacts): ConditionContext {
       memo.set(key, v);
       return v;
     },
+    ...(ambiguous.size > 0 && {
+      ambiguous: (key: string) =>
+        key.startsWith(EC_PREFIX) && ambiguous.has(key.slice(EC_PREFIX.length)),
+    }),
   };
 }

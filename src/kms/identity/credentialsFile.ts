@@ -6,7 +6,7 @@
  *       secretAccessKey: example-secret
  *       principal: arn:aws:iam::000000000000:user/admin
  *       tags: { team: payments }          # optional: aws:PrincipalTag/<key>
- *       policies: [ <IAM policy> ]        # optional: caller policies; absent = administrator
+ *       policies: [ <IAM policy> ]        # caller policies; absent or [] = allowed nothing
  *   serviceAccounts:                      # optional: caller policies of web-identity sessions
  *     - namespace: payments
  *       name: api                         # or "*": every ServiceAccount of the namespace
@@ -27,8 +27,11 @@ import type { SigningCredential } from "../protocol/sigv4.js";
 export interface Credential extends SigningCredential {
   /** IAM-style principal ARN the requests are made as. */
   readonly principal: string;
-  /** Tags and caller policies of the principal; absent = an administrator (see docs/access-control.md). */
-  readonly identity?: Principal;
+  /**
+   * Tags and caller policies of the principal. No policies = allowed nothing, as an IAM
+   * user with no policy attached (fail closed; see docs/access-control.md).
+   */
+  readonly identity: Principal;
 }
 
 const principalArn = /^arn:aws:(iam|sts)::\d{12}:[\w+=,.@/:-]+$/;
@@ -106,6 +109,13 @@ export class CredentialsFileError extends Error {
   override name = "CredentialsFileError";
 }
 
+/** Principals of credentials that have no caller policy: they are allowed nothing (start-up log). */
+export function principalsWithoutPolicies(credentials: ReadonlyMap<string, Credential>): string[] {
+  return [...credentials.values()]
+    .filter((c) => c.identity.policies.length === 0)
+    .map((c) => c.principal);
+}
+
 /** Reads and validates a credentials file; errors name the file and the field to fix. */
 export function loadCredentialsFile(path: string): Map<string, Credential> {
   return loadIdentityFile(path).credentials;
@@ -134,11 +144,7 @@ export function loadIdentityFile(path: string): IdentityFile {
       throw new CredentialsFileError(
         `credentials file ${path}: access key ${c.accessKeyId} appears twice`,
       );
-    const policies = compilePolicies(
-      path,
-      `credentials.${i}`,
-      c.policies ?? [ADMINISTRATOR_POLICY],
-    );
+    const policies = compilePolicies(path, `credentials.${i}`, c.policies ?? []);
     byId.set(
       c.accessKeyId,
       Object.freeze({
@@ -171,19 +177,26 @@ export function newAccessKeyId(prefix = "AKIA"): string {
 export const newSecretAccessKey = (): string => randomBytes(30).toString("base64");
 
 /**
- * Writes a new credentials file with one admin credential, readable by the owner only.
- * Fails if the file exists (never overwrites someone's credentials).
+ * Writes a new credentials file with one admin credential, readable by the owner only,
+ * its administrator policy spelled out. Fails if the file exists (never overwrites
+ * someone's credentials).
  */
 export function createAdminCredentialsFile(path: string, account: string): Credential {
+  const principal = `arn:aws:iam::${account}:user/admin`;
   const credential: Credential = {
     accessKeyId: newAccessKeyId(),
     secretAccessKey: newSecretAccessKey(),
-    principal: `arn:aws:iam::${account}:user/admin`,
+    principal,
+    identity: principalFromArn(principal, {
+      policies: [compilePolicy(ADMINISTRATOR_POLICY, "identity")],
+    }),
   };
   const fd = openSync(path, "wx", 0o600);
   try {
     const entry = {
-      ...credential,
+      accessKeyId: credential.accessKeyId,
+      secretAccessKey: credential.secretAccessKey,
+      principal,
       policies: [JSON.parse(ADMINISTRATOR_POLICY) as Record<string, unknown>],
     };
     writeSync(fd, stringify({ credentials: [entry] }));

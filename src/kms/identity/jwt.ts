@@ -92,7 +92,8 @@ export function verifyToken(token: string, options: VerifyTokenOptions): Claims 
   const [h, p, s] = parts as [string, string, string];
   const header = decodePart(h, "header");
   const alg = typeof header["alg"] === "string" ? header["alg"] : "";
-  const spec = ALGORITHMS[alg];
+  // Own properties only: a header naming "constructor" or "toString" is an unknown algorithm.
+  const spec = Object.hasOwn(ALGORITHMS, alg) ? ALGORITHMS[alg] : undefined;
   if (!spec)
     throw invalid(
       `The web identity token's algorithm '${alg}' is not accepted; use RS256 or ES256.`,

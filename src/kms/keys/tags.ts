@@ -1,9 +1,10 @@
 /** Tag rules of TagResource and CreateKey, with AWS's TagException messages. */
 import type { Tag as SdkTag } from "@aws-sdk/client-kms";
 import { kmsError } from "../errors.js";
+import { LIMITS } from "../limits.js";
 import type { Tag } from "../store/keyStore.js";
 
-export const MAX_TAGS_PER_KEY = 50;
+export const MAX_TAGS_PER_KEY = LIMITS.tagsPerKey.limit;
 
 export function checkNewTags(tags: readonly Tag[]): void {
   const seen = new Set<string>();

@@ -7,7 +7,7 @@
  * `policyAuthorizer` is AWS KMS's rule (see authz/evaluate.ts): key policy, the
  * caller's policies and the key's grants, explicit Deny first, default deny.
  */
-import { ADMINISTRATOR_POLICY, compiledPolicy } from "../authz/keyPolicy.js";
+import { compiledPolicy } from "../authz/keyPolicy.js";
 import type { CompiledPolicy } from "../authz/policy.js";
 import {
   accessDeniedMessage,
@@ -18,7 +18,7 @@ import {
 } from "../authz/evaluate.js";
 import { decodeGrantToken } from "../authz/grantTokens.js";
 import type { EncryptionContextMap, GrantConstraints } from "../authz/grants.js";
-import { principalFromArn, type Principal } from "../authz/principal.js";
+import type { Principal } from "../authz/principal.js";
 import { requestConditions, type RequestFacts } from "../authz/requestContext.js";
 import { kmsError } from "../errors.js";
 import { resolveKey, type ResolveOptions } from "../keys/resolveKey.js";
@@ -30,6 +30,8 @@ export interface AccessRequest {
   readonly action: string;
   /** The key acted on; absent for account-level actions (CreateKey, ListKeys, ...). */
   readonly key?: KeyRecord;
+  /** A resource that is not a key (an alias ARN); caller policies alone decide on it. */
+  readonly resource?: string;
 }
 
 /** Decides whether the caller of `ctx` may perform `request`; throws AccessDeniedException if not. */
@@ -44,21 +46,11 @@ export const allowEverything: Authorizer = {
   async authorize() {},
 };
 
-const adminPolicies = () => [compiledPolicy(ADMINISTRATOR_POLICY, "identity")];
-const principals = new Map<string, Principal>();
-
-/** The caller as policies see it; a credential without an identity is an administrator. */
-export function callerPrincipal(ctx: RequestContext): Principal {
-  const { identity, principal } = ctx.caller;
-  if (identity) return identity;
-  let p = principals.get(principal);
-  if (!p) {
-    p = principalFromArn(principal, { policies: adminPolicies() });
-    if (principals.size > 1000) principals.clear();
-    principals.set(principal, p);
-  }
-  return p;
-}
+/**
+ * The caller as policies see it. Every credential carries its identity; one without
+ * caller policies is allowed nothing (fail closed, as an IAM user with no policy).
+ */
+export const callerPrincipal = (ctx: RequestContext): Principal => ctx.caller.identity;
 
 const isMap = (v: unknown): v is EncryptionContextMap =>
   typeof v === "object" && v !== null && !Array.isArray(v);
@@ -97,21 +89,22 @@ function requestAlias(
 function tagFacts(input: Readonly<Record<string, unknown>>) {
   const tags = input["Tags"];
   if (Array.isArray(tags)) {
-    const requestTags: Record<string, string> = {};
+    // A Map: a tag key named `__proto__` must count like any other (aws:TagKeys, aws:RequestTag).
+    const requestTags = new Map<string, string>();
     for (const t of tags as { TagKey?: unknown; TagValue?: unknown }[])
       if (typeof t.TagKey === "string")
-        requestTags[t.TagKey] = typeof t.TagValue === "string" ? t.TagValue : "";
-    return { requestTags, tagKeys: Object.keys(requestTags) };
+        requestTags.set(t.TagKey, typeof t.TagValue === "string" ? t.TagValue : "");
+    return { requestTags, tagKeys: [...requestTags.keys()] };
   }
   const keys = input["TagKeys"];
   return Array.isArray(keys) ? { tagKeys: keys.filter((k) => typeof k === "string") } : {};
 }
 
-function extraFacts(input: Readonly<Record<string, unknown>>): Record<string, string[]> {
-  const extra: Record<string, string[]> = {};
+function extraFacts(input: Readonly<Record<string, unknown>>): Map<string, string[]> {
+  const extra = new Map<string, string[]>();
   const put = (key: string, v: unknown) => {
     if (typeof v === "string" || typeof v === "number" || typeof v === "boolean")
-      extra[key] = [String(v)];
+      extra.set(key, [String(v)]);
   };
   put("kms:bypasspolicylockoutsafetycheck", input["BypassPolicyLockoutSafetyCheck"] ?? false);
   put("kms:encryptionalgorithm", input["EncryptionAlgorithm"]);
@@ -129,7 +122,7 @@ function extraFacts(input: Readonly<Record<string, unknown>>): Record<string, st
     const types = Object.keys(constraints).filter(
       (k) => k === "EncryptionContextEquals" || k === "EncryptionContextSubset",
     );
-    if (types.length > 0) extra["kms:grantconstrainttype"] = types;
+    if (types.length > 0) extra.set("kms:grantconstrainttype", types);
   }
   return extra;
 }
@@ -235,6 +228,7 @@ export async function accessQuery(
   return {
     principal,
     action,
+    ...(request.resource !== undefined && { resource: request.resource }),
     ...(key && {
       key: { keyId: key.keyId, arn: key.arn, account: service.account, policy: policy! },
     }),
@@ -272,7 +266,12 @@ export const policyAuthorizer: Authorizer = {
     if (!decision.allowed)
       throw kmsError(
         "AccessDeniedException",
-        accessDeniedMessage(principal, request.action, request.key?.arn ?? "*", decision.reason),
+        accessDeniedMessage(
+          principal,
+          request.action,
+          request.key?.arn ?? request.resource ?? "*",
+          decision.reason,
+        ),
       );
   },
 };
@@ -299,6 +298,19 @@ export async function authorizeKey(
 ): Promise<void> {
   if (!ctx.resources.includes(key.arn)) ctx.resources.push(key.arn);
   await ctx.service.authorizer.authorize(ctx, { action: action ?? `kms:${ctx.operation}`, key });
+}
+
+/**
+ * An action on a resource that is not a key (an alias: AWS authorizes alias operations on
+ * the alias ARN and on the keys involved), recorded for the audit like a key.
+ */
+export async function authorizeResource(
+  ctx: RequestContext,
+  resource: string,
+  action = `kms:${ctx.operation}`,
+): Promise<void> {
+  if (!ctx.resources.includes(resource)) ctx.resources.push(resource);
+  await ctx.service.authorizer.authorize(ctx, { action, resource });
 }
 
 export async function authorizeAction(

@@ -1,4 +1,14 @@
-/** CreateAlias, UpdateAlias, DeleteAlias and ListAliases. */
+/**
+ * CreateAlias, UpdateAlias, DeleteAlias and ListAliases.
+ *
+ * AWS authorizes alias operations on the alias and on every key they affect
+ * (developer guide, "Controlling access to aliases"): CreateAlias needs kms:CreateAlias
+ * on the alias ARN and on the target key; UpdateAlias kms:UpdateAlias on the alias, the
+ * current key and the new key; DeleteAlias kms:DeleteAlias on the alias and its key. The
+ * alias ARN can only be allowed by caller policies (`Resource: arn:aws:kms:*:*:alias/app*`).
+ * Without the alias check, a caller allowed only CreateKey could point `alias/payments`
+ * at a key of its own and read what others encrypt "under" the alias (issue 12, item 1).
+ */
 import type {
   CreateAliasRequest,
   DeleteAliasRequest,
@@ -8,7 +18,7 @@ import type {
 } from "@aws-sdk/client-kms";
 import { kmsError } from "../errors.js";
 import { assertNotPendingDeletion } from "../keys/keyState.js";
-import { authorizeAction, authorizeKey, useKey } from "./access.js";
+import { authorizeAction, authorizeKey, authorizeResource, useKey } from "./access.js";
 import { StoreConflictError, type KeyRecord } from "../store/keyStore.js";
 import { defineOperation, type RequestContext, type WithRequired } from "./operation.js";
 import { decodeMarker, pageEnd } from "./pagination.js";
@@ -59,6 +69,7 @@ export const createAlias = defineOperation<
   object
 >(async (ctx, input) => {
   checkAliasName(input.AliasName);
+  await authorizeResource(ctx, ctx.service.aliasArn(input.AliasName));
   const key = await aliasTarget(ctx, input.TargetKeyId);
   const now = ctx.service.clock.now().getTime();
   try {
@@ -85,6 +96,7 @@ export const updateAlias = defineOperation<
   object
 >(async (ctx, input) => {
   checkAliasName(input.AliasName);
+  await authorizeResource(ctx, ctx.service.aliasArn(input.AliasName));
   const store = ctx.service.store;
   const alias = await store.getAlias(input.AliasName);
   if (!alias)
@@ -92,8 +104,9 @@ export const updateAlias = defineOperation<
       "NotFoundException",
       `Alias ${ctx.service.aliasArn(input.AliasName)} is not found.`,
     );
-  const key = await aliasTarget(ctx, input.TargetKeyId);
   const current = await store.getKey(alias.targetKeyId);
+  if (current) await authorizeKey(ctx, current);
+  const key = await aliasTarget(ctx, input.TargetKeyId);
   if (current && (keyKind(current) !== keyKind(key) || current.keyUsage !== key.keyUsage)) {
     throw kmsError(
       "ValidationException",
@@ -112,6 +125,7 @@ export const updateAlias = defineOperation<
 export const deleteAlias = defineOperation<WithRequired<DeleteAliasRequest, "AliasName">, object>(
   async (ctx, input) => {
     checkAliasName(input.AliasName);
+    await authorizeResource(ctx, ctx.service.aliasArn(input.AliasName));
     const alias = await ctx.service.store.getAlias(input.AliasName);
     const target = alias && (await ctx.service.store.getKey(alias.targetKeyId));
     if (target) await authorizeKey(ctx, target);

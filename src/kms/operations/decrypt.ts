@@ -1,15 +1,13 @@
 import type { DecryptRequest, DecryptResponse } from "@aws-sdk/client-kms";
-import { defineOperation, dryRun, type WithRequired } from "./operation.js";
+import { defineOperation, dryRun, required } from "./operation.js";
 import { openFor } from "./asymmetricEncryption.js";
 import { unsupportedRecipient } from "./symmetric.js";
 
-export const decrypt = defineOperation<
-  WithRequired<DecryptRequest, "CiphertextBlob">,
-  DecryptResponse
->(async (ctx, input) => {
+export const decrypt = defineOperation<DecryptRequest, DecryptResponse>(async (ctx, input) => {
+  const blob = required(input.CiphertextBlob, "ciphertextBlob");
   unsupportedRecipient(input);
   const { key, plaintext, algorithm } = await openFor(ctx, {
-    blob: input.CiphertextBlob,
+    blob,
     context: input.EncryptionContext,
     keyId: input.KeyId,
     algorithm: input.EncryptionAlgorithm,

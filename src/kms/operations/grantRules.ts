@@ -1,6 +1,8 @@
 /** Shared rules of the grant operations: AWS's checks on grantees, operations and constraints. */
 import type { GrantListEntry } from "@aws-sdk/client-kms";
+import { canonicalContext } from "../authz/encryptionContext.js";
 import { CONTEXT_OPERATIONS, type GrantConstraints } from "../authz/grants.js";
+import { LIMITS } from "../limits.js";
 import { kmsError } from "../errors.js";
 import type { GrantRecord, KeyRecord } from "../store/keyStore.js";
 import type { RequestContext } from "./operation.js";
@@ -69,20 +71,30 @@ export function checkConstraints(
     ["EncryptionContextEquals", constraints.EncryptionContextEquals],
     ["EncryptionContextSubset", constraints.EncryptionContextSubset],
   ] as const;
+  const pairs = LIMITS.grantConstraintPairs.limit;
+  const valueLength = LIMITS.grantConstraintValueLength.limit;
   for (const [name, map] of maps) {
     if (map === undefined) continue;
     const entries = Object.entries(map);
-    if (entries.length > 8)
+    if (entries.length > pairs)
       throw kmsError(
         "ValidationException",
-        `${name} may hold at most 8 encryption context pairs; it has ${entries.length}.`,
+        `${name} may hold at most ${pairs} encryption context pairs; it has ${entries.length}.`,
       );
     for (const [k, v] of entries)
-      if (v.length > 384)
+      if (v.length > valueLength)
         throw kmsError(
           "ValidationException",
-          `The value of '${k}' in ${name} is longer than 384 characters.`,
+          `The value of '${k}' in ${name} is longer than ${valueLength} characters.`,
         );
+    // Constraint keys compare case-insensitively (encryptionContext.ts): two spellings of a
+    // key would make a constraint no request can satisfy.
+    const ambiguous = [...canonicalContext(map).ambiguous];
+    if (ambiguous.length > 0)
+      throw kmsError(
+        "ValidationException",
+        `${name} names the key '${ambiguous[0]}' twice in different case; grant constraint keys are case-insensitive, so name each key once.`,
+      );
   }
   const usesContext = maps.some(([, m]) => m !== undefined && Object.keys(m).length > 0);
   if (usesContext && key.keySpec !== "SYMMETRIC_DEFAULT")

@@ -3,7 +3,7 @@
  * already decoded and checked against the service model (see protocol/model.ts).
  */
 import type { KeyService } from "../keyService.js";
-import { kmsError } from "../errors.js";
+import { kmsError, validationError } from "../errors.js";
 import type { Principal } from "../authz/principal.js";
 
 export interface Caller {
@@ -11,8 +11,8 @@ export interface Caller {
   readonly principal: string;
   readonly accessKeyId: string;
   readonly account: string;
-  /** Tags and caller policies of the principal (see authz/principal.ts); absent = built from the ARN. */
-  readonly identity?: Principal;
+  /** Tags and caller policies of the principal (see authz/principal.ts); no policies = nothing allowed. */
+  readonly identity: Principal;
 }
 
 export interface RequestContext {
@@ -49,4 +49,16 @@ export function dryRun(input: { DryRun?: boolean | undefined }): void {
       "DryRunOperationException",
       "The request would have succeeded, but the DryRun option is set.",
     );
+}
+
+/**
+ * A member the vendored model leaves optional but the operation needs (Decrypt's and
+ * ReEncrypt's CiphertextBlob): absent is AWS's "must not be null" ValidationException.
+ */
+export function required<T>(value: T | undefined, wireName: string): T {
+  if (value === undefined)
+    throw validationError([
+      `Value null at '${wireName}' failed to satisfy constraint: Member must not be null`,
+    ]);
+  return value;
 }

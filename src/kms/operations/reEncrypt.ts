@@ -1,12 +1,13 @@
 import type { ReEncryptRequest, ReEncryptResponse } from "@aws-sdk/client-kms";
-import { defineOperation, dryRun, type WithRequired } from "./operation.js";
+import { defineOperation, dryRun, required, type WithRequired } from "./operation.js";
 import { openFor, sealFor } from "./asymmetricEncryption.js";
 import { encryptionKey } from "./symmetric.js";
 
 export const reEncrypt = defineOperation<
-  WithRequired<ReEncryptRequest, "CiphertextBlob" | "DestinationKeyId">,
+  WithRequired<ReEncryptRequest, "DestinationKeyId">,
   ReEncryptResponse
 >(async (ctx, input) => {
+  const blob = required(input.CiphertextBlob, "ciphertextBlob");
   const destination = await encryptionKey(
     ctx,
     input.DestinationKeyId,
@@ -19,7 +20,7 @@ export const reEncrypt = defineOperation<
     plaintext,
     algorithm,
   } = await openFor(ctx, {
-    blob: input.CiphertextBlob,
+    blob,
     context: input.SourceEncryptionContext,
     keyId: input.SourceKeyId,
     algorithm: input.SourceEncryptionAlgorithm,

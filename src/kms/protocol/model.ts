@@ -7,6 +7,7 @@
  */
 import modelJson from "./kms-model.json" with { type: "json" };
 import { kmsError, validationError } from "../errors.js";
+import { checkEncryptionContextSize } from "../limits.js";
 
 interface MemberRef {
   shape: string;
@@ -44,6 +45,10 @@ interface ServiceModel {
 }
 
 const model = modelJson as unknown as ServiceModel;
+
+/** An operation of the model by a caller-supplied name (own properties only: never `constructor`). */
+const operationDef = (name: string): OperationDef | undefined =>
+  Object.hasOwn(model.operations, name) ? model.operations[name] : undefined;
 
 export const modelledOperations: ReadonlySet<string> = new Set(Object.keys(model.operations));
 
@@ -99,7 +104,16 @@ function compileDecoder(name: string): Decoder {
   // Placeholder first, so that a recursive shape refers to itself lazily.
   const slot: { decode?: Decoder } = {};
   decoders.set(name, (v, p, pr) => slot.decode!(v, p, pr));
-  slot.decode = buildDecoder(shapeOf(name));
+  const decode = buildDecoder(shapeOf(name));
+  // The model states no size for an encryption context; Keyhaven bounds it (limits.ts).
+  slot.decode =
+    name === "EncryptionContextType"
+      ? (v, p, pr) => {
+          const context = decode(v, p, pr) as Record<string, string>;
+          checkEncryptionContextSize(context, p);
+          return context;
+        }
+      : decode;
   decoders.set(name, slot.decode);
   return slot.decode;
 }
@@ -296,7 +310,7 @@ function buildEncoder(shape: ShapeDef): Encoder {
 
 /** Decodes and validates an operation's JSON input; throws SerializationException or ValidationException. */
 export function decodeInput(operation: string, body: unknown): Record<string, unknown> {
-  const ref = model.operations[operation]?.input;
+  const ref = operationDef(operation)?.input;
   if (!ref) return {};
   const problems: Problems = [];
   const decoded = compileDecoder(ref.shape)(body, "", problems) as Record<string, unknown>;
@@ -306,7 +320,7 @@ export function decodeInput(operation: string, body: unknown): Record<string, un
 
 /** Encodes an operation's output for the wire: blobs to base64, timestamps to epoch seconds. */
 export function encodeOutput(operation: string, output: unknown): unknown {
-  const ref = model.operations[operation]?.output;
+  const ref = operationDef(operation)?.output;
   if (!ref) return {};
   return compileEncoder(ref.shape)(output);
 }

@@ -182,7 +182,7 @@ export class KmsServer {
           requiredSignedHeaders: ["x-amz-target"],
         },
       );
-      const handler = operation === undefined ? undefined : operations[operation];
+      const handler = operation === undefined ? undefined : operations.get(operation);
       if (!handler) {
         if (operation !== undefined && modelledOperations.has(operation)) {
           throw kmsError(
@@ -209,7 +209,7 @@ export class KmsServer {
           principal: credential.principal,
           accessKeyId: credential.accessKeyId,
           account: credential.principal.split(":")[4] ?? "",
-          ...(credential.identity && { identity: credential.identity }),
+          identity: credential.identity,
         },
         requestId,
         sourceIp: req.socket.remoteAddress ?? "",
