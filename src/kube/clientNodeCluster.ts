@@ -16,6 +16,7 @@ import {
   PatchStrategy,
   Watch,
   setHeaderOptions,
+  V1MicroTime,
   type CoreV1Event,
   type V1Lease,
 } from "@kubernetes/client-node";
@@ -109,8 +110,10 @@ export function clientNodeCluster(kc: KubeConfig, options: ClientNodeClusterOpti
       ...(l.spec?.leaseDurationSeconds !== undefined && {
         leaseDurationSeconds: l.spec.leaseDurationSeconds,
       }),
-      ...(l.spec?.acquireTime && { acquireTime: new Date(l.spec.acquireTime).toISOString() }),
-      ...(l.spec?.renewTime && { renewTime: new Date(l.spec.renewTime).toISOString() }),
+      ...(l.spec?.acquireTime && {
+        acquireTime: new V1MicroTime(l.spec.acquireTime).toISOString(),
+      }),
+      ...(l.spec?.renewTime && { renewTime: new V1MicroTime(l.spec.renewTime).toISOString() }),
       ...(l.spec?.leaseTransitions !== undefined && { leaseTransitions: l.spec.leaseTransitions }),
     },
     resourceVersion: l.metadata?.resourceVersion ?? "",
@@ -129,8 +132,9 @@ export function clientNodeCluster(kc: KubeConfig, options: ClientNodeClusterOpti
       ...(spec.leaseDurationSeconds !== undefined && {
         leaseDurationSeconds: spec.leaseDurationSeconds,
       }),
-      ...(spec.acquireTime && { acquireTime: new Date(spec.acquireTime) }),
-      ...(spec.renewTime && { renewTime: new Date(spec.renewTime) }),
+      // V1MicroTime serializes with six fractional digits; a plain Date's three are refused.
+      ...(spec.acquireTime && { acquireTime: new V1MicroTime(spec.acquireTime) }),
+      ...(spec.renewTime && { renewTime: new V1MicroTime(spec.renewTime) }),
       ...(spec.leaseTransitions !== undefined && { leaseTransitions: spec.leaseTransitions }),
     },
   });

@@ -98,3 +98,33 @@ describe("mergePatch (RFC 7386)", () => {
     );
   });
 });
+
+describe("MemoryApiServer Leases, as the real API server decodes them", () => {
+  const lease = (renewTime: unknown) => ({
+    metadata: { name: "l" },
+    spec: { holderIdentity: "a", renewTime },
+  });
+
+  it("refuses a MicroTime without exactly six fractional digits (400), on create and update", () => {
+    const api = new MemoryApiServer();
+    for (const bad of ["2026-12-02T03:19:52.980Z", "2026-12-02T03:19:52Z", 1764645592980])
+      expect(() => api.create("leases", "ns", lease(bad))).toThrow(
+        expect.objectContaining({ status: 400, reason: "BadRequest" }),
+      );
+    const ok = api.create("leases", "ns", lease("2026-12-02T03:19:52.980000Z"));
+    expect(() =>
+      api.replace("leases", "ns", "l", {
+        ...lease("2026-12-02T03:19:53.001Z"),
+        metadata: { name: "l", resourceVersion: ok.metadata.resourceVersion },
+      }),
+    ).toThrow(expect.objectContaining({ status: 400 }));
+    expect(() =>
+      api.patch("leases", "ns", "l", "merge", { spec: { acquireTime: "2026-12-02T03:19:53Z" } }),
+    ).toThrow(expect.objectContaining({ status: 400 }));
+    expect(
+      api.patch("leases", "ns", "l", "merge", {
+        spec: { acquireTime: "2026-12-02T03:19:53.000000+01:00" },
+      }).metadata.resourceVersion,
+    ).not.toBe(ok.metadata.resourceVersion);
+  });
+});
