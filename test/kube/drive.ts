@@ -5,19 +5,21 @@
  */
 import type { ManualClock } from "../../src/controller/runtime/timers.js";
 
-const tick = () => new Promise<void>((resolve) => setTimeout(resolve, 5));
+const tick = (ms = 5) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/** `intervalMs` spaces the checks out (polling a real API server every 5 ms is wasteful). */
 export async function eventually<T>(
   check: () => T | undefined | false | Promise<T | undefined | false>,
   what = "condition",
   limitMs = 15_000,
+  intervalMs = 5,
 ): Promise<T> {
   const end = Date.now() + limitMs;
   for (;;) {
     const v = await check();
     if (v) return v;
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await tick();
+    await tick(intervalMs);
   }
 }
 
