@@ -46,7 +46,7 @@ export async function startController(
     kc = loadKubeConfig(source);
   } catch (err) {
     throw new StartupError(
-      `${config.kubeconfig !== undefined ? `--kubeconfig ${config.kubeconfig}` : "in-cluster configuration"}: ${(err as Error).message} (give a readable kubeconfig with --kubeconfig, or run in a pod with a service account)`,
+      `${config.kubeconfig !== undefined ? `--kubeconfig ${config.kubeconfig}` : "in-cluster configuration"}: ${(err as Error).message.split("\n")[0]} (give a readable kubeconfig with --kubeconfig, or run in a pod with a service account)`,
     );
   }
   const timers = systemTimers;
