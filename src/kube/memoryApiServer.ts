@@ -412,7 +412,7 @@ export class MemoryApiServer {
     }
     merged.apiVersion = current.apiVersion;
     merged.kind = current.kind;
-    merged = this.#admit(type, merged, current, name, subresource);
+    merged = sortedLike(type, this.#admit(type, merged, current, name, subresource));
     if (JSON.stringify(spec(merged)) !== JSON.stringify(spec(current)))
       merged.metadata.generation = (current.metadata.generation ?? 1) + 1;
     const key = keyOf(plural, current.metadata.namespace, name);
@@ -468,9 +468,10 @@ export class MemoryApiServer {
     return { ...pruned, metadata } as StoredObject;
   }
 
-  #write(plural: string, key: string, obj: StoredObject, type: WatchEvent["type"]): StoredObject {
+  #write(plural: string, key: string, given: StoredObject, type: WatchEvent["type"]): StoredObject {
     this.#revision++;
-    obj.metadata.resourceVersion = String(this.#revision);
+    given.metadata.resourceVersion = String(this.#revision);
+    const obj = sortedLike(this.type(plural), given);
     this.#objects.set(key, obj);
     this.#publish(plural, { type, object: clone(obj), revision: this.#revision });
     return clone(obj);
@@ -519,6 +520,29 @@ export class MemoryApiServer {
       `Operation cannot be fulfilled on ${this.#resourceName(type)} "${name}": the object has been modified; please apply your changes to the latest version and try again`,
     );
   }
+}
+
+/**
+ * Custom resources are Go maps in the real API server: every read returns their members
+ * in sorted order, whatever order they were written in (a client comparing JSON text
+ * must not care). Built-in kinds keep their order here.
+ */
+function sortedLike(type: ResourceType, obj: StoredObject): StoredObject {
+  return type.schema ? (sortKeys(obj) as StoredObject) : obj;
+}
+
+function sortKeys(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(sortKeys);
+  if (typeof v !== "object" || v === null) return v;
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(v).sort())
+    Object.defineProperty(out, k, {
+      value: sortKeys((v as Record<string, unknown>)[k]),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  return out;
 }
 
 /** Everything but metadata and status: what bumps generation. */
