@@ -5,6 +5,7 @@
  *   node bench/run.mjs [--rounds 5] [--duration 5] [--warmup 2] [--connections 50]
  *                      [--scenarios Encrypt,GenerateDataKey] [--json FILE] [--profile DIR]
  *                      [--dist DIST] [--compare NAME=DIST ...] [--node-arg NAME=FLAG ...]
+ *                      [--controller-cluster]
  *
  * --profile DIR runs the key service under `node --cpu-prof` and leaves the
  * .cpuprofile in DIR (open it in Chrome DevTools or speedscope; or
@@ -12,6 +13,8 @@
  * another build than ./dist; --compare NAME=DIST also measures the key service built
  * into another dist/ folder (e.g. an older commit), in the same rounds. --node-arg
  * NAME=FLAG passes a Node flag to one of them (e.g. semi=--max-semi-space-size=64).
+ * --controller-cluster also runs bench/controller-cluster.mjs afterwards: 1,000 KmsKeys
+ * to Ready on the real API server, the fake and a bare CreateKey loop (needs ../shared/kubernetes).
  * Numbers are information, never a pass/fail gate; see docs/benchmarks.md.
  */
 import { randomBytes } from "node:crypto";
@@ -36,6 +39,7 @@ const { values: args } = parseArgs({
     dist: { type: "string" },
     compare: { type: "string", multiple: true, default: [] },
     "node-arg": { type: "string", multiple: true, default: [] },
+    "controller-cluster": { type: "boolean", default: false },
   },
 });
 
@@ -179,4 +183,9 @@ if (args.json) {
       2,
     ),
   );
+}
+if (args["controller-cluster"]) {
+  const { spawnSync } = await import("node:child_process");
+  console.log("");
+  spawnSync(process.execPath, [join(here, "controller-cluster.mjs")], { stdio: "inherit" });
 }

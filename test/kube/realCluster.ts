@@ -24,8 +24,7 @@ import { eventually } from "./drive.js";
 const CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
 
 /** Creates the three CRDs of crds/ and waits until the API server reports them Established. */
-export async function applyCrds(plane: ControlPlane): Promise<void> {
-  const dir = join(REPO_ROOT, "crds");
+export async function applyCrds(plane: ControlPlane, dir = join(REPO_ROOT, "crds")): Promise<void> {
   const names: string[] = [];
   for (const file of readdirSync(dir).filter((f) => f.endsWith(".yaml"))) {
     const crd = parse(readFileSync(join(dir, file), "utf8")) as { metadata: { name: string } };
