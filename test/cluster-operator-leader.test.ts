@@ -66,6 +66,7 @@ beforeAll(async () => {
       dataDir: dir,
       credentials: { path: credentialsFile, credential: credentials[0]! },
       args: ["--audit-log", kmsAudit],
+      timeoutMs: 60_000,
     }),
   ]);
   kms = kmsClient(service);

@@ -49,7 +49,7 @@ let kms: KMSClient;
 let controller: ControllerProgram;
 
 beforeAll(async () => {
-  [plane, service] = await Promise.all([startControlPlane(), spawnServer()]);
+  [plane, service] = await Promise.all([startControlPlane(), spawnServer({ timeoutMs: 60_000 })]);
   kms = kmsClient(service);
   await applyCrds(plane);
   await createNamespace(plane, "keyhaven-system");
@@ -335,7 +335,8 @@ describe("deletion", () => {
   it("kubectl delete schedules deletion with the pending window; the object stays PendingDeletion with the date; Retain rescues it", async () => {
     const ns = await createNamespace(plane, "delete");
     await createObject(plane, ns, { ...kmsKey("k"), spec: { deletion: { pendingWindowDays: 7 } } });
-    const keyId = (await waitReady<KmsKey>(plane, "KmsKey", ns, "k")).status!.keyId!;
+    const ready = await waitReady<KmsKey>(plane, "KmsKey", ns, "k");
+    const keyId = ready.status!.keyId!;
     const deleted = await plane.request(
       "DELETE",
       `/apis/keyhaven.dev/v1alpha1/namespaces/${ns}/kmskeys/k`,
@@ -351,6 +352,8 @@ describe("deletion", () => {
       100,
     );
     expect(pending.metadata.deletionTimestamp).toBeDefined();
+    // Marking an object deleted bumps its generation (the fake does the same).
+    expect(pending.metadata.generation).toBe(ready.metadata.generation! + 1);
     const days = (Date.parse(pending.status!.deletionDate!) - Date.now()) / 86_400_000;
     expect(days).toBeGreaterThan(6.9);
     expect(days).toBeLessThanOrEqual(7.01);
