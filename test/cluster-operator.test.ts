@@ -353,7 +353,7 @@ describe("deletion", () => {
     );
     expect(pending.metadata.deletionTimestamp).toBeDefined();
     // Marking an object deleted bumps its generation (the fake does the same).
-    expect(pending.metadata.generation).toBe(ready.metadata.generation! + 1);
+    expect(pending.metadata.generation).toBe(ready.metadata.generation + 1);
     const days = (Date.parse(pending.status!.deletionDate!) - Date.now()) / 86_400_000;
     expect(days).toBeGreaterThan(6.9);
     expect(days).toBeLessThanOrEqual(7.01);
