@@ -6,6 +6,7 @@
  *                      [--scenarios Encrypt,GenerateDataKey] [--json FILE] [--profile DIR]
  *                      [--dist DIST] [--compare NAME=DIST ...] [--node-arg NAME=FLAG ...]
  *                      [--admission-cluster]
+ *                      [--controller-cluster]
  *
  * --profile DIR runs the key service under `node --cpu-prof` and leaves the
  * .cpuprofile in DIR (open it in Chrome DevTools or speedscope; or
@@ -15,6 +16,8 @@
  * NAME=FLAG passes a Node flag to one of them (e.g. semi=--max-semi-space-size=64).
  * --admission-cluster also runs bench/admission-cluster.mjs afterwards: Pod creates on
  * the real API server with and without the webhook (needs ../shared/kubernetes).
+ * --controller-cluster also runs bench/controller-cluster.mjs afterwards: 1,000 KmsKeys
+ * to Ready on the real API server, the fake and a bare CreateKey loop (needs ../shared/kubernetes).
  * Numbers are information, never a pass/fail gate; see docs/benchmarks.md.
  */
 import { randomBytes } from "node:crypto";
@@ -40,6 +43,7 @@ const { values: args } = parseArgs({
     compare: { type: "string", multiple: true, default: [] },
     "node-arg": { type: "string", multiple: true, default: [] },
     "admission-cluster": { type: "boolean", default: false },
+    "controller-cluster": { type: "boolean", default: false },
   },
 });
 
@@ -184,8 +188,13 @@ if (args.json) {
     ),
   );
 }
-if (args["admission-cluster"]) {
+// The real-cluster benches run after the key-service rounds, each as its own process.
+for (const [flag, file] of [
+  ["admission-cluster", "admission-cluster.mjs"],
+  ["controller-cluster", "controller-cluster.mjs"],
+]) {
+  if (!args[flag]) continue;
   const { spawnSync } = await import("node:child_process");
   console.log("");
-  spawnSync(process.execPath, [join(here, "admission-cluster.mjs")], { stdio: "inherit" });
+  spawnSync(process.execPath, [join(here, file)], { stdio: "inherit" });
 }

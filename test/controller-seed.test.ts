@@ -145,4 +145,40 @@ describe("keyhaven controller flags", () => {
       /--kms-endpoint: the key service URL is required \(or AWS_ENDPOINT_URL_KMS\)/,
     );
   });
+
+  it("takes lease timing and the drift-check interval as durations, client-go's order enforced", () => {
+    const env = { AWS_ENDPOINT_URL_KMS: "http://keyhaven:8080" };
+    expect(loadConfig(["controller", "--disable-webhook"], env)).toMatchObject({
+      leaseDurationMs: 15_000,
+      renewDeadlineMs: 10_000,
+      retryPeriodMs: 2_000,
+      driftCheckMs: 600_000,
+    });
+    expect(
+      loadConfig(
+        [
+          "controller",
+          "--disable-webhook",
+          "--leader-elect-lease-duration",
+          "4s",
+          "--leader-elect-renew-deadline",
+          "3000ms",
+          "--drift-check-interval",
+          "2m",
+        ],
+        { ...env, KEYHAVEN_LEADER_ELECT_RETRY_PERIOD: "500ms" },
+      ),
+    ).toMatchObject({
+      leaseDurationMs: 4000,
+      renewDeadlineMs: 3000,
+      retryPeriodMs: 500,
+      driftCheckMs: 120_000,
+    });
+    expect(() => loadConfig(["controller", "--leader-elect-renew-deadline", "20s"], env)).toThrow(
+      /must be shorter than the renew deadline .* shorter than the lease duration/,
+    );
+    expect(() => loadConfig(["controller", "--drift-check-interval", "soon"], env)).toThrow(
+      /--drift-check-interval: a duration such as 10m, 15s or 1500ms, got 'soon'/,
+    );
+  });
 });

@@ -460,6 +460,12 @@ export interface ControllerConfig {
   /** /metrics, /healthz, /readyz. */
   readonly metricsListen: { readonly host: string; readonly port: number };
   readonly leaderElection: boolean;
+  /** Lease timing (client-go's defaults 15 s / 10 s / 2 s); tests and small clusters shorten it. */
+  readonly leaseDurationMs: number;
+  readonly renewDeadlineMs: number;
+  readonly retryPeriodMs: number;
+  /** How often each object is compared with its key when nothing else wakes it (drift). */
+  readonly driftCheckMs: number;
   /** This replica's name in the Lease. */
   readonly identity: string;
   readonly workers: number;
@@ -481,6 +487,11 @@ as an admin principal of the KMS API. Credentials come from the standard AWS_* e
   --region NAME            [AWS_REGION, AWS_DEFAULT_REGION] (default us-east-1)
   --metrics-listen HOST:PORT  /metrics, /healthz, /readyz [KEYHAVEN_METRICS_LISTEN] (default 0.0.0.0:9090)
   --leader-elect BOOL      compete for the Lease keyhaven-controller [KEYHAVEN_LEADER_ELECT] (default true)
+  --leader-elect-lease-duration D  how long a Lease holds without renewal [KEYHAVEN_LEADER_ELECT_LEASE_DURATION] (default 15s)
+  --leader-elect-renew-deadline D  a leader that cannot renew for D stops [KEYHAVEN_LEADER_ELECT_RENEW_DEADLINE] (default 10s)
+  --leader-elect-retry-period D    how often to try to acquire or renew [KEYHAVEN_LEADER_ELECT_RETRY_PERIOD] (default 2s)
+                           (durations: 15s, 1500ms; retry < renew deadline < lease duration)
+  --drift-check-interval D compare each object with its key this often [KEYHAVEN_DRIFT_CHECK_INTERVAL] (default 10m)
   --identity NAME          this replica in the Lease [POD_NAME, HOSTNAME]
   --workers N              reconciles in parallel per kind [KEYHAVEN_WORKERS] (default 16)
   --disable-webhook        run the operator only [KEYHAVEN_DISABLE_WEBHOOK=true]
@@ -495,6 +506,10 @@ const CONTROLLER_ENV: Record<string, string> = {
   region: "AWS_REGION",
   "metrics-listen": "KEYHAVEN_METRICS_LISTEN",
   "leader-elect": "KEYHAVEN_LEADER_ELECT",
+  "leader-elect-lease-duration": "KEYHAVEN_LEADER_ELECT_LEASE_DURATION",
+  "leader-elect-renew-deadline": "KEYHAVEN_LEADER_ELECT_RENEW_DEADLINE",
+  "leader-elect-retry-period": "KEYHAVEN_LEADER_ELECT_RETRY_PERIOD",
+  "drift-check-interval": "KEYHAVEN_DRIFT_CHECK_INTERVAL",
   identity: "POD_NAME",
   workers: "KEYHAVEN_WORKERS",
   "disable-webhook": "KEYHAVEN_DISABLE_WEBHOOK",
@@ -543,6 +558,21 @@ function loadControllerConfig(argv: readonly string[], env: NodeJS.ProcessEnv): 
       throw new ConfigError(`--${flag}: true or false, got '${v}'`);
     return v === "true";
   };
+  const duration = (flag: string, fallback: string) => {
+    const text = get(flag) ?? fallback;
+    const m = /^(\d{1,6})(ms|s|m)$/.exec(text);
+    if (!m || Number(m[1]) === 0)
+      throw new ConfigError(`--${flag}: a duration such as 10m, 15s or 1500ms, got '${text}'`);
+    return Number(m[1]) * { ms: 1, s: 1000, m: 60_000 }[m[2] as "ms" | "s" | "m"];
+  };
+  const leaseDurationMs = duration("leader-elect-lease-duration", "15s");
+  const renewDeadlineMs = duration("leader-elect-renew-deadline", "10s");
+  const retryPeriodMs = duration("leader-elect-retry-period", "2s");
+  const driftCheckMs = duration("drift-check-interval", "10m");
+  if (!(retryPeriodMs < renewDeadlineMs && renewDeadlineMs < leaseDurationMs))
+    throw new ConfigError(
+      `--leader-elect-*: the retry period (${retryPeriodMs} ms) must be shorter than the renew deadline (${renewDeadlineMs} ms), and that shorter than the lease duration (${leaseDurationMs} ms)`,
+    );
   const workersText = get("workers") ?? "16";
   if (!/^\d{1,3}$/.test(workersText) || Number(workersText) < 1)
     throw new ConfigError(`--workers: a number from 1 to 999, got '${workersText}'`);
@@ -574,6 +604,10 @@ function loadControllerConfig(argv: readonly string[], env: NodeJS.ProcessEnv): 
       }),
     metricsListen: listen.data,
     leaderElection: bool("leader-elect", true),
+    leaseDurationMs,
+    renewDeadlineMs,
+    retryPeriodMs,
+    driftCheckMs,
     identity: get("identity") ?? env["HOSTNAME"] ?? `keyhaven-${process.pid}`,
     workers: Number(workersText),
     logLevel,

@@ -1,4 +1,5 @@
 /** What every reconciler works with: the cluster, the key service, time, logs. */
+import { canonicalJson } from "./canonicalJson.js";
 import type { KMSClient } from "@aws-sdk/client-kms";
 import type { Logger } from "pino";
 import { FINALIZER, type KindName, type ObjectsByKind } from "../api/v1alpha1/types.js";
@@ -111,14 +112,14 @@ export async function removeFinalizer<K extends KindName>(
   ctx.reader.wrote(kind, obj, updated);
 }
 
-/** Writes status if it changed; returns the object as stored. */
+/** Writes status if its content changed (key order aside); returns the object as stored. */
 export async function writeStatus<K extends KindName>(
   ctx: ReconcileContext,
   kind: K,
   obj: ObjectsByKind[K],
   status: NonNullable<ObjectsByKind[K]["status"]>,
 ): Promise<ObjectsByKind[K]> {
-  if (JSON.stringify(obj.status ?? {}) === JSON.stringify(status)) return obj;
+  if (canonicalJson(obj.status ?? {}) === canonicalJson(status)) return obj;
   const updated = await ctx.client.patchStatus(kind, obj, status);
   ctx.reader.wrote(kind, obj, updated);
   return updated;

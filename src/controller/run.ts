@@ -2,15 +2,23 @@
  * `keyhaven controller`: the operator (informers, leader election, reconcilers)
  * plus the admission webhook, a /metrics + /healthz + /readyz listener, and a
  * graceful shutdown. Losing the leader Lease ends the process with status 1 so the
- * Deployment restarts it as a follower (as controller-runtime does).
+ * Deployment restarts it as a follower (as controller-runtime does). What stops the
+ * start (an unreadable kubeconfig, an API server it cannot reach or use, a busy port)
+ * is a StartupError: one line and exit status 2, as for `keyhaven serve`.
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import type { ControllerConfig } from "../config/config.js";
-import { clientNodeCluster, loadKubeConfig } from "../kube/clientNodeCluster.js";
+import {
+  checkApiServer,
+  clientNodeCluster,
+  loadKubeConfig,
+  type KubeConfigSource,
+} from "../kube/clientNodeCluster.js";
 import { webhookResources } from "../kube/webhookResources.js";
 import { createLogger } from "../observability/logger.js";
+import { StartupError } from "../serve.js";
 import { startWebhook, type RunningWebhook } from "../webhook/startWebhook.js";
 import { createKmsClient } from "./kms.js";
 import { Manager } from "./manager.js";
@@ -31,11 +39,23 @@ export async function startController(
   deps: { logger?: Logger } = {},
 ): Promise<RunningController> {
   const logger = deps.logger ?? createLogger(config.logLevel);
-  const kc = loadKubeConfig(
-    config.kubeconfig !== undefined ? { kubeconfig: config.kubeconfig } : {},
-  );
+  const source: KubeConfigSource =
+    config.kubeconfig !== undefined ? { kubeconfig: config.kubeconfig } : {};
+  let kc;
+  try {
+    kc = loadKubeConfig(source);
+  } catch (err) {
+    throw new StartupError(
+      `${config.kubeconfig !== undefined ? `--kubeconfig ${config.kubeconfig}` : "in-cluster configuration"}: ${(err as Error).message.split("\n")[0]} (give a readable kubeconfig with --kubeconfig, or run in a pod with a service account)`,
+    );
+  }
   const timers = systemTimers;
   const metrics = new ControllerMetrics({ defaultMetrics: true });
+  const problem = await checkApiServer(
+    kc,
+    config.watchNamespace !== undefined ? { watchNamespace: config.watchNamespace } : {},
+  );
+  if (problem) throw new StartupError(problem);
   const cluster = clientNodeCluster(kc, {
     timers,
     ...(config.watchNamespace && { watchNamespace: config.watchNamespace }),
@@ -61,21 +81,45 @@ export async function startController(
     logger: logger.child({ component: "operator" }),
     metrics,
     workers: config.workers,
+    driftCheckMs: config.driftCheckMs,
     leaderElection: config.leaderElection
-      ? { namespace: config.namespace, identity: config.identity }
+      ? {
+          namespace: config.namespace,
+          identity: config.identity,
+          leaseDurationMs: config.leaseDurationMs,
+          renewDeadlineMs: config.renewDeadlineMs,
+          retryPeriodMs: config.retryPeriodMs,
+        }
       : false,
   });
-  const http = await listen(config, metrics, manager);
+  const http = await listen(config.metricsListen, metrics, manager).catch((err: unknown) => {
+    kms.destroy();
+    throw new StartupError(
+      `--metrics-listen: cannot listen on ${config.metricsListen.host}:${config.metricsListen.port}: ${(err as Error).message}`,
+    );
+  });
   const address = http.address() as AddressInfo;
   const stopSignal = new AbortController();
   const done = manager.run(stopSignal.signal);
   let webhook: RunningWebhook | undefined;
   if (config.webhook) {
-    webhook = await startWebhook(config.webhook, {
-      resources: webhookResources(kc),
-      isLeader: () => manager.isLeader,
-      logger,
-    });
+    const listenOn = config.webhook.listen;
+    try {
+      webhook = await startWebhook(config.webhook, {
+        resources: webhookResources(kc),
+        isLeader: () => manager.isLeader,
+        logger,
+        signal: stopSignal.signal,
+      });
+    } catch (err) {
+      stopSignal.abort();
+      await done;
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+      kms.destroy();
+      throw new StartupError(
+        `--webhook-listen: cannot start the webhook on ${listenOn.host}:${listenOn.port}: ${(err as Error).message}`,
+      );
+    }
   }
   logger.info(
     {
@@ -103,7 +147,7 @@ export async function startController(
 }
 
 function listen(
-  config: ControllerConfig,
+  on: ControllerConfig["metricsListen"],
   metrics: ControllerMetrics,
   manager: Manager,
 ): Promise<Server> {
@@ -136,6 +180,6 @@ function listen(
   });
   return new Promise((resolve, reject) => {
     server.once("error", reject);
-    server.listen(config.metricsListen.port, config.metricsListen.host, () => resolve(server));
+    server.listen(on.port, on.host, () => resolve(server));
   });
 }

@@ -16,6 +16,7 @@ import {
   PatchStrategy,
   Watch,
   setHeaderOptions,
+  V1MicroTime,
   type CoreV1Event,
   type V1Lease,
 } from "@kubernetes/client-node";
@@ -48,6 +49,52 @@ export function loadKubeConfig(source: KubeConfigSource): KubeConfig {
   if (source.kubeconfig) kc.loadFromFile(source.kubeconfig);
   else kc.loadFromCluster();
   return kc;
+}
+
+/**
+ * One list of KmsKeys (limit 1), as the informers will do: undefined when the API
+ * server answers, else what is wrong and what to do about it (unreachable, bad
+ * credentials, no RBAC, CRDs not installed). Gives up after `timeoutMs`.
+ */
+export async function checkApiServer(
+  kc: KubeConfig,
+  options: { watchNamespace?: string; timeoutMs?: number } = {},
+): Promise<string | undefined> {
+  const server = kc.getCurrentCluster()?.server ?? "(no server in the kubeconfig)";
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const plural = KINDS.KmsKey.plural;
+  const where = options.watchNamespace ? ` in namespace ${options.watchNamespace}` : "";
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => resolve("timeout"), options.timeoutMs ?? 10_000);
+  });
+  try {
+    const list = options.watchNamespace
+      ? custom.listNamespacedCustomObject({
+          group: GROUP,
+          version: VERSION,
+          plural,
+          namespace: options.watchNamespace,
+          limit: 1,
+        })
+      : custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural, limit: 1 });
+    if ((await Promise.race([list, timeout])) === "timeout")
+      return `the Kubernetes API server at ${server} did not answer within ${(options.timeoutMs ?? 10_000) / 1000} s; check --kubeconfig and that the API server is up`;
+    return undefined;
+  } catch (err) {
+    const e = apiError(err);
+    if (!(e instanceof KubeApiError))
+      return `cannot reach the Kubernetes API server at ${server}: ${(e as Error).message}; check --kubeconfig and that the API server is up`;
+    if (e.status === 404)
+      return `the Kubernetes API server at ${server} does not serve ${plural}.${GROUP}/${VERSION}: install the CRDs first (kubectl apply -f crds/, or the Helm chart)`;
+    if (e.status === 401)
+      return `the Kubernetes API server at ${server} refused the credentials of the kubeconfig (401 ${e.reason})`;
+    if (e.status === 403)
+      return `the Kubernetes API server at ${server} does not allow listing ${plural}${where} (403): grant the RBAC in docs/operator.md`;
+    return `the Kubernetes API server at ${server} answered ${e.status} ${e.reason}: ${e.message}`;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 export interface ClientNodeClusterOptions {
@@ -109,8 +156,10 @@ export function clientNodeCluster(kc: KubeConfig, options: ClientNodeClusterOpti
       ...(l.spec?.leaseDurationSeconds !== undefined && {
         leaseDurationSeconds: l.spec.leaseDurationSeconds,
       }),
-      ...(l.spec?.acquireTime && { acquireTime: new Date(l.spec.acquireTime).toISOString() }),
-      ...(l.spec?.renewTime && { renewTime: new Date(l.spec.renewTime).toISOString() }),
+      ...(l.spec?.acquireTime && {
+        acquireTime: new V1MicroTime(l.spec.acquireTime).toISOString(),
+      }),
+      ...(l.spec?.renewTime && { renewTime: new V1MicroTime(l.spec.renewTime).toISOString() }),
       ...(l.spec?.leaseTransitions !== undefined && { leaseTransitions: l.spec.leaseTransitions }),
     },
     resourceVersion: l.metadata?.resourceVersion ?? "",
@@ -129,8 +178,9 @@ export function clientNodeCluster(kc: KubeConfig, options: ClientNodeClusterOpti
       ...(spec.leaseDurationSeconds !== undefined && {
         leaseDurationSeconds: spec.leaseDurationSeconds,
       }),
-      ...(spec.acquireTime && { acquireTime: new Date(spec.acquireTime) }),
-      ...(spec.renewTime && { renewTime: new Date(spec.renewTime) }),
+      // V1MicroTime serializes with six fractional digits; a plain Date's three are refused.
+      ...(spec.acquireTime && { acquireTime: new V1MicroTime(spec.acquireTime) }),
+      ...(spec.renewTime && { renewTime: new V1MicroTime(spec.renewTime) }),
       ...(spec.leaseTransitions !== undefined && { leaseTransitions: spec.leaseTransitions }),
     },
   });

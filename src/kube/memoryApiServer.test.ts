@@ -98,3 +98,82 @@ describe("mergePatch (RFC 7386)", () => {
     );
   });
 });
+
+describe("MemoryApiServer Leases, as the real API server decodes them", () => {
+  const lease = (renewTime: unknown) => ({
+    metadata: { name: "l" },
+    spec: { holderIdentity: "a", renewTime },
+  });
+
+  it("refuses a MicroTime without exactly six fractional digits (400), on create and update", () => {
+    const api = new MemoryApiServer();
+    for (const bad of ["2026-12-02T03:19:52.980Z", "2026-12-02T03:19:52Z", 1764645592980])
+      expect(() => api.create("leases", "ns", lease(bad))).toThrow(
+        expect.objectContaining({ status: 400, reason: "BadRequest" }),
+      );
+    const ok = api.create("leases", "ns", lease("2026-12-02T03:19:52.980000Z"));
+    expect(() =>
+      api.replace("leases", "ns", "l", {
+        ...lease("2026-12-02T03:19:53.001Z"),
+        metadata: { name: "l", resourceVersion: ok.metadata.resourceVersion },
+      }),
+    ).toThrow(expect.objectContaining({ status: 400 }));
+    expect(() =>
+      api.patch("leases", "ns", "l", "merge", { spec: { acquireTime: "2026-12-02T03:19:53Z" } }),
+    ).toThrow(expect.objectContaining({ status: 400 }));
+    expect(
+      api.patch("leases", "ns", "l", "merge", {
+        spec: { acquireTime: "2026-12-02T03:19:53.000000+01:00" },
+      }).metadata.resourceVersion,
+    ).not.toBe(ok.metadata.resourceVersion);
+  });
+});
+
+describe("MemoryApiServer custom resources, as Go maps", () => {
+  it("returns members in sorted order, whatever order they were written in; a reordered no-op is no write", () => {
+    const api = new MemoryApiServer();
+    api.create("kmskeys", "ns", key("a", { tags: { z: "1", a: "2" }, description: "d" }));
+    const written = api.patch(
+      "kmskeys",
+      "ns",
+      "a",
+      "merge",
+      {
+        status: {
+          keyState: "Enabled",
+          arn: "arn:x",
+          conditions: [
+            {
+              type: "Ready",
+              status: "True",
+              reason: "KeyEnabled",
+              message: "m",
+              lastTransitionTime: "2026-12-02T00:00:00Z",
+            },
+          ],
+        },
+      },
+      "status",
+    );
+    const read = api.get("kmskeys", "ns", "a");
+    expect(Object.keys(read["status"] as object)).toEqual(["arn", "conditions", "keyState"]);
+    expect(Object.keys((read["status"] as { conditions: object[] }).conditions[0]!)).toEqual([
+      "lastTransitionTime",
+      "message",
+      "reason",
+      "status",
+      "type",
+    ]);
+    expect(Object.keys((read["spec"] as { tags: object }).tags)).toEqual(["a", "z"]);
+    expect(Object.keys(read)).toEqual([...Object.keys(read)].sort());
+    const again = api.patch(
+      "kmskeys",
+      "ns",
+      "a",
+      "merge",
+      { status: { arn: "arn:x", keyState: "Enabled" } },
+      "status",
+    );
+    expect(again.metadata.resourceVersion).toBe(written.metadata.resourceVersion);
+  });
+});

@@ -24,7 +24,16 @@ export interface ResourceType {
   readonly kind: string;
   readonly schema?: Schema;
   readonly statusSubresource: boolean;
+  /**
+   * Fields (paths of names) holding a metav1.MicroTime: the real API server decodes
+   * them with Go's RFC3339Micro layout, so anything but exactly six fractional digits
+   * (a JavaScript Date's milliseconds, say) is a 400 before any other check.
+   */
+  readonly microTimes?: readonly (readonly string[])[];
 }
+
+/** Go's `2006-01-02T15:04:05.000000Z07:00`, as metav1.MicroTime parses it. */
+const RFC3339_MICRO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}(Z|[+-]\d{2}:\d{2})$/;
 
 /** Resource types of the keyhaven API plus the core ones the controller writes. */
 export function defaultResourceTypes(
@@ -46,6 +55,10 @@ export function defaultResourceTypes(
       plural: "leases",
       kind: "Lease",
       statusSubresource: false,
+      microTimes: [
+        ["spec", "acquireTime"],
+        ["spec", "renewTime"],
+      ],
     },
     { group: "", version: "v1", plural: "events", kind: "Event", statusSubresource: false },
   ];
@@ -210,6 +223,7 @@ export class MemoryApiServer {
         "AlreadyExists",
         `${this.#resourceName(type)} "${name}" already exists`,
       );
+    this.#decode(type, body);
     let obj = clone(body) as StoredObject;
     if (type.statusSubresource) delete obj["status"];
     obj = this.#admit(type, obj, undefined, name);
@@ -368,6 +382,7 @@ export class MemoryApiServer {
     subresource?: "status",
   ): StoredObject {
     const type = this.type(plural);
+    this.#decode(type, next);
     const name = current.metadata.name;
     let merged: StoredObject;
     if (type.statusSubresource && subresource === "status") {
@@ -397,7 +412,7 @@ export class MemoryApiServer {
     }
     merged.apiVersion = current.apiVersion;
     merged.kind = current.kind;
-    merged = this.#admit(type, merged, current, name, subresource);
+    merged = sortedLike(type, this.#admit(type, merged, current, name, subresource));
     if (JSON.stringify(spec(merged)) !== JSON.stringify(spec(current)))
       merged.metadata.generation = (current.metadata.generation ?? 1) + 1;
     const key = keyOf(plural, current.metadata.namespace, name);
@@ -405,6 +420,22 @@ export class MemoryApiServer {
     if (merged.metadata.deletionTimestamp && (merged.metadata.finalizers ?? []).length === 0)
       return this.#remove(plural, key, merged);
     return this.#write(plural, key, merged, "MODIFIED");
+  }
+
+  /** What the real API server refuses while decoding the body, before admission (400). */
+  #decode(type: ResourceType, body: Record<string, unknown>): void {
+    for (const path of type.microTimes ?? []) {
+      let v: unknown = body;
+      for (const p of path)
+        v = typeof v === "object" && v !== null ? (v as Record<string, unknown>)[p] : undefined;
+      if (v === undefined || v === null) continue;
+      if (typeof v !== "string" || !RFC3339_MICRO.test(v))
+        throw new KubeApiError(
+          400,
+          "BadRequest",
+          `${type.kind} in version "${type.version}" cannot be handled as a ${type.kind}: parsing time ${JSON.stringify(v)} as "2006-01-02T15:04:05.000000Z07:00": cannot parse as RFC3339Micro`,
+        );
+    }
   }
 
   /** Pruning, defaulting and validation against the kind's schema. */
@@ -437,9 +468,10 @@ export class MemoryApiServer {
     return { ...pruned, metadata } as StoredObject;
   }
 
-  #write(plural: string, key: string, obj: StoredObject, type: WatchEvent["type"]): StoredObject {
+  #write(plural: string, key: string, given: StoredObject, type: WatchEvent["type"]): StoredObject {
     this.#revision++;
-    obj.metadata.resourceVersion = String(this.#revision);
+    given.metadata.resourceVersion = String(this.#revision);
+    const obj = sortedLike(this.type(plural), given);
     this.#objects.set(key, obj);
     this.#publish(plural, { type, object: clone(obj), revision: this.#revision });
     return clone(obj);
@@ -488,6 +520,29 @@ export class MemoryApiServer {
       `Operation cannot be fulfilled on ${this.#resourceName(type)} "${name}": the object has been modified; please apply your changes to the latest version and try again`,
     );
   }
+}
+
+/**
+ * Custom resources are Go maps in the real API server: every read returns their members
+ * in sorted order, whatever order they were written in (a client comparing JSON text
+ * must not care). Built-in kinds keep their order here.
+ */
+function sortedLike(type: ResourceType, obj: StoredObject): StoredObject {
+  return type.schema ? (sortKeys(obj) as StoredObject) : obj;
+}
+
+function sortKeys(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(sortKeys);
+  if (typeof v !== "object" || v === null) return v;
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(v).sort())
+    Object.defineProperty(out, k, {
+      value: sortKeys((v as Record<string, unknown>)[k]),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  return out;
 }
 
 /** Everything but metadata and status: what bumps generation. */

@@ -214,7 +214,14 @@ export async function startWebhook(
     certificates = manager;
     stopSource = () => manager.stop();
   }
-  const address = await server.listen(config.listen.host, config.listen.port);
+  let address;
+  try {
+    address = await server.listen(config.listen.host, config.listen.port);
+  } catch (err) {
+    // A busy port: stop the certificate timers so the failed start leaves nothing running.
+    stopSource();
+    throw err;
+  }
   const url = `https://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}${MUTATE_PATH}`;
   logger.info(
     { url, certificates: config.certDir ?? `secret ${config.namespace}/${config.secretName}` },

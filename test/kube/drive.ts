@@ -5,8 +5,9 @@
  */
 import type { ManualClock } from "../../src/controller/runtime/timers.js";
 
-const tick = () => new Promise<void>((resolve) => setTimeout(resolve, 5));
+const tick = (ms = 5) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/** `intervalMs` spaces the checks out (polling a real API server every 5 ms is wasteful). */
 export async function eventually<T>(
   check: () => T | undefined | false | Promise<T | undefined | false>,
   what = "condition",
@@ -19,7 +20,7 @@ export async function eventually<T>(
     const v = await check();
     if (v) return v;
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise<void>((resolve) => setTimeout(resolve, intervalMs));
+    await tick(intervalMs);
   }
 }
 

@@ -289,10 +289,11 @@ const definitions: Record<KindName, { spec: Schema; status: Schema; columns: Pri
       { name: "Key ID", type: "string", jsonPath: ".status.keyId" },
       { name: "State", type: "string", jsonPath: ".status.keyState" },
       { name: "Rotation", type: "boolean", jsonPath: ".status.rotationEnabled" },
-      { name: "Next Rotation", type: "date", jsonPath: ".status.nextRotationTime" },
+      // Future dates as "string": a "date" column prints an age, and "<invalid>" for the future.
+      { name: "Next Rotation", type: "string", jsonPath: ".status.nextRotationTime" },
       ready,
       age,
-      { name: "Deletion", type: "date", jsonPath: ".status.deletionDate", priority: 1 },
+      { name: "Deletion", type: "string", jsonPath: ".status.deletionDate", priority: 1 },
       { name: "Version", type: "integer", jsonPath: ".status.currentVersion", priority: 1 },
     ],
   },

@@ -3,6 +3,7 @@
  * which KMS calls bring the key to the spec, which conditions describe it, and
  * when to look again. The reconciler only performs what these return.
  */
+import { canonicalJson } from "../canonicalJson.js";
 import type { ResolvedKeySpec } from "../../api/v1alpha1/defaults.js";
 import type { ConditionInput } from "../../api/v1alpha1/conditions.js";
 import { UID_TAG } from "../../api/v1alpha1/types.js";
@@ -57,16 +58,6 @@ export function samePolicy(a: string, b: string): boolean {
   } catch {
     return a === b;
   }
-}
-
-function canonicalJson(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(",")}]`;
-  if (v && typeof v === "object")
-    return `{${Object.keys(v)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${canonicalJson((v as Record<string, unknown>)[k])}`)
-      .join(",")}}`;
-  return JSON.stringify(v);
 }
 
 export function desiredTags(spec: ResolvedKeySpec, uid: string): Record<string, string> {
