@@ -16,6 +16,7 @@ import type { Logger } from "pino";
 import type { Credential } from "../identity/credentialsFile.js";
 import { KmsError, kmsError } from "../errors.js";
 import type { KeyService } from "../keyService.js";
+import type { KeyServiceMetrics } from "../metrics/keyServiceMetrics.js";
 import { operations } from "../operations/index.js";
 import type { RequestContext } from "../operations/operation.js";
 import { decodeInput, encodeOutput, modelledOperations } from "./model.js";
@@ -47,6 +48,8 @@ export interface KmsServerOptions {
   /** Where audit lines go (one per request). */
   readonly audit: Logger;
   readonly maxBodyBytes?: number;
+  /** Counts every request and serves GET /metrics (unauthenticated, like /healthz). */
+  readonly metrics?: KeyServiceMetrics;
   readonly tls?: { readonly cert: Buffer; readonly key: Buffer };
 }
 
@@ -131,6 +134,8 @@ export class KmsServer {
     if (req.method === "GET" && path === "/healthz") return this.#plain(res, 200, "ok");
     if (req.method === "GET" && path === "/readyz")
       return this.#ready ? this.#plain(res, 200, "ready") : this.#plain(res, 503, "shutting down");
+    if (req.method === "GET" && path === "/metrics" && this.#options.metrics)
+      return this.#metrics(res, this.#options.metrics);
     if (
       req.method === "POST" &&
       path === "/" &&
@@ -244,6 +249,11 @@ export class KmsServer {
       this.#json(res, error.status, requestId, { __type: error.code, message: error.message });
     } finally {
       this.#inFlight--;
+      this.#options.metrics?.request(
+        operation,
+        errorCode,
+        Number(process.hrtime.bigint() - started) / 1e9,
+      );
       const service = this.#options.service;
       this.#options.audit.info(
         {
@@ -369,6 +379,7 @@ export class KmsServer {
       this.#xml(res, error.status, requestId, stsErrorXml(error.code, error.message, requestId));
     } finally {
       this.#inFlight--;
+      this.#options.metrics?.sts(action, errorCode);
       this.#options.audit.info(
         {
           ...auditRecord({
@@ -416,6 +427,21 @@ export class KmsServer {
       "x-amzn-requestid": requestId,
     });
     res.end(payload);
+  }
+
+  async #metrics(res: ServerResponse, metrics: KeyServiceMetrics): Promise<void> {
+    try {
+      const { contentType, body } = await metrics.expose();
+      this.#closeAfterIfStopping(res);
+      res.writeHead(200, { "content-type": contentType });
+      res.end(body);
+    } catch (err) {
+      this.#options.logger.error(
+        { err: { type: (err as Error)?.name, message: (err as Error)?.message } },
+        "collecting metrics failed",
+      );
+      this.#plain(res, 500, "collecting metrics failed; see the key service's log");
+    }
   }
 
   #plain(res: ServerResponse, status: number, text: string): void {
