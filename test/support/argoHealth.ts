@@ -11,7 +11,7 @@ interface LuaState {
   readonly brand: "lua_State";
 }
 interface Fengari {
-  to_luastring(s: string): Uint8Array;
+  to_luastring(this: void, s: string): Uint8Array;
   lua: {
     lua_newtable(L: LuaState): void;
     lua_pushstring(L: LuaState, s: Uint8Array): void;
