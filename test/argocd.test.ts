@@ -70,7 +70,9 @@ describe("Argo CD health of KmsKey", () => {
     await settle(h.keys.reconcile(bad));
     const refused = health("KmsKey", h.key("bad"));
     expect(refused.status).toBe("Degraded");
-    expect(refused.message).toMatch(/MalformedPolicyDocumentException: The policy is not valid JSON/);
+    expect(refused.message).toMatch(
+      /MalformedPolicyDocumentException: The policy is not valid JSON/,
+    );
     expect(refused.message).not.toMatch(/Exception: \w+Exception/);
 
     const good = h.create(kmsKey("good"));
