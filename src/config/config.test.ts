@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig, USAGE, type ServeConfig } from "./config.js";
+import { closest, ConfigError, loadConfig, USAGE, type ServeConfig } from "./config.js";
 
 const serve = (args: string[], env: Record<string, string> = {}) =>
   loadConfig(["serve", ...args], env) as ServeConfig;
@@ -85,13 +85,37 @@ describe("loadConfig: keyhaven serve", () => {
     );
   });
 
-  it("refuses unknown flags, stray arguments and unknown commands, with the usage", () => {
-    const unknown = configError(["serve", "--colour", "blue"]);
-    expect(unknown).toContain("--colour");
-    expect(unknown).toContain(USAGE);
-    expect(configError(["serve", "extra"])).toContain(USAGE);
-    expect(configError(["serve", "--listen"])).toContain("--listen");
+  it("refuses unknown flags, stray arguments and unknown commands, pointing at the help", () => {
+    expect(configError(["serve", "--colour", "blue"])).toBe(
+      "Unknown option '--colour' for keyhaven serve (keyhaven serve --help lists the flags)",
+    );
+    expect(configError(["serve", "extra"])).toBe(
+      "Unexpected argument 'extra' (keyhaven serve --help lists the flags)",
+    );
+    expect(configError(["serve", "--listen"])).toBe(
+      "Option '--listen <value>' argument missing (keyhaven serve --help lists the flags)",
+    );
     expect(configError(["frobnicate"])).toBe(`unknown command 'frobnicate'\n\n${USAGE}`);
+  });
+
+  it("names the closest flag or command", () => {
+    expect(configError(["serve", "--listn", "x"])).toBe(
+      "Unknown option '--listn' for keyhaven serve; did you mean --listen? (keyhaven serve --help lists the flags)",
+    );
+    expect(configError(["serve", "--tls-crt=a.pem"])).toContain("did you mean --tls-cert?");
+    expect(configError(["serve", "--web-identity-jwk", "f"])).toContain(
+      "did you mean --web-identity-jwks?",
+    );
+    expect(configError(["controller", "--kms-endpont", "http://k"])).toContain(
+      "for keyhaven controller; did you mean --kms-endpoint?",
+    );
+    expect(configError(["controller", "--webhook-lisen", ":1"])).toContain(
+      "did you mean --webhook-listen?",
+    );
+    expect(configError(["agent", "--dirr", "/x"])).toContain("did you mean --dir?");
+    expect(configError(["serv"])).toMatch(/^unknown command 'serv'; did you mean 'serve'\?/);
+    expect(closest("x", ["listen", "data"])).toBeUndefined();
+    expect(closest("refresh", ["refresh-interval", "timeout"])).toBe("refresh-interval");
   });
 
   it("answers help and version", () => {

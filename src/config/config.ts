@@ -97,19 +97,7 @@ export type Config =
   | KmsPluginConfig
   | { readonly command: "help" | "version"; readonly text?: string };
 
-export const USAGE = `Usage: keyhaven <command> [flags]
-
-Commands:
-  serve     Run the key service (AWS KMS wire protocol) on an embedded store.
-  help      Show this text.
-  version   Print the version.
-  agent     The init container the webhook injects into pods (see docs/injection.md).
-  controller  Reconcile KmsKey/KmsAlias/KmsGrant into the key service, and run the webhook
-            (keyhaven controller --help; docs/operator.md).
-  kms-plugin  Kubernetes KMS v2 plugin: encrypts the cluster's Secrets at rest with a Keyhaven key
-            (keyhaven kms-plugin --help; docs/encryption-at-rest.md).
-
-keyhaven serve flags (environment variable in brackets):
+const SERVE_FLAGS = `keyhaven serve flags (environment variable in brackets):
   --listen HOST:PORT     address to listen on [KEYHAVEN_LISTEN] (default 127.0.0.1:8080)
   --data DIR             data folder: store, root key, generated credentials [KEYHAVEN_DATA] (default ./.keyhaven)
   --credentials FILE     credentials file (YAML) [KEYHAVEN_CREDENTIALS]; without it, DIR/credentials.yaml,
@@ -135,6 +123,28 @@ keyhaven serve flags (environment variable in brackets):
   --web-identity-max-session SECS  longest session [KEYHAVEN_WEB_IDENTITY_MAX_SESSION] (default 3600)
   --log-level LEVEL      fatal|error|warn|info|debug|trace|silent [KEYHAVEN_LOG_LEVEL] (default info)
 `;
+
+export const USAGE = `Usage: keyhaven <command> [flags]
+
+Commands:
+  serve     Run the key service (AWS KMS wire protocol) on an embedded store.
+  help      Show this text.
+  version   Print the version.
+  agent     The init container the webhook injects into pods (see docs/injection.md).
+  controller  Reconcile KmsKey/KmsAlias/KmsGrant into the key service, and run the webhook
+            (docs/operator.md).
+  kms-plugin  Kubernetes KMS v2 plugin: encrypts the cluster's Secrets at rest with a Keyhaven key
+            (docs/encryption-at-rest.md).
+
+keyhaven <command> --help prints that command's flags.
+
+${SERVE_FLAGS}`;
+
+export const SERVE_USAGE = `Usage: keyhaven serve [flags]
+
+Runs the key service: the AWS KMS wire protocol (and STS web identity) on an embedded store.
+
+${SERVE_FLAGS}`;
 
 const ENV: Record<string, string> = {
   listen: "KEYHAVEN_LISTEN",
@@ -171,33 +181,21 @@ const DEFAULTS: Record<string, string> = {
 export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Config {
   const [command, ...rest] = argv;
   if (command === undefined || command === "help" || command === "--help" || command === "-h")
-    return { command: "help", text: USAGE };
+    return { command: "help", text: (rest[0] && COMMAND_USAGE.get(rest[0])) ?? USAGE };
   if (command === "version" || command === "--version") return { command: "version" };
-  if (command === "agent")
-    return rest.includes("--help") || rest.includes("-h")
-      ? { command: "help", text: AGENT_USAGE }
-      : loadAgentConfig(rest, env);
-  if (command === "controller")
-    return rest.includes("--help") || rest.includes("-h")
-      ? { command: "help", text: `${CONTROLLER_USAGE}\n${WEBHOOK_USAGE}` }
-      : loadControllerConfig(rest, env);
-  if (command === "kms-plugin")
-    return rest.includes("--help") || rest.includes("-h")
-      ? { command: "help", text: KMS_PLUGIN_USAGE }
-      : loadKmsPluginConfig(rest, env);
-  if (command !== "serve") throw new ConfigError(`unknown command '${command}'\n\n${USAGE}`);
-
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: [...rest],
-      options: Object.fromEntries(Object.keys(ENV).map((k) => [k, { type: "string" as const }])),
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (err) {
-    throw new ConfigError(`${(err as Error).message}\n\n${USAGE}`);
+  const usage = COMMAND_USAGE.get(command);
+  if (usage === undefined) {
+    const guess = closest(command, [...COMMAND_USAGE.keys()]);
+    throw new ConfigError(
+      `unknown command '${command}'${guess ? `; did you mean '${guess}'?` : ""}\n\n${USAGE}`,
+    );
   }
+  if (rest.includes("--help") || rest.includes("-h")) return { command: "help", text: usage };
+  if (command === "agent") return loadAgentConfig(rest, env);
+  if (command === "controller") return loadControllerConfig(rest, env);
+  if (command === "kms-plugin") return loadKmsPluginConfig(rest, env);
+
+  const values = parseFlags("serve", rest, Object.keys(ENV));
   const merged: Record<string, string | undefined> = {};
   for (const [flag, variable] of Object.entries(ENV)) {
     const v = values[flag];
@@ -283,19 +281,7 @@ const AGENT_ENV: Record<string, string> = {
 };
 
 function loadAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv): AgentConfig {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: [...argv],
-      options: Object.fromEntries(
-        Object.keys(AGENT_ENV).map((k) => [k, { type: "string" as const }]),
-      ),
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (err) {
-    throw new ConfigError(`${(err as Error).message}\n\n${AGENT_USAGE}`);
-  }
+  const values = parseFlags("agent", argv, Object.keys(AGENT_ENV));
   const get = (flag: string): string | undefined => {
     const v = values[flag];
     return typeof v === "string" ? v : env[AGENT_ENV[flag]!] || undefined;
@@ -517,22 +503,12 @@ const CONTROLLER_ENV: Record<string, string> = {
 };
 
 function loadControllerConfig(argv: readonly string[], env: NodeJS.ProcessEnv): ControllerConfig {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: [...argv],
-      options: Object.fromEntries(
-        [...Object.keys(CONTROLLER_ENV), ...Object.keys(WEBHOOK_ENV)].map((k) => [
-          k,
-          { type: k === "disable-webhook" ? ("boolean" as const) : ("string" as const) },
-        ]),
-      ),
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (err) {
-    throw new ConfigError(`${(err as Error).message}\n\n${CONTROLLER_USAGE}`);
-  }
+  const values = parseFlags(
+    "controller",
+    argv,
+    [...Object.keys(CONTROLLER_ENV), ...Object.keys(WEBHOOK_ENV)],
+    ["disable-webhook"],
+  );
   const get = (flag: string): string | undefined => {
     const v = values[flag];
     if (typeof v === "string") return v;
@@ -647,19 +623,7 @@ const KMS_PLUGIN_ENV: Record<string, string> = {
 
 /** `keyhaven kms-plugin` (docs/encryption-at-rest.md). */
 function loadKmsPluginConfig(argv: readonly string[], env: NodeJS.ProcessEnv): KmsPluginConfig {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: [...argv],
-      options: Object.fromEntries(
-        Object.keys(KMS_PLUGIN_ENV).map((k) => [k, { type: "string" as const }]),
-      ),
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (err) {
-    throw new ConfigError(`${(err as Error).message}\n\n${KMS_PLUGIN_USAGE}`);
-  }
+  const values = parseFlags("kms-plugin", argv, Object.keys(KMS_PLUGIN_ENV));
   const get = (flag: string): string | undefined => {
     const v = values[flag];
     return typeof v === "string" ? v : env[KMS_PLUGIN_ENV[flag]!] || undefined;
@@ -708,4 +672,77 @@ function loadKmsPluginConfig(argv: readonly string[], env: NodeJS.ProcessEnv): K
     healthCheckIntervalSeconds: Number(interval),
     logLevel,
   });
+}
+
+/** Each command's --help text (`keyhaven help <command>` prints it too). */
+const COMMAND_USAGE: ReadonlyMap<string, string> = new Map([
+  ["serve", SERVE_USAGE],
+  ["agent", AGENT_USAGE],
+  ["controller", `${CONTROLLER_USAGE}\n${WEBHOOK_USAGE}`],
+  ["kms-plugin", KMS_PLUGIN_USAGE],
+  ["help", USAGE],
+  ["version", "Usage: keyhaven version\n\nPrints the version.\n"],
+]);
+
+/**
+ * Parses a command's flags (all strings but `booleans`). An unknown flag names the
+ * closest valid one; every parse error points at the command's --help.
+ */
+function parseFlags(
+  command: string,
+  argv: readonly string[],
+  flags: readonly string[],
+  booleans: readonly string[] = [],
+): Record<string, string | boolean | undefined> {
+  try {
+    return parseArgs({
+      args: [...argv],
+      options: Object.fromEntries(
+        flags.map((k) => [k, { type: booleans.includes(k) ? "boolean" : "string" } as const]),
+      ),
+      strict: true,
+      allowPositionals: false,
+    }).values;
+  } catch (err) {
+    const help = `(keyhaven ${command} --help lists the flags)`;
+    const unknown = /^Unknown option '(-{1,2})([^'=]+)'/.exec((err as Error).message);
+    if (unknown) {
+      const guess = closest(unknown[2]!, flags);
+      throw new ConfigError(
+        `Unknown option '${unknown[1]}${unknown[2]}' for keyhaven ${command}${guess ? `; did you mean --${guess}?` : ""} ${help}`,
+      );
+    }
+    throw new ConfigError(`${(err as Error).message.split(". ")[0]} ${help}`);
+  }
+}
+
+/** The candidate nearest to `word` by edit distance, if it is near enough to be a typo. */
+export function closest(word: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const candidate of candidates) {
+    const d = editDistance(word, candidate);
+    if (d < bestDistance) [best, bestDistance] = [candidate, d];
+  }
+  // A typo or two, or a prefix of a longer flag (--web-identity for --web-identity-jwks).
+  const near = bestDistance <= Math.max(1, Math.floor(word.length / 3));
+  const prefix = candidates.filter((c) => c.startsWith(word));
+  if (near) return best;
+  return prefix.length === 1 ? prefix[0] : undefined;
+}
+
+/** Levenshtein distance (insertions, deletions, substitutions). */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++)
+      current[j] = Math.min(
+        previous[j]! + 1,
+        current[j - 1]! + 1,
+        previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    previous = current;
+  }
+  return previous[b.length]!;
 }

@@ -16,7 +16,7 @@
 import type { Logger } from "pino";
 import type { KeyService } from "../keyService.js";
 import type { KeyRecord } from "../store/keyStore.js";
-import { runDueActions, type LifecycleReport } from "./actions.js";
+import { runDueActions, type ActionObserver, type LifecycleReport } from "./actions.js";
 
 export interface TimerApi {
   setTimeout(fn: () => void, ms: number): unknown;
@@ -39,6 +39,11 @@ export interface LifecycleOptions {
   readonly timers?: TimerApi;
   /** Longest sleep between checks, even with nothing due (default one hour). */
   readonly maxSleepMs?: number;
+  /** Counts actions and failures (src/kms/metrics/). */
+  readonly metrics?: {
+    lifecycleAction(action: Parameters<ActionObserver["acted"]>[0]): void;
+    lifecycleFailure(): void;
+  };
 }
 
 /** setTimeout's delay is a signed 32-bit number of milliseconds. */
@@ -50,6 +55,7 @@ export class LifecycleLoop {
   readonly #audit: Logger;
   readonly #timers: TimerApi;
   readonly #maxSleepMs: number;
+  readonly #metrics: LifecycleOptions["metrics"];
   #handle: unknown;
   /** Epoch ms (service clock) the armed timer is for. */
   #armedFor: number | undefined;
@@ -66,6 +72,7 @@ export class LifecycleLoop {
     this.#audit = options.audit ?? options.logger;
     this.#timers = options.timers ?? systemTimers;
     this.#maxSleepMs = Math.min(options.maxSleepMs ?? 60 * 60 * 1000, MAX_TIMER_MS);
+    this.#metrics = options.metrics;
   }
 
   /** The service-clock time the loop will next wake at, if armed. */
@@ -115,8 +122,12 @@ export class LifecycleLoop {
     let report: LifecycleReport = { rotated: [], expired: [], deleted: [], failed: [] };
     try {
       report = await runDueActions(this.#service, now, {
-        acted: (action, key) => this.#auditAction(action, key, "success"),
+        acted: (action, key) => {
+          this.#metrics?.lifecycleAction(action);
+          this.#auditAction(action, key, "success");
+        },
         failed: (key, err) => {
+          this.#metrics?.lifecycleFailure();
           this.#auditAction("LifecycleAction", key, "error");
           this.#logger.error(
             {

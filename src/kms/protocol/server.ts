@@ -16,6 +16,7 @@ import type { Logger } from "pino";
 import type { Credential } from "../identity/credentialsFile.js";
 import { KmsError, kmsError } from "../errors.js";
 import type { KeyService } from "../keyService.js";
+import type { KeyServiceMetrics } from "../metrics/keyServiceMetrics.js";
 import { operations } from "../operations/index.js";
 import type { RequestContext } from "../operations/operation.js";
 import { decodeInput, encodeOutput, modelledOperations } from "./model.js";
@@ -47,6 +48,8 @@ export interface KmsServerOptions {
   /** Where audit lines go (one per request). */
   readonly audit: Logger;
   readonly maxBodyBytes?: number;
+  /** Counts every request and serves GET /metrics (unauthenticated, like /healthz). */
+  readonly metrics?: KeyServiceMetrics;
   readonly tls?: { readonly cert: Buffer; readonly key: Buffer };
 }
 
@@ -132,6 +135,8 @@ export class KmsServer {
     if (req.method === "GET" && path === "/healthz") return this.#plain(res, 200, "ok");
     if (req.method === "GET" && path === "/readyz")
       return this.#ready ? this.#plain(res, 200, "ready") : this.#plain(res, 503, "shutting down");
+    if (req.method === "GET" && path === "/metrics" && this.#options.metrics)
+      return this.#metrics(res, this.#options.metrics);
     if (
       req.method === "POST" &&
       path === "/" &&
@@ -280,6 +285,11 @@ export class KmsServer {
         },
         "kms request",
       ),
+    );
+    this.#options.metrics?.request(
+      operation,
+      audited ? errorCode : "KMSInternalException",
+      Number(process.hrtime.bigint() - started) / 1e9,
     );
     if (audited) return this.#json(res, status, requestId, reply);
     const refused = auditUnavailable(requestId);
@@ -433,6 +443,7 @@ export class KmsServer {
         "sts request",
       ),
     );
+    this.#options.metrics?.sts(action, audited ? errorCode : "InternalFailure");
     if (audited) return this.#xml(res, status, requestId, reply);
     const refused = stsAuditUnavailable(requestId);
     this.#xml(
@@ -462,6 +473,21 @@ export class KmsServer {
       "x-amzn-requestid": requestId,
     });
     res.end(payload);
+  }
+
+  async #metrics(res: ServerResponse, metrics: KeyServiceMetrics): Promise<void> {
+    try {
+      const { contentType, body } = await metrics.expose();
+      this.#closeAfterIfStopping(res);
+      res.writeHead(200, { "content-type": contentType });
+      res.end(body);
+    } catch (err) {
+      this.#options.logger.error(
+        { err: { type: (err as Error)?.name, message: (err as Error)?.message } },
+        "collecting metrics failed",
+      );
+      this.#plain(res, 500, "collecting metrics failed; see the key service's log");
+    }
   }
 
   #plain(res: ServerResponse, status: number, text: string): void {

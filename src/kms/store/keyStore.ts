@@ -101,6 +101,12 @@ export interface AliasRecord {
   readonly updatedAt: number;
 }
 
+export interface KeyCount {
+  readonly state: KeyState;
+  readonly keySpec: string;
+  readonly count: number;
+}
+
 export interface Page<T> {
   readonly items: readonly T[];
   /** Opaque position after the last item, when more remain. */
@@ -128,6 +134,8 @@ export interface KeyStore {
     keyId: string,
     mutate: (current: KeyRecord) => KeyRecord,
   ): Promise<KeyRecord | undefined>;
+  /** How many keys there are by state and key spec (for /metrics: must not read every record). */
+  countKeys(): Promise<readonly KeyCount[]>;
   /** Removes a key with all its material and aliases, for good. */
   deleteKey(keyId: string): Promise<void>;
 
