@@ -62,8 +62,9 @@ function layout(key: Buffer): Layout {
   return {
     secretFile,
     memoryFile: join(root, "memory", "root.key"),
-    dataDir: join(root, "data"),
-    link: join(root, "data", "root.key"),
+    // The chart's layout: the store in a subfolder of the volume, made 0700 by the script.
+    dataDir: join(root, "data", "store"),
+    link: join(root, "data", "store", "root.key"),
   };
 }
 

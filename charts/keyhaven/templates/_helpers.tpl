@@ -142,13 +142,24 @@ service user's own) and makes DATA_LINK (<data>/root.key, where `keyhaven serve`
 it) a symbolic link to it. A regular root.key already in the data folder is only
 replaced when it holds the same key; otherwise it refuses to start, so a store is never
 opened with a key it was not written with.
+The data folder is a subfolder of the volume, made 0700 here: under fsGroup the volume's
+root is group-accessible, which `keyhaven serve` refuses. A store from before this layout
+(keyhaven.db and its -wal/-shm at the volume's root) is moved into it once.
 */}}
 {{- define "keyhaven.installRootKeyScript" -}}
 const fs = require("node:fs");
+const path = require("node:path");
 const [secretFile, memoryFile, dataLink] = process.argv.slice(1);
 const fail = (m) => { console.error("keyhaven root-key: " + m); process.exit(2); };
 const key = fs.readFileSync(secretFile);
 if (key.length !== 32) fail(`the root key Secret must hold 32 bytes, it holds ${key.length}`);
+const dataDir = path.dirname(dataLink);
+fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+fs.chmodSync(dataDir, 0o700);
+for (const f of ["keyhaven.db", "keyhaven.db-wal", "keyhaven.db-shm"]) {
+  const old = path.join(dataDir, "..", f);
+  if (fs.existsSync(old) && !fs.existsSync(path.join(dataDir, f))) fs.renameSync(old, path.join(dataDir, f));
+}
 fs.writeFileSync(memoryFile, key, { mode: 0o600 });
 fs.chmodSync(memoryFile, 0o600);
 let existing;
