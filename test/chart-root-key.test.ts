@@ -9,6 +9,7 @@ import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import {
   chmodSync,
+  existsSync,
   lstatSync,
   mkdirSync,
   readFileSync,
@@ -41,7 +42,7 @@ beforeAll(() => {
   expect(init.args.slice(1)).toEqual([
     "/etc/keyhaven/root-key/root.key",
     "/run/keyhaven/root-key/root.key",
-    "/var/lib/keyhaven/root.key",
+    "/var/lib/keyhaven/store/root.key",
   ]);
   script = init.args[0]!;
 }, 120_000);
@@ -56,6 +57,7 @@ interface Layout {
 function layout(key: Buffer): Layout {
   const root = tempDir("keyhaven-rootkey-");
   for (const d of ["secret", "memory", "data"]) mkdirSync(join(root, d));
+  chmodSync(join(root, "data"), 0o2770); // the volume's root under fsGroup
   const secretFile = join(root, "secret", "root.key");
   writeFileSync(secretFile, key);
   chmodSync(secretFile, 0o440); // a Secret volume under fsGroup
@@ -86,6 +88,7 @@ describe("root key from a Secret", () => {
     const l = layout(key);
     expect(install(l).status).toBe(0);
     expect(statSync(l.memoryFile).mode & 0o777).toBe(0o600);
+    expect(statSync(l.dataDir).mode & 0o777).toBe(0o700);
     expect(lstatSync(l.link).isSymbolicLink()).toBe(true);
     expect(readlinkSync(l.link)).toBe(l.memoryFile);
     expect(readFileSync(l.link).equals(key)).toBe(true);
@@ -121,6 +124,7 @@ describe("root key from a Secret", () => {
   it("refuses a different key already in the data folder and leaves it untouched", () => {
     const l = layout(randomBytes(32));
     const onDisk = randomBytes(32);
+    mkdirSync(l.dataDir, { mode: 0o700 });
     writeFileSync(l.link, onDisk, { mode: 0o600 });
     const result = install(l);
     expect(result.status).toBe(2);
@@ -132,9 +136,22 @@ describe("root key from a Secret", () => {
   it("replaces an identical key file in the data folder by the link", () => {
     const key = randomBytes(32);
     const l = layout(key);
+    mkdirSync(l.dataDir, { mode: 0o755 });
     writeFileSync(l.link, key, { mode: 0o600 });
     expect(install(l).status).toBe(0);
     expect(lstatSync(l.link).isSymbolicLink()).toBe(true);
+    expect(statSync(l.dataDir).mode & 0o777).toBe(0o700);
+  });
+
+  it("moves a store kept at the volume's root (the earlier layout) into the data folder once", () => {
+    const l = layout(randomBytes(32));
+    const volume = join(l.dataDir, "..");
+    writeFileSync(join(volume, "keyhaven.db"), "db");
+    writeFileSync(join(volume, "keyhaven.db-wal"), "wal");
+    expect(install(l).status).toBe(0);
+    expect(readFileSync(join(l.dataDir, "keyhaven.db"), "utf8")).toBe("db");
+    expect(readFileSync(join(l.dataDir, "keyhaven.db-wal"), "utf8")).toBe("wal");
+    expect(existsSync(join(volume, "keyhaven.db"))).toBe(false);
   });
 
   it("refuses a Secret that does not hold 32 bytes", () => {

@@ -519,7 +519,7 @@ describe("chart rendering", () => {
       if (config.command !== "serve") continue;
       checked++;
       expect(config.listen.port).toBe(8080);
-      expect(config.dataDir).toBe("/var/lib/keyhaven");
+      expect(config.dataDir).toBe("/var/lib/keyhaven/store");
       expect(config.credentialsFile).toBe("/etc/keyhaven/credentials/credentials.yaml");
       expect(config.region).toBe((values["region"] as string | undefined) ?? "us-east-1");
       expect(config.account).toBe((values["account"] as string | undefined) ?? "000000000000");
