@@ -3,6 +3,7 @@
  * socket, called by a gRPC client that proto-loader builds from api.proto. The API
  * server's side is in cluster-kms-plugin.test.ts.
  */
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { status as grpcStatus, type ServiceError } from "@grpc/grpc-js";
 import { CreateKeyCommand, RotateKeyOnDemandCommand, type KMSClient } from "@aws-sdk/client-kms";
@@ -151,5 +152,26 @@ describe("keyhaven kms-plugin", () => {
     await kms.send(new EnableKeyCommand({ KeyId: keyArn }));
     // An unhealthy Status checks again at once: the API server polls faster while it fails.
     expect((await a.client.status()).healthz).toBe("ok");
+  });
+
+  it("does not delete a file that is not a socket at the --listen path", async () => {
+    const path = join(tempDir("keyhaven-kmsplugin-"), "not-a-socket");
+    writeFileSync(path, "keep me");
+    const config = loadConfig(
+      [
+        "kms-plugin",
+        "--listen",
+        `unix://${path}`,
+        "--key-id",
+        keyArn,
+        "--kms-endpoint",
+        server.url,
+      ],
+      {},
+    ) as KmsPluginConfig;
+    await expect(
+      startKmsPlugin(config, { logger: createLogger("silent"), clock, kms }),
+    ).rejects.toThrow();
+    expect(readFileSync(path, "utf8")).toBe("keep me");
   });
 });

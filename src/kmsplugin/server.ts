@@ -2,7 +2,7 @@
  * `keyhaven kms-plugin`: the KMS v2 gRPC service (`v2.KeyManagementService`, api.proto)
  * on a Unix socket, with @grpc/grpc-js and the hand-written codec of codec.ts.
  */
-import { chmodSync, rmSync } from "node:fs";
+import { chmodSync, lstatSync, rmSync } from "node:fs";
 import {
   Server,
   ServerCredentials,
@@ -21,7 +21,9 @@ import {
   encodeDecryptResponse,
   encodeEncryptResponse,
   encodeStatusResponse,
+  type DecryptRequest,
   type DecryptResponse,
+  type EncryptRequest,
   type EncryptResponse,
   type StatusResponse,
 } from "./codec.js";
@@ -61,6 +63,11 @@ export const keyManagementService: ServiceDefinition = {
   Decrypt: unary("Decrypt", decodeDecryptRequest, encodeDecryptResponse),
   Encrypt: unary("Encrypt", decodeEncryptRequest, encodeEncryptResponse),
 };
+
+/** Removes `path` only if it is a socket: a mistyped --listen must not delete a file. */
+function removeSocket(path: string): void {
+  if (lstatSync(path, { throwIfNoEntry: false })?.isSocket()) rmSync(path);
+}
 
 export interface RunningKmsPlugin {
   readonly plugin: KmsPlugin;
@@ -106,19 +113,16 @@ export async function startKmsPlugin(
   const server = new Server();
   server.addService(keyManagementService, {
     Status: handle<unknown, StatusResponse>("Status", () => plugin.status()),
-    Encrypt: handle("Encrypt", async (req: ReturnType<typeof decodeEncryptRequest>) => {
+    Encrypt: handle("Encrypt", async (req: EncryptRequest) => {
       const out = await plugin.encrypt(req);
       return { ...out, annotations: new Map() } satisfies EncryptResponse;
     }),
-    Decrypt: handle(
-      "Decrypt",
-      async (req: ReturnType<typeof decodeDecryptRequest>): Promise<DecryptResponse> => ({
-        plaintext: await plugin.decrypt(req),
-      }),
-    ),
+    Decrypt: handle("Decrypt", async (req: DecryptRequest): Promise<DecryptResponse> => ({
+      plaintext: await plugin.decrypt(req),
+    })),
   });
   // A socket left by a killed plugin would make bind fail with EADDRINUSE.
-  rmSync(config.socketPath, { force: true });
+  removeSocket(config.socketPath);
   await new Promise<void>((resolve, reject) =>
     server.bindAsync(`unix://${config.socketPath}`, ServerCredentials.createInsecure(), (err) =>
       err ? reject(err) : resolve(),
@@ -135,7 +139,7 @@ export async function startKmsPlugin(
     async stop() {
       await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
       if (deps.kms === undefined) kms.destroy();
-      rmSync(config.socketPath, { force: true });
+      removeSocket(config.socketPath);
     },
   };
 }
