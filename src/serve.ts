@@ -20,7 +20,7 @@ import { KeyService } from "./kms/keyService.js";
 import { SeedError, startSeed, type RunningSeed } from "./controller/seed.js";
 import { LifecycleLoop, type TimerApi } from "./kms/lifecycle/loop.js";
 import { KmsServer } from "./kms/protocol/server.js";
-import { KeyServiceMetrics, auditStatsOf, rootKeyProbe } from "./kms/metrics/keyServiceMetrics.js";
+import { KeyServiceMetrics, rootKeyProbe } from "./kms/metrics/keyServiceMetrics.js";
 import { operations } from "./kms/operations/index.js";
 import { loadIdentityFile } from "./kms/identity/credentialsFile.js";
 import { jwksFromFile } from "./kms/identity/jwksFile.js";
@@ -177,9 +177,11 @@ export async function startKeyService(
     random: pooledRandom(),
   });
   const metrics = new KeyServiceMetrics({
-    operations: Object.keys(operations),
+    operations: [...operations.keys()],
     countKeys: () => store.countKeys(),
-    auditStats: auditStatsOf(audit),
+    // Nothing is buffered in the process (observability/syncDestination.ts): no backlog.
+    // An injected audit logger (embedding, tests) has no sink whose failures we could count.
+    auditStats: () => ({ backlogBytes: 0, writeFailures: auditSink?.writeFailures ?? 0 }),
     rootKeyHealthy: rootKeyProbe(rootKey),
     defaultMetrics: true,
   });

@@ -19,6 +19,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
+  ADMINISTRATOR,
   startWithPrincipals,
   TokenIssuer,
   type AccessControlServer,
@@ -42,7 +43,9 @@ beforeAll(async () => {
     Statement: [{ Effect: "Allow", Action: WORKLOAD_ACTIONS, Resource: "*" }],
   };
   server = await startWithPrincipals({
-    principals: { admin: { principal: `arn:aws:iam::${ACCOUNT}:user/admin` } },
+    principals: {
+      admin: { principal: `arn:aws:iam::${ACCOUNT}:user/admin`, policies: [ADMINISTRATOR] },
+    },
     serviceAccounts: [
       { namespace: "shop", name: "web", policies: [allowAll] },
       { namespace: "shop", name: "worker", policies: [allowAll] },

@@ -21,7 +21,7 @@ import { parseAllDocuments } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { JsonObject } from "../src/webhook/podMutation.js";
 import type { RunningWebhook } from "../src/webhook/startWebhook.js";
-import type { AccessControlServer } from "./support/accessControl.js";
+import { ADMINISTRATOR, type AccessControlServer } from "./support/accessControl.js";
 import { eventually } from "./kube/drive.js";
 import {
   createPod,
@@ -68,7 +68,9 @@ beforeAll(async () => {
   plane = await startControlPlane();
   await applyExampleRbac();
   server = await startClusterKeyService(plane, {
-    principals: { admin: { principal: `arn:aws:iam::${ACCOUNT}:user/admin` } },
+    principals: {
+      admin: { principal: `arn:aws:iam::${ACCOUNT}:user/admin`, policies: [ADMINISTRATOR] },
+    },
     serviceAccounts: [
       {
         namespace: "shop",

@@ -12,6 +12,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
+  ADMINISTRATOR,
   auditRecords,
   stsPost,
   xmlText,
@@ -40,7 +41,9 @@ beforeAll(async () => {
   await createServiceAccount(plane, ns, "api", { team: "payments" });
   await createServiceAccount(plane, ns, "batch", { team: "reporting" });
   server = await startClusterKeyService(plane, {
-    principals: { admin: { principal: `arn:aws:iam::${ACCOUNT}:user/admin` } },
+    principals: {
+      admin: { principal: `arn:aws:iam::${ACCOUNT}:user/admin`, policies: [ADMINISTRATOR] },
+    },
     args: ["--web-identity-labels", "cluster", "--kubeconfig", plane.kubeconfig],
   });
   const admin = kmsClient(server.handle("admin"));

@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { ListKeysCommand, ListResourceTagsCommand, type KMSClient } from "@aws-sdk/client-kms";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { KmsKey } from "../src/api/v1alpha1/types.js";
+import { ADMINISTRATOR_POLICY } from "../src/kms/authz/keyPolicy.js";
 import { eventually } from "./kube/drive.js";
 import { kmsKey } from "./kube/fixtures.js";
 import {
@@ -54,7 +55,7 @@ beforeAll(async () => {
     `credentials:\n${credentials
       .map(
         (c) =>
-          `  - accessKeyId: ${c.accessKeyId}\n    secretAccessKey: "${c.secretAccessKey}"\n    principal: ${c.principal}\n`,
+          `  - accessKeyId: ${c.accessKeyId}\n    secretAccessKey: "${c.secretAccessKey}"\n    principal: ${c.principal}\n    policies:\n      - ${ADMINISTRATOR_POLICY}\n`,
       )
       .join("")}`,
     { mode: 0o600 },

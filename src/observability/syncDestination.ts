@@ -33,6 +33,12 @@ export class SyncDestination {
   readonly #strict: boolean;
   readonly #maxWaitMs: number;
   #cut = false;
+  #failures = 0;
+
+  /** Lines that could not be written since start (the audit-failure metric). */
+  get writeFailures(): number {
+    return this.#failures;
+  }
 
   /**
    * `dest`: a file descriptor, or a path opened for appending — created 0600 (its
@@ -62,6 +68,7 @@ export class SyncDestination {
       this.#writeAll(Buffer.from(this.#cut ? `\n${line}` : line));
       this.#cut = false;
     } catch (err) {
+      this.#failures++;
       if (this.#strict)
         throw new AuditUnavailableError(
           `the audit log cannot be written (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,

@@ -25,7 +25,8 @@ const LABEL = /\s*([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*(,|$)/y;
 function parseValue(text: string): number {
   if (text === "+Inf") return Infinity;
   if (text === "-Inf") return -Infinity;
-  if (text === "NaN") return NaN;
+  // Prometheus parses floats as Go does, NaN in any case (prom-client writes "Nan").
+  if (text.toLowerCase() === "nan") return NaN;
   const n = Number(text);
   if (Number.isNaN(n)) throw new Error(`not a sample value: '${text}'`);
   return n;

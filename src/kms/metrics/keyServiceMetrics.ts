@@ -9,15 +9,14 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import { randomBytes } from "node:crypto";
-import { symbols, type Logger } from "pino";
 import type { RootKey } from "../rootkey/rootKey.js";
 import type { KeyCount } from "../store/keyStore.js";
 
-/** What the audit pipeline reports about itself (see auditStatsOf for today's file stream). */
+/** What the audit pipeline reports about itself (serve.ts: its SyncDestination). */
 export interface AuditStats {
   /** Audit bytes accepted but not yet written to their destination. */
   readonly backlogBytes: number;
-  /** Failed writes since start (each may have lost audit lines). */
+  /** Failed writes since start (each refused the request it recorded). */
   readonly writeFailures: number;
 }
 
@@ -188,21 +187,6 @@ export class KeyServiceMetrics {
   async expose(): Promise<{ contentType: string; body: string }> {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
-}
-
-/**
- * AuditStats of today's audit logger's destination, a pino/SonicBoom stream. SonicBoom 4 has no
- * public getter for its buffer, so the backlog reads its `_len`. A failed write is an
- * unhandled 'error' event today, which ends the process (so no line is lost silently);
- * listening for it here would change that, so failures read 0 until the reworked audit
- * pipeline supplies its own AuditStats. Meanwhile restarts are the signal.
- */
-export function auditStatsOf(audit: Logger): () => AuditStats {
-  const stream: unknown = Reflect.get(audit, symbols.streamSym);
-  return () => {
-    const buffered = (stream as { _len?: unknown })._len;
-    return { backlogBytes: typeof buffered === "number" ? buffered : 0, writeFailures: 0 };
-  };
 }
 
 /** Root-key health: a random probe wrapped and unwrapped (an HSM round trip for pkcs11). */
