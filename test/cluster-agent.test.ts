@@ -19,6 +19,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { workloadContext } from "../src/agent/plan.js";
 import type { JsonObject } from "../src/webhook/podMutation.js";
 import type { RunningWebhook } from "../src/webhook/startWebhook.js";
 import { ADMINISTRATOR, type AccessControlServer } from "./support/accessControl.js";
@@ -94,8 +95,13 @@ beforeAll(async () => {
       TargetKeyId: key.KeyMetadata!.KeyId!,
     }),
   );
+  // Bound to the workload that will read it (docs/injection.md, "Bound to the workload").
   const enc = await admin.send(
-    new EncryptCommand({ KeyId: "alias/shop/orders", Plaintext: Buffer.from("hunter2") }),
+    new EncryptCommand({
+      KeyId: "alias/shop/orders",
+      Plaintext: Buffer.from("hunter2"),
+      EncryptionContext: workloadContext({ namespace: "shop", serviceAccount: "orders-api" }),
+    }),
   );
   ciphertext = Buffer.from(enc.CiphertextBlob!).toString("base64");
   webhook = await startClusterWebhook(plane, {
@@ -286,7 +292,12 @@ describe(
       const data = secret["data"] as Record<string, string>;
       const stored = Buffer.from(data["ciphertext"]!, "base64");
       expect(stored).toEqual(readFileSync(join(first.dir, "data-key.ciphertext")));
-      const check = await admin.send(new DecryptCommand({ CiphertextBlob: stored }));
+      const check = await admin.send(
+        new DecryptCommand({
+          CiphertextBlob: stored,
+          EncryptionContext: workloadContext({ namespace: "shop", serviceAccount: "orders-api" }),
+        }),
+      );
       expect(Buffer.from(check.Plaintext!)).toEqual(dataKey);
       expect(JSON.stringify(secret)).not.toContain(dataKey.toString("base64"));
 
