@@ -3,7 +3,7 @@
  * the key service, and returns a handle that shuts it down cleanly.
  */
 import { randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { createSecureContext } from "node:tls";
 import type { Logger } from "pino";
@@ -323,8 +323,8 @@ function loadOrCreateCredentials(
     logger.info({ path }, "using credentials from the data folder");
     return { credentials: loadCredentialsFile(path) };
   }
+  // Created 0600 by createAdminCredentialsFile (open with O_EXCL and that mode).
   const admin = createAdminCredentialsFile(path, config.account);
-  chmodSync(path, 0o600);
   return { credentials: new Map([[admin.accessKeyId, admin]]), createdAdmin: { ...admin, path } };
 }
 
