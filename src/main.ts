@@ -1,11 +1,14 @@
 #!/usr/bin/env node
-/** `keyhaven`: one program, one subcommand per role. */
+/** `keyhaven`: one program, one subcommand per role; each command's start-up is in src/cmd/. */
 import { readFileSync } from "node:fs";
 import { ConfigError, loadConfig } from "./config/config.js";
 import { CredentialsFileError } from "./kms/identity/credentialsFile.js";
+import { StartupError } from "./cmd/startupError.js";
 
 async function main(): Promise<number> {
   const config = loadConfig(process.argv.slice(2));
+  // Commands are loaded on demand: --help and mistyped flags answer without loading a
+  // service, and each role's dependencies stay out of the others' start-up.
   switch (config.command) {
     case "help":
       process.stdout.write(config.text ?? "");
@@ -17,51 +20,14 @@ async function main(): Promise<number> {
       process.stdout.write(`keyhaven ${pkg.version}\n`);
       return 0;
     }
-    case "agent": {
-      const stop = new AbortController();
-      process.once("SIGTERM", () => stop.abort());
-      process.once("SIGINT", () => stop.abort());
-      // Loaded on demand: the agent's dependencies stay out of the other roles' start-up.
-      const { runAgentCommand } = await import("./agent/command.js");
-      return runAgentCommand(config, { signal: stop.signal });
-    }
-    case "controller": {
-      const { startController } = await import("./controller/run.js");
-      const running = await startController(config);
-      const signalled = new Promise<"stopped">((resolve) => {
-        process.once("SIGTERM", () => resolve("stopped"));
-        process.once("SIGINT", () => resolve("stopped"));
-      });
-      const outcome = await Promise.race([running.done, signalled]);
-      await running.stop();
-      // A lost Lease: exit non-zero so the replica restarts as a follower.
-      return outcome === "lost" ? 1 : 0;
-    }
-    case "kms-plugin": {
-      const { createLogger } = await import("./observability/logger.js");
-      const { startKmsPlugin } = await import("./kmsplugin/server.js");
-      const running = await startKmsPlugin(config, {
-        logger: createLogger(config.logLevel),
-      });
-      await new Promise<void>((resolve) => {
-        process.once("SIGTERM", () => resolve());
-        process.once("SIGINT", () => resolve());
-      });
-      await running.stop();
-      return 0;
-    }
-    case "serve": {
-      // Loaded on demand too: --help and mistyped flags answer without loading the service.
-      const { startKeyService } = await import("./serve.js");
-      const running = await startKeyService(config);
-      await new Promise<void>((resolve) => {
-        const stop = () => resolve();
-        process.once("SIGTERM", stop);
-        process.once("SIGINT", stop);
-      });
-      await running.stop();
-      return 0;
-    }
+    case "agent":
+      return (await import("./cmd/agent.js")).runAgent(config);
+    case "controller":
+      return (await import("./cmd/controller.js")).runController(config);
+    case "kms-plugin":
+      return (await import("./cmd/kmsPlugin.js")).runKmsPlugin(config);
+    case "serve":
+      return (await import("./cmd/serve.js")).runServe(config);
   }
 }
 
@@ -73,8 +39,7 @@ main().then(
     const known =
       err instanceof ConfigError ||
       err instanceof CredentialsFileError ||
-      // serve.js is loaded on demand, so its StartupError is known by name.
-      (err instanceof Error && err.name === "StartupError");
+      err instanceof StartupError;
     const text = known
       ? err.message
       : err instanceof Error

@@ -15,7 +15,7 @@ import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runAgentOnce, type AgentDependencies, type AgentPlan } from "../src/agent/agent.js";
-import { runAgentCommand } from "../src/agent/command.js";
+import { runAgentCommand } from "../src/cmd/agent.js";
 import { directoryDataKeyStore } from "../src/agent/dataKeyStore.js";
 import type { AgentConfig } from "../src/config/config.js";
 import { kmsClient, startInProcess, tempDir, type InProcessServer } from "./support/server.js";

@@ -9,7 +9,7 @@ import type { Clock } from "../src/clock.js";
 import { loadConfig, type ServeConfig } from "../src/config/config.js";
 import type { TimerApi } from "../src/kms/lifecycle/loop.js";
 import { createLogger } from "../src/observability/logger.js";
-import { startKeyService, type RunningKeyService } from "../src/serve.js";
+import { startKeyService, type RunningKeyService } from "../src/cmd/serve.js";
 import { tempDir, writeCredentialsFile, type TestCredential } from "./support/server.js";
 
 export const DAY = 24 * 60 * 60 * 1000;

@@ -26,8 +26,8 @@ export const benchCredential = (credential, account) => ({
 
 export async function startBenchKeyService({ dataDir, credentials, region, account, dist }) {
   const serve = dist
-    ? pathToFileURL(join(resolve(dist), "src/serve.js")).href
-    : new URL("../../dist/src/serve.js", import.meta.url).href;
+    ? pathToFileURL(join(resolve(dist), "src/cmd/serve.js")).href
+    : new URL("../../dist/src/cmd/serve.js", import.meta.url).href;
   const { startKeyService } = await import(serve);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const credentialsFile = join(dataDir, "bench-credentials.yaml");

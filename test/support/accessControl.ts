@@ -15,7 +15,7 @@ import { stringify } from "yaml";
 import type { Clock } from "../../src/clock.js";
 import { ADMINISTRATOR_POLICY } from "../../src/kms/authz/keyPolicy.js";
 import { loadConfig, type ServeConfig } from "../../src/config/config.js";
-import type { RunningKeyService } from "../../src/serve.js";
+import type { RunningKeyService } from "../../src/cmd/serve.js";
 import { startCapturing, tempDir, type TestCredential } from "./server.js";
 
 /** The administrator's caller policy (kms:* on every resource), for `policies: [ADMINISTRATOR]`. */

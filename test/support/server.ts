@@ -33,7 +33,7 @@ import type { Clock } from "../../src/clock.js";
 import { loadConfig, type ServeConfig } from "../../src/config/config.js";
 import { ADMINISTRATOR_POLICY } from "../../src/kms/authz/keyPolicy.js";
 import { createLogger } from "../../src/observability/logger.js";
-import { startKeyService, type RunningKeyService } from "../../src/serve.js";
+import { startKeyService, type RunningKeyService } from "../../src/cmd/serve.js";
 
 export const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));
 export const MAIN_JS = join(REPO_ROOT, "dist", "src", "main.js");

@@ -7,41 +7,39 @@ import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { createSecureContext } from "node:tls";
 import type { Logger } from "pino";
-import { systemClock, type Clock } from "./clock.js";
-import type { ServeConfig } from "./config/config.js";
-import { pooledRandom } from "./kms/crypto/random.js";
+import { systemClock, type Clock } from "../clock.js";
+import type { ServeConfig } from "../config/config.js";
+import { pooledRandom } from "../kms/crypto/random.js";
 import {
   createAdminCredentialsFile,
   loadCredentialsFile,
   principalsWithoutPolicies,
   type Credential,
-} from "./kms/identity/credentialsFile.js";
-import { KeyService } from "./kms/keyService.js";
-import { SeedError, startSeed, type RunningSeed } from "./controller/seed.js";
-import { LifecycleLoop, type TimerApi } from "./kms/lifecycle/loop.js";
-import { KmsServer } from "./kms/protocol/server.js";
-import { KeyServiceMetrics, rootKeyProbe } from "./kms/metrics/keyServiceMetrics.js";
-import { operations } from "./kms/operations/index.js";
-import { loadIdentityFile } from "./kms/identity/credentialsFile.js";
-import { jwksFromFile } from "./kms/identity/jwksFile.js";
-import { jwksFromUrl, type JwksSource } from "./kms/identity/jwksUrl.js";
-import { openSessionKey } from "./kms/identity/sessionKey.js";
-import { StsError, WebIdentityProvider } from "./kms/identity/webIdentity.js";
+} from "../kms/identity/credentialsFile.js";
+import { KeyService } from "../kms/keyService.js";
+import { SeedError, startSeed, type RunningSeed } from "../controller/seed.js";
+import { LifecycleLoop, type TimerApi } from "../kms/lifecycle/loop.js";
+import { KmsServer } from "../kms/protocol/server.js";
+import { KeyServiceMetrics, rootKeyProbe } from "../kms/metrics/keyServiceMetrics.js";
+import { operations } from "../kms/operations/index.js";
+import { loadIdentityFile } from "../kms/identity/credentialsFile.js";
+import { jwksFromFile } from "../kms/identity/jwksFile.js";
+import { jwksFromUrl, type JwksSource } from "../kms/identity/jwksUrl.js";
+import { openSessionKey } from "../kms/identity/sessionKey.js";
+import { StsError, WebIdentityProvider } from "../kms/identity/webIdentity.js";
 import {
   ServiceAccountNotFound,
   serviceAccountLabelsFromCluster,
   type ServiceAccountLabels,
-} from "./kube/serviceAccountLabels.js";
-import { loadKubeConfig } from "./kube/webhookResources.js";
-import { LocalRootKey } from "./kms/rootkey/localRootKey.js";
-import { RootKeyError } from "./kms/rootkey/rootKey.js";
-import { SqliteKeyStore } from "./kms/store/sqliteKeyStore.js";
-import { createLogger } from "./observability/logger.js";
-import { SyncDestination } from "./observability/syncDestination.js";
-
-export class StartupError extends Error {
-  override name = "StartupError";
-}
+} from "../kube/serviceAccountLabels.js";
+import { loadKubeConfig } from "../kube/webhookResources.js";
+import { LocalRootKey } from "../kms/rootkey/localRootKey.js";
+import { RootKeyError } from "../kms/rootkey/rootKey.js";
+import { SqliteKeyStore } from "../kms/store/sqliteKeyStore.js";
+import { createLogger } from "../observability/logger.js";
+import { SyncDestination } from "../observability/syncDestination.js";
+import { StartupError } from "./startupError.js";
+import { untilStopped } from "./signals.js";
 
 /** The TLS certificate chain and key, checked to be PEM that belongs together. */
 function readTlsFiles(tls: NonNullable<ServeConfig["tls"]>): { cert: Buffer; key: Buffer } {
@@ -121,6 +119,14 @@ export interface ServeDependencies {
     namespace: string,
     name: string,
   ) => Promise<Readonly<Record<string, string>> | undefined>;
+}
+
+/** `keyhaven serve` as a process: runs until SIGTERM or SIGINT. */
+export async function runServe(config: ServeConfig): Promise<number> {
+  const running = await startKeyService(config);
+  await untilStopped();
+  await running.stop();
+  return 0;
 }
 
 export async function startKeyService(

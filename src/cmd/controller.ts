@@ -18,12 +18,13 @@ import {
 } from "../kube/clientNodeCluster.js";
 import { webhookResources } from "../kube/webhookResources.js";
 import { createLogger } from "../observability/logger.js";
-import { StartupError } from "../serve.js";
 import { startWebhook, type RunningWebhook } from "../webhook/startWebhook.js";
-import { createKmsClient } from "./kms.js";
-import { Manager } from "./manager.js";
-import { ControllerMetrics } from "./runtime/metrics.js";
-import { systemTimers } from "./runtime/timers.js";
+import { createKmsClient } from "../controller/kms.js";
+import { Manager } from "../controller/manager.js";
+import { ControllerMetrics } from "../controller/runtime/metrics.js";
+import { systemTimers } from "../controller/runtime/timers.js";
+import { untilStopped } from "./signals.js";
+import { StartupError } from "./startupError.js";
 
 export interface RunningController {
   /** The /metrics, /healthz and /readyz listener. */
@@ -32,6 +33,15 @@ export interface RunningController {
   /** Resolves when the operator stops: "stopped" (asked to) or "lost" (leader Lease lost). */
   readonly done: Promise<"stopped" | "lost">;
   stop(): Promise<void>;
+}
+
+/** `keyhaven controller` as a process: runs until a signal (0) or a lost Lease (1). */
+export async function runController(config: ControllerConfig): Promise<number> {
+  const running = await startController(config);
+  const outcome = await Promise.race([running.done, untilStopped().then(() => "stopped")]);
+  await running.stop();
+  // A lost Lease: exit non-zero so the replica restarts as a follower.
+  return outcome === "lost" ? 1 : 0;
 }
 
 export async function startController(

@@ -16,8 +16,8 @@ import {
   parsePlan,
   runAgentOnce,
   type AgentDependencies,
-} from "./agent.js";
-import { directoryDataKeyStore, type DataKeyStore } from "./dataKeyStore.js";
+} from "../agent/agent.js";
+import { directoryDataKeyStore, type DataKeyStore } from "../agent/dataKeyStore.js";
 
 export type AgentCommandConfig = AgentConfig;
 
@@ -28,6 +28,14 @@ export interface AgentCommandDependencies {
   readonly signal?: AbortSignal;
   /** Waits between refreshes and retries (tests pass a fake); rejects when stopped. */
   readonly sleep?: (ms: number) => Promise<void>;
+}
+
+/** `keyhaven agent` as a process: SIGTERM or SIGINT stops a refreshing sidecar. */
+export function runAgent(config: AgentConfig): Promise<number> {
+  const stop = new AbortController();
+  process.once("SIGTERM", () => stop.abort());
+  process.once("SIGINT", () => stop.abort());
+  return runAgentCommand(config, { signal: stop.signal });
 }
 
 export async function runAgentCommand(
