@@ -8,12 +8,8 @@ import { join } from "node:path";
 import { status as grpcStatus, type ServiceError } from "@grpc/grpc-js";
 import { CreateKeyCommand, RotateKeyOnDemandCommand, type KMSClient } from "@aws-sdk/client-kms";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadConfig } from "../src/config/config.js";
-import {
-  startKmsPlugin,
-  type KmsPluginConfig,
-  type RunningKmsPlugin,
-} from "../src/kmsplugin/server.js";
+import { loadConfig, type KmsPluginConfig } from "../src/config/config.js";
+import { startKmsPlugin, type RunningKmsPlugin } from "../src/kmsplugin/server.js";
 import { createLogger } from "../src/observability/logger.js";
 import { FakeClock } from "./lifecycleSupport.js";
 import { kmsPluginClient, type KmsPluginClient } from "./support/kmsPlugin.js";

@@ -1,5 +1,6 @@
 /** `keyhaven kms-plugin`: the KMS v2 plugin on its socket until SIGTERM or SIGINT. */
-import { startKmsPlugin, type KmsPluginConfig } from "../kmsplugin/server.js";
+import type { KmsPluginConfig } from "../config/config.js";
+import { startKmsPlugin } from "../kmsplugin/server.js";
 import { createLogger } from "../observability/logger.js";
 import { untilStopped } from "./signals.js";
 

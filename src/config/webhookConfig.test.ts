@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, webhookConfigFrom } from "./config.js";
+import { parseValues } from "./table.js";
+import { ConfigError } from "./config.js";
+import { WEBHOOK_FLAGS, webhookConfig, type WebhookContext } from "./webhook.js";
+
+/** The webhook's configuration from raw flag texts, as the controller's parser reads them. */
+const webhookConfigFrom = (get: (flag: string) => string | undefined, context: WebhookContext) =>
+  webhookConfig(parseValues(WEBHOOK_FLAGS, get), context);
 
 const context = {
   namespace: "keyhaven",

@@ -14,6 +14,7 @@ import {
 import type { KMSClient } from "@aws-sdk/client-kms";
 import { createKmsClient } from "../controller/kms.js";
 import { systemClock, type Clock } from "../clock.js";
+import type { KmsPluginConfig } from "../config/config.js";
 import type { Logger } from "../observability/logger.js";
 import {
   decodeDecryptRequest,
@@ -28,18 +29,6 @@ import {
   type StatusResponse,
 } from "./codec.js";
 import { KmsPlugin, KmsPluginError } from "./plugin.js";
-
-export interface KmsPluginConfig {
-  readonly command: "kms-plugin";
-  /** Absolute path of the Unix socket (from `--listen unix:///PATH`). */
-  readonly socketPath: string;
-  readonly keyId: string;
-  readonly kmsEndpoint: string;
-  readonly region: string;
-  readonly clusterName: string;
-  readonly healthCheckIntervalSeconds: number;
-  readonly logLevel: string;
-}
 
 const unary = <Req, Res>(name: string, decode: (b: Buffer) => Req, encode: (r: Res) => Buffer) => ({
   path: `/v2.KeyManagementService/${name}`,

@@ -24,6 +24,7 @@
  */
 
 import type { AgentPlan, EncryptedEnv } from "../agent/plan.js";
+import type { InjectionSettings } from "../config/config.js";
 
 export const ANNOTATION_PREFIX = "keyhaven.dev/";
 export const ANNOTATIONS = {
@@ -50,19 +51,7 @@ export const WRAPPER_SCRIPT = 'set -a && . "$1" && set +a && shift && exec "$@"'
 export const WRAPPER_NAME = "keyhaven-env";
 
 /** Settings the operator gives the webhook (flags of `keyhaven controller`). */
-export interface InjectionSettings {
-  readonly kmsEndpoint: string;
-  readonly stsEndpoint: string;
-  readonly region: string;
-  /** Role ARN for the pod; `{namespace}` and `{serviceAccount}` are substituted. */
-  readonly roleArn: string;
-  readonly agentImage: string;
-  readonly agentImagePullPolicy?: string;
-  /** Projected token lifetime (Kubernetes' minimum is 600 s). */
-  readonly tokenExpirationSeconds: number;
-  /** Interval of the refresh sidecar. */
-  readonly refreshIntervalSeconds: number;
-}
+export type { InjectionSettings };
 
 // Pods are open JSON: we type what we touch and keep every other field untouched.
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };

@@ -10,32 +10,12 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { systemClock, type Clock } from "../clock.js";
+import type { WebhookConfig } from "../config/config.js";
 import type { Logger } from "../observability/logger.js";
 import { CertificateManager } from "./certificateManager.js";
 import type { CertificatePolicy } from "./certificates.js";
-import type { InjectionSettings } from "./podMutation.js";
 import type { WebhookResources } from "./resources.js";
 import { MUTATE_PATH, WebhookServer, type ServingCertificate } from "./server.js";
-
-export interface WebhookConfig {
-  readonly listen: { readonly host: string; readonly port: number };
-  /** Use tls.crt/tls.key from here (cert-manager) instead of the operator's own CA. */
-  readonly certDir?: string;
-  /** The MutatingWebhookConfiguration whose caBundle the leader keeps current. */
-  readonly configName: string;
-  /** The operator's namespace: never injected; holds the certificate Secret. */
-  readonly namespace: string;
-  /** The webhook Service's name (DNS names of the serving certificate). */
-  readonly serviceName: string;
-  /**
-   * More DNS names and IP addresses for the serving certificate (`--webhook-host`), for a
-   * webhook registered by URL (`clientConfig.url`) rather than through the Service.
-   */
-  readonly hosts?: readonly string[];
-  /** Secret holding the operator's CA and serving certificate. */
-  readonly secretName: string;
-  readonly settings: InjectionSettings;
-}
 
 export interface WebhookDependencies {
   readonly resources: WebhookResources;

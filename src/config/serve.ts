@@ -1,0 +1,206 @@
+/** `keyhaven serve`: the key service's flags and configuration. */
+import { z } from "zod";
+import { hostPort, logLevel, nonEmpty, optionalText, region, type HostPort } from "./schemas.js";
+import { command, ConfigError, flag } from "./table.js";
+
+export interface ServeConfig {
+  readonly command: "serve";
+  readonly listen: HostPort;
+  readonly dataDir: string;
+  readonly credentialsFile?: string;
+  readonly account: string;
+  readonly region: string;
+  readonly tls?: { readonly certFile: string; readonly keyFile: string };
+  readonly logLevel: string;
+  /** File for audit lines; stdout (with the logs) when absent. */
+  readonly auditLog?: string;
+  /** Folder of KmsKey/KmsAlias/KmsGrant YAML applied by the operator's reconcilers (docs/operator.md). */
+  readonly seedDir?: string;
+  /** kubeconfig for the API server reads of `keyhaven serve` (in-cluster, else KUBECONFIG, when absent). */
+  readonly kubeconfig?: string;
+  /** STS AssumeRoleWithWebIdentity for ServiceAccount tokens (docs/access-control.md). */
+  readonly webIdentity?: {
+    /** A JWKS file, or an https URL to fetch it from. */
+    readonly jwksFile: string;
+    readonly issuer: string;
+    readonly audience: string;
+    readonly maxSessionSeconds: number;
+    /** Where sessions' principal tags get the ServiceAccount's labels from: nowhere, or the API server. */
+    readonly serviceAccountLabels: "none" | "cluster";
+    /** CA and bearer token file for an https JWKS URL (in-cluster defaults when absent). */
+    readonly jwksCaFile?: string;
+    readonly jwksTokenFile?: string;
+  };
+}
+
+export const SERVE_FLAGS = {
+  listen: flag({
+    arg: "HOST:PORT",
+    env: ["KEYHAVEN_LISTEN"],
+    default: "127.0.0.1:8080",
+    schema: hostPort,
+    help: "address to listen on",
+  }),
+  data: flag({
+    arg: "DIR",
+    env: ["KEYHAVEN_DATA"],
+    default: "./.keyhaven",
+    schema: nonEmpty,
+    help: "data folder: store, root key, generated credentials",
+  }),
+  credentials: flag({
+    arg: "FILE",
+    env: ["KEYHAVEN_CREDENTIALS"],
+    schema: optionalText,
+    help: "credentials file (YAML); without it, DIR/credentials.yaml, created with one admin credential on first start",
+  }),
+  account: flag({
+    arg: "ID",
+    env: ["KEYHAVEN_ACCOUNT"],
+    default: "000000000000",
+    schema: z.string().regex(/^\d{12}$/, "an account id is 12 digits"),
+    help: "12-digit account id in ARNs",
+  }),
+  region: flag({
+    arg: "NAME",
+    env: ["KEYHAVEN_REGION"],
+    default: "us-east-1",
+    schema: region,
+    help: "region served; requests must be signed for it",
+  }),
+  "tls-cert": flag({
+    arg: "FILE",
+    env: ["KEYHAVEN_TLS_CERT"],
+    schema: optionalText,
+    help: "serve HTTPS with this certificate chain (PEM)",
+  }),
+  "tls-key": flag({
+    arg: "FILE",
+    env: ["KEYHAVEN_TLS_KEY"],
+    schema: optionalText,
+    help: "... and this private key (PEM)",
+  }),
+  "audit-log": flag({
+    arg: "FILE",
+    env: ["KEYHAVEN_AUDIT_LOG"],
+    schema: optionalText,
+    help: "append audit lines to FILE instead of stdout",
+  }),
+  seed: flag({
+    arg: "DIR",
+    env: ["KEYHAVEN_SEED"],
+    schema: optionalText,
+    help: "apply the KmsKey/KmsAlias/KmsGrant YAML in DIR with the operator's reconcilers, no cluster needed (docs/operator.md)",
+  }),
+  "web-identity-jwks": flag({
+    arg: "FILE|URL",
+    env: ["KEYHAVEN_WEB_IDENTITY_JWKS"],
+    schema: optionalText,
+    help: "JWKS of the ServiceAccount token issuer: enables STS AssumeRoleWithWebIdentity; an https URL (e.g. https://kubernetes.default.svc/openid/v1/jwks) is fetched and refreshed",
+  }),
+  "web-identity-jwks-ca": flag({
+    arg: "FILE",
+    env: ["KEYHAVEN_WEB_IDENTITY_JWKS_CA"],
+    schema: optionalText,
+    help: "CA for that URL (default: the in-cluster CA)",
+  }),
+  "web-identity-jwks-token": flag({
+    arg: "FILE",
+    env: ["KEYHAVEN_WEB_IDENTITY_JWKS_TOKEN"],
+    schema: optionalText,
+    help: "bearer token for that URL (default: the pod's ServiceAccount token)",
+  }),
+  "web-identity-issuer": flag({
+    arg: "URL",
+    env: ["KEYHAVEN_WEB_IDENTITY_ISSUER"],
+    schema: z.url("an issuer is a URL, e.g. https://kubernetes.default.svc").optional(),
+    help: "the tokens' issuer (iss)",
+  }),
+  "web-identity-audience": flag({
+    arg: "AUD",
+    env: ["KEYHAVEN_WEB_IDENTITY_AUDIENCE"],
+    default: "keyhaven",
+    schema: nonEmpty,
+    help: "the tokens' audience",
+  }),
+  "web-identity-labels": flag({
+    arg: "none|cluster",
+    env: ["KEYHAVEN_WEB_IDENTITY_LABELS"],
+    default: "none",
+    schema: z.enum(["none", "cluster"]),
+    help: "give sessions their ServiceAccount's labels as principal tags, read from the API server",
+  }),
+  kubeconfig: flag({
+    arg: "FILE",
+    env: ["KEYHAVEN_KUBECONFIG"],
+    schema: optionalText,
+    help: "kubeconfig for those reads (default: in-cluster, else KUBECONFIG)",
+  }),
+  "web-identity-max-session": flag({
+    arg: "SECS",
+    env: ["KEYHAVEN_WEB_IDENTITY_MAX_SESSION"],
+    default: "3600",
+    schema: z
+      .string()
+      .regex(/^\d+$/, "a number of seconds")
+      .transform(Number)
+      .refine((n) => n >= 900 && n <= 43200, "between 900 and 43200 seconds"),
+    help: "longest session",
+  }),
+  "log-level": flag({
+    arg: "LEVEL",
+    env: ["KEYHAVEN_LOG_LEVEL"],
+    default: "info",
+    schema: logLevel,
+    help: "fatal|error|warn|info|debug|trace|silent",
+  }),
+};
+
+/** Flags that go together: both or neither. */
+const PAIRS = [
+  ["web-identity-jwks", "web-identity-issuer"],
+  ["tls-cert", "tls-key"],
+] as const;
+
+export const serveCommand = command({
+  name: "serve",
+  summary: "Run the key service (AWS KMS wire protocol) on an embedded store.",
+  description:
+    "Runs the key service: the AWS KMS wire protocol (and STS web identity) on an embedded store.",
+  flags: SERVE_FLAGS,
+  build(c): ServeConfig {
+    for (const [a, b] of PAIRS)
+      if ((c[a] === undefined) !== (c[b] === undefined))
+        throw new ConfigError(`--${a} and --${b} go together`);
+    return {
+      command: "serve",
+      listen: c.listen,
+      dataDir: c.data,
+      account: c.account,
+      region: c.region,
+      logLevel: c["log-level"],
+      ...(c.credentials !== undefined && { credentialsFile: c.credentials }),
+      ...(c["tls-cert"] !== undefined &&
+        c["tls-key"] !== undefined && { tls: { certFile: c["tls-cert"], keyFile: c["tls-key"] } }),
+      ...(c["audit-log"] !== undefined && { auditLog: c["audit-log"] }),
+      ...(c.seed !== undefined && { seedDir: c.seed }),
+      ...(c.kubeconfig !== undefined && { kubeconfig: c.kubeconfig }),
+      ...(c["web-identity-jwks"] !== undefined &&
+        c["web-identity-issuer"] !== undefined && {
+          webIdentity: {
+            jwksFile: c["web-identity-jwks"],
+            issuer: c["web-identity-issuer"],
+            audience: c["web-identity-audience"],
+            maxSessionSeconds: c["web-identity-max-session"],
+            serviceAccountLabels: c["web-identity-labels"],
+            ...(c["web-identity-jwks-ca"] !== undefined && {
+              jwksCaFile: c["web-identity-jwks-ca"],
+            }),
+            ...(c["web-identity-jwks-token"] !== undefined && {
+              jwksTokenFile: c["web-identity-jwks-token"],
+            }),
+          },
+        }),
+    };
+  },
+});
