@@ -48,7 +48,6 @@ const COMMAND_USAGE: ReadonlyMap<string, string> = new Map([
   ["version", "Usage: keyhaven version\n\nPrints the version.\n"],
 ]);
 
-export const SERVE_USAGE = serveCommand.usage;
 export const KMS_PLUGIN_USAGE = kmsPluginCommand.usage;
 
 export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Config {
