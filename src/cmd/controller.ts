@@ -6,7 +6,6 @@
  * start (an unreadable kubeconfig, an API server it cannot reach or use, a busy port)
  * is a StartupError: one line and exit status 2, as for `keyhaven serve`.
  */
-import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import type { ControllerConfig } from "../config/config.js";
@@ -18,6 +17,7 @@ import {
 } from "../kube/clientNodeCluster.js";
 import { webhookResources } from "../kube/webhookResources.js";
 import { createLogger } from "../observability/logger.js";
+import { listenProbes } from "../observability/probeServer.js";
 import { startWebhook, type RunningWebhook } from "../webhook/startWebhook.js";
 import { createKmsClient } from "../controller/kms.js";
 import { Manager } from "../controller/manager.js";
@@ -102,7 +102,11 @@ export async function startController(
         }
       : false,
   });
-  const http = await listen(config.metricsListen, metrics, manager).catch((err: unknown) => {
+  const http = await listenProbes(config.metricsListen, {
+    registry: metrics.registry,
+    ready: () => manager.synced,
+    notReady: "caches not synced",
+  }).catch((err: unknown) => {
     kms.destroy();
     throw new StartupError(
       `--metrics-listen: cannot listen on ${config.metricsListen.host}:${config.metricsListen.port}: ${(err as Error).message}`,
@@ -154,42 +158,4 @@ export async function startController(
       logger.flush();
     },
   };
-}
-
-function listen(
-  on: ControllerConfig["metricsListen"],
-  metrics: ControllerMetrics,
-  manager: Manager,
-): Promise<Server> {
-  const server = createServer((req, res) => {
-    const path = (req.url ?? "/").split("?")[0];
-    if (path === "/metrics") {
-      metrics.registry.metrics().then(
-        (text) => {
-          res.writeHead(200, { "content-type": metrics.registry.contentType });
-          res.end(text);
-        },
-        () => {
-          res.writeHead(500);
-          res.end();
-        },
-      );
-      return;
-    }
-    if (path === "/healthz") {
-      res.writeHead(200, { "content-type": "text/plain" });
-      return void res.end("ok\n");
-    }
-    if (path === "/readyz") {
-      const ok = manager.synced;
-      res.writeHead(ok ? 200 : 503, { "content-type": "text/plain" });
-      return void res.end(ok ? "ok\n" : "caches not synced\n");
-    }
-    res.writeHead(404);
-    res.end();
-  });
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(on.port, on.host, () => resolve(server));
-  });
 }
