@@ -2,7 +2,9 @@
  * Command line and environment → one validated, frozen configuration. This is the
  * only module that reads process.env; flags win over environment variables. Each
  * command's flags are one table (serve.ts, controller.ts + webhook.ts, agent.ts,
- * kmsPlugin.ts); table.ts turns a table into its parser and usage text.
+ * kmsPlugin.ts); table.ts turns a table into its parser and usage text. A new flag is
+ * one table entry (and its field in build); a new command is a file with its table and
+ * `command(...)`, added to COMMANDS and to Config.
  */
 import { agentCommand, type AgentConfig } from "./agent.js";
 import { controllerCommand, type ControllerConfig } from "./controller.js";
