@@ -23,7 +23,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { KINDS, type KindName, type KmsGrant, type KmsKey } from "../src/api/v1alpha1/types.js";
 import { KubeApiError } from "../src/kube/cluster.js";
-import { defaultResourceTypes, MemoryApiServer } from "../src/kube/memoryApiServer.js";
+import { defaultResourceTypes, MemoryApiServer } from "./support/kube/memoryApiServer.js";
 import { eventually } from "./kube/drive.js";
 import { kmsAlias, kmsGrant, kmsKey, withRotation, withTags } from "./kube/fixtures.js";
 import { schemasFromCrds } from "./kube/httpApiServer.js";

@@ -15,7 +15,8 @@ import { countKmsCalls } from "../src/controller/kms.js";
 import { Manager } from "../src/controller/manager.js";
 import { ControllerMetrics } from "../src/controller/runtime/metrics.js";
 import { ManualClock } from "../src/controller/runtime/timers.js";
-import { clientNodeCluster, loadKubeConfig } from "../src/kube/clientNodeCluster.js";
+import { clientNodeCluster } from "../src/kube/clientNodeCluster.js";
+import { loadKubeConfig } from "../src/kube/kubeConfig.js";
 import { KubeApiError, type Cluster } from "../src/kube/cluster.js";
 import { driveUntil } from "./kube/drive.js";
 import { kmsKey } from "./kube/fixtures.js";
@@ -89,9 +90,7 @@ it("two controllers compete for the Lease; when the leader is cut off the other 
     calls: Map<string, number>;
   }[] = [];
   for (const id of ["a", "b"] as const) {
-    const cluster = partitionable(
-      clientNodeCluster(loadKubeConfig({ kubeconfig }), { timers: clock }),
-    );
+    const cluster = partitionable(clientNodeCluster(loadKubeConfig(kubeconfig), { timers: clock }));
     const kms = kmsClient(service);
     const calls = countKmsCalls(kms);
     const metrics = new ControllerMetrics();

@@ -6,7 +6,8 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ManualClock } from "../src/controller/runtime/timers.js";
 import { WorkQueue } from "../src/controller/runtime/workQueue.js";
-import { clientNodeCluster, loadKubeConfig } from "../src/kube/clientNodeCluster.js";
+import { clientNodeCluster } from "../src/kube/clientNodeCluster.js";
+import { loadKubeConfig } from "../src/kube/kubeConfig.js";
 import type { Cluster } from "../src/kube/cluster.js";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -24,7 +25,7 @@ beforeEach(async () => {
   fake = await startHttpApiServer({ clock });
   const path = join(tempDir("keyhaven-kube-"), "kubeconfig");
   writeFileSync(path, kubeconfigFor(fake.url));
-  cluster = clientNodeCluster(loadKubeConfig({ kubeconfig: path }), { timers: clock });
+  cluster = clientNodeCluster(loadKubeConfig(path), { timers: clock });
 });
 afterEach(async (t) => {
   if (t.task.result?.state === "fail")

@@ -7,7 +7,7 @@ import { connect } from "node:tls";
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Clock } from "../src/clock.js";
-import { MemoryWebhookResources } from "../src/kube/memoryWebhookResources.js";
+import { MemoryWebhookResources } from "./support/kube/memoryWebhookResources.js";
 import { pemCertificates } from "../src/webhook/certificates.js";
 import { CertificateManager } from "../src/webhook/certificateManager.js";
 import { WebhookServer } from "../src/webhook/server.js";

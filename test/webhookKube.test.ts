@@ -11,11 +11,9 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DataKeyStoreError } from "../src/agent/dataKeyStore.js";
-import {
-  loadKubeConfig,
-  secretDataKeyStore,
-  webhookResources,
-} from "../src/kube/webhookResources.js";
+import { loadKubeConfig } from "../src/kube/kubeConfig.js";
+import { secretDataKeyStore } from "../src/kube/secretDataKeyStore.js";
+import { webhookResources } from "../src/kube/webhookResources.js";
 import { tempDir } from "./support/server.js";
 import { ResourceConflict } from "../src/webhook/resources.js";
 

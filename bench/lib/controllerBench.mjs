@@ -38,6 +38,7 @@ export async function loadModules() {
   return {
     ...(await load("test/kube/httpApiServer.js")),
     ...(await load("src/kube/clientNodeCluster.js")),
+    ...(await load("src/kube/kubeConfig.js")),
     ...(await load("src/controller/manager.js")),
     ...(await load("src/controller/kms.js")),
     ...(await load("src/controller/runtime/metrics.js")),
@@ -120,7 +121,7 @@ export async function bringToReady(m, { kubeconfig, count, workers, heap = () =>
   const kms = m.createKmsClient({ endpoint: ks.url, region: "us-east-1", credentials: credential });
   const calls = m.countKmsCalls(kms);
   const manager = new m.Manager({
-    cluster: m.clientNodeCluster(m.loadKubeConfig({ kubeconfig })),
+    cluster: m.clientNodeCluster(m.loadKubeConfig(kubeconfig)),
     kms,
     metrics: new m.ControllerMetrics(),
     workers,

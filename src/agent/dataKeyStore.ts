@@ -1,7 +1,7 @@
 /**
  * Where the agent keeps a workload's data key between pod starts — only its
  * ciphertext (and the key it is encrypted under), never the plaintext. The default in a
- * pod is a Secret in the pod's namespace (src/kube/webhookResources.ts); a directory
+ * pod is a Secret in the pod's namespace (src/kube/secretDataKeyStore.ts); a directory
  * store serves local runs and tests.
  *
  * Two pods of one workload starting together may both generate a key: `create` is

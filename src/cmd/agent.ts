@@ -100,6 +100,7 @@ async function openStore(config: AgentCommandConfig): Promise<DataKeyStore> {
       "the data-key store is a Kubernetes Secret but the pod's namespace is unknown; set POD_NAMESPACE or --namespace",
       true,
     );
-  const { loadKubeConfig, secretDataKeyStore } = await import("../kube/webhookResources.js");
+  const { loadKubeConfig } = await import("../kube/kubeConfig.js");
+  const { secretDataKeyStore } = await import("../kube/secretDataKeyStore.js");
   return secretDataKeyStore(loadKubeConfig(), namespace);
 }

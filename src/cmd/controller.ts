@@ -9,12 +9,8 @@
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import type { ControllerConfig } from "../config/config.js";
-import {
-  checkApiServer,
-  clientNodeCluster,
-  loadKubeConfig,
-  type KubeConfigSource,
-} from "../kube/clientNodeCluster.js";
+import { checkApiServer, clientNodeCluster } from "../kube/clientNodeCluster.js";
+import { loadKubeConfig } from "../kube/kubeConfig.js";
 import { webhookResources } from "../kube/webhookResources.js";
 import { createLogger } from "../observability/logger.js";
 import { listenProbes } from "../observability/probeServer.js";
@@ -49,11 +45,9 @@ export async function startController(
   deps: { logger?: Logger } = {},
 ): Promise<RunningController> {
   const logger = deps.logger ?? createLogger(config.logLevel);
-  const source: KubeConfigSource =
-    config.kubeconfig !== undefined ? { kubeconfig: config.kubeconfig } : {};
   let kc;
   try {
-    kc = loadKubeConfig(source);
+    kc = loadKubeConfig(config.kubeconfig);
   } catch (err) {
     throw new StartupError(
       `${config.kubeconfig !== undefined ? `--kubeconfig ${config.kubeconfig}` : "in-cluster configuration"}: ${(err as Error).message.split("\n")[0]} (give a readable kubeconfig with --kubeconfig, or run in a pod with a service account)`,

@@ -32,7 +32,7 @@ import {
   serviceAccountLabelsFromCluster,
   type ServiceAccountLabels,
 } from "../kube/serviceAccountLabels.js";
-import { loadKubeConfig } from "../kube/webhookResources.js";
+import { loadKubeConfig } from "../kube/kubeConfig.js";
 import { LocalRootKey } from "../kms/rootkey/localRootKey.js";
 import { RootKeyError } from "../kms/rootkey/rootKey.js";
 import { SqliteKeyStore } from "../kms/store/sqliteKeyStore.js";

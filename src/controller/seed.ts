@@ -15,8 +15,8 @@ import { parseAllDocuments } from "yaml";
 import { findCondition } from "../api/v1alpha1/conditions.js";
 import { API_VERSION, KINDS, type KindName, type KubeObject } from "../api/v1alpha1/types.js";
 import { KubeApiError } from "../kube/cluster.js";
-import { MemoryApiServer } from "../kube/memoryApiServer.js";
-import { memoryCluster } from "../kube/memoryCluster.js";
+import { EmbeddedApiServer } from "../kube/embedded/apiServer.js";
+import { embeddedCluster } from "../kube/embedded/cluster.js";
 import { createKmsClient } from "./kms.js";
 import { Manager } from "./manager.js";
 import { systemTimers, type Timers } from "./runtime/timers.js";
@@ -47,7 +47,7 @@ export interface SeedOutcome {
 }
 
 export interface RunningSeed {
-  readonly api: MemoryApiServer;
+  readonly api: EmbeddedApiServer;
   readonly outcomes: readonly SeedOutcome[];
   stop(): Promise<void>;
 }
@@ -109,7 +109,7 @@ export async function startSeed(options: SeedOptions): Promise<RunningSeed> {
   const timers = options.timers ?? systemTimers;
   const logger = options.logger?.child({ component: "seed" });
   const manifests = readSeedDir(options.dir, logger);
-  const api = new MemoryApiServer({ clock: timers, uid: seedUid });
+  const api = new EmbeddedApiServer({ clock: timers, uid: seedUid });
   for (const m of manifests) {
     try {
       api.create(KINDS[m.kind].plural, m.namespace, m.body);
@@ -124,7 +124,7 @@ export async function startSeed(options: SeedOptions): Promise<RunningSeed> {
     credentials: options.credentials,
   });
   const manager = new Manager({
-    cluster: memoryCluster(api, { timers }),
+    cluster: embeddedCluster(api, { timers }),
     kms,
     timers,
     leaderElection: false,
@@ -152,7 +152,7 @@ export async function startSeed(options: SeedOptions): Promise<RunningSeed> {
 
 /** Waits until every seeded object reports Ready for its current generation (True or False). */
 async function settle(
-  api: MemoryApiServer,
+  api: EmbeddedApiServer,
   manifests: readonly Manifest[],
   waitMs: number,
 ): Promise<SeedOutcome[]> {

@@ -12,7 +12,7 @@ import {
   CoordinationV1Api,
   CoreV1Api,
   CustomObjectsApi,
-  KubeConfig,
+  type KubeConfig,
   PatchStrategy,
   Watch,
   setHeaderOptions,
@@ -37,19 +37,7 @@ import {
   type StoredLease,
 } from "./cluster.js";
 import { Informer, type InformerOptions, type ListWatchSource } from "./informer.js";
-import { eventObject } from "./memoryCluster.js";
-
-export interface KubeConfigSource {
-  /** A kubeconfig file; absent → in-cluster service account. */
-  readonly kubeconfig?: string;
-}
-
-export function loadKubeConfig(source: KubeConfigSource): KubeConfig {
-  const kc = new KubeConfig();
-  if (source.kubeconfig) kc.loadFromFile(source.kubeconfig);
-  else kc.loadFromCluster();
-  return kc;
-}
+import { eventObject } from "./events.js";
 
 /**
  * One list of KmsKeys (limit 1), as the informers will do: undefined when the API

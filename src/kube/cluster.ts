@@ -1,25 +1,12 @@
 /**
  * The small typed interface the controller sees instead of @kubernetes/client-node.
  * Two implementations: clientNodeCluster.ts (a real API server) and
- * memoryCluster.ts (the in-memory API server used by tests and `serve --seed`).
+ * embedded/cluster.ts (the embedded API server of `serve --seed`, also used by tests).
  */
 import type { KindName, KubeObject, ObjectsByKind } from "../api/v1alpha1/types.js";
 import type { Informer } from "./informer.js";
 
-/** An API server error: HTTP status and Kubernetes reason (NotFound, Conflict, Invalid, Gone, ...). */
-export class KubeApiError extends Error {
-  override name = "KubeApiError";
-  constructor(
-    readonly status: number,
-    readonly reason: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-export const isNotFound = (e: unknown) => e instanceof KubeApiError && e.status === 404;
-export const isConflict = (e: unknown) => e instanceof KubeApiError && e.status === 409;
+export { isConflict, isNotFound, KubeApiError } from "./errors.js";
 
 export interface EventInput {
   readonly type: "Normal" | "Warning";

@@ -13,7 +13,7 @@
  */
 import type { KubeObject } from "../api/v1alpha1/types.js";
 import type { Timers } from "../controller/runtime/timers.js";
-import { KubeApiError } from "./cluster.js";
+import { KubeApiError } from "./errors.js";
 
 export type WatchEventType = "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR";
 

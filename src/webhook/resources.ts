@@ -1,7 +1,7 @@
 /**
  * The Kubernetes objects the webhook reads and writes, as a small typed interface.
  * src/kube/webhookResources.ts implements it with @kubernetes/client-node; tests use
- * the in-memory implementation in src/kube/memoryWebhookResources.ts.
+ * the in-memory implementation in test/support/kube/memoryWebhookResources.ts.
  */
 
 export interface StoredSecret {

@@ -13,8 +13,8 @@ import { KmsKeyReconciler } from "../../src/controller/kmskey/reconciler.js";
 import { countKmsCalls } from "../../src/controller/kms.js";
 import { ManualClock } from "../../src/controller/runtime/timers.js";
 import type { Cluster } from "../../src/kube/cluster.js";
-import { MemoryApiServer } from "../../src/kube/memoryApiServer.js";
-import { memoryCluster } from "../../src/kube/memoryCluster.js";
+import { embeddedCluster } from "../../src/kube/embedded/cluster.js";
+import { MemoryApiServer } from "../support/kube/memoryApiServer.js";
 import { kmsClient, startInProcess, type InProcessServer } from "../support/server.js";
 
 type KeyOption = (spec: KmsKeySpec) => void;
@@ -87,7 +87,7 @@ export async function harness(): Promise<Harness> {
   const kmsCalls = countKmsCalls(kms);
   signWithClock(kms, clock);
   const api = new MemoryApiServer({ clock });
-  const cluster = memoryCluster(api, { timers: clock });
+  const cluster = embeddedCluster(api, { timers: clock });
   const ctx = reconcileContext({ client: cluster, kms, timers: clock });
   const get = (kind: KindName, name: string, namespace = NS) =>
     api.get(KINDS[kind].plural, namespace, name) as never;

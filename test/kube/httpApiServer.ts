@@ -15,7 +15,7 @@ import type { Schema } from "../../src/api/v1alpha1/schemas.js";
 import type { KindName } from "../../src/api/v1alpha1/types.js";
 import type { Clock } from "../../src/clock.js";
 import { KubeApiError } from "../../src/kube/cluster.js";
-import { defaultResourceTypes, MemoryApiServer } from "../../src/kube/memoryApiServer.js";
+import { defaultResourceTypes, MemoryApiServer } from "../support/kube/memoryApiServer.js";
 import { REPO_ROOT } from "../support/server.js";
 
 /** openAPIV3Schema of each kind, read from crds/. */

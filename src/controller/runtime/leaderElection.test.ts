@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { KubeApiError, type LeaseClient } from "../../kube/cluster.js";
-import { MemoryApiServer } from "../../kube/memoryApiServer.js";
-import { memoryCluster } from "../../kube/memoryCluster.js";
+import { EmbeddedApiServer } from "../../kube/embedded/apiServer.js";
+import { embeddedCluster } from "../../kube/embedded/cluster.js";
 import { LeaderElector } from "./leaderElection.js";
 import { ManualClock } from "./timers.js";
 
@@ -12,8 +12,8 @@ const settle = async () => {
 describe("LeaderElector", () => {
   it("one leads; a cut-off leader stops within renewDeadline; the other takes over only after the lease expires", async () => {
     const clock = new ManualClock();
-    const api = new MemoryApiServer({ clock });
-    const shared = memoryCluster(api, { timers: clock });
+    const api = new EmbeddedApiServer({ clock });
+    const shared = embeddedCluster(api, { timers: clock });
     let cut = false;
     const fail = () => {
       if (cut) throw new KubeApiError(503, "ServiceUnavailable", "partitioned");

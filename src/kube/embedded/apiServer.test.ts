@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { MemoryApiServer, mergePatch } from "./memoryApiServer.js";
+import { EmbeddedApiServer, mergePatch } from "./apiServer.js";
 
 const key = (name: string, spec: object = {}) => ({
   apiVersion: "keyhaven.dev/v1alpha1",
@@ -9,9 +9,9 @@ const key = (name: string, spec: object = {}) => ({
   spec,
 });
 
-describe("MemoryApiServer", () => {
+describe("EmbeddedApiServer", () => {
   it("bumps resourceVersion on every write and generation only on spec changes", () => {
-    const api = new MemoryApiServer();
+    const api = new EmbeddedApiServer();
     const a = api.create("kmskeys", "ns", key("a"));
     expect(a.metadata.generation).toBe(1);
     const s = api.patch("kmskeys", "ns", "a", "merge", { status: { keyId: "k" } }, "status");
@@ -27,7 +27,7 @@ describe("MemoryApiServer", () => {
   });
 
   it("answers 409 to a write at a stale resourceVersion, by merge patch or JSON patch test", () => {
-    const api = new MemoryApiServer();
+    const api = new EmbeddedApiServer();
     const a = api.create("kmskeys", "ns", key("a"));
     api.patch("kmskeys", "ns", "a", "merge", { spec: { description: "x" } });
     expect(() =>
@@ -44,7 +44,7 @@ describe("MemoryApiServer", () => {
   });
 
   it("delete with finalizers marks the object; removing the last finalizer deletes it; no new finalizers while deleting", () => {
-    const api = new MemoryApiServer();
+    const api = new EmbeddedApiServer();
     api.create("kmskeys", "ns", { ...key("a"), metadata: { name: "a", finalizers: ["f"] } });
     const marked = api.delete("kmskeys", "ns", "a");
     expect(marked.metadata.deletionTimestamp).toBeDefined();
@@ -56,7 +56,7 @@ describe("MemoryApiServer", () => {
   });
 
   it("replays watch events after a resourceVersion and answers 410 once that history is compacted", () => {
-    const api = new MemoryApiServer();
+    const api = new EmbeddedApiServer();
     const a = api.create("kmskeys", "ns", key("a"));
     api.create("kmskeys", "ns", key("b"));
     const seen: string[] = [];
@@ -99,14 +99,14 @@ describe("mergePatch (RFC 7386)", () => {
   });
 });
 
-describe("MemoryApiServer Leases, as the real API server decodes them", () => {
+describe("EmbeddedApiServer Leases, as the real API server decodes them", () => {
   const lease = (renewTime: unknown) => ({
     metadata: { name: "l" },
     spec: { holderIdentity: "a", renewTime },
   });
 
   it("refuses a MicroTime without exactly six fractional digits (400), on create and update", () => {
-    const api = new MemoryApiServer();
+    const api = new EmbeddedApiServer();
     for (const bad of ["2026-12-02T03:19:52.980Z", "2026-12-02T03:19:52Z", 1764645592980])
       expect(() => api.create("leases", "ns", lease(bad))).toThrow(
         expect.objectContaining({ status: 400, reason: "BadRequest" }),
@@ -129,9 +129,9 @@ describe("MemoryApiServer Leases, as the real API server decodes them", () => {
   });
 });
 
-describe("MemoryApiServer custom resources, as Go maps", () => {
+describe("EmbeddedApiServer custom resources, as Go maps", () => {
   it("returns members in sorted order, whatever order they were written in; a reordered no-op is no write", () => {
-    const api = new MemoryApiServer();
+    const api = new EmbeddedApiServer();
     api.create("kmskeys", "ns", key("a", { tags: { z: "1", a: "2" }, description: "d" }));
     const written = api.patch(
       "kmskeys",

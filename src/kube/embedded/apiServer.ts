@@ -6,16 +6,17 @@
  * finalizers and deletionTimestamp (delete with finalizers only marks the object;
  * removing the last finalizer deletes it); watch from a resourceVersion with a
  * bounded history (older → 410 Gone); structural-schema pruning, defaulting and
- * validation (CEL included) from the CRDs; JSON merge and JSON patch; injectable
- * errors. Used by unit tests, the loopback HTTP fake, and `keyhaven serve --seed`.
+ * validation (CEL included) from the CRDs; JSON merge and JSON patch. It is the API
+ * server of `keyhaven serve --seed`; tests extend it with request counting and error
+ * injection (test/support/kube/memoryApiServer.ts).
  */
 import { randomUUID } from "node:crypto";
 import jsonPatch from "fast-json-patch";
-import { applyDefaults, prune, validate } from "../api/v1alpha1/openapi.js";
-import { objectSchema, type Schema } from "../api/v1alpha1/schemas.js";
-import { API_VERSION, KINDS, type KindName } from "../api/v1alpha1/types.js";
-import type { Clock } from "../clock.js";
-import { KubeApiError } from "./cluster.js";
+import { applyDefaults, prune, validate } from "../../api/v1alpha1/openapi.js";
+import { objectSchema, type Schema } from "../../api/v1alpha1/schemas.js";
+import { KINDS, type KindName } from "../../api/v1alpha1/types.js";
+import type { Clock } from "../../clock.js";
+import { KubeApiError } from "../errors.js";
 
 export interface ResourceType {
   readonly group: string;
@@ -94,15 +95,12 @@ export interface RequestInfo {
   readonly subresource?: string;
 }
 
-/** Returns an error to fail a request with, or undefined to let it through. */
-export type Injector = (request: RequestInfo) => KubeApiError | undefined;
-
 type Listener = { plural: string; namespace?: string; fn: (e: WatchEvent) => void };
 
 const clone = <T>(v: T): T => structuredClone(v);
 const keyOf = (plural: string, ns: string, name: string) => `${plural}/${ns}/${name}`;
 
-export class MemoryApiServer {
+export class EmbeddedApiServer {
   readonly #types = new Map<string, ResourceType>();
   readonly #objects = new Map<string, StoredObject>();
   readonly #history: WatchEvent[] = [];
@@ -112,9 +110,6 @@ export class MemoryApiServer {
   #revision = 0;
   /** History before this revision is gone (compacted): watching from older → 410. */
   #compactedTo = 0;
-  #injectors: Injector[] = [];
-  /** Requests served, by verb and plural (e.g. "patch kmskeys/status"). */
-  readonly requests = new Map<string, number>();
 
   readonly #uid: (plural: string, namespace: string, name: string) => string;
 
@@ -148,14 +143,6 @@ export class MemoryApiServer {
     return this.#revision;
   }
 
-  /** Adds an error injector; returns a function that removes it. */
-  inject(injector: Injector): () => void {
-    this.#injectors.push(injector);
-    return () => {
-      this.#injectors = this.#injectors.filter((i) => i !== injector);
-    };
-  }
-
   /** Forgets the watch history, so watches from any earlier resourceVersion get 410 Gone. */
   compact(): void {
     this.#compactedTo = this.#revision + 1;
@@ -163,21 +150,12 @@ export class MemoryApiServer {
   }
 
   #enter(request: RequestInfo): void {
-    const label = `${request.verb} ${request.plural}${request.subresource ? `/${request.subresource}` : ""}`;
-    this.requests.set(label, (this.requests.get(label) ?? 0) + 1);
+    this.received(request);
     this.type(request.plural);
-    for (const injector of this.#injectors) {
-      const err = injector(request);
-      if (err) throw err;
-    }
   }
 
-  totalRequests(verb?: Verb): number {
-    let n = 0;
-    for (const [label, count] of this.requests)
-      if (verb === undefined || label.startsWith(`${verb} `)) n += count;
-    return n;
-  }
+  /** Called first for every request; a subclass may throw to fail it (tests inject errors). */
+  protected received(_request: RequestInfo): void {}
 
   get(plural: string, namespace: string, name: string): StoredObject {
     this.#enter({ verb: "get", plural, namespace, name });
@@ -352,7 +330,7 @@ export class MemoryApiServer {
     return () => this.#listeners.delete(listener);
   }
 
-  /** Number of open watches (for tests on leaks). */
+  /** Number of open watches. */
   get watchers(): number {
     return this.#listeners.size;
   }
@@ -572,5 +550,3 @@ export function mergePatch(target: unknown, patch: unknown): unknown {
   }
   return out;
 }
-
-export { API_VERSION };

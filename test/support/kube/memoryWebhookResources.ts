@@ -6,7 +6,7 @@ import {
   ResourceConflict,
   type StoredSecret,
   type WebhookResources,
-} from "../webhook/resources.js";
+} from "../../../src/webhook/resources.js";
 
 export class MemoryWebhookResources implements WebhookResources {
   #version = 0;

@@ -1,32 +1,27 @@
-/** The Cluster interface over a MemoryApiServer, with no network in between. */
+/** The Cluster interface over an EmbeddedApiServer, with no network in between. */
 import {
   KINDS,
   type KindName,
   type KubeObject,
   type ObjectsByKind,
-} from "../api/v1alpha1/types.js";
-import { systemTimers, type Timers } from "../controller/runtime/timers.js";
-import {
-  isNotFound,
-  KubeApiError,
-  statusMergePatch,
-  type Cluster,
-  type EventInput,
-  type StoredLease,
-} from "./cluster.js";
-import { Informer, type InformerOptions, type ListWatchSource } from "./informer.js";
-import type { MemoryApiServer, StoredObject } from "./memoryApiServer.js";
+} from "../../api/v1alpha1/types.js";
+import { systemTimers, type Timers } from "../../controller/runtime/timers.js";
+import { statusMergePatch, type Cluster, type StoredLease } from "../cluster.js";
+import { isNotFound } from "../errors.js";
+import { eventObject } from "../events.js";
+import { Informer, type InformerOptions, type ListWatchSource } from "../informer.js";
+import type { EmbeddedApiServer, StoredObject } from "./apiServer.js";
 
-export interface MemoryClusterOptions {
+export interface EmbeddedClusterOptions {
   readonly timers?: Timers;
   readonly informer?: Partial<InformerOptions>;
   /** Where events are recorded; the API server's "events" resource by default. */
   readonly component?: string;
 }
 
-export function memoryCluster(
-  server: MemoryApiServer,
-  options: MemoryClusterOptions = {},
+export function embeddedCluster(
+  server: EmbeddedApiServer,
+  options: EmbeddedClusterOptions = {},
 ): Cluster {
   const timers = options.timers ?? systemTimers;
   const component = options.component ?? "keyhaven-controller";
@@ -102,7 +97,7 @@ export function memoryCluster(
     informer<K extends KindName>(kind: K) {
       let informer = informers.get(kind);
       if (!informer) {
-        informer = new Informer<KubeObject>(memorySource(server, plural(kind)), {
+        informer = new Informer<KubeObject>(embeddedSource(server, plural(kind)), {
           timers,
           ...options.informer,
         });
@@ -113,8 +108,8 @@ export function memoryCluster(
   };
 }
 
-/** list+watch over the in-memory server; events arrive asynchronously, as over a network. */
-export function memorySource<T>(server: MemoryApiServer, plural: string): ListWatchSource<T> {
+/** list+watch over the embedded server; events arrive asynchronously, as over a network. */
+export function embeddedSource<T>(server: EmbeddedApiServer, plural: string): ListWatchSource<T> {
   return {
     async list() {
       const { items, resourceVersion } = server.list(plural);
@@ -142,35 +137,3 @@ export function memorySource<T>(server: MemoryApiServer, plural: string): ListWa
     },
   };
 }
-
-export function eventObject(
-  obj: KubeObject,
-  event: EventInput,
-  component: string,
-  now: Date,
-): Record<string, unknown> {
-  const time = now.toISOString().replace(/\.\d{3}Z$/, "Z");
-  return {
-    apiVersion: "v1",
-    kind: "Event",
-    metadata: { generateName: `${obj.metadata.name}.`, namespace: obj.metadata.namespace },
-    involvedObject: {
-      apiVersion: obj.apiVersion,
-      kind: obj.kind,
-      name: obj.metadata.name,
-      namespace: obj.metadata.namespace,
-      uid: obj.metadata.uid,
-      resourceVersion: obj.metadata.resourceVersion,
-    },
-    type: event.type,
-    reason: event.reason,
-    message: event.message,
-    source: { component },
-    reportingComponent: component,
-    firstTimestamp: time,
-    lastTimestamp: time,
-    count: 1,
-  };
-}
-
-export { KubeApiError };
