@@ -44,6 +44,7 @@ import {
   withCommand,
   withEnv,
 } from "./support/webhookFixtures.js";
+import { ManualClock } from "./support/manualClock.js";
 
 const ENABLED = { "keyhaven.dev/injection": "enabled" };
 const KMS_ENDPOINT = "https://keyhaven.keyhaven-system.svc:8443";
@@ -288,7 +289,7 @@ describe(
       });
       // Time is the manager's clock; lifetimes are minutes so every certificate issued
       // while the clock moves at most ~4 minutes ahead is valid for the API server now.
-      const clock = { t: Date.now(), now: () => new Date(clock.t) };
+      const clock = new ManualClock(Date.now());
       const MIN = 60_000;
       const running = await startWebhook(
         {
@@ -323,7 +324,7 @@ describe(
         await untilInjecting(plane, ns, pod(optedIn));
         const firstLeaf = running.server.certificate.cert.toString();
 
-        clock.t += 2.5 * MIN;
+        clock.advance(2.5 * MIN);
         expect(await running.certificates!.sync()).toMatchObject({
           issued: true,
           caBundlePatched: false,
@@ -335,7 +336,7 @@ describe(
 
         // The CA is due: the new CA enters the real caBundle beside the old one, and the
         // serving certificate of the old CA stays in service.
-        clock.t += 1 * MIN;
+        clock.advance(1 * MIN);
         const servedBefore = running.server.certificate.cert.toString();
         expect(await running.certificates!.sync()).toMatchObject({
           issued: true,
@@ -351,7 +352,7 @@ describe(
         expect(wasInjected(probe.body), JSON.stringify(probe.body)).toBe(true);
 
         // At its renewal the serving certificate comes from the new CA; the bundle stays.
-        clock.t += 1 * MIN;
+        clock.advance(1 * MIN);
         expect(await running.certificates!.sync()).toMatchObject({
           issued: true,
           caBundlePatched: false,

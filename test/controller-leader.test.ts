@@ -14,7 +14,7 @@ import type { KindName, KmsKey } from "../src/api/v1alpha1/types.js";
 import { countKmsCalls } from "../src/controller/kms.js";
 import { Manager } from "../src/controller/manager.js";
 import { ControllerMetrics } from "../src/controller/runtime/metrics.js";
-import { ManualClock } from "../src/controller/runtime/timers.js";
+import { ManualClock } from "./support/manualClock.js";
 import { clientNodeCluster } from "../src/kube/clientNodeCluster.js";
 import { loadKubeConfig } from "../src/kube/kubeConfig.js";
 import { KubeApiError, type Cluster } from "../src/kube/cluster.js";

@@ -4,7 +4,7 @@
  * loop, and the work queue's guarantees.
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { ManualClock } from "../src/controller/runtime/timers.js";
+import { ManualClock } from "./support/manualClock.js";
 import { WorkQueue } from "../src/controller/runtime/workQueue.js";
 import { clientNodeCluster } from "../src/kube/clientNodeCluster.js";
 import { loadKubeConfig } from "../src/kube/kubeConfig.js";

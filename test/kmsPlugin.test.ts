@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig, type KmsPluginConfig } from "../src/config/config.js";
 import { startKmsPlugin, type RunningKmsPlugin } from "../src/kmsplugin/server.js";
 import { createLogger } from "../src/observability/logger.js";
-import { FakeClock } from "./lifecycleSupport.js";
+import { ManualClock } from "./support/manualClock.js";
 import { kmsPluginClient, type KmsPluginClient } from "./support/kmsPlugin.js";
 import { kmsClient, startInProcess, tempDir, type InProcessServer } from "./support/server.js";
 
@@ -22,7 +22,7 @@ async function startPlugin(
   kms: KMSClient,
   keyId: string,
   cluster: string,
-  clock: FakeClock,
+  clock: ManualClock,
 ): Promise<{ running: RunningKmsPlugin; client: KmsPluginClient; socket: string }> {
   const socket = join(tempDir("keyhaven-kmsplugin-"), "kms.sock");
   const config = loadConfig(
@@ -55,7 +55,7 @@ describe("keyhaven kms-plugin", () => {
   let server: InProcessServer;
   let kms: KMSClient;
   let keyArn: string;
-  const clock = new FakeClock(new Date("2026-12-01T00:00:00Z"));
+  const clock = new ManualClock(new Date("2026-12-01T00:00:00Z"));
   let a: Awaited<ReturnType<typeof startPlugin>>;
   let b: Awaited<ReturnType<typeof startPlugin>>;
 

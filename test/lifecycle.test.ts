@@ -24,14 +24,8 @@ import {
 } from "@aws-sdk/client-kms";
 import { describe, expect, it } from "vitest";
 import { failure } from "./support/errors.js";
-import {
-  blobVersion,
-  DAY,
-  FakeClock,
-  newSite,
-  startAt,
-  type LifecycleServer,
-} from "./lifecycleSupport.js";
+import { blobVersion, DAY, newSite, startAt, type LifecycleServer } from "./lifecycleSupport.js";
+import { ManualClock } from "./support/manualClock.js";
 
 const T0 = Date.parse("2026-01-01T00:00:00Z");
 const text = (s: string) => Buffer.from(s);
@@ -44,7 +38,7 @@ async function decrypts(client: KMSClient, blob: Uint8Array, expected: string): 
 describe("a key's year with restarts between steps", () => {
   it("rotates, decrypts old ciphertext, and is deleted only after the waiting period", async () => {
     const site = newSite();
-    const clock = new FakeClock(new Date(T0));
+    const clock = new ManualClock(new Date(T0));
     let server: LifecycleServer = await startAt(site, clock);
     const restartAt = async (t: number) => {
       await server.stop();
@@ -76,7 +70,7 @@ describe("a key's year with restarts between steps", () => {
       });
       // The loop knows that date; it sleeps until then, re-checking hourly meanwhile.
       expect(server.running.lifecycle.nextDue).toBe(T0 + 90 * DAY);
-      expect(server.timers.pending?.ms).toBe(60 * 60 * 1000);
+      expect(server.timers.pendingDelays()).toEqual([60 * 60 * 1000]);
       expect(blobVersion(await seal(keyId, "day 0"))).toBe(1);
 
       // Day 90: the rotation falls due while the server is down; it happens at start.
@@ -109,7 +103,7 @@ describe("a key's year with restarts between steps", () => {
       // Day 180, no restart: the timer fires and the loop rotates.
       expect(server.running.lifecycle.nextDue).toBe(T0 + 180 * DAY);
       clock.set(T0 + 180 * DAY);
-      server.timers.fire();
+      server.timers.advanceToNextTimer();
       await server.running.lifecycle.check();
       expect((await rotations(keyId)).length).toBe(3);
       expect(blobVersion(await seal(keyId, "day 180"))).toBe(4);
@@ -121,8 +115,8 @@ describe("a key's year with restarts between steps", () => {
       expect((await rotations(keyId)).length).toBe(3);
       // ...and rotate as soon as they are enabled again: the write re-arms the loop at once.
       await kms.send(new EnableKeyCommand({ KeyId: keyId }));
-      expect(server.timers.pending?.ms).toBe(0);
-      server.timers.fire();
+      expect(server.timers.pendingDelays()).toEqual([0]);
+      server.timers.advanceToNextTimer();
       await server.running.lifecycle.check();
       const afterEnable = await rotations(keyId);
       expect(afterEnable.length).toBe(4);
@@ -223,16 +217,16 @@ describe("a key's year with restarts between steps", () => {
 
   it("deletes a key at its date while running, when the loop's timer fires", async () => {
     const site = newSite();
-    const clock = new FakeClock(new Date(T0));
+    const clock = new ManualClock(new Date(T0));
     const server = await startAt(site, clock);
     try {
       const kms = server.client;
       const keyId = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!.KeyId!;
-      expect(server.timers.pending?.ms).toBe(60 * 60 * 1000); // nothing due: the hourly re-check
+      expect(server.timers.pendingDelays()).toEqual([60 * 60 * 1000]); // nothing due: the hourly re-check
       await kms.send(new ScheduleKeyDeletionCommand({ KeyId: keyId, PendingWindowInDays: 7 }));
       expect(server.running.lifecycle.nextDue).toBe(T0 + 7 * DAY);
       clock.set(T0 + 7 * DAY);
-      server.timers.fire();
+      server.timers.advanceToNextTimer();
       await server.running.lifecycle.check();
       expect(await failure(kms.send(new DescribeKeyCommand({ KeyId: keyId })))).toMatchObject({
         name: "NotFoundException",
@@ -243,7 +237,7 @@ describe("a key's year with restarts between steps", () => {
   });
 
   it("refuses windows and periods outside AWS's ranges, and caps on-demand rotations at 25 even when racing", async () => {
-    const server = await startAt(newSite(), new FakeClock(new Date(T0)));
+    const server = await startAt(newSite(), new ManualClock(new Date(T0)));
     try {
       const kms = server.client;
       const meta = (await kms.send(new CreateKeyCommand({}))).KeyMetadata!;

@@ -31,7 +31,8 @@ import {
 } from "@aws-sdk/client-kms";
 import { describe, expect, it } from "vitest";
 import { failure } from "./support/errors.js";
-import { DAY, FakeClock, newSite, startAt } from "./lifecycleSupport.js";
+import { DAY, newSite, startAt } from "./lifecycleSupport.js";
+import { ManualClock } from "./support/manualClock.js";
 
 const T0 = Date.parse("2026-03-01T12:00:00Z");
 
@@ -71,7 +72,7 @@ async function wrapFor(
 describe("imported key material in fake time", () => {
   it("expires on time, across a restart, and comes back only with the same material", async () => {
     const site = newSite();
-    const clock = new FakeClock(new Date(T0));
+    const clock = new ManualClock(new Date(T0));
     let server = await startAt(site, clock);
     try {
       let kms = server.client;
@@ -133,7 +134,7 @@ describe("imported key material in fake time", () => {
         name: "KMSInvalidStateException",
         message: `${arn} is pending import.`,
       });
-      server.timers.fire();
+      server.timers.advanceToNextTimer();
       await server.running.lifecycle.check();
       expect((await kms.send(new DescribeKeyCommand({ KeyId: keyId }))).KeyMetadata!.KeyState).toBe(
         "PendingImport",
@@ -201,7 +202,7 @@ describe("imported key material in fake time", () => {
 
   it("enforces the import token: 24 hours, this key only, untampered", async () => {
     const site = newSite();
-    const clock = new FakeClock(new Date(T0));
+    const clock = new ManualClock(new Date(T0));
     const server = await startAt(site, clock);
     try {
       const kms = server.client;
@@ -260,7 +261,7 @@ describe("imported key material in fake time", () => {
   });
 
   it("imports HMAC keys and RSA/ECC private keys, checked against the key spec", async () => {
-    const server = await startAt(newSite(), new FakeClock(new Date(T0)));
+    const server = await startAt(newSite(), new ManualClock(new Date(T0)));
     try {
       const kms = server.client;
       const externalKey = async (KeySpec: string, KeyUsage: string) =>

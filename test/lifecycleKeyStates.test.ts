@@ -34,7 +34,8 @@ import {
 } from "@aws-sdk/client-kms";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { failure } from "./support/errors.js";
-import { FakeClock, newSite, startAt, type LifecycleServer } from "./lifecycleSupport.js";
+import { newSite, startAt, type LifecycleServer } from "./lifecycleSupport.js";
+import { ManualClock } from "./support/manualClock.js";
 
 type State = "Enabled" | "Disabled" | "PendingDeletion" | "PendingImport";
 const STATES: readonly State[] = ["Enabled", "Disabled", "PendingDeletion", "PendingImport"];
@@ -195,7 +196,7 @@ let server: LifecycleServer;
 let kms: KMSClient;
 
 beforeAll(async () => {
-  server = await startAt(newSite(), new FakeClock(new Date("2026-06-01T00:00:00Z")));
+  server = await startAt(newSite(), new ManualClock(new Date("2026-06-01T00:00:00Z")));
   kms = server.client;
 });
 afterAll(async () => {

@@ -1,59 +1,24 @@
 /**
- * Helpers for the lifecycle tests: a fake clock, timers fired by hand, and a key
- * service started in-process on a given data folder with both, so a test can walk a
- * key through months of fake time with a restart between steps.
+ * Helpers for the lifecycle tests: a key service started in-process on a given data
+ * folder with a fake clock, and the lifecycle loop's timer held on a second one and
+ * fired by hand, so a test can walk a key through months of fake time with a restart
+ * between steps.
  */
 import { Writable } from "node:stream";
 import { KMSClient } from "@aws-sdk/client-kms";
-import type { Clock } from "../src/clock.js";
 import { loadConfig, type ServeConfig } from "../src/config/config.js";
-import type { TimerApi } from "../src/kms/lifecycle/loop.js";
 import { createLogger } from "../src/observability/logger.js";
 import { startKeyService, type RunningKeyService } from "../src/cmd/serve.js";
+import { ManualClock } from "./support/manualClock.js";
 import { tempDir, writeCredentialsFile, type TestCredential } from "./support/server.js";
 
 export const DAY = 24 * 60 * 60 * 1000;
 
-export class FakeClock implements Clock {
-  #t: number;
-  constructor(start: Date) {
-    this.#t = start.getTime();
-  }
-  now(): Date {
-    return new Date(this.#t);
-  }
-  set(t: number): void {
-    this.#t = t;
-  }
-  advance(ms: number): void {
-    this.#t += ms;
-  }
-}
-
-/** The lifecycle loop's timer, held instead of run: a test reads the delay and fires it. */
-export class ManualTimers implements TimerApi {
-  pending: { fn: () => void; ms: number; handle: number } | undefined;
-  #next = 0;
-  setTimeout(fn: () => void, ms: number): unknown {
-    this.pending = { fn, ms, handle: ++this.#next };
-    return this.#next;
-  }
-  clearTimeout(handle: unknown): void {
-    if (this.pending?.handle === handle) this.pending = undefined;
-  }
-  /** Runs the armed timer, as if its delay had passed. */
-  fire(): void {
-    const p = this.pending;
-    if (!p) throw new Error("no timer armed");
-    this.pending = undefined;
-    p.fn();
-  }
-}
-
 export interface LifecycleServer {
   readonly running: RunningKeyService;
   readonly client: KMSClient;
-  readonly timers: ManualTimers;
+  /** The lifecycle loop's timer: read its delay, fire it with advanceToNextTimer(). */
+  readonly timers: ManualClock;
   output(): string;
   stop(): Promise<void>;
 }
@@ -71,7 +36,7 @@ export function newSite(): Site {
 }
 
 /** startKeyService on `site` with a fake clock; the SDK client signs with the same fake time. */
-export async function startAt(site: Site, clock: FakeClock): Promise<LifecycleServer> {
+export async function startAt(site: Site, clock: ManualClock): Promise<LifecycleServer> {
   const config = loadConfig(
     [
       "serve",
@@ -92,7 +57,7 @@ export async function startAt(site: Site, clock: FakeClock): Promise<LifecycleSe
     },
   });
   const logger = createLogger("info", sink);
-  const timers = new ManualTimers();
+  const timers = new ManualClock(clock.now());
   const running = await startKeyService(config, {
     logger,
     audit: logger.child({ audit: true }),

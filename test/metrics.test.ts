@@ -15,7 +15,8 @@ import {
   ScheduleKeyDeletionCommand,
 } from "@aws-sdk/client-kms";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DAY, FakeClock, newSite, startAt, type LifecycleServer } from "./lifecycleSupport.js";
+import { DAY, newSite, startAt, type LifecycleServer } from "./lifecycleSupport.js";
+import { ManualClock } from "./support/manualClock.js";
 import { failure } from "./support/errors.js";
 import { parseExposition, type Exposition } from "./support/exposition.js";
 import { signedFetch } from "./support/server.js";
@@ -51,7 +52,7 @@ describe("the exposition parser", () => {
 });
 
 describe("key service /metrics", () => {
-  const clock = new FakeClock(new Date("2026-03-01T00:00:00Z"));
+  const clock = new ManualClock(new Date("2026-03-01T00:00:00Z"));
   const site = newSite();
   let server: LifecycleServer;
   let client: KMSClient;
@@ -188,7 +189,7 @@ describe("key service /metrics", () => {
 
     // 91 days on: the deletion and the rotation fall due and the lifecycle loop performs them.
     clock.advance(91 * DAY);
-    server.timers.fire();
+    server.timers.advanceToNextTimer();
     await server.running.lifecycle.check();
     const after = await scrape(url);
     expect(after.value("keyhaven_kms_lifecycle_actions_total", { action: "DeleteKey" })).toBe(1);

@@ -7,10 +7,11 @@ import { request as httpRequest } from "node:http";
 import { CreateKeyCommand, ListKeysCommand } from "@aws-sdk/client-kms";
 import { SignatureV4 } from "@smithy/signature-v4";
 import { afterEach, describe, expect, it } from "vitest";
-import type { Clock } from "../src/clock.js";
+import type { Clock } from "../src/time.js";
 import { failure } from "./support/errors.js";
 import { Sha256 } from "./support/sha256.js";
 import { kmsClient, signedFetch, startInProcess, type InProcessServer } from "./support/server.js";
+import { ManualClock } from "./support/manualClock.js";
 
 const servers: InProcessServer[] = [];
 async function start(clock?: Clock): Promise<InProcessServer> {
@@ -41,16 +42,16 @@ describe("the HTTP server", () => {
   });
 
   it("judges clock skew against its own clock", async () => {
-    let offset = 6 * 60 * 1000;
-    const server = await start({ now: () => new Date(Date.now() + offset) });
+    const clock = new ManualClock(Date.now() + 6 * 60 * 1000);
+    const server = await start(clock);
     const kms = kmsClient(server);
     const ahead = await failure(kms.send(new ListKeysCommand({})));
     expect(ahead.name).toBe("InvalidSignatureException");
     expect(ahead.message).toMatch(/^Signature expired: /);
-    offset = -6 * 60 * 1000;
+    clock.set(Date.now() - 6 * 60 * 1000);
     const behind = await failure(kms.send(new ListKeysCommand({})));
     expect(behind.message).toMatch(/^Signature not yet current: /);
-    offset = 4 * 60 * 1000;
+    clock.set(Date.now() + 4 * 60 * 1000);
     expect((await kms.send(new ListKeysCommand({}))).Keys).toEqual([]);
     kms.destroy();
   });

@@ -29,12 +29,13 @@ import {
 import { runSdkProgram } from "./support/clients.js";
 import { kmsClient, tempDir } from "./support/server.js";
 import { jwksFromUrl } from "../src/kms/identity/jwksUrl.js";
+import { ManualClock } from "./support/manualClock.js";
 
 const ACCOUNT = "000000000000";
 const ROLE = (ns: string, name: string) => `arn:aws:iam::${ACCOUNT}:role/${ns}/${name}`;
 
 /** A clock the tests move by hand. */
-const clock = { t: Date.now(), now: () => new Date(clock.t) };
+const clock = new ManualClock(Date.now());
 
 let issuer: TokenIssuer;
 let server: AccessControlServer;
@@ -145,7 +146,7 @@ describe("AssumeRoleWithWebIdentity", () => {
     expect(out["denied"]).toBe(
       `AccessDeniedException: User: arn:aws:sts::${ACCOUNT}:assumed-role/payments/api is not authorized to perform: kms:Encrypt on resource: ${keyArn} because no identity-based policy allows the kms:Encrypt action`,
     );
-    const expiresIn = new Date(out["expiration"]!).getTime() - clock.t;
+    const expiresIn = new Date(out["expiration"]!).getTime() - clock.now().getTime();
     expect(expiresIn).toBeGreaterThan(3590_000);
     expect(expiresIn).toBeLessThanOrEqual(3600_000);
 
@@ -285,13 +286,13 @@ describe("AssumeRoleWithWebIdentity", () => {
     await expect(tampered.send(new DescribeKeyCommand({ KeyId: keyArn }))).rejects.toMatchObject({
       name: "UnrecognizedClientException",
     });
-    clock.t += 1201_000;
+    clock.advance(1201_000);
     // The SDK signs with its own clock: shift it with the server's fake one.
     const later = new KMSClient({
       endpoint: server.url,
       region: server.region,
       maxAttempts: 1,
-      systemClockOffset: clock.t - Date.now(),
+      systemClockOffset: clock.now().getTime() - Date.now(),
       credentials: {
         accessKeyId: xmlText(r.text, "AccessKeyId")!,
         secretAccessKey: xmlText(r.text, "SecretAccessKey")!,

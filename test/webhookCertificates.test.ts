@@ -6,25 +6,15 @@ import { X509Certificate } from "node:crypto";
 import { connect } from "node:tls";
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
-import type { Clock } from "../src/clock.js";
 import { MemoryWebhookResources } from "./support/kube/memoryWebhookResources.js";
 import { pemCertificates } from "../src/webhook/certificates.js";
 import { CertificateManager } from "../src/webhook/certificateManager.js";
 import { WebhookServer } from "../src/webhook/server.js";
 import { cachedNamespaceLabels, startWebhook } from "../src/webhook/startWebhook.js";
 import { SETTINGS, admissionReview, optedIn, pod, post } from "./support/webhookFixtures.js";
+import { ManualClock } from "./support/manualClock.js";
 
 const DAY = 24 * 60 * 60 * 1000;
-
-class FakeClock implements Clock {
-  constructor(private t: number) {}
-  now(): Date {
-    return new Date(this.t);
-  }
-  advance(ms: number): void {
-    this.t += ms;
-  }
-}
 
 /** The fingerprint of the certificate a fresh TLS connection is served. */
 function servedFingerprint(port: number): Promise<string> {
@@ -49,7 +39,7 @@ afterEach(async () => {
 
 async function replica(
   resources: MemoryWebhookResources,
-  clock: FakeClock,
+  clock: ManualClock,
   leader: { value: boolean },
 ) {
   let server: WebhookServer | undefined;
@@ -83,7 +73,7 @@ async function replica(
 
 describe("webhook certificate rotation", () => {
   it("renews before expiry, patches the caBundle, and every replica serves the new certificate", async () => {
-    const clock = new FakeClock(Date.parse("2026-03-01T00:00:00Z"));
+    const clock = new ManualClock(Date.parse("2026-03-01T00:00:00Z"));
     const resources = new MemoryWebhookResources();
     resources.webhookConfigs.set("keyhaven", ["", ""]); // two webhooks, no caBundle yet
     const leaderFlag = { value: true };
@@ -149,7 +139,7 @@ describe("webhook certificate rotation", () => {
   });
 
   it("a follower never writes; a new leader keeps the stored CA (no caBundle fight)", async () => {
-    const clock = new FakeClock(Date.parse("2026-03-01T00:00:00Z"));
+    const clock = new ManualClock(Date.parse("2026-03-01T00:00:00Z"));
     const resources = new MemoryWebhookResources();
     resources.webhookConfigs.set("keyhaven", [""]);
     const flagA = { value: true };
@@ -216,7 +206,7 @@ describe("startWebhook", () => {
 
   it("namespace lookups are cached and bounded by a timeout (then the selector is trusted)", async () => {
     let calls = 0;
-    const clock = new FakeClock(0);
+    const clock = new ManualClock(0);
     const labels = cachedNamespaceLabels(
       async (name) => {
         calls++;

@@ -18,7 +18,7 @@ import { startWebhook, type RunningWebhook } from "../webhook/startWebhook.js";
 import { createKmsClient } from "../controller/kms.js";
 import { Manager } from "../controller/manager.js";
 import { ControllerMetrics } from "../controller/runtime/metrics.js";
-import { systemTimers } from "../controller/runtime/timers.js";
+import { systemClock } from "../time.js";
 import { untilStopped } from "./signals.js";
 import { StartupError } from "./startupError.js";
 
@@ -53,7 +53,7 @@ export async function startController(
       `${config.kubeconfig !== undefined ? `--kubeconfig ${config.kubeconfig}` : "in-cluster configuration"}: ${(err as Error).message.split("\n")[0]} (give a readable kubeconfig with --kubeconfig, or run in a pod with a service account)`,
     );
   }
-  const timers = systemTimers;
+  const timers = systemClock;
   const metrics = new ControllerMetrics({ defaultMetrics: true });
   const problem = await checkApiServer(
     kc,

@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { createSecureContext } from "node:tls";
 import type { Logger } from "pino";
-import { systemClock, type Clock } from "../clock.js";
+import { systemClock, type Clock } from "../time.js";
 import type { ServeConfig } from "../config/config.js";
 import { pooledRandom } from "../kms/crypto/random.js";
 import {
@@ -18,7 +18,7 @@ import {
 } from "../kms/identity/credentialsFile.js";
 import { KeyService } from "../kms/keyService.js";
 import { SeedError, startSeed, type RunningSeed } from "../controller/seed.js";
-import { LifecycleLoop, type TimerApi } from "../kms/lifecycle/loop.js";
+import { LifecycleLoop } from "../kms/lifecycle/loop.js";
 import { KmsServer } from "../kms/protocol/server.js";
 import { KeyServiceMetrics, rootKeyProbe } from "../kms/metrics/keyServiceMetrics.js";
 import { operations } from "../kms/operations/index.js";
@@ -110,8 +110,8 @@ export interface ServeDependencies {
   readonly logger?: Logger;
   readonly audit?: Logger;
   readonly clock?: Clock;
-  /** Timers of the lifecycle loop (tests fire them by hand); real timers by default. */
-  readonly timers?: TimerApi;
+  /** Where the lifecycle loop arms its timer (tests fire it by hand); the system clock by default. */
+  readonly timers?: Clock;
   /** Where first-start instructions go (the export lines); stdout by default. */
   readonly announce?: (text: string) => void;
   /** Labels of a ServiceAccount (principal tags of its web-identity sessions), e.g. from the cluster. */

@@ -4,7 +4,7 @@ import type { KMSClient } from "@aws-sdk/client-kms";
 import type { Logger } from "pino";
 import { FINALIZER, type KindName, type ObjectsByKind } from "../api/v1alpha1/types.js";
 import type { EventInput, ResourceClient } from "../kube/cluster.js";
-import type { Timers } from "./runtime/timers.js";
+import type { Clock } from "../time.js";
 import { errorMessage, isSpecError, kmsErrorName } from "./kms.js";
 import { TerminalError, type Result } from "./runtime/controller.js";
 import { WriteThroughReader, type ObjectReader } from "./runtime/reader.js";
@@ -12,7 +12,7 @@ import { WriteThroughReader, type ObjectReader } from "./runtime/reader.js";
 export interface ReconcileContext {
   readonly client: ResourceClient;
   readonly kms: KMSClient;
-  readonly timers: Timers;
+  readonly timers: Clock;
   readonly logger?: Logger;
   readonly reader: WriteThroughReader;
   /** How often a healthy object is re-checked for drift made through the KMS API. */
@@ -22,7 +22,7 @@ export interface ReconcileContext {
 export function reconcileContext(options: {
   client: ResourceClient;
   kms: KMSClient;
-  timers: Timers;
+  timers: Clock;
   logger?: Logger;
   read?: ObjectReader;
   driftCheckMs?: number;

@@ -23,7 +23,7 @@ import { KmsKeyReconciler } from "./kmskey/reconciler.js";
 import { Controller, type ReconcileFn, type Result } from "./runtime/controller.js";
 import { LeaderElector } from "./runtime/leaderElection.js";
 import type { ControllerMetrics } from "./runtime/metrics.js";
-import { systemTimers, type Timers } from "./runtime/timers.js";
+import { systemClock, type Clock } from "../time.js";
 
 export interface LeaderElectionConfig {
   readonly namespace: string;
@@ -37,7 +37,7 @@ export interface LeaderElectionConfig {
 export interface ManagerOptions {
   readonly cluster: Cluster;
   readonly kms: KMSClient;
-  readonly timers?: Timers;
+  readonly timers?: Clock;
   readonly logger?: Logger;
   readonly metrics?: ControllerMetrics;
   /** false: lead at once (one replica, or `serve --seed`). */
@@ -76,7 +76,7 @@ export class NotLeaderError extends Error {
 
 export class Manager {
   readonly #o: ManagerOptions;
-  readonly #timers: Timers;
+  readonly #timers: Clock;
   readonly #informers: { [K in KindName]: Informer<ObjectsByKind[K]> };
   #controllers: Partial<Record<KindName, Controller>> = {};
   #synced = false;
@@ -87,7 +87,7 @@ export class Manager {
 
   constructor(options: ManagerOptions) {
     this.#o = options;
-    this.#timers = options.timers ?? systemTimers;
+    this.#timers = options.timers ?? systemClock;
     const c = options.cluster;
     this.#informers = {
       KmsKey: c.informer("KmsKey"),

@@ -19,7 +19,7 @@ import { EmbeddedApiServer } from "../kube/embedded/apiServer.js";
 import { embeddedCluster } from "../kube/embedded/cluster.js";
 import { createKmsClient } from "./kms.js";
 import { Manager } from "./manager.js";
-import { systemTimers, type Timers } from "./runtime/timers.js";
+import { systemClock, type Clock } from "../time.js";
 
 export class SeedError extends Error {
   override name = "SeedError";
@@ -32,7 +32,7 @@ export interface SeedOptions {
   readonly region: string;
   readonly credentials: { readonly accessKeyId: string; readonly secretAccessKey: string };
   readonly logger?: Logger;
-  readonly timers?: Timers;
+  readonly timers?: Clock;
   /** How long to wait for every object to report Ready (or why not). */
   readonly waitMs?: number;
 }
@@ -106,7 +106,7 @@ export function seedUid(plural: string, namespace: string, name: string): string
 }
 
 export async function startSeed(options: SeedOptions): Promise<RunningSeed> {
-  const timers = options.timers ?? systemTimers;
+  const timers = options.timers ?? systemClock;
   const logger = options.logger?.child({ component: "seed" });
   const manifests = readSeedDir(options.dir, logger);
   const api = new EmbeddedApiServer({ clock: timers, uid: seedUid });
@@ -133,7 +133,7 @@ export async function startSeed(options: SeedOptions): Promise<RunningSeed> {
   });
   const stop = new AbortController();
   const running = manager.run(stop.signal);
-  const outcomes = await settle(api, manifests, options.waitMs ?? 30_000);
+  const outcomes = await settle(api, manifests, timers, options.waitMs ?? 30_000);
   for (const o of outcomes)
     (o.ready ? logger?.info.bind(logger) : logger?.warn.bind(logger))?.(
       { kind: o.kind, namespace: o.namespace, name: o.name, reason: o.reason },
@@ -150,36 +150,62 @@ export async function startSeed(options: SeedOptions): Promise<RunningSeed> {
   };
 }
 
-/** Waits until every seeded object reports Ready for its current generation (True or False). */
-async function settle(
+/**
+ * Waits until every seeded object reports Ready for its current generation (True or
+ * False), re-checking on each change the API server reports; gives up after waitMs
+ * with the outcomes as they are.
+ */
+function settle(
   api: EmbeddedApiServer,
   manifests: readonly Manifest[],
+  timers: Clock,
   waitMs: number,
 ): Promise<SeedOutcome[]> {
-  const deadline = Date.now() + waitMs;
-  for (;;) {
-    const outcomes: SeedOutcome[] = [];
-    let pending = 0;
-    for (const m of manifests) {
-      const name = (m.body["metadata"] as { name: string }).name;
-      const obj = api.get(KINDS[m.kind].plural, m.namespace, name) as unknown as KubeObject<
-        unknown,
-        { conditions?: never[] }
-      >;
-      const ready = findCondition(obj.status?.conditions, "Ready");
-      const current = ready !== undefined && ready.observedGeneration === obj.metadata.generation;
-      const waiting = !current || (ready.status !== "True" && /NotReady$/.test(ready.reason));
-      if (waiting) pending++;
-      outcomes.push({
-        kind: m.kind,
-        namespace: m.namespace,
-        name,
-        ready: ready?.status === "True",
-        reason: ready?.reason ?? "Pending",
-        message: ready?.message ?? "not reconciled yet",
+  return new Promise((resolve) => {
+    const stops: (() => void)[] = [];
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      for (const stop of stops) stop();
+      resolve(observe(api, manifests).outcomes);
+    };
+    // After the write that woke us, not inside it.
+    const check = () =>
+      queueMicrotask(() => {
+        if (!done && observe(api, manifests).pending === 0) finish();
       });
-    }
-    if (pending === 0 || Date.now() > deadline) return outcomes;
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    for (const kind of new Set(manifests.map((m) => m.kind)))
+      stops.push(api.watch(KINDS[kind].plural, "", check));
+    stops.push(timers.setTimer(waitMs, finish));
+    check();
+  });
+}
+
+function observe(
+  api: EmbeddedApiServer,
+  manifests: readonly Manifest[],
+): { outcomes: SeedOutcome[]; pending: number } {
+  const outcomes: SeedOutcome[] = [];
+  let pending = 0;
+  for (const m of manifests) {
+    const name = (m.body["metadata"] as { name: string }).name;
+    const obj = api.get(KINDS[m.kind].plural, m.namespace, name) as unknown as KubeObject<
+      unknown,
+      { conditions?: never[] }
+    >;
+    const ready = findCondition(obj.status?.conditions, "Ready");
+    const current = ready !== undefined && ready.observedGeneration === obj.metadata.generation;
+    const waiting = !current || (ready.status !== "True" && /NotReady$/.test(ready.reason));
+    if (waiting) pending++;
+    outcomes.push({
+      kind: m.kind,
+      namespace: m.namespace,
+      name,
+      ready: ready?.status === "True",
+      reason: ready?.reason ?? "Pending",
+      message: ready?.message ?? "not reconciled yet",
+    });
   }
+  return { outcomes, pending };
 }

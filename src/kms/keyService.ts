@@ -3,7 +3,7 @@
  * that wraps their material, time, randomness, and a cache of unwrapped material.
  */
 import { createSecretKey, type KeyObject } from "node:crypto";
-import type { Clock } from "../clock.js";
+import type { Clock } from "../time.js";
 import type { RandomSource } from "./crypto/random.js";
 import { parsePrivateKey, type ParsedKeyPair } from "./crypto/asymmetric.js";
 import type { RootKey } from "./rootkey/rootKey.js";

@@ -11,7 +11,7 @@
  * carries the material version, and the ARN part pins Decrypt to that key.
  */
 import { DecryptCommand, EncryptCommand, type KMSClient } from "@aws-sdk/client-kms";
-import type { Clock } from "../clock.js";
+import type { Clock } from "../time.js";
 import { kmsErrorName } from "../controller/kms.js";
 import { readCiphertextHeader } from "../kms/crypto/ciphertext.js";
 import type { Logger } from "../observability/logger.js";

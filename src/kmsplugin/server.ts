@@ -13,7 +13,7 @@ import {
 } from "@grpc/grpc-js";
 import type { KMSClient } from "@aws-sdk/client-kms";
 import { createKmsClient } from "../controller/kms.js";
-import { systemClock, type Clock } from "../clock.js";
+import { systemClock, type Clock } from "../time.js";
 import type { KmsPluginConfig } from "../config/config.js";
 import type { Logger } from "../observability/logger.js";
 import {

@@ -28,7 +28,7 @@ import {
   type KubeObject,
   type ObjectsByKind,
 } from "../api/v1alpha1/types.js";
-import { systemTimers, type Timers } from "../controller/runtime/timers.js";
+import { systemClock, type Clock } from "../time.js";
 import {
   KubeApiError,
   statusMergePatch,
@@ -86,7 +86,7 @@ export async function checkApiServer(
 }
 
 export interface ClientNodeClusterOptions {
-  readonly timers?: Timers;
+  readonly timers?: Clock;
   readonly informer?: Partial<InformerOptions>;
   readonly component?: string;
   /** Only watch this namespace (default: all namespaces). */
@@ -123,7 +123,7 @@ async function call<T>(fn: () => Promise<T>): Promise<T> {
 }
 
 export function clientNodeCluster(kc: KubeConfig, options: ClientNodeClusterOptions = {}): Cluster {
-  const timers = options.timers ?? systemTimers;
+  const timers = options.timers ?? systemClock;
   const component = options.component ?? "keyhaven-controller";
   const custom = kc.makeApiClient(CustomObjectsApi);
   const coordination = kc.makeApiClient(CoordinationV1Api);

@@ -9,10 +9,10 @@
  *   no ending after the watch timeout + grace: abort it (half-open connections)
  *
  * A list replaces the cache and emits add/update/delete for what changed, so
- * handlers see every change even across a relist. Time is injected (Timers).
+ * handlers see every change even across a relist. Time is injected (Clock).
  */
 import type { KubeObject } from "../api/v1alpha1/types.js";
-import type { Timers } from "../controller/runtime/timers.js";
+import type { Clock } from "../time.js";
 import { KubeApiError } from "./errors.js";
 
 export type WatchEventType = "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR";
@@ -42,7 +42,7 @@ export type InformerEvent = "add" | "update" | "delete";
 export type InformerHandler<T> = (event: InformerEvent, obj: T, old?: T) => void;
 
 export interface InformerOptions {
-  readonly timers: Timers;
+  readonly timers: Clock;
   readonly initialBackoffMs?: number;
   readonly maxBackoffMs?: number;
   readonly relistEveryMs?: number;
@@ -62,7 +62,7 @@ const keyOf = (o: KubeObject) => `${o.metadata.namespace}/${o.metadata.name}`;
 export class Informer<T extends KubeObject> {
   readonly stats: InformerStats = { lists: 0, watches: 0, errors: 0, relistsAfterGone: 0 };
   readonly #source: ListWatchSource<T>;
-  readonly #timers: Timers;
+  readonly #timers: Clock;
   readonly #initialBackoff: number;
   readonly #maxBackoff: number;
   readonly #relistEvery: number;

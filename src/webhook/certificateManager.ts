@@ -14,7 +14,7 @@
  * Time comes from the injected clock; `start()` schedules the next `sync()` at the
  * earlier of the renewal date and a periodic re-check.
  */
-import type { Clock } from "../clock.js";
+import type { Clock } from "../time.js";
 import type { Logger } from "../observability/logger.js";
 import {
   DEFAULT_CERTIFICATE_POLICY,

@@ -9,7 +9,7 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { systemClock, type Clock } from "../clock.js";
+import { systemClock, type Clock } from "../time.js";
 import type { WebhookConfig } from "../config/config.js";
 import type { Logger } from "../observability/logger.js";
 import { CertificateManager } from "./certificateManager.js";

@@ -3,7 +3,7 @@
  * condition as I/O completes; `driveUntil` also moves a ManualClock forward a step
  * at a time, so timers (backoff, lease renewals, requeues) fire in fake time.
  */
-import type { ManualClock } from "../../src/controller/runtime/timers.js";
+import type { ManualClock } from "../support/manualClock.js";
 
 const tick = (ms = 5) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 

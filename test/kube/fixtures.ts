@@ -11,7 +11,7 @@ import { KmsAliasReconciler } from "../../src/controller/kmsalias/reconciler.js"
 import { KmsGrantReconciler } from "../../src/controller/kmsgrant/reconciler.js";
 import { KmsKeyReconciler } from "../../src/controller/kmskey/reconciler.js";
 import { countKmsCalls } from "../../src/controller/kms.js";
-import { ManualClock } from "../../src/controller/runtime/timers.js";
+import { ManualClock } from "../support/manualClock.js";
 import type { Cluster } from "../../src/kube/cluster.js";
 import { embeddedCluster } from "../../src/kube/embedded/cluster.js";
 import { MemoryApiServer } from "../support/kube/memoryApiServer.js";

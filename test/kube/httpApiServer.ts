@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { parse } from "yaml";
 import type { Schema } from "../../src/api/v1alpha1/schemas.js";
 import type { KindName } from "../../src/api/v1alpha1/types.js";
-import type { Clock } from "../../src/clock.js";
+import type { Clock } from "../../src/time.js";
 import { KubeApiError } from "../../src/kube/cluster.js";
 import { defaultResourceTypes, MemoryApiServer } from "../support/kube/memoryApiServer.js";
 import { REPO_ROOT } from "../support/server.js";

@@ -12,7 +12,7 @@ import { createSign, generateKeyPairSync, randomBytes, type KeyObject } from "no
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
-import type { Clock } from "../../src/clock.js";
+import type { Clock } from "../../src/time.js";
 import { ADMINISTRATOR_POLICY } from "../../src/kms/authz/keyPolicy.js";
 import { loadConfig, type ServeConfig } from "../../src/config/config.js";
 import type { RunningKeyService } from "../../src/cmd/serve.js";

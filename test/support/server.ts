@@ -29,7 +29,7 @@ import { KMSClient, type KMSClientConfig } from "@aws-sdk/client-kms";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
 import { Sha256 } from "./sha256.js";
 import { SignatureV4 } from "@smithy/signature-v4";
-import type { Clock } from "../../src/clock.js";
+import type { Clock } from "../../src/time.js";
 import { loadConfig, type ServeConfig } from "../../src/config/config.js";
 import { ADMINISTRATOR_POLICY } from "../../src/kms/authz/keyPolicy.js";
 import { createLogger } from "../../src/observability/logger.js";

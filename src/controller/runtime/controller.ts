@@ -10,7 +10,7 @@
  */
 import type { Logger } from "pino";
 import type { ControllerMetrics } from "./metrics.js";
-import type { Timers } from "./timers.js";
+import type { Clock } from "../../time.js";
 import { WorkQueue, type RateLimiter } from "./workQueue.js";
 
 export interface Result {
@@ -34,7 +34,7 @@ export class TerminalError extends Error {
 export interface ControllerOptions {
   readonly name: string;
   readonly reconcile: ReconcileFn;
-  readonly timers: Timers;
+  readonly timers: Clock;
   readonly workers?: number;
   readonly metrics?: ControllerMetrics;
   readonly logger?: Logger;

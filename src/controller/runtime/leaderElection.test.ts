@@ -3,7 +3,7 @@ import { KubeApiError, type LeaseClient } from "../../kube/cluster.js";
 import { EmbeddedApiServer } from "../../kube/embedded/apiServer.js";
 import { embeddedCluster } from "../../kube/embedded/cluster.js";
 import { LeaderElector } from "./leaderElection.js";
-import { ManualClock } from "./timers.js";
+import { ManualClock } from "../../../test/support/manualClock.js";
 
 const settle = async () => {
   for (let i = 0; i < 20; i++) await Promise.resolve();

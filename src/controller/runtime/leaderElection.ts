@@ -18,14 +18,14 @@ import {
   type LeaseRecord,
   type StoredLease,
 } from "../../kube/cluster.js";
-import type { Timers } from "./timers.js";
+import type { Clock } from "../../time.js";
 
 export interface LeaderElectionOptions {
   readonly client: LeaseClient;
   readonly namespace: string;
   readonly name: string;
   readonly identity: string;
-  readonly timers: Timers;
+  readonly timers: Clock;
   readonly leaseDurationMs?: number;
   readonly renewDeadlineMs?: number;
   readonly retryPeriodMs?: number;

@@ -6,7 +6,7 @@
  * the injected timers (the earliest pending delay wins); `addRateLimited` delays it
  * by a per-key exponential backoff that `forget` resets.
  */
-import type { Timers } from "./timers.js";
+import type { Clock } from "../../time.js";
 
 export interface RateLimiter {
   when(key: string): number;
@@ -35,7 +35,7 @@ export class ExponentialRateLimiter implements RateLimiter {
 }
 
 export class WorkQueue {
-  readonly #timers: Timers;
+  readonly #timers: Clock;
   readonly #limiter: RateLimiter;
   readonly #queue: string[] = [];
   readonly #dirty = new Set<string>();
@@ -47,7 +47,7 @@ export class WorkQueue {
   readonly #onDepth: (depth: number) => void;
 
   constructor(options: {
-    timers: Timers;
+    timers: Clock;
     rateLimiter?: RateLimiter;
     onDepth?: (depth: number) => void;
   }) {

@@ -12,21 +12,11 @@ import type { RootKey } from "../rootkey/rootKey.js";
 import type { KeyRecord } from "../store/keyStore.js";
 import { SqliteKeyStore } from "../store/sqliteKeyStore.js";
 import { DAY_MS } from "./dueDates.js";
-import { LifecycleLoop, type TimerApi } from "./loop.js";
+import { ManualClock } from "../../../test/support/manualClock.js";
+import { LifecycleLoop } from "./loop.js";
 
 const T0 = Date.parse("2026-05-01T00:00:00Z");
 const HOUR = 60 * 60 * 1000;
-
-class Timers implements TimerApi {
-  pending: { fn: () => void; ms: number } | undefined;
-  setTimeout(fn: () => void, ms: number) {
-    this.pending = { fn, ms };
-    return this.pending;
-  }
-  clearTimeout(handle: unknown) {
-    if (handle === this.pending) this.pending = undefined;
-  }
-}
 
 /** A root key that can be made to fail, to see how the loop handles a failing action. */
 class FlakyRootKey implements RootKey {
@@ -48,7 +38,7 @@ afterEach(async () => {
 });
 
 async function setup() {
-  let now = T0;
+  const clock = new ManualClock(T0);
   const store = new SqliteKeyStore(join(mkdtempSync(join(tmpdir(), "keyhaven-loop-")), "db"));
   stores.push(store);
   const rootKey = new FlakyRootKey();
@@ -57,7 +47,7 @@ async function setup() {
     region: "us-east-1",
     store,
     rootKey,
-    clock: { now: () => new Date(now) },
+    clock,
     random: pooledRandom(),
   });
   let logged = "";
@@ -70,7 +60,8 @@ async function setup() {
       },
     }),
   );
-  const timers = new Timers();
+  // The loop's timer is held on a clock of its own and fired by hand.
+  const timers = new ManualClock(T0);
   const loop = new LifecycleLoop(service, { logger, timers });
   const addKey = async (fields: Partial<KeyRecord>) => {
     const keyId = randomUUID();
@@ -99,7 +90,7 @@ async function setup() {
     timers,
     addKey,
     logged: () => logged,
-    setNow: (t: number) => (now = t),
+    setNow: (t: number) => clock.set(t),
   };
 }
 
@@ -114,24 +105,24 @@ describe("LifecycleLoop", () => {
     t.rootKey.failing = true;
     const report = await t.loop.start();
     expect(report.failed).toEqual([keyId]);
-    expect(t.timers.pending?.ms).toBe(60_000);
+    expect(t.timers.pendingDelays()).toEqual([60_000]);
     expect(t.logged()).toContain('"msg":"lifecycle action failed; retrying at the next check"');
 
     t.rootKey.failing = false;
     t.setNow(T0 + 60_000);
-    t.timers.pending!.fn();
+    t.timers.advanceToNextTimer();
     const second = await t.loop.check();
     expect(second.rotated).toEqual([keyId]);
     expect((await t.store.getKey(keyId))!.currentMaterialVersion).toBe(2);
     expect(t.loop.nextDue).toBe(T0 + 60_000 + 90 * DAY_MS);
-    expect(t.timers.pending?.ms).toBe(HOUR);
+    expect(t.timers.pendingDelays()).toEqual([HOUR]);
     await t.loop.stop();
   });
 
   it("wakes at a nearer date as soon as a write stores one, and not after stop()", async () => {
     const t = await setup();
     await t.loop.start();
-    expect(t.timers.pending?.ms).toBe(HOUR);
+    expect(t.timers.pendingDelays()).toEqual([HOUR]);
     const keyId = await t.addKey({});
     await t.store.updateKey(keyId, (k) => ({
       ...k,
@@ -139,11 +130,11 @@ describe("LifecycleLoop", () => {
       deletionDate: T0 + 10 * 60_000,
     }));
     expect(t.loop.nextDue).toBe(T0 + 10 * 60_000);
-    expect(t.timers.pending?.ms).toBe(10 * 60_000);
+    expect(t.timers.pendingDelays()).toEqual([10 * 60_000]);
     await t.loop.stop();
-    expect(t.timers.pending).toBeUndefined();
+    expect(t.timers.pendingTimers).toBe(0);
     await t.store.updateKey(keyId, (k) => ({ ...k, deletionDate: T0 + 60_000 }));
-    expect(t.timers.pending).toBeUndefined();
+    expect(t.timers.pendingTimers).toBe(0);
   });
 
   it("does nothing twice: concurrent checks share one run", async () => {

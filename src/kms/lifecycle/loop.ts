@@ -10,33 +10,21 @@
  *   a write  → the store reports the new due date (watchDueDates); if it is earlier
  *              than the armed one, the timer is re-armed for it
  *
- * Time comes from the service's clock and timers from an injectable API, so tests
- * drive the whole thing with a fake clock and fire the timer by hand.
+ * Time comes from the service's clock and timers from an injectable Clock, so tests
+ * drive the whole thing with fake clocks and fire the timer by hand.
  */
 import type { Logger } from "pino";
+import { MAX_TIMER_MS, systemClock, type Clock } from "../../time.js";
 import type { KeyService } from "../keyService.js";
 import type { KeyRecord } from "../store/keyStore.js";
 import { runDueActions, type ActionObserver, type LifecycleReport } from "./actions.js";
-
-export interface TimerApi {
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-export const systemTimers: TimerApi = {
-  setTimeout: (fn, ms) => {
-    const handle = setTimeout(fn, ms);
-    handle.unref();
-    return handle;
-  },
-  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
-};
 
 export interface LifecycleOptions {
   readonly logger: Logger;
   /** Where one line per lifecycle action goes; `logger` by default. */
   readonly audit?: Logger;
-  readonly timers?: TimerApi;
+  /** Where the loop arms its timer (the service clock reads the time). */
+  readonly timers?: Clock;
   /** Longest sleep between checks, even with nothing due (default one hour). */
   readonly maxSleepMs?: number;
   /** Counts actions and failures (src/kms/metrics/). */
@@ -46,17 +34,15 @@ export interface LifecycleOptions {
   };
 }
 
-/** setTimeout's delay is a signed 32-bit number of milliseconds. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
 export class LifecycleLoop {
   readonly #service: KeyService;
   readonly #logger: Logger;
   readonly #audit: Logger;
-  readonly #timers: TimerApi;
+  readonly #timers: Clock;
   readonly #maxSleepMs: number;
   readonly #metrics: LifecycleOptions["metrics"];
-  #handle: unknown;
+  /** Cancels the armed timer. */
+  #cancel: (() => void) | undefined;
   /** Epoch ms (service clock) the armed timer is for. */
   #armedFor: number | undefined;
   /** The earliest due date the loop knows of (it may wake earlier, for the periodic re-check). */
@@ -70,7 +56,7 @@ export class LifecycleLoop {
     this.#service = service;
     this.#logger = options.logger;
     this.#audit = options.audit ?? options.logger;
-    this.#timers = options.timers ?? systemTimers;
+    this.#timers = options.timers ?? systemClock;
     this.#maxSleepMs = Math.min(options.maxSleepMs ?? 60 * 60 * 1000, MAX_TIMER_MS);
     this.#metrics = options.metrics;
   }
@@ -178,16 +164,16 @@ export class LifecycleLoop {
     this.#disarm();
     this.#armedFor = wake;
     const delay = Math.max(0, Math.min(wake - now, MAX_TIMER_MS));
-    this.#handle = this.#timers.setTimeout(() => {
-      this.#handle = undefined;
+    this.#cancel = this.#timers.setTimer(delay, () => {
+      this.#cancel = undefined;
       this.#armedFor = undefined;
       void this.check();
-    }, delay);
+    });
   }
 
   #disarm(): void {
-    if (this.#handle !== undefined) this.#timers.clearTimeout(this.#handle);
-    this.#handle = undefined;
+    this.#cancel?.();
+    this.#cancel = undefined;
     this.#armedFor = undefined;
   }
 

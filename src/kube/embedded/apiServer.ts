@@ -15,7 +15,7 @@ import jsonPatch from "fast-json-patch";
 import { applyDefaults, prune, validate } from "../../api/v1alpha1/openapi.js";
 import { objectSchema, type Schema } from "../../api/v1alpha1/schemas.js";
 import { KINDS, type KindName } from "../../api/v1alpha1/types.js";
-import type { Clock } from "../../clock.js";
+import { systemClock, type Clock } from "../../time.js";
 import { KubeApiError } from "../errors.js";
 
 export interface ResourceType {
@@ -122,7 +122,7 @@ export class EmbeddedApiServer {
       uid?: (plural: string, namespace: string, name: string) => string;
     } = {},
   ) {
-    this.#clock = options.clock ?? { now: () => new Date() };
+    this.#clock = options.clock ?? systemClock;
     this.#uid = options.uid ?? (() => randomUUID());
     this.#historyLimit = options.historyLimit ?? 10_000;
     for (const t of options.types ?? defaultResourceTypes()) this.#types.set(t.plural, t);

@@ -5,7 +5,7 @@ import {
   type KubeObject,
   type ObjectsByKind,
 } from "../../api/v1alpha1/types.js";
-import { systemTimers, type Timers } from "../../controller/runtime/timers.js";
+import { systemClock, type Clock } from "../../time.js";
 import { statusMergePatch, type Cluster, type StoredLease } from "../cluster.js";
 import { isNotFound } from "../errors.js";
 import { eventObject } from "../events.js";
@@ -13,7 +13,7 @@ import { Informer, type InformerOptions, type ListWatchSource } from "../informe
 import type { EmbeddedApiServer, StoredObject } from "./apiServer.js";
 
 export interface EmbeddedClusterOptions {
-  readonly timers?: Timers;
+  readonly timers?: Clock;
   readonly informer?: Partial<InformerOptions>;
   /** Where events are recorded; the API server's "events" resource by default. */
   readonly component?: string;
@@ -23,7 +23,7 @@ export function embeddedCluster(
   server: EmbeddedApiServer,
   options: EmbeddedClusterOptions = {},
 ): Cluster {
-  const timers = options.timers ?? systemTimers;
+  const timers = options.timers ?? systemClock;
   const component = options.component ?? "keyhaven-controller";
   const plural = (kind: KindName) => KINDS[kind].plural;
   const informers = new Map<KindName, Informer<KubeObject>>();
