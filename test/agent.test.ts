@@ -19,6 +19,7 @@ import { runAgentCommand } from "../src/cmd/agent.js";
 import { directoryDataKeyStore } from "../src/agent/dataKeyStore.js";
 import type { AgentConfig } from "../src/config/config.js";
 import { kmsClient, startInProcess, tempDir, type InProcessServer } from "./support/server.js";
+import { driveTimers, ManualClock } from "./support/manualClock.js";
 
 let server: InProcessServer;
 let kms: KMSClient;
@@ -238,7 +239,9 @@ describe("refresh sidecar", () => {
     const waits: number[] = [];
     let calls = 0;
     const failing = { value: false };
-    const code = await runAgentCommand(
+    const clock = new ManualClock();
+    const stop = new AbortController();
+    const running = runAgentCommand(
       {
         ...config(dir, tempDir(), { env: [{ container: "app", name: "DB_PASSWORD", ciphertext }] }),
         refreshIntervalSeconds: 60,
@@ -252,13 +255,15 @@ describe("refresh sidecar", () => {
           }) as KMSClient["send"],
         },
         log: (l) => lines.push(l),
-        sleep: async (ms) => {
-          waits.push(ms);
-          if (waits.length === 2) failing.value = true; // the third pass fails
-          if (waits.length === 3) throw new Error("stopped"); // SIGTERM
-        },
+        clock,
+        signal: stop.signal,
       },
     );
+    const code = await driveTimers(clock, running, (ms) => {
+      waits.push(ms);
+      if (waits.length === 2) failing.value = true; // the third pass fails
+      if (waits.length === 3) stop.abort(); // SIGTERM
+    });
     expect(code).toBe(0);
     expect(waits).toEqual([60_000, 60_000, 60_000]);
     expect(calls).toBe(3); // first pass, one refresh, one failed refresh
@@ -279,7 +284,7 @@ describe("retries while the key service starts", () => {
     await first.stop();
     let later: InProcessServer | undefined;
     const delays: number[] = [];
-    let clock = 0;
+    const clock = new ManualClock(0);
     let laterClient: KMSClient | undefined;
     const deps: AgentDependencies = {
       // The restarted service writes a fresh test credential; use it once it is up.
@@ -289,24 +294,26 @@ describe("retries while the key service starts", () => {
       store: directoryDataKeyStore(tempDir()),
       dir: tempDir(),
       log: () => {},
-      now: () => clock,
-      sleep: async (ms) => {
-        delays.push(ms);
-        clock += ms;
-        if (delays.length === 3) {
-          later = await startInProcess({
-            dataDir: first.dataDir,
-            args: ["--listen", `127.0.0.1:${port}`],
-          });
-          laterClient = kmsClient(later);
-        }
-      },
+      clock,
       retry: { initialDelayMs: 100, maxDelayMs: 1000, deadlineMs: 60_000 },
     };
     try {
-      const result = await runAgentOnce(
-        { dataKey: { keyId: key.KeyMetadata!.KeyId!, secretName: "keyhaven-dk-retry" }, env: [] },
-        deps,
+      const result = await driveTimers(
+        clock,
+        runAgentOnce(
+          { dataKey: { keyId: key.KeyMetadata!.KeyId!, secretName: "keyhaven-dk-retry" }, env: [] },
+          deps,
+        ),
+        async (ms) => {
+          delays.push(ms);
+          if (delays.length === 3) {
+            later = await startInProcess({
+              dataDir: first.dataDir,
+              args: ["--listen", `127.0.0.1:${port}`],
+            });
+            laterClient = kmsClient(later);
+          }
+        },
       );
       expect(delays).toEqual([100, 200, 400]);
       expect(result.dataKey).toEqual({ keyId: key.KeyMetadata!.KeyId!, reused: false });
@@ -320,27 +327,27 @@ describe("retries while the key service starts", () => {
   it("gives up after the deadline with exit code 3 and says what kept failing", async () => {
     const client = kmsClient({ ...server, url: "http://127.0.0.1:9" });
     const lines: string[] = [];
-    let clock = 0;
+    const clock = new ManualClock(0);
     const deps: AgentDependencies = {
       kms: client,
       store: directoryDataKeyStore(tempDir()),
       dir: tempDir(),
       log: (l) => lines.push(l),
-      now: () => clock,
-      sleep: async (ms) => {
-        clock += ms;
-      },
+      clock,
       retry: { initialDelayMs: 500, maxDelayMs: 15_000, deadlineMs: 60_000 },
     };
     await expect(
-      runAgentOnce({ dataKey: { keyId: "alias/x", secretName: "keyhaven-dk-y" }, env: [] }, deps),
+      driveTimers(
+        clock,
+        runAgentOnce({ dataKey: { keyId: "alias/x", secretName: "keyhaven-dk-y" }, env: [] }, deps),
+      ),
     ).rejects.toMatchObject({
       permanent: false,
       message: expect.stringMatching(
         /^GenerateDataKey with key alias\/x still failing after \d+ attempts: .*ECONNREFUSED/,
       ),
     });
-    expect(clock).toBeLessThanOrEqual(60_000);
+    expect(clock.now().getTime()).toBeLessThanOrEqual(60_000);
     client.destroy();
   });
 });

@@ -22,6 +22,7 @@ import { DecryptCommand, GenerateDataKeyCommand, type KMSClient } from "@aws-sdk
 import { mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
+import type { Clock } from "../time.js";
 import { DataKeyStoreError, type DataKeyStore } from "./dataKeyStore.js";
 import { AgentError, workloadContext, type AgentPlan, type EncryptedEnv } from "./plan.js";
 
@@ -46,9 +47,10 @@ export interface AgentDependencies {
   readonly dir: string;
   /** Progress lines (never secrets). */
   readonly log: (line: string) => void;
-  /** Waits between retries; tests pass one that returns at once and records the delays. */
-  readonly sleep: (ms: number) => Promise<void>;
-  readonly now: () => number;
+  /** Reads the time and waits between retries (tests pass a fake one). */
+  readonly clock: Clock;
+  /** Ends a wait between retries early (the program is stopping). */
+  readonly signal?: AbortSignal;
   readonly retry?: RetryPolicy;
 }
 
@@ -111,7 +113,7 @@ async function withRetry<T>(
   call: () => Promise<T>,
 ): Promise<T> {
   const policy = deps.retry ?? DEFAULT_RETRY;
-  const start = deps.now();
+  const start = deps.clock.now().getTime();
   let delay = policy.initialDelayMs;
   for (let attempt = 1; ; attempt++) {
     try {
@@ -126,10 +128,10 @@ async function withRetry<T>(
       const text =
         err instanceof DataKeyStoreError || err instanceof AgentError ? err.message : describe(err);
       if (permanent) throw new AgentError(`${what} failed: ${text}`, true);
-      if (deps.now() - start + delay > policy.deadlineMs)
+      if (deps.clock.now().getTime() - start + delay > policy.deadlineMs)
         throw new AgentError(`${what} still failing after ${attempt} attempts: ${text}`, false);
       deps.log(`${what} failed (${text}); retrying in ${delay} ms`);
-      await deps.sleep(delay);
+      await deps.clock.sleep(delay, deps.signal);
       delay = Math.min(policy.maxDelayMs, delay * 2);
     }
   }

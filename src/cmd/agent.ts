@@ -8,7 +8,6 @@
  * 3 gave up on transient errors after the deadline.
  */
 import { KMSClient } from "@aws-sdk/client-kms";
-import { setTimeout as sleep } from "node:timers/promises";
 import type { AgentConfig } from "../config/config.js";
 import {
   AgentError,
@@ -17,6 +16,7 @@ import {
   runAgentOnce,
   type AgentDependencies,
 } from "../agent/agent.js";
+import { systemClock, type Clock } from "../time.js";
 import { directoryDataKeyStore, type DataKeyStore } from "../agent/dataKeyStore.js";
 
 export type AgentCommandConfig = AgentConfig;
@@ -26,8 +26,8 @@ export interface AgentCommandDependencies {
   readonly store?: DataKeyStore;
   readonly log?: (line: string) => void;
   readonly signal?: AbortSignal;
-  /** Waits between refreshes and retries (tests pass a fake); rejects when stopped. */
-  readonly sleep?: (ms: number) => Promise<void>;
+  /** Reads the time and waits between refreshes and retries (tests pass a fake). */
+  readonly clock?: Clock;
 }
 
 /** `keyhaven agent` as a process: SIGTERM or SIGINT stops a refreshing sidecar. */
@@ -49,9 +49,7 @@ export async function runAgentCommand(
       log("nothing to do: the plan asks for no data key and no encrypted env values");
       return 0;
     }
-    const wait =
-      deps.sleep ??
-      ((ms: number) => sleep(ms, undefined, deps.signal ? { signal: deps.signal } : {}));
+    const clock = deps.clock ?? systemClock;
     const store = deps.store ?? (await openStore(config));
     const kms = deps.kms ?? new KMSClient({});
     const agentDeps: AgentDependencies = {
@@ -59,8 +57,8 @@ export async function runAgentCommand(
       store,
       dir: config.dir,
       log,
-      sleep: wait,
-      now: () => Date.now(),
+      clock,
+      ...(deps.signal && { signal: deps.signal }),
       retry: { ...DEFAULT_RETRY, deadlineMs: config.timeoutSeconds * 1000 },
     };
     await runAgentOnce(plan, agentDeps);
@@ -68,7 +66,7 @@ export async function runAgentCommand(
     log(`refreshing every ${config.refreshIntervalSeconds} s`);
     for (;;) {
       try {
-        await wait(config.refreshIntervalSeconds * 1000);
+        await clock.sleep(config.refreshIntervalSeconds * 1000, deps.signal);
       } catch {
         return 0; // stopped
       }
