@@ -14,7 +14,7 @@
  * Time comes from the injected clock; `start()` schedules the next `sync()` at the
  * earlier of the renewal date and a periodic re-check.
  */
-import type { Clock } from "../time.js";
+import { systemClock, type Clock } from "../time.js";
 import type { Logger } from "../observability/logger.js";
 import {
   DEFAULT_CERTIFICATE_POLICY,
@@ -42,6 +42,11 @@ export interface CertificateManagerOptions {
   /** DNS names and IP addresses the serving certificate covers. */
   readonly hosts: readonly string[];
   readonly clock: Clock;
+  /**
+   * Where start() arms its re-check; the system clock by default, so tests that call
+   * sync() themselves on a fake clock get no second, concurrent sync.
+   */
+  readonly timers?: Clock;
   /** Whether this replica holds the controller's Lease right now. */
   readonly isLeader: () => boolean;
   /** Called with the serving certificate whenever the one in the Secret changes. */
@@ -85,7 +90,7 @@ export class CertificateManager {
   readonly #o: CertificateManagerOptions;
   readonly #policy: CertificatePolicy;
   #loadedCert: string | undefined;
-  #timer: NodeJS.Timeout | undefined;
+  #cancelTimer: (() => void) | undefined;
   #stopped = false;
 
   constructor(options: CertificateManagerOptions) {
@@ -175,8 +180,7 @@ export class CertificateManager {
         delay = 5000;
       }
       if (!this.#stopped) {
-        this.#timer = setTimeout(() => void run(), delay);
-        this.#timer.unref();
+        this.#cancelTimer = (this.#o.timers ?? systemClock).setTimer(delay, () => void run());
       }
     };
     void run();
@@ -184,6 +188,6 @@ export class CertificateManager {
 
   stop(): void {
     this.#stopped = true;
-    if (this.#timer) clearTimeout(this.#timer);
+    this.#cancelTimer?.();
   }
 }

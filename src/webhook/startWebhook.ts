@@ -186,7 +186,7 @@ export async function startWebhook(
           "certificate check failed; retrying",
         );
       }
-      if (!initial) await new Promise((r) => setTimeout(r, delay));
+      if (!initial) await systemClock.sleep(delay);
     }
     server = new WebhookServer({ ...options, certificate: initial });
     live.server = server;
