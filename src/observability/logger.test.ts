@@ -3,7 +3,8 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
-import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
+import { ManualClock } from "../../test/support/manualClock.js";
 import { bufferedDestination, createLogger, REDACTED_FIELDS } from "./logger.js";
 
 /** A logger writing into memory; returns the logger and the parsed lines. */
@@ -93,22 +94,19 @@ describe("createLogger redaction", () => {
 
 describe("bufferedDestination", () => {
   const dir = mkdtempSync(join(tmpdir(), "keyhaven-logger-"));
-  afterEach(() => {
-    vi.useRealTimers();
-  });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it("holds a few lines back and writes them when the flush interval passes", async () => {
-    vi.useFakeTimers({ toFake: ["setInterval", "clearInterval"] });
+    const clock = new ManualClock();
     const path = join(dir, "audit.log");
-    const destination = bufferedDestination(path, 1000);
+    const destination = bufferedDestination(path, 1000, clock);
     await once(destination, "ready");
     const logger = createLogger("info", destination);
     logger.info({ requestId: "r1", outcome: "success" }, "kms request");
     expect(readFileSync(path, "utf8")).toBe("");
 
     const written = once(destination, "write");
-    vi.advanceTimersByTime(1000);
+    clock.advance(1000);
     await written;
     const lines = readFileSync(path, "utf8").trimEnd().split("\n");
     expect(lines).toHaveLength(1);

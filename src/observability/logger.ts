@@ -4,6 +4,7 @@
  * ever be passed by mistake.
  */
 import { pino, type DestinationStream, type Logger } from "pino";
+import { systemClock, type Clock } from "../time.js";
 
 export const REDACTED_FIELDS = [
   "plaintext",
@@ -81,6 +82,7 @@ export function redactNested<T extends object>(record: T): T {
 export function bufferedDestination(
   dest: string | number,
   flushMs = 1000,
+  clock: Clock = systemClock,
 ): ReturnType<typeof pino.destination> {
   const stream = pino.destination({
     dest,
@@ -89,18 +91,20 @@ export function bufferedDestination(
     ...(typeof dest === "string" && { append: true, mkdir: true }),
   });
   let ended = false;
-  const timer = setInterval(() => {
+  let cancel: () => void;
+  const tick = () => {
     if (ended) return;
     try {
       stream.flush();
     } catch {
       // Destroyed between the end and the close event: nothing left to flush.
     }
-  }, flushMs);
-  timer.unref();
+    cancel = clock.setTimer(flushMs, tick);
+  };
+  cancel = clock.setTimer(flushMs, tick);
   const stop = () => {
     ended = true;
-    clearInterval(timer);
+    cancel();
   };
   stream.once("finish", stop);
   stream.once("close", stop);
