@@ -330,11 +330,6 @@ export class EmbeddedApiServer {
     return () => this.#listeners.delete(listener);
   }
 
-  /** Number of open watches. */
-  get watchers(): number {
-    return this.#listeners.size;
-  }
-
   #matches(l: Listener, e: WatchEvent): boolean {
     return (
       l.plural === this.#pluralOf(e.object) &&

@@ -1,6 +1,6 @@
 /**
  * The embedded API server with test hooks: every request counted (by verb and plural,
- * e.g. "patch kmskeys/status") and errors injected per request.
+ * e.g. "patch kmskeys/status"), errors injected per request, open watches counted.
  */
 import {
   EmbeddedApiServer,
@@ -18,6 +18,7 @@ export class MemoryApiServer extends EmbeddedApiServer {
   #injectors: Injector[] = [];
   /** Requests served, by verb and plural (e.g. "patch kmskeys/status"). */
   readonly requests = new Map<string, number>();
+  #watchers = 0;
 
   protected override received(request: RequestInfo): void {
     const label = `${request.verb} ${request.plural}${request.subresource ? `/${request.subresource}` : ""}`;
@@ -34,6 +35,22 @@ export class MemoryApiServer extends EmbeddedApiServer {
     return () => {
       this.#injectors = this.#injectors.filter((i) => i !== injector);
     };
+  }
+
+  override watch(...args: Parameters<EmbeddedApiServer["watch"]>): () => void {
+    const stop = super.watch(...args);
+    this.#watchers++;
+    let open = true;
+    return () => {
+      if (open) this.#watchers--;
+      open = false;
+      stop();
+    };
+  }
+
+  /** Number of open watches (for tests on leaks). */
+  get watchers(): number {
+    return this.#watchers;
   }
 
   totalRequests(verb?: Verb): number {
