@@ -50,7 +50,7 @@ export async function startController(
     kc = loadKubeConfig(config.kubeconfig);
   } catch (err) {
     throw new StartupError(
-      `${config.kubeconfig !== undefined ? `--kubeconfig ${config.kubeconfig}` : "in-cluster configuration"}: ${(err as Error).message.split("\n")[0]} (give a readable kubeconfig with --kubeconfig, or run in a pod with a service account)`,
+      `${config.kubeconfig !== undefined ? `--kubeconfig ${config.kubeconfig}` : "in-cluster configuration or KUBECONFIG"}: ${(err as Error).message.split("\n")[0]} (give a readable kubeconfig with --kubeconfig, or run in a pod with a service account)`,
     );
   }
   const timers = systemClock;

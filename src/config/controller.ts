@@ -48,7 +48,7 @@ export interface ControllerConfig {
 }
 
 export const CONTROLLER_FLAGS = {
-  // No env entry: KUBECONFIG counts only outside a pod (DESIGN.md), see build().
+  // No env entry: KUBECONFIG counts only outside a pod (src/kube/kubeConfig.ts).
   kubeconfig: flag({
     arg: "FILE",
     schema: optionalText,
@@ -170,9 +170,9 @@ as an admin principal of the KMS API. Credentials come from the standard AWS_* e
       throw new ConfigError(
         `--leader-elect-*: the retry period (${retry} ms) must be shorter than the renew deadline (${renew} ms), and that shorter than the lease duration (${lease} ms)`,
       );
-    // --kubeconfig, else in-cluster, else KUBECONFIG (DESIGN.md).
-    const kubeconfig =
-      c.kubeconfig ?? (env["KUBERNETES_SERVICE_HOST"] ? undefined : env["KUBECONFIG"]);
+    // Only the flag: the rest of the rule (in-cluster, KUBECONFIG, ~/.kube/config) is
+    // src/kube/kubeConfig.ts, the same for every command.
+    const kubeconfig = c.kubeconfig;
     const accessKeyId = env["AWS_ACCESS_KEY_ID"];
     const secretAccessKey = env["AWS_SECRET_ACCESS_KEY"];
     const sessionToken = env["AWS_SESSION_TOKEN"];
