@@ -7,7 +7,8 @@ import type { Clock } from "../clock.js";
 import type { RandomSource } from "./crypto/random.js";
 import { parsePrivateKey, type ParsedKeyPair } from "./crypto/asymmetric.js";
 import type { RootKey } from "./rootkey/rootKey.js";
-import type { KeyRecord, KeyStore } from "./store/keyStore.js";
+import type { KeyStore } from "./store/keyStore.js";
+import type { KeyRecord } from "./keys/keyRecord.js";
 import { kmsError } from "./errors.js";
 import { policyAuthorizer, type Authorizer } from "./operations/access.js";
 

@@ -3,7 +3,7 @@
  * (https://docs.aws.amazon.com/kms/latest/developerguide/key-state.html).
  */
 import { kmsError } from "../errors.js";
-import type { KeyRecord } from "../store/keyStore.js";
+import type { KeyRecord } from "./keyRecord.js";
 import type { KeyUsage } from "./keySpecs.js";
 
 /** Cryptographic operations need an Enabled key. */

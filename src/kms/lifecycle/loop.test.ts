@@ -9,9 +9,9 @@ import { pooledRandom } from "../crypto/random.js";
 import { KeyService } from "../keyService.js";
 import { LocalRootKey } from "../rootkey/localRootKey.js";
 import type { RootKey } from "../rootkey/rootKey.js";
-import type { KeyRecord } from "../store/keyStore.js";
+import type { KeyRecord } from "../keys/keyRecord.js";
 import { SqliteKeyStore } from "../store/sqliteKeyStore.js";
-import { DAY_MS } from "./dueDates.js";
+import { DAY_MS } from "../keys/dueDates.js";
 import { LifecycleLoop, type TimerApi } from "./loop.js";
 
 const T0 = Date.parse("2026-05-01T00:00:00Z");

@@ -22,7 +22,7 @@ import type { Principal } from "../authz/principal.js";
 import { requestConditions, type RequestFacts } from "../authz/requestContext.js";
 import { kmsError } from "../errors.js";
 import { resolveKey, type ResolveOptions } from "../keys/resolveKey.js";
-import type { KeyRecord } from "../store/keyStore.js";
+import type { KeyRecord } from "../keys/keyRecord.js";
 import type { RequestContext } from "./operation.js";
 
 export interface AccessRequest {

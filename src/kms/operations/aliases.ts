@@ -19,7 +19,8 @@ import type {
 import { kmsError } from "../errors.js";
 import { assertNotPendingDeletion } from "../keys/keyState.js";
 import { authorizeAction, authorizeKey, authorizeResource, useKey } from "./access.js";
-import { StoreConflictError, type KeyRecord } from "../store/keyStore.js";
+import { StoreConflictError } from "../store/keyStore.js";
+import type { KeyRecord } from "../keys/keyRecord.js";
 import { defineOperation, type RequestContext, type WithRequired } from "./operation.js";
 import { decodeMarker, pageEnd } from "./pagination.js";
 

@@ -1,6 +1,6 @@
 import type { DisableKeyRequest, EnableKeyRequest } from "@aws-sdk/client-kms";
 import { kmsError } from "../errors.js";
-import type { KeyRecord, KeyState } from "../store/keyStore.js";
+import type { KeyRecord, KeyState } from "../keys/keyRecord.js";
 import { defineOperation, type WithRequired } from "./operation.js";
 import { updateKey } from "./keyUpdates.js";
 

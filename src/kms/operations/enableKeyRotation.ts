@@ -1,5 +1,5 @@
 import type { EnableKeyRotationRequest } from "@aws-sdk/client-kms";
-import { DAY_MS } from "../lifecycle/dueDates.js";
+import { DAY_MS } from "../keys/dueDates.js";
 import { updateKey } from "./keyUpdates.js";
 import { defineOperation, type WithRequired } from "./operation.js";
 import {

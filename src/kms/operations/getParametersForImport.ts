@@ -11,7 +11,7 @@ import {
 } from "../crypto/importWrapping.js";
 import { kmsError } from "../errors.js";
 import { assertImportable } from "../keys/keyState.js";
-import { DAY_MS } from "../lifecycle/dueDates.js";
+import { DAY_MS } from "../keys/dueDates.js";
 import { useKey } from "./access.js";
 import { defineOperation, type WithRequired } from "./operation.js";
 import { importableSpec } from "./importRules.js";

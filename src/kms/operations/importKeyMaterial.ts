@@ -11,9 +11,9 @@ import {
 } from "../crypto/importWrapping.js";
 import { kmsError } from "../errors.js";
 import { assertImportable } from "../keys/keyState.js";
-import { DAY_MS } from "../lifecycle/dueDates.js";
+import { DAY_MS } from "../keys/dueDates.js";
 import { omit } from "../lifecycle/omit.js";
-import type { KeyRecord } from "../store/keyStore.js";
+import type { KeyRecord } from "../keys/keyRecord.js";
 import { useKey } from "./access.js";
 import { wrappingKeyContext } from "./getParametersForImport.js";
 import { importableSpec } from "./importRules.js";

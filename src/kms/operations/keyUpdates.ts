@@ -1,6 +1,6 @@
 /** Read-modify-write of a key named by id or ARN (management operations take no aliases). */
 import { kmsError } from "../errors.js";
-import type { KeyRecord } from "../store/keyStore.js";
+import type { KeyRecord } from "../keys/keyRecord.js";
 import { useKey } from "./access.js";
 import type { RequestContext } from "./operation.js";
 

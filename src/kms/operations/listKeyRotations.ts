@@ -4,7 +4,7 @@ import type {
   RotationsListEntry,
 } from "@aws-sdk/client-kms";
 import { kmsError } from "../errors.js";
-import type { KeyMaterialRecord, KeyRecord } from "../store/keyStore.js";
+import type { KeyMaterialRecord, KeyRecord } from "../keys/keyRecord.js";
 import { useKey } from "./access.js";
 import { defineOperation, type WithRequired } from "./operation.js";
 import { decodeMarker, pageEnd } from "./pagination.js";

@@ -2,7 +2,7 @@ import type { RotateKeyOnDemandRequest, RotateKeyOnDemandResponse } from "@aws-s
 import { kmsError } from "../errors.js";
 import { assertUsable } from "../keys/keyState.js";
 import { rotateKeyMaterial } from "../lifecycle/actions.js";
-import type { KeyRecord } from "../store/keyStore.js";
+import type { KeyRecord } from "../keys/keyRecord.js";
 import { useKey } from "./access.js";
 import { defineOperation, type WithRequired } from "./operation.js";
 import { ON_DEMAND_ROTATION_LIMIT, symmetricOnly } from "./rotationRules.js";

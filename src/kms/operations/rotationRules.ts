@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import { kmsError } from "../errors.js";
 import { isSymmetric } from "../keys/keySpecs.js";
 import { assertNotPendingDeletion, originNotValid } from "../keys/keyState.js";
-import type { KeyMaterialRecord, KeyRecord } from "../store/keyStore.js";
+import type { KeyMaterialRecord, KeyRecord } from "../keys/keyRecord.js";
 
 /** AWS's quota of RotateKeyOnDemand calls per key (developer guide, "Perform on-demand key rotation"). */
 export const ON_DEMAND_ROTATION_LIMIT = 25;

@@ -1,7 +1,7 @@
 import type { ScheduleKeyDeletionRequest, ScheduleKeyDeletionResponse } from "@aws-sdk/client-kms";
 import { validationError } from "../errors.js";
 import { assertNotPendingDeletion } from "../keys/keyState.js";
-import { DAY_MS } from "../lifecycle/dueDates.js";
+import { DAY_MS } from "../keys/dueDates.js";
 import { updateKey } from "./keyUpdates.js";
 import { defineOperation, type WithRequired } from "./operation.js";
 

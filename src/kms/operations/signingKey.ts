@@ -9,7 +9,7 @@ import {
 import { kmsError } from "../errors.js";
 import { assertKeyUsage, assertUsable } from "../keys/keyState.js";
 import { keySpecs } from "../keys/keySpecs.js";
-import type { KeyRecord } from "../store/keyStore.js";
+import type { KeyRecord } from "../keys/keyRecord.js";
 import { useKey } from "./access.js";
 import type { RequestContext } from "./operation.js";
 

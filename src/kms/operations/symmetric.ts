@@ -12,7 +12,7 @@ import { assertKeyUsage, assertMaterialCurrent, assertUsable } from "../keys/key
 import { resolveKey } from "../keys/resolveKey.js";
 import { authorizeKey, useKey } from "./access.js";
 import { keySpecs } from "../keys/keySpecs.js";
-import type { KeyRecord } from "../store/keyStore.js";
+import type { KeyRecord } from "../keys/keyRecord.js";
 import type { RequestContext } from "./operation.js";
 
 const SYMMETRIC_DEFAULT = "SYMMETRIC_DEFAULT";
