@@ -18,10 +18,11 @@ import type {
 } from "@aws-sdk/client-kms";
 import { kmsError } from "../errors.js";
 import { assertNotPendingDeletion } from "../keys/keyState.js";
-import { authorizeAction, authorizeKey, authorizeResource, useKey } from "./access.js";
+import { authorizeAction, authorizeKey, authorizeResource, useKey } from "../access/useKey.js";
 import { StoreConflictError } from "../store/keyStore.js";
 import type { KeyRecord } from "../keys/keyRecord.js";
-import { defineOperation, type RequestContext, type WithRequired } from "./operation.js";
+import { defineOperation, type WithRequired } from "./operation.js";
+import type { RequestContext } from "../request.js";
 import { decodeMarker, pageEnd } from "./pagination.js";
 
 const ALIAS_NAME = /^alias\/[a-zA-Z0-9/_-]+$/;

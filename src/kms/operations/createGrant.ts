@@ -4,7 +4,7 @@ import { encodeGrantToken } from "../authz/grantTokens.js";
 import type { GrantConstraints } from "../authz/grants.js";
 import { assertUsable } from "../keys/keyState.js";
 import type { GrantRecord } from "../store/keyStore.js";
-import { useKey } from "./access.js";
+import { useKey } from "../access/useKey.js";
 import { checkConstraints, checkOperations, checkPrincipal, sameGrant } from "./grantRules.js";
 import { defineOperation, dryRun, type WithRequired } from "./operation.js";
 

@@ -2,7 +2,7 @@ import type { DeriveSharedSecretRequest, DeriveSharedSecretResponse } from "@aws
 import { ecdhSharedSecret, parsePeerPublicKey } from "../crypto/asymmetric.js";
 import { kmsError } from "../errors.js";
 import { assertKeyUsage, assertUsable } from "../keys/keyState.js";
-import { useKey } from "./access.js";
+import { useKey } from "../access/useKey.js";
 import { defineOperation, dryRun, type WithRequired } from "./operation.js";
 import { unsupportedRecipient } from "./symmetric.js";
 

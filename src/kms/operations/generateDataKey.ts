@@ -5,7 +5,8 @@ import type {
   GenerateDataKeyWithoutPlaintextResponse,
 } from "@aws-sdk/client-kms";
 import { kmsError } from "../errors.js";
-import { defineOperation, dryRun, type RequestContext, type WithRequired } from "./operation.js";
+import { defineOperation, dryRun, type WithRequired } from "./operation.js";
+import type { RequestContext } from "../request.js";
 import { encryptionKey, sealSymmetric, unsupportedRecipient } from "./symmetric.js";
 
 const DATA_KEY_BYTES = { AES_256: 32, AES_128: 16 } as const;

@@ -6,7 +6,8 @@ import type {
 } from "@aws-sdk/client-kms";
 import { asymmetricSpecs, generateAsymmetricKeyPair } from "../crypto/asymmetric.js";
 import { kmsError } from "../errors.js";
-import { defineOperation, dryRun, type RequestContext, type WithRequired } from "./operation.js";
+import { defineOperation, dryRun, type WithRequired } from "./operation.js";
+import type { RequestContext } from "../request.js";
 import { encryptionKey, sealSymmetric, unsupportedRecipient } from "./symmetric.js";
 
 /**

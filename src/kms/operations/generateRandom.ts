@@ -1,6 +1,6 @@
 import type { GenerateRandomRequest, GenerateRandomResponse } from "@aws-sdk/client-kms";
 import { kmsError } from "../errors.js";
-import { authorizeAction } from "./access.js";
+import { authorizeAction } from "../access/useKey.js";
 import { defineOperation } from "./operation.js";
 import { unsupportedRecipient } from "./symmetric.js";
 

@@ -12,7 +12,7 @@ import {
 import { kmsError } from "../errors.js";
 import { assertImportable } from "../keys/keyState.js";
 import { DAY_MS } from "../keys/dueDates.js";
-import { useKey } from "./access.js";
+import { useKey } from "../access/useKey.js";
 import { defineOperation, type WithRequired } from "./operation.js";
 import { importableSpec } from "./importRules.js";
 

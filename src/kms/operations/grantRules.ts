@@ -6,7 +6,7 @@ import { LIMITS } from "../limits.js";
 import { kmsError } from "../errors.js";
 import type { GrantRecord } from "../store/keyStore.js";
 import type { KeyRecord } from "../keys/keyRecord.js";
-import type { RequestContext } from "./operation.js";
+import type { RequestContext } from "../request.js";
 
 const PRINCIPAL = /^arn:aws:(iam|sts)::\d{12}:(root|[\w+=,.@/:-]+)$/;
 

@@ -8,7 +8,7 @@ import type {
 } from "@aws-sdk/client-kms";
 import { checkPolicyDocument } from "../authz/keyPolicy.js";
 import { kmsError } from "../errors.js";
-import { checkPolicyLockout, useKey } from "./access.js";
+import { checkPolicyLockout, useKey } from "../access/useKey.js";
 import { defineOperation, type WithRequired } from "./operation.js";
 
 function checkPolicyName(name: string | undefined): void {

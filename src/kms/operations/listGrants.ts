@@ -1,5 +1,5 @@
 import type { ListGrantsRequest, ListGrantsResponse } from "@aws-sdk/client-kms";
-import { useKey } from "./access.js";
+import { useKey } from "../access/useKey.js";
 import { checkGrantId, grantListEntry } from "./grantRules.js";
 import { defineOperation, type WithRequired } from "./operation.js";
 import { decodeMarker, pageEnd } from "./pagination.js";

@@ -5,7 +5,7 @@ import type {
 } from "@aws-sdk/client-kms";
 import { kmsError } from "../errors.js";
 import type { KeyMaterialRecord, KeyRecord } from "../keys/keyRecord.js";
-import { useKey } from "./access.js";
+import { useKey } from "../access/useKey.js";
 import { defineOperation, type WithRequired } from "./operation.js";
 import { decodeMarker, pageEnd } from "./pagination.js";
 import { materialIdOf, symmetricOnly } from "./rotationRules.js";

@@ -1,5 +1,5 @@
 import type { ListKeysRequest, ListKeysResponse } from "@aws-sdk/client-kms";
-import { authorizeAction } from "./access.js";
+import { authorizeAction } from "../access/useKey.js";
 import { defineOperation } from "./operation.js";
 import { decodeMarker, pageEnd } from "./pagination.js";
 

@@ -1,5 +1,5 @@
 import type { ListRetirableGrantsRequest, ListGrantsResponse } from "@aws-sdk/client-kms";
-import { authorizeAction } from "./access.js";
+import { authorizeAction } from "../access/useKey.js";
 import { checkPrincipal, grantListEntry } from "./grantRules.js";
 import { defineOperation, type WithRequired } from "./operation.js";
 import { decodeMarker, pageEnd } from "./pagination.js";

@@ -1,6 +1,6 @@
 import type { RevokeGrantRequest } from "@aws-sdk/client-kms";
 import { kmsError } from "../errors.js";
-import { useKey } from "./access.js";
+import { useKey } from "../access/useKey.js";
 import { checkGrantId } from "./grantRules.js";
 import { defineOperation, dryRun, type WithRequired } from "./operation.js";
 

@@ -10,8 +10,8 @@ import { kmsError } from "../errors.js";
 import { assertKeyUsage, assertUsable } from "../keys/keyState.js";
 import { keySpecs } from "../keys/keySpecs.js";
 import type { KeyRecord } from "../keys/keyRecord.js";
-import { useKey } from "./access.js";
-import type { RequestContext } from "./operation.js";
+import { useKey } from "../access/useKey.js";
+import type { RequestContext } from "../request.js";
 
 export interface SigningRequest {
   readonly KeyId: string;

@@ -10,10 +10,10 @@ import type { EncryptionContext } from "../crypto/encryptionContext.js";
 import { kmsError } from "../errors.js";
 import { assertKeyUsage, assertMaterialCurrent, assertUsable } from "../keys/keyState.js";
 import { resolveKey } from "../keys/resolveKey.js";
-import { authorizeKey, useKey } from "./access.js";
+import { authorizeKey, useKey } from "../access/useKey.js";
 import { keySpecs } from "../keys/keySpecs.js";
 import type { KeyRecord } from "../keys/keyRecord.js";
-import type { RequestContext } from "./operation.js";
+import type { RequestContext } from "../request.js";
 
 const SYMMETRIC_DEFAULT = "SYMMETRIC_DEFAULT";
 

@@ -7,7 +7,7 @@ import type {
 } from "@aws-sdk/client-kms";
 import { kmsError } from "../errors.js";
 import { assertNotPendingDeletion } from "../keys/keyState.js";
-import { useKey } from "./access.js";
+import { useKey } from "../access/useKey.js";
 import { fromRequestTags, mergeTags } from "../keys/tags.js";
 import { defineOperation, type WithRequired } from "./operation.js";
 import { updateKey } from "./keyUpdates.js";

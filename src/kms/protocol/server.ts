@@ -18,7 +18,7 @@ import { KmsError, kmsError } from "../errors.js";
 import type { KeyService } from "../keyService.js";
 import type { KeyServiceMetrics } from "../metrics/keyServiceMetrics.js";
 import { operations } from "../operations/index.js";
-import type { RequestContext } from "../operations/operation.js";
+import type { Authorizer, RequestContext } from "../request.js";
 import { decodeInput, encodeOutput, modelledOperations } from "./model.js";
 import { verifySigV4 } from "./sigv4.js";
 import { auditRecord, userIdentity, type AuditCaller } from "../audit/auditRecord.js";
@@ -27,8 +27,6 @@ import {
   type SessionCredential,
   type WebIdentityProvider,
 } from "../identity/webIdentity.js";
-import { callerPrincipal } from "../operations/access.js";
-import { principalFromArn } from "../authz/principal.js";
 import {
   assumeRoleRequestParameters,
   assumeRoleResponseElements,
@@ -40,6 +38,8 @@ import {
 
 export interface KmsServerOptions {
   readonly service: KeyService;
+  /** Decides every request's access (access/policyAuthorizer.ts in `serve`). */
+  readonly authorizer: Authorizer;
   /** Finds the credential of an access key id (static, or temporary with its session token). */
   readonly credentials: (accessKeyId: string, sessionToken?: string) => Credential | undefined;
   /** STS AssumeRoleWithWebIdentity; absent = web identity is not configured. */
@@ -210,6 +210,7 @@ export class KmsServer {
       }
       ctx = {
         service,
+        authorizer: this.#options.authorizer,
         caller: {
           principal: credential.principal,
           accessKeyId: credential.accessKeyId,
@@ -520,7 +521,7 @@ function stsAuditUnavailable(requestId: string): StsError {
 function auditCallerOf(credential: Credential): AuditCaller {
   const session = (credential as Partial<SessionCredential>).session;
   return {
-    principal: credential.identity ?? principalFromArn(credential.principal),
+    principal: credential.identity,
     accessKeyId: credential.accessKeyId,
     ...(session && { session }),
   };
@@ -529,7 +530,7 @@ function auditCallerOf(credential: Credential): AuditCaller {
 function auditCaller(ctx: RequestContext, credential: Credential | undefined): AuditCaller {
   const session = (credential as Partial<SessionCredential> | undefined)?.session;
   return {
-    principal: callerPrincipal(ctx),
+    principal: ctx.caller.identity,
     accessKeyId: ctx.caller.accessKeyId,
     ...(session && { session }),
   };
