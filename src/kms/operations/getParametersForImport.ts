@@ -14,7 +14,7 @@ import { assertImportable } from "../keys/keyState.js";
 import { DAY_MS } from "../keys/dueDates.js";
 import { useKey } from "../access/useKey.js";
 import { defineOperation, type WithRequired } from "./operation.js";
-import { importableSpec } from "./importRules.js";
+import { importableSpec } from "../keys/importRules.js";
 
 export const IMPORT_PARAMETERS_VALID_MS = DAY_MS;
 

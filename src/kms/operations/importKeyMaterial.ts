@@ -16,7 +16,7 @@ import { omit } from "../lifecycle/omit.js";
 import type { KeyRecord } from "../keys/keyRecord.js";
 import { useKey } from "../access/useKey.js";
 import { wrappingKeyContext } from "./getParametersForImport.js";
-import { importableSpec } from "./importRules.js";
+import { importableSpec } from "../keys/importRules.js";
 import { defineOperation, type WithRequired } from "./operation.js";
 import type { RequestContext } from "../request.js";
 

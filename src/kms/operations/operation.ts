@@ -38,3 +38,13 @@ export function required<T>(value: T | undefined, wireName: string): T {
     ]);
   return value;
 }
+
+/** Recipient (Nitro Enclaves attestation) is refused where AWS accepts it. */
+export function unsupportedRecipient(input: { Recipient?: unknown }): void {
+  if (input.Recipient !== undefined) {
+    throw kmsError(
+      "UnsupportedOperationException",
+      "Recipient (Nitro Enclaves attestation) is not supported by Keyhaven.",
+    );
+  }
+}

@@ -3,7 +3,7 @@ import { decodeGrantToken } from "../authz/grantTokens.js";
 import { principalArns } from "../authz/principal.js";
 import { kmsError } from "../errors.js";
 import { keyIdOf } from "../keys/resolveKey.js";
-import { checkGrantId } from "./grantRules.js";
+import { checkGrantId } from "./shared/grantRules.js";
 import { defineOperation, dryRun } from "./operation.js";
 
 /**

@@ -2,7 +2,7 @@ import type { ScheduleKeyDeletionRequest, ScheduleKeyDeletionResponse } from "@a
 import { validationError } from "../errors.js";
 import { assertNotPendingDeletion } from "../keys/keyState.js";
 import { DAY_MS } from "../keys/dueDates.js";
-import { updateKey } from "./keyUpdates.js";
+import { updateKey } from "./shared/updateKey.js";
 import { defineOperation, type WithRequired } from "./operation.js";
 
 const MIN_WINDOW = 7;
