@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 const dist = new URL("../dist/src", import.meta.url).href;
 const { KeyService } = await import(`${dist}/kms/keyService.js`);
+const { policyAuthorizer } = await import(`${dist}/kms/access/policyAuthorizer.js`);
 const { SqliteKeyStore } = await import(`${dist}/kms/store/sqliteKeyStore.js`);
 const { LocalRootKey } = await import(`${dist}/kms/rootkey/localRootKey.js`);
 const { pooledRandom } = await import(`${dist}/kms/crypto/random.js`);
@@ -37,10 +38,12 @@ const admin = principalFromArn(`arn:aws:iam::${account}:user/bench`, {
   policies: [compilePolicy(ADMINISTRATOR_POLICY, "identity")],
 });
 const app = principalFromArn(`arn:aws:iam::${account}:user/app`, { policies: [] });
+const authorizer = policyAuthorizer();
 const call = (principal, operation, json) => {
   const input = decodeInput(operation, json);
   const ctx = {
     service,
+    authorizer,
     caller: { principal: principal.arn, accessKeyId: "AKIA", account, identity: principal },
     requestId: "r",
     sourceIp: "127.0.0.1",

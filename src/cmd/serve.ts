@@ -19,6 +19,7 @@ import {
 import { KeyService } from "../kms/keyService.js";
 import { SeedError, startSeed, type RunningSeed } from "../controller/seed.js";
 import { LifecycleLoop } from "../kms/lifecycle/loop.js";
+import { policyAuthorizer } from "../kms/access/policyAuthorizer.js";
 import { KmsServer } from "../kms/protocol/server.js";
 import { KeyServiceMetrics, rootKeyProbe } from "../kms/metrics/keyServiceMetrics.js";
 import { operations } from "../kms/operations/index.js";
@@ -241,6 +242,7 @@ export async function startKeyService(
   }
   const server = new KmsServer({
     service,
+    authorizer: policyAuthorizer(),
     credentials: (id, token) => credentials.get(id) ?? webIdentity?.lookup(id, token),
     ...(webIdentity && { webIdentity }),
     logger,

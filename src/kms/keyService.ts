@@ -7,9 +7,9 @@ import type { Clock } from "../time.js";
 import type { RandomSource } from "./crypto/random.js";
 import { parsePrivateKey, type ParsedKeyPair } from "./crypto/asymmetric.js";
 import type { RootKey } from "./rootkey/rootKey.js";
-import type { KeyRecord, KeyStore } from "./store/keyStore.js";
+import type { KeyStore } from "./store/keyStore.js";
+import type { KeyRecord } from "./keys/keyRecord.js";
 import { kmsError } from "./errors.js";
-import { policyAuthorizer, type Authorizer } from "./operations/access.js";
 
 export interface KeyServiceOptions {
   readonly account: string;
@@ -18,8 +18,6 @@ export interface KeyServiceOptions {
   readonly rootKey: RootKey;
   readonly clock: Clock;
   readonly random: RandomSource;
-  /** Who may do what; see operations/access.ts. */
-  readonly authorizer?: Authorizer;
   /** How many unwrapped material versions to keep in memory. */
   readonly materialCacheSize?: number;
 }
@@ -32,7 +30,6 @@ export class KeyService {
   readonly rootKey: RootKey;
   readonly clock: Clock;
   readonly random: RandomSource;
-  readonly authorizer: Authorizer;
   readonly #materials = new Map<string, KeyObject>();
   /** Parsed RSA/ECC key pairs by `${keyId}/${version}`: PEM/DER parsing per request costs ~20 signatures. */
   readonly #keyPairs = new Map<string, ParsedKeyPair>();
@@ -45,7 +42,6 @@ export class KeyService {
     this.rootKey = options.rootKey;
     this.clock = options.clock;
     this.random = options.random;
-    this.authorizer = options.authorizer ?? policyAuthorizer;
     this.#cacheSize = options.materialCacheSize ?? 10_000;
   }
 

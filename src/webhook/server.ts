@@ -6,6 +6,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
+import { readBody } from "../http/readBody.js";
 import type { Logger } from "../observability/logger.js";
 import { refusal, reviewAdmission, type AdmissionOptions } from "./admissionReview.js";
 
@@ -21,25 +22,6 @@ export interface ServingCertificate {
 export interface WebhookServerOptions extends AdmissionOptions {
   readonly certificate: ServingCertificate;
   readonly logger: Logger;
-}
-
-function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on("data", (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_BODY_BYTES) {
-        req.removeAllListeners("data");
-        req.resume();
-        resolve(undefined);
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on("end", () => resolve(Buffer.concat(chunks, size)));
-    req.on("error", reject);
-  });
 }
 
 export class WebhookServer {
@@ -108,7 +90,7 @@ export class WebhookServer {
         res.writeHead(405, { allow: "POST", "content-type": "text/plain" }).end("use POST\n");
         return;
       }
-      const body = await readBody(req);
+      const body = await readBody(req, MAX_BODY_BYTES);
       const out =
         body === undefined
           ? refusal("", 413, "keyhaven: the AdmissionReview is larger than 4 MiB")

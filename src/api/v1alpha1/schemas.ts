@@ -4,7 +4,9 @@
  * status subresource, printer columns, short names and categories. crds/*.yaml is
  * generated from here (see writeCrds) and a test keeps the two identical.
  */
-import { GRANT_OPERATIONS, GROUP, KINDS, VERSION, type KindName } from "./types.js";
+// The operations a grant may allow are the key service's own list: one source for both.
+import { GRANT_OPERATIONS } from "../../kms/authz/grantOperations.js";
+import { GROUP, KINDS, VERSION, type KindName } from "./types.js";
 
 /** The subset of OpenAPI v3 (+ Kubernetes extensions) the CRDs use. */
 export interface Schema {

@@ -108,8 +108,7 @@ export interface KmsAliasStatus {
 export type KmsAlias = KubeObject<KmsAliasSpec, KmsAliasStatus>;
 
 // The operations a grant may allow are the key service's own list: one source for both.
-import type { GrantOperation } from "../../kms/authz/grants.js";
-export { GRANT_OPERATIONS, type GrantOperation } from "../../kms/authz/grants.js";
+import type { GrantOperation } from "../../kms/authz/grantOperations.js";
 
 export interface KmsGrantSpec {
   keyRef?: { name: string };

@@ -12,29 +12,9 @@ import {
   samePairs,
   type EncryptionContextMap,
 } from "./encryptionContext.js";
+import { GRANT_OPERATIONS } from "./grantOperations.js";
 
 export type { EncryptionContextMap };
-
-export const GRANT_OPERATIONS = [
-  "Decrypt",
-  "Encrypt",
-  "GenerateDataKey",
-  "GenerateDataKeyWithoutPlaintext",
-  "ReEncryptFrom",
-  "ReEncryptTo",
-  "Sign",
-  "Verify",
-  "GetPublicKey",
-  "CreateGrant",
-  "RetireGrant",
-  "DescribeKey",
-  "GenerateDataKeyPair",
-  "GenerateDataKeyPairWithoutPlaintext",
-  "GenerateMac",
-  "VerifyMac",
-  "DeriveSharedSecret",
-] as const;
-export type GrantOperation = (typeof GRANT_OPERATIONS)[number];
 
 /** Grant operations that take an encryption context (the only ones constraints restrict). */
 export const CONTEXT_OPERATIONS: ReadonlySet<string> = new Set([

@@ -38,6 +38,16 @@ export function compiledPolicy(text: string, kind: PolicyKind = "key"): Compiled
   }
 }
 
+/** A key has exactly one policy, named "default". */
+export function checkPolicyName(name: string | undefined): void {
+  if (name !== undefined && name !== "default") {
+    throw kmsError(
+      "NotFoundException",
+      `No such policy: '${name}'. A KMS key has one key policy, named 'default'.`,
+    );
+  }
+}
+
 /**
  * Validates a key policy: LimitExceededException over 32 KB (checked before parsing),
  * else MalformedPolicyDocumentException naming the statement and field to fix.
@@ -48,9 +58,9 @@ export function checkPolicyDocument(text: string): void {
 }
 
 /**
- * The caller policy of a credential that lists no `policies` (and of the admin
- * credential generated on first start): every KMS action on every key whose key
- * policy lets the account's caller policies decide (AWS's default key policy does).
+ * The caller policy of the admin credential generated on first start (a credential
+ * that lists no `policies` is allowed nothing): every KMS action on every key whose
+ * key policy lets the account's caller policies decide (AWS's default key policy does).
  */
 export const ADMINISTRATOR_POLICY = JSON.stringify({
   Version: "2012-10-17",

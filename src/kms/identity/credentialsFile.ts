@@ -22,7 +22,7 @@ import { z } from "zod";
 import { ADMINISTRATOR_POLICY } from "../authz/keyPolicy.js";
 import { compilePolicy, PolicyError, type CompiledPolicy } from "../authz/policy.js";
 import { principalFromArn, type Principal } from "../authz/principal.js";
-import type { SigningCredential } from "../protocol/sigv4.js";
+import type { SigningCredential } from "./signingCredential.js";
 
 export interface Credential extends SigningCredential {
   /** IAM-style principal ARN the requests are made as. */

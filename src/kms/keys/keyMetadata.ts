@@ -1,6 +1,6 @@
 import type { KeyMetadata } from "@aws-sdk/client-kms";
 import type { KeyService } from "../keyService.js";
-import type { KeyRecord } from "../store/keyStore.js";
+import type { KeyRecord } from "./keyRecord.js";
 import { keySpecs } from "./keySpecs.js";
 
 /** The KeyMetadata structure DescribeKey, CreateKey and friends return. */

@@ -3,7 +3,7 @@
  * (https://docs.aws.amazon.com/kms/latest/developerguide/key-state.html).
  */
 import { kmsError } from "../errors.js";
-import type { KeyRecord } from "../store/keyStore.js";
+import type { KeyRecord, KeyState } from "./keyRecord.js";
 import type { KeyUsage } from "./keySpecs.js";
 
 /** Cryptographic operations need an Enabled key. */
@@ -66,4 +66,17 @@ export function assertMaterialCurrent(key: KeyRecord, now: number): void {
     key.materialExpiresAt <= now
   )
     throw kmsError("KMSInvalidStateException", `${key.arn} is pending import.`);
+}
+
+/** EnableKey and DisableKey work on Enabled and Disabled keys only. */
+export function switchState(state: "Enabled" | "Disabled") {
+  return (key: KeyRecord): KeyRecord => {
+    const refused: Partial<Record<KeyState, string>> = {
+      PendingDeletion: "is pending deletion.",
+      PendingImport: "is pending import.",
+    };
+    const why = refused[key.state];
+    if (why) throw kmsError("KMSInvalidStateException", `${key.arn} ${why}`);
+    return key.state === state ? key : { ...key, state };
+  };
 }

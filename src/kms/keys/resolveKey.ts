@@ -4,7 +4,7 @@
  */
 import { kmsError } from "../errors.js";
 import type { KeyService } from "../keyService.js";
-import type { KeyRecord } from "../store/keyStore.js";
+import type { KeyRecord } from "./keyRecord.js";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const ARN = /^arn:([^:]+):kms:([^:]*):([^:]*):(key\/.+|alias\/.+)$/;

@@ -2,7 +2,7 @@
 import type { Tag as SdkTag } from "@aws-sdk/client-kms";
 import { kmsError } from "../errors.js";
 import { LIMITS } from "../limits.js";
-import type { Tag } from "../store/keyStore.js";
+import type { Tag } from "./keyRecord.js";
 
 export const MAX_TAGS_PER_KEY = LIMITS.tagsPerKey.limit;
 

@@ -5,9 +5,10 @@
  */
 import { materialFingerprint } from "../crypto/importWrapping.js";
 import type { KeyService } from "../keyService.js";
-import { StoreConflictError, type KeyRecord } from "../store/keyStore.js";
+import { StoreConflictError } from "../store/keyStore.js";
+import type { KeyRecord } from "../keys/keyRecord.js";
 import { omit } from "./omit.js";
-import { DAY_MS, deletionDue, materialExpired, rotationDue } from "./dueDates.js";
+import { DAY_MS, deletionDue, materialExpired, rotationDue } from "../keys/dueDates.js";
 
 /** Thrown by a mutator to abort a write whose condition no longer holds. */
 class NotDue extends Error {

@@ -9,9 +9,9 @@ import { pooledRandom } from "../crypto/random.js";
 import { KeyService } from "../keyService.js";
 import { LocalRootKey } from "../rootkey/localRootKey.js";
 import type { RootKey } from "../rootkey/rootKey.js";
-import type { KeyRecord } from "../store/keyStore.js";
+import type { KeyRecord } from "../keys/keyRecord.js";
 import { SqliteKeyStore } from "../store/sqliteKeyStore.js";
-import { DAY_MS } from "./dueDates.js";
+import { DAY_MS } from "../keys/dueDates.js";
 import { ManualClock } from "../../../test/support/manualClock.js";
 import { LifecycleLoop } from "./loop.js";
 

@@ -16,7 +16,7 @@
 import type { Logger } from "pino";
 import { MAX_TIMER_MS, systemClock, type Clock } from "../../time.js";
 import type { KeyService } from "../keyService.js";
-import type { KeyRecord } from "../store/keyStore.js";
+import type { KeyRecord } from "../keys/keyRecord.js";
 import { runDueActions, type ActionObserver, type LifecycleReport } from "./actions.js";
 
 export interface LifecycleOptions {

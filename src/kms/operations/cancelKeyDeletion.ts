@@ -1,7 +1,7 @@
 import type { CancelKeyDeletionRequest, CancelKeyDeletionResponse } from "@aws-sdk/client-kms";
 import { assertPendingDeletion } from "../keys/keyState.js";
 import { omit } from "../lifecycle/omit.js";
-import { updateKey } from "./keyUpdates.js";
+import { updateKey } from "./shared/updateKey.js";
 import { defineOperation, type WithRequired } from "./operation.js";
 
 /**

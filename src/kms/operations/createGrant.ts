@@ -4,8 +4,13 @@ import { encodeGrantToken } from "../authz/grantTokens.js";
 import type { GrantConstraints } from "../authz/grants.js";
 import { assertUsable } from "../keys/keyState.js";
 import type { GrantRecord } from "../store/keyStore.js";
-import { useKey } from "./access.js";
-import { checkConstraints, checkOperations, checkPrincipal, sameGrant } from "./grantRules.js";
+import { useKey } from "../access/useKey.js";
+import {
+  checkConstraints,
+  checkOperations,
+  checkPrincipal,
+  sameGrant,
+} from "./shared/grantRules.js";
 import { defineOperation, dryRun, type WithRequired } from "./operation.js";
 
 /**

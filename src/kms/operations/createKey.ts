@@ -6,8 +6,8 @@ import { keyMetadata } from "../keys/keyMetadata.js";
 import { keySpecs, type KeyUsage } from "../keys/keySpecs.js";
 import { generateKeyMaterial } from "../crypto/keyMaterial.js";
 import { fromRequestTags, mergeTags } from "../keys/tags.js";
-import type { KeyRecord } from "../store/keyStore.js";
-import { authorizeAction, checkPolicyLockout } from "./access.js";
+import type { KeyRecord } from "../keys/keyRecord.js";
+import { authorizeAction, checkPolicyLockout } from "../access/useKey.js";
 import { defineOperation } from "./operation.js";
 
 export const createKey = defineOperation<CreateKeyRequest, CreateKeyResponse>(

@@ -1,12 +1,11 @@
 import type { DecryptRequest, DecryptResponse } from "@aws-sdk/client-kms";
-import { defineOperation, dryRun, required } from "./operation.js";
-import { openFor } from "./asymmetricEncryption.js";
-import { unsupportedRecipient } from "./symmetric.js";
+import { defineOperation, dryRun, required, unsupportedRecipient } from "./operation.js";
+import { open } from "./shared/encryption.js";
 
 export const decrypt = defineOperation<DecryptRequest, DecryptResponse>(async (ctx, input) => {
   const blob = required(input.CiphertextBlob, "ciphertextBlob");
   unsupportedRecipient(input);
-  const { key, plaintext, algorithm } = await openFor(ctx, {
+  const { key, plaintext, algorithm } = await open(ctx, {
     blob,
     context: input.EncryptionContext,
     keyId: input.KeyId,

@@ -5,7 +5,7 @@ import type {
 import { kmsError } from "../errors.js";
 import { assertImportable } from "../keys/keyState.js";
 import { withoutImportedMaterial } from "../lifecycle/actions.js";
-import { useKey } from "./access.js";
+import { useKey } from "../access/useKey.js";
 import { defineOperation, type WithRequired } from "./operation.js";
 
 /**

@@ -2,9 +2,8 @@ import type { DeriveSharedSecretRequest, DeriveSharedSecretResponse } from "@aws
 import { ecdhSharedSecret, parsePeerPublicKey } from "../crypto/asymmetric.js";
 import { kmsError } from "../errors.js";
 import { assertKeyUsage, assertUsable } from "../keys/keyState.js";
-import { useKey } from "./access.js";
-import { defineOperation, dryRun, type WithRequired } from "./operation.js";
-import { unsupportedRecipient } from "./symmetric.js";
+import { useKey } from "../access/useKey.js";
+import { defineOperation, dryRun, type WithRequired, unsupportedRecipient } from "./operation.js";
 
 /** ECDH between a KEY_AGREEMENT key and a peer's public key (DER SubjectPublicKeyInfo). */
 export const deriveSharedSecret = defineOperation<

@@ -1,6 +1,6 @@
 import type { DescribeKeyRequest, DescribeKeyResponse } from "@aws-sdk/client-kms";
 import { keyMetadata } from "../keys/keyMetadata.js";
-import { useKey } from "./access.js";
+import { useKey } from "../access/useKey.js";
 import { defineOperation, type WithRequired } from "./operation.js";
 
 export const describeKey = defineOperation<

@@ -1,8 +1,8 @@
 import type { DisableKeyRotationRequest } from "@aws-sdk/client-kms";
 import { omit } from "../lifecycle/omit.js";
-import { updateKey } from "./keyUpdates.js";
+import { updateKey } from "./shared/updateKey.js";
 import { defineOperation, type WithRequired } from "./operation.js";
-import { assertAutomaticRotationConfigurable } from "./rotationRules.js";
+import { assertAutomaticRotationConfigurable } from "../keys/rotationRules.js";
 
 export const disableKeyRotation = defineOperation<
   WithRequired<DisableKeyRotationRequest, "KeyId">,

@@ -1,11 +1,11 @@
 import type { EnableKeyRotationRequest } from "@aws-sdk/client-kms";
-import { DAY_MS } from "../lifecycle/dueDates.js";
-import { updateKey } from "./keyUpdates.js";
+import { DAY_MS } from "../keys/dueDates.js";
+import { updateKey } from "./shared/updateKey.js";
 import { defineOperation, type WithRequired } from "./operation.js";
 import {
   assertAutomaticRotationConfigurable,
   DEFAULT_ROTATION_PERIOD_DAYS,
-} from "./rotationRules.js";
+} from "../keys/rotationRules.js";
 
 /**
  * Turns automatic rotation on (the model bounds RotationPeriodInDays to 90..2560). The first

@@ -1,7 +1,7 @@
 import type { EncryptRequest, EncryptResponse } from "@aws-sdk/client-kms";
-import { checkSealable, sealFor } from "./asymmetricEncryption.js";
+import { checkSealable, seal } from "./shared/encryption.js";
 import { defineOperation, dryRun, type WithRequired } from "./operation.js";
-import { encryptionKey } from "./symmetric.js";
+import { encryptionKey } from "./shared/encryptionKey.js";
 
 export const encrypt = defineOperation<
   WithRequired<EncryptRequest, "KeyId" | "Plaintext">,
@@ -10,7 +10,7 @@ export const encrypt = defineOperation<
   const key = await encryptionKey(ctx, input.KeyId, "Encrypt", input.EncryptionAlgorithm);
   checkSealable(key, input.EncryptionAlgorithm, input.Plaintext, input.EncryptionContext);
   dryRun(input);
-  const sealed = await sealFor(
+  const sealed = await seal(
     ctx,
     key,
     input.EncryptionAlgorithm,

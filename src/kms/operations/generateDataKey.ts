@@ -5,8 +5,10 @@ import type {
   GenerateDataKeyWithoutPlaintextResponse,
 } from "@aws-sdk/client-kms";
 import { kmsError } from "../errors.js";
-import { defineOperation, dryRun, type RequestContext, type WithRequired } from "./operation.js";
-import { encryptionKey, sealSymmetric, unsupportedRecipient } from "./symmetric.js";
+import { defineOperation, dryRun, type WithRequired, unsupportedRecipient } from "./operation.js";
+import type { RequestContext } from "../request.js";
+import { sealSymmetric } from "./shared/symmetricEncryption.js";
+import { encryptionKey } from "./shared/encryptionKey.js";
 
 const DATA_KEY_BYTES = { AES_256: 32, AES_128: 16 } as const;
 

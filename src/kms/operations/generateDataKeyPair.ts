@@ -6,8 +6,10 @@ import type {
 } from "@aws-sdk/client-kms";
 import { asymmetricSpecs, generateAsymmetricKeyPair } from "../crypto/asymmetric.js";
 import { kmsError } from "../errors.js";
-import { defineOperation, dryRun, type RequestContext, type WithRequired } from "./operation.js";
-import { encryptionKey, sealSymmetric, unsupportedRecipient } from "./symmetric.js";
+import { defineOperation, dryRun, type WithRequired, unsupportedRecipient } from "./operation.js";
+import type { RequestContext } from "../request.js";
+import { sealSymmetric } from "./shared/symmetricEncryption.js";
+import { encryptionKey } from "./shared/encryptionKey.js";
 
 /**
  * A fresh key pair: the private key as PKCS#8 DER encrypted under a symmetric key

@@ -1,6 +1,6 @@
 import type { GenerateMacRequest, GenerateMacResponse } from "@aws-sdk/client-kms";
 import { computeMac } from "../crypto/hmac.js";
-import { hmacKeyObject, macKey } from "./macKey.js";
+import { hmacKeyObject, macKey } from "./shared/macKey.js";
 import { defineOperation, dryRun, type WithRequired } from "./operation.js";
 
 export const generateMac = defineOperation<

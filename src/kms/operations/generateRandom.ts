@@ -1,8 +1,7 @@
 import type { GenerateRandomRequest, GenerateRandomResponse } from "@aws-sdk/client-kms";
 import { kmsError } from "../errors.js";
-import { authorizeAction } from "./access.js";
-import { defineOperation } from "./operation.js";
-import { unsupportedRecipient } from "./symmetric.js";
+import { authorizeAction } from "../access/useKey.js";
+import { defineOperation, unsupportedRecipient } from "./operation.js";
 
 export const generateRandom = defineOperation<GenerateRandomRequest, GenerateRandomResponse>(
   async (ctx, input) => {

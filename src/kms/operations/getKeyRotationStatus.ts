@@ -4,7 +4,7 @@ import type {
 } from "@aws-sdk/client-kms";
 import { isSymmetric } from "../keys/keySpecs.js";
 import { originNotValid } from "../keys/keyState.js";
-import { useKey } from "./access.js";
+import { useKey } from "../access/useKey.js";
 import { defineOperation, type WithRequired } from "./operation.js";
 
 /**

@@ -11,10 +11,10 @@ import {
 } from "../crypto/importWrapping.js";
 import { kmsError } from "../errors.js";
 import { assertImportable } from "../keys/keyState.js";
-import { DAY_MS } from "../lifecycle/dueDates.js";
-import { useKey } from "./access.js";
+import { DAY_MS } from "../keys/dueDates.js";
+import { useKey } from "../access/useKey.js";
 import { defineOperation, type WithRequired } from "./operation.js";
-import { importableSpec } from "./importRules.js";
+import { importableSpec } from "../keys/importRules.js";
 
 export const IMPORT_PARAMETERS_VALID_MS = DAY_MS;
 

@@ -3,7 +3,7 @@ import { asymmetricSpecs } from "../crypto/asymmetric.js";
 import { kmsError } from "../errors.js";
 import { keyMetadata } from "../keys/keyMetadata.js";
 import { assertUsable } from "../keys/keyState.js";
-import { useKey } from "./access.js";
+import { useKey } from "../access/useKey.js";
 import { defineOperation, type WithRequired } from "./operation.js";
 
 /** The public key as DER SubjectPublicKeyInfo, with the usage and algorithms AWS returns beside it. */

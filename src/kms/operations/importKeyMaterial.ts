@@ -11,13 +11,14 @@ import {
 } from "../crypto/importWrapping.js";
 import { kmsError } from "../errors.js";
 import { assertImportable } from "../keys/keyState.js";
-import { DAY_MS } from "../lifecycle/dueDates.js";
+import { DAY_MS } from "../keys/dueDates.js";
 import { omit } from "../lifecycle/omit.js";
-import type { KeyRecord } from "../store/keyStore.js";
-import { useKey } from "./access.js";
+import type { KeyRecord } from "../keys/keyRecord.js";
+import { useKey } from "../access/useKey.js";
 import { wrappingKeyContext } from "./getParametersForImport.js";
-import { importableSpec } from "./importRules.js";
-import { defineOperation, type RequestContext, type WithRequired } from "./operation.js";
+import { importableSpec } from "../keys/importRules.js";
+import { defineOperation, type WithRequired } from "./operation.js";
+import type { RequestContext } from "../request.js";
 
 const MAX_VALID_TO_MS = 365 * DAY_MS;
 

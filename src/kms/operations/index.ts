@@ -2,19 +2,27 @@
  * The dispatch table: X-Amz-Target operation name → handler. One line per operation.
  * A Map, so that a caller-supplied name such as `constructor` or `toString` finds nothing.
  */
-import { createAlias, deleteAlias, listAliases, updateAlias } from "./aliases.js";
+import { createAlias } from "./createAlias.js";
+import { deleteAlias } from "./deleteAlias.js";
+import { listAliases } from "./listAliases.js";
+import { updateAlias } from "./updateAlias.js";
 import { createKey } from "./createKey.js";
 import { decrypt } from "./decrypt.js";
 import { describeKey } from "./describeKey.js";
-import { disableKey, enableKey } from "./enableDisableKey.js";
+import { disableKey } from "./disableKey.js";
+import { enableKey } from "./enableKey.js";
 import { encrypt } from "./encrypt.js";
 import { generateDataKey, generateDataKeyWithoutPlaintext } from "./generateDataKey.js";
 import { generateRandom } from "./generateRandom.js";
-import { getKeyPolicy, listKeyPolicies, putKeyPolicy } from "./keyPolicies.js";
+import { getKeyPolicy } from "./getKeyPolicy.js";
+import { listKeyPolicies } from "./listKeyPolicies.js";
+import { putKeyPolicy } from "./putKeyPolicy.js";
 import { listKeys } from "./listKeys.js";
 import type { OperationHandler } from "./operation.js";
 import { reEncrypt } from "./reEncrypt.js";
-import { listResourceTags, tagResource, untagResource } from "./tags.js";
+import { listResourceTags } from "./listResourceTags.js";
+import { tagResource } from "./tagResource.js";
+import { untagResource } from "./untagResource.js";
 import { updateKeyDescription } from "./updateKeyDescription.js";
 import { enableKeyRotation } from "./enableKeyRotation.js";
 import { disableKeyRotation } from "./disableKeyRotation.js";

@@ -1,8 +1,8 @@
 import type { ListGrantsRequest, ListGrantsResponse } from "@aws-sdk/client-kms";
-import { useKey } from "./access.js";
-import { checkGrantId, grantListEntry } from "./grantRules.js";
+import { useKey } from "../access/useKey.js";
+import { checkGrantId, grantListEntry } from "./shared/grantRules.js";
 import { defineOperation, type WithRequired } from "./operation.js";
-import { decodeMarker, pageEnd } from "./pagination.js";
+import { decodeMarker, pageEnd } from "./shared/pagination.js";
 
 export const listGrants = defineOperation<
   WithRequired<ListGrantsRequest, "KeyId">,

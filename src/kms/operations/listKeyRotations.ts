@@ -4,11 +4,11 @@ import type {
   RotationsListEntry,
 } from "@aws-sdk/client-kms";
 import { kmsError } from "../errors.js";
-import type { KeyMaterialRecord, KeyRecord } from "../store/keyStore.js";
-import { useKey } from "./access.js";
+import type { KeyMaterialRecord, KeyRecord } from "../keys/keyRecord.js";
+import { useKey } from "../access/useKey.js";
 import { defineOperation, type WithRequired } from "./operation.js";
-import { decodeMarker, pageEnd } from "./pagination.js";
-import { materialIdOf, symmetricOnly } from "./rotationRules.js";
+import { decodeMarker, pageEnd } from "./shared/pagination.js";
+import { materialIdOf, symmetricOnly } from "../keys/rotationRules.js";
 
 function entry(key: KeyRecord, m: KeyMaterialRecord): RotationsListEntry {
   const imported = key.origin === "EXTERNAL";

@@ -1,7 +1,7 @@
 import type { ListKeysRequest, ListKeysResponse } from "@aws-sdk/client-kms";
-import { authorizeAction } from "./access.js";
+import { authorizeAction } from "../access/useKey.js";
 import { defineOperation } from "./operation.js";
-import { decodeMarker, pageEnd } from "./pagination.js";
+import { decodeMarker, pageEnd } from "./shared/pagination.js";
 
 export const listKeys = defineOperation<ListKeysRequest, ListKeysResponse>(async (ctx, input) => {
   await authorizeAction(ctx);

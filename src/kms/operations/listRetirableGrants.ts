@@ -1,8 +1,8 @@
 import type { ListRetirableGrantsRequest, ListGrantsResponse } from "@aws-sdk/client-kms";
-import { authorizeAction } from "./access.js";
-import { checkPrincipal, grantListEntry } from "./grantRules.js";
+import { authorizeAction } from "../access/useKey.js";
+import { checkPrincipal, grantListEntry } from "./shared/grantRules.js";
 import { defineOperation, type WithRequired } from "./operation.js";
-import { decodeMarker, pageEnd } from "./pagination.js";
+import { decodeMarker, pageEnd } from "./shared/pagination.js";
 
 /** Grants naming a retiring principal, across keys (an account-level action, kms:ListRetirableGrants). */
 export const listRetirableGrants = defineOperation<

@@ -2,32 +2,8 @@
  * The shape of one KMS operation: validate → authorize → act → audit. Input comes
  * already decoded and checked against the service model (see protocol/model.ts).
  */
-import type { KeyService } from "../keyService.js";
 import { kmsError, validationError } from "../errors.js";
-import type { Principal } from "../authz/principal.js";
-
-export interface Caller {
-  /** The IAM-style principal ARN the request was authenticated as. */
-  readonly principal: string;
-  readonly accessKeyId: string;
-  readonly account: string;
-  /** Tags and caller policies of the principal (see authz/principal.ts); no policies = nothing allowed. */
-  readonly identity: Principal;
-}
-
-export interface RequestContext {
-  readonly service: KeyService;
-  readonly caller: Caller;
-  readonly requestId: string;
-  readonly sourceIp: string;
-  readonly secureTransport: boolean;
-  /** The operation name from X-Amz-Target, e.g. "Encrypt". */
-  readonly operation: string;
-  /** Key ARNs the request acted on, for the audit record. */
-  readonly resources: string[];
-  /** The decoded request, for condition keys (encryption context, grant tokens, tags). */
-  readonly input?: Readonly<Record<string, unknown>>;
-}
+import type { RequestContext } from "../request.js";
 
 /** An SDK request type with the members the model marks required made non-optional. */
 export type WithRequired<T, K extends keyof T> = T & { [P in K]-?: NonNullable<T[P]> };
@@ -61,4 +37,14 @@ export function required<T>(value: T | undefined, wireName: string): T {
       `Value null at '${wireName}' failed to satisfy constraint: Member must not be null`,
     ]);
   return value;
+}
+
+/** Recipient (Nitro Enclaves attestation) is refused where AWS accepts it. */
+export function unsupportedRecipient(input: { Recipient?: unknown }): void {
+  if (input.Recipient !== undefined) {
+    throw kmsError(
+      "UnsupportedOperationException",
+      "Recipient (Nitro Enclaves attestation) is not supported by Keyhaven.",
+    );
+  }
 }

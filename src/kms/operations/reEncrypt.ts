@@ -1,7 +1,7 @@
 import type { ReEncryptRequest, ReEncryptResponse } from "@aws-sdk/client-kms";
 import { defineOperation, dryRun, required, type WithRequired } from "./operation.js";
-import { openFor, sealFor } from "./asymmetricEncryption.js";
-import { encryptionKey } from "./symmetric.js";
+import { checkSealable, open, seal } from "./shared/encryption.js";
+import { encryptionKey } from "./shared/encryptionKey.js";
 
 export const reEncrypt = defineOperation<
   WithRequired<ReEncryptRequest, "DestinationKeyId">,
@@ -19,7 +19,7 @@ export const reEncrypt = defineOperation<
     key: source,
     plaintext,
     algorithm,
-  } = await openFor(ctx, {
+  } = await open(ctx, {
     blob,
     context: input.SourceEncryptionContext,
     keyId: input.SourceKeyId,
@@ -29,7 +29,13 @@ export const reEncrypt = defineOperation<
     beforeDecrypt: () => dryRun(input),
   });
   try {
-    const sealed = await sealFor(
+    checkSealable(
+      destination,
+      input.DestinationEncryptionAlgorithm,
+      plaintext,
+      input.DestinationEncryptionContext,
+    );
+    const sealed = await seal(
       ctx,
       destination,
       input.DestinationEncryptionAlgorithm,

@@ -3,8 +3,7 @@ import { decodeGrantToken } from "../authz/grantTokens.js";
 import { principalArns } from "../authz/principal.js";
 import { kmsError } from "../errors.js";
 import { keyIdOf } from "../keys/resolveKey.js";
-import { callerPrincipal } from "./access.js";
-import { checkGrantId } from "./grantRules.js";
+import { checkGrantId } from "./shared/grantRules.js";
 import { defineOperation, dryRun } from "./operation.js";
 
 /**
@@ -37,7 +36,7 @@ export const retireGrant = defineOperation<RetireGrantRequest, object>(async (ct
     throw kmsError("NotFoundException", `Grant ${grantId} does not exist.`);
   const keyArn = ctx.service.keyArn(grant.keyId);
   ctx.resources.push(keyArn);
-  const caller = callerPrincipal(ctx);
+  const caller = ctx.caller.identity;
   const arns = principalArns(caller);
   const allowed =
     (grant.retiringPrincipal !== undefined && arns.includes(grant.retiringPrincipal)) ||

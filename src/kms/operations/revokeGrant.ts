@@ -1,7 +1,7 @@
 import type { RevokeGrantRequest } from "@aws-sdk/client-kms";
 import { kmsError } from "../errors.js";
-import { useKey } from "./access.js";
-import { checkGrantId } from "./grantRules.js";
+import { useKey } from "../access/useKey.js";
+import { checkGrantId } from "./shared/grantRules.js";
 import { defineOperation, dryRun, type WithRequired } from "./operation.js";
 
 /** RevokeGrant: needs kms:RevokeGrant on the key (key policy or caller policy). */

@@ -2,10 +2,10 @@ import type { RotateKeyOnDemandRequest, RotateKeyOnDemandResponse } from "@aws-s
 import { kmsError } from "../errors.js";
 import { assertUsable } from "../keys/keyState.js";
 import { rotateKeyMaterial } from "../lifecycle/actions.js";
-import type { KeyRecord } from "../store/keyStore.js";
-import { useKey } from "./access.js";
+import type { KeyRecord } from "../keys/keyRecord.js";
+import { useKey } from "../access/useKey.js";
 import { defineOperation, type WithRequired } from "./operation.js";
-import { ON_DEMAND_ROTATION_LIMIT, symmetricOnly } from "./rotationRules.js";
+import { ON_DEMAND_ROTATION_LIMIT, symmetricOnly } from "../keys/rotationRules.js";
 
 function assertRotatableOnDemand(key: KeyRecord): void {
   assertUsable(key);

@@ -1,8 +1,8 @@
 import type { ScheduleKeyDeletionRequest, ScheduleKeyDeletionResponse } from "@aws-sdk/client-kms";
 import { validationError } from "../errors.js";
 import { assertNotPendingDeletion } from "../keys/keyState.js";
-import { DAY_MS } from "../lifecycle/dueDates.js";
-import { updateKey } from "./keyUpdates.js";
+import { DAY_MS } from "../keys/dueDates.js";
+import { updateKey } from "./shared/updateKey.js";
 import { defineOperation, type WithRequired } from "./operation.js";
 
 const MIN_WINDOW = 7;

@@ -1,7 +1,7 @@
 import type { SignRequest, SignResponse } from "@aws-sdk/client-kms";
 import { signMessage } from "../crypto/signing.js";
 import { defineOperation, dryRun, type WithRequired } from "./operation.js";
-import { signingKey } from "./signingKey.js";
+import { signingKey } from "./shared/signingKey.js";
 
 export const sign = defineOperation<
   WithRequired<SignRequest, "KeyId" | "Message" | "SigningAlgorithm">,

@@ -1,7 +1,7 @@
 import type { UpdateKeyDescriptionRequest } from "@aws-sdk/client-kms";
 import { assertNotPendingDeletion } from "../keys/keyState.js";
 import { defineOperation, type WithRequired } from "./operation.js";
-import { updateKey } from "./keyUpdates.js";
+import { updateKey } from "./shared/updateKey.js";
 
 export const updateKeyDescription = defineOperation<
   WithRequired<UpdateKeyDescriptionRequest, "KeyId" | "Description">,

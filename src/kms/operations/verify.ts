@@ -2,7 +2,7 @@ import type { VerifyRequest, VerifyResponse } from "@aws-sdk/client-kms";
 import { verifyMessage } from "../crypto/signing.js";
 import { kmsError } from "../errors.js";
 import { defineOperation, dryRun, type WithRequired } from "./operation.js";
-import { signingKey } from "./signingKey.js";
+import { signingKey } from "./shared/signingKey.js";
 
 /** A signature that does not verify is KMSInvalidSignatureException (empty message), never SignatureValid:false. */
 export const verify = defineOperation<

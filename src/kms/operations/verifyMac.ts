@@ -1,7 +1,7 @@
 import type { VerifyMacRequest, VerifyMacResponse } from "@aws-sdk/client-kms";
 import { macMatches } from "../crypto/hmac.js";
 import { kmsError } from "../errors.js";
-import { hmacKeyObject, macKey } from "./macKey.js";
+import { hmacKeyObject, macKey } from "./shared/macKey.js";
 import { defineOperation, dryRun, type WithRequired } from "./operation.js";
 
 /** Compares in constant time; a mismatch is KMSInvalidMacException (empty message), never MacValid:false. */

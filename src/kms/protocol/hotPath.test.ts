@@ -8,7 +8,8 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { KmsError } from "../errors.js";
 import { decodeInput, encodeOutput } from "./model.js";
-import { verifySigV4, type SigningCredential } from "./sigv4.js";
+import type { SigningCredential } from "../identity/signingCredential.js";
+import { verifySigV4 } from "./sigv4.js";
 
 /** The blob check as it was: the pattern alone. */
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;

@@ -12,23 +12,27 @@ import {
 } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
+import { readBody } from "../../http/readBody.js";
 import type { Logger } from "pino";
 import type { Credential } from "../identity/credentialsFile.js";
 import { KmsError, kmsError } from "../errors.js";
 import type { KeyService } from "../keyService.js";
 import type { KeyServiceMetrics } from "../metrics/keyServiceMetrics.js";
 import { operations } from "../operations/index.js";
-import type { RequestContext } from "../operations/operation.js";
+import type { Authorizer, RequestContext } from "../request.js";
 import { decodeInput, encodeOutput, modelledOperations } from "./model.js";
 import { verifySigV4 } from "./sigv4.js";
-import { auditRecord, userIdentity, type AuditCaller } from "../audit/auditRecord.js";
+import {
+  auditRecord,
+  userIdentity,
+  type AuditCaller,
+  type AuditEventInput,
+} from "../audit/auditRecord.js";
 import {
   StsError,
   type SessionCredential,
   type WebIdentityProvider,
 } from "../identity/webIdentity.js";
-import { callerPrincipal } from "../operations/access.js";
-import { principalFromArn } from "../authz/principal.js";
 import {
   assumeRoleRequestParameters,
   assumeRoleResponseElements,
@@ -40,6 +44,8 @@ import {
 
 export interface KmsServerOptions {
   readonly service: KeyService;
+  /** Decides every request's access (access/policyAuthorizer.ts in `serve`). */
+  readonly authorizer: Authorizer;
   /** Finds the credential of an access key id (static, or temporary with its session token). */
   readonly credentials: (accessKeyId: string, sessionToken?: string) => Credential | undefined;
   /** STS AssumeRoleWithWebIdentity; absent = web identity is not configured. */
@@ -53,31 +59,15 @@ export interface KmsServerOptions {
   readonly tls?: { readonly cert: Buffer; readonly key: Buffer };
 }
 
+/** What a request's audit line records beyond what every line shares (see `#audit`). */
+type RequestEvent = Omit<
+  AuditEventInput,
+  "eventId" | "region" | "account" | "sourceIp" | "userAgent"
+>;
+
 const TARGET_PREFIX = "TrentService.";
 const JSON_CONTENT_TYPE = "application/x-amz-json-1.1";
 export const DEFAULT_MAX_BODY_BYTES = 512 * 1024;
-
-class BodyTooLarge extends Error {}
-
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const declared = Number(req.headers["content-length"] ?? 0);
-    if (declared > limit) return reject(new BodyTooLarge());
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on("data", (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        req.removeAllListeners("data");
-        reject(new BodyTooLarge());
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on("end", () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)));
-    req.on("error", reject);
-  });
-}
 
 export class KmsServer {
   readonly server: Server;
@@ -163,18 +153,13 @@ export class KmsServer {
       if (this.#auditFailed) throw auditUnavailable(requestId);
       if (req.method !== "POST" || path !== "/")
         throw kmsError("UnknownOperationException", "Keyhaven serves the KMS API at POST /.");
-      let body: Buffer;
-      try {
-        body = await readBody(req, this.#maxBody);
-      } catch (err) {
-        if (err instanceof BodyTooLarge) {
-          res.setHeader("connection", "close");
-          throw kmsError(
-            "RequestEntityTooLargeException",
-            `Request bodies are limited to ${this.#maxBody} bytes.`,
-          );
-        }
-        throw err;
+      const body = await readBody(req, this.#maxBody);
+      if (body === undefined) {
+        res.setHeader("connection", "close");
+        throw kmsError(
+          "RequestEntityTooLargeException",
+          `Request bodies are limited to ${this.#maxBody} bytes.`,
+        );
       }
       const service = this.#options.service;
       credential = verifySigV4(
@@ -210,6 +195,7 @@ export class KmsServer {
       }
       ctx = {
         service,
+        authorizer: this.#options.authorizer,
         caller: {
           principal: credential.principal,
           accessKeyId: credential.accessKeyId,
@@ -256,35 +242,25 @@ export class KmsServer {
       this.#inFlight--;
     }
     // The audit line is written before the answer leaves; without it, no answer but 500.
-    const service = this.#options.service;
-    const audited = this.#writeAudit(requestId, () =>
-      this.#options.audit.info(
-        {
-          ...auditRecord({
-            requestId,
-            eventId: randomUUID(),
-            eventTime: service.clock.now(),
-            eventSource: "kms.amazonaws.com",
-            eventName: operation ?? "Unknown",
-            region: service.region,
-            account: service.account,
-            sourceIp: req.socket.remoteAddress ?? "",
-            ...(req.headers["user-agent"] !== undefined && {
-              userAgent: req.headers["user-agent"],
-            }),
-            userIdentity: userIdentity(ctx && auditCaller(ctx, credential)),
-            requestParameters: ctx?.input,
-            responseElements: output,
-            resources: ctx?.resources ?? [],
-            ...(errorCode !== undefined && { errorCode, errorMessage: errorMessage ?? "" }),
-          }),
-          operation: operation ?? null,
-          principal: ctx?.caller.principal ?? null,
-          outcome: errorCode === undefined ? "success" : "error",
-          durationMs: Number(process.hrtime.bigint() - started) / 1e6,
-        },
-        "kms request",
-      ),
+    const audited = this.#audit(
+      req,
+      {
+        requestId,
+        eventTime: this.#options.service.clock.now(),
+        eventSource: "kms.amazonaws.com",
+        eventName: operation ?? "Unknown",
+        userIdentity: userIdentity(ctx && auditCaller(ctx, credential)),
+        requestParameters: ctx?.input,
+        responseElements: output,
+        resources: ctx?.resources ?? [],
+        ...(errorCode !== undefined && { errorCode, errorMessage: errorMessage ?? "" }),
+      },
+      {
+        operation: operation ?? null,
+        principal: ctx?.caller.principal ?? null,
+        durationMs: Number(process.hrtime.bigint() - started) / 1e6,
+      },
+      "kms request",
     );
     this.#options.metrics?.request(
       operation,
@@ -294,6 +270,37 @@ export class KmsServer {
     if (audited) return this.#json(res, status, requestId, reply);
     const refused = auditUnavailable(requestId);
     this.#json(res, refused.status, requestId, { __type: refused.code, message: refused.message });
+  }
+
+  /**
+   * The audit line of one request (KMS or STS): the CloudTrail-shaped record, then
+   * `fields` and the outcome for log search. False if it could not be written.
+   */
+  #audit(
+    req: IncomingMessage,
+    event: RequestEvent,
+    fields: Readonly<Record<string, unknown>>,
+    message: string,
+  ): boolean {
+    const service = this.#options.service;
+    const userAgent = req.headers["user-agent"];
+    return this.#writeAudit(event.requestId, () =>
+      this.#options.audit.info(
+        {
+          ...auditRecord({
+            ...event,
+            eventId: randomUUID(),
+            region: service.region,
+            account: service.account,
+            sourceIp: req.socket.remoteAddress ?? "",
+            ...(userAgent !== undefined && { userAgent }),
+          }),
+          ...fields,
+          outcome: event.errorCode === undefined ? "success" : "error",
+        },
+        message,
+      ),
+    );
   }
 
   /**
@@ -334,14 +341,9 @@ export class KmsServer {
     let reply: string;
     try {
       if (this.#auditFailed) throw stsAuditUnavailable(requestId);
-      let body: Buffer;
-      try {
-        body = await readBody(req, this.#maxBody);
-      } catch (err) {
-        if (err instanceof BodyTooLarge)
-          throw new StsError("RequestEntityTooLarge", "The request body is too large.", 413);
-        throw err;
-      }
+      const body = await readBody(req, this.#maxBody);
+      if (body === undefined)
+        throw new StsError("RequestEntityTooLarge", "The request body is too large.", 413);
       const params = new URLSearchParams(body.toString("utf8"));
       action = params.get("Action") ?? "Unknown";
       if (action === "AssumeRoleWithWebIdentity") {
@@ -416,32 +418,21 @@ export class KmsServer {
     } finally {
       this.#inFlight--;
     }
-    const audited = this.#writeAudit(requestId, () =>
-      this.#options.audit.info(
-        {
-          ...auditRecord({
-            requestId,
-            eventId: randomUUID(),
-            eventTime: now,
-            eventSource: "sts.amazonaws.com",
-            eventName: action,
-            region: service.region,
-            account: service.account,
-            sourceIp: req.socket.remoteAddress ?? "",
-            ...(req.headers["user-agent"] !== undefined && {
-              userAgent: req.headers["user-agent"],
-            }),
-            userIdentity: identity,
-            requestParameters,
-            responseElements,
-            resources,
-            ...(errorCode !== undefined && { errorCode, errorMessage: errorMessage ?? "" }),
-          }),
-          operation: action,
-          outcome: errorCode === undefined ? "success" : "error",
-        },
-        "sts request",
-      ),
+    const audited = this.#audit(
+      req,
+      {
+        requestId,
+        eventTime: now,
+        eventSource: "sts.amazonaws.com",
+        eventName: action,
+        userIdentity: identity,
+        requestParameters,
+        responseElements,
+        resources,
+        ...(errorCode !== undefined && { errorCode, errorMessage: errorMessage ?? "" }),
+      },
+      { operation: action },
+      "sts request",
     );
     this.#options.metrics?.sts(action, audited ? errorCode : "InternalFailure");
     if (audited) return this.#xml(res, status, requestId, reply);
@@ -520,7 +511,7 @@ function stsAuditUnavailable(requestId: string): StsError {
 function auditCallerOf(credential: Credential): AuditCaller {
   const session = (credential as Partial<SessionCredential>).session;
   return {
-    principal: credential.identity ?? principalFromArn(credential.principal),
+    principal: credential.identity,
     accessKeyId: credential.accessKeyId,
     ...(session && { session }),
   };
@@ -529,7 +520,7 @@ function auditCallerOf(credential: Credential): AuditCaller {
 function auditCaller(ctx: RequestContext, credential: Credential | undefined): AuditCaller {
   const session = (credential as Partial<SessionCredential> | undefined)?.session;
   return {
-    principal: callerPrincipal(ctx),
+    principal: ctx.caller.identity,
     accessKeyId: ctx.caller.accessKeyId,
     ...(session && { session }),
   };

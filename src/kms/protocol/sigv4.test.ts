@@ -3,7 +3,8 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { Sha256 } from "../../../test/support/sha256.js";
 import { KmsError } from "../errors.js";
-import { verifySigV4, type SignedRequest, type SigningCredential } from "./sigv4.js";
+import type { SigningCredential } from "../identity/signingCredential.js";
+import { verifySigV4, type SignedRequest } from "./sigv4.js";
 
 const SIGNED_AT = new Date("2026-11-28T12:00:00Z");
 const STATIC: SigningCredential = {

@@ -7,14 +7,7 @@
  */
 import { createHash, createHmac, hash, timingSafeEqual } from "node:crypto";
 import { KmsError } from "../errors.js";
-
-export interface SigningCredential {
-  readonly accessKeyId: string;
-  readonly secretAccessKey: string;
-  /** Present for temporary credentials; the request must carry the same X-Amz-Security-Token. */
-  readonly sessionToken?: string;
-  readonly expiration?: Date;
-}
+import type { SigningCredential } from "../identity/signingCredential.js";
 
 export interface SignedRequest {
   readonly method: string;

@@ -3,7 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
-import { StoreConflictError, type KeyMaterialRecord, type KeyRecord } from "./keyStore.js";
+import { StoreConflictError } from "./keyStore.js";
+import type { KeyMaterialRecord, KeyRecord } from "../keys/keyRecord.js";
 import { SqliteKeyStore } from "./sqliteKeyStore.js";
 
 const open: SqliteKeyStore[] = [];

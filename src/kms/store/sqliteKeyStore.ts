@@ -6,18 +6,17 @@
  */
 import { closeSync, openSync } from "node:fs";
 import Database from "better-sqlite3";
-import { nextDueAt } from "../lifecycle/dueDates.js";
+import { nextDueAt } from "../keys/dueDates.js";
 import {
   StoreConflictError,
   type AliasRecord,
   type GrantRecord,
   type ImportParametersRecord,
-  type KeyMaterialRecord,
   type KeyCount,
-  type KeyRecord,
   type KeyStore,
   type Page,
 } from "./keyStore.js";
+import type { KeyMaterialRecord, KeyRecord } from "../keys/keyRecord.js";
 import { GRANTS_MIGRATION, SqliteGrants } from "./sqliteGrants.js";
 
 /** Schema migrations, applied in order; PRAGMA user_version records how many ran. */
@@ -36,7 +35,7 @@ const MIGRATIONS: readonly string[] = [
      created_at INTEGER NOT NULL,
      updated_at INTEGER NOT NULL) STRICT;
    CREATE INDEX aliases_by_target ON aliases(target_key_id, name);`,
-  // Key lifecycle: each key's next due date (see lifecycle/dueDates.ts), how each material
+  // Key lifecycle: each key's next due date (see keys/dueDates.ts), how each material
   // version came to be, and the wrapping keys of GetParametersForImport.
   `ALTER TABLE keys ADD COLUMN due_at INTEGER;
    CREATE INDEX keys_by_due_at ON keys(due_at) WHERE due_at IS NOT NULL;

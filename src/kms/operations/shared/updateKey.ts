@@ -1,8 +1,8 @@
 /** Read-modify-write of a key named by id or ARN (management operations take no aliases). */
-import { kmsError } from "../errors.js";
-import type { KeyRecord } from "../store/keyStore.js";
-import { useKey } from "./access.js";
-import type { RequestContext } from "./operation.js";
+import { kmsError } from "../../errors.js";
+import type { KeyRecord } from "../../keys/keyRecord.js";
+import { useKey } from "../../access/useKey.js";
+import type { RequestContext } from "../../request.js";
 
 export async function updateKey(
   ctx: RequestContext,

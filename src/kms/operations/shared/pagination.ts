@@ -1,5 +1,5 @@
 /** Opaque pagination markers: the position after the last item returned, base64url-encoded. */
-import { kmsError } from "../errors.js";
+import { kmsError } from "../../errors.js";
 
 export const encodeMarker = (position: string): string =>
   Buffer.from(position, "utf8").toString("base64url");

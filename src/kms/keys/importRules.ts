@@ -1,7 +1,7 @@
 /** Shared rules of the import operations. */
 import { importableKeySpec } from "../crypto/importWrapping.js";
 import { kmsError } from "../errors.js";
-import type { KeyRecord } from "../store/keyStore.js";
+import type { KeyRecord } from "./keyRecord.js";
 
 /** Symmetric, HMAC, RSA and ECC keys take imported material; nothing else exists here. */
 export function importableSpec(key: KeyRecord): void {

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import type { KeyRecord, KeyState } from "../store/keyStore.js";
+import type { KeyRecord, KeyState } from "./keyRecord.js";
 import { deletionDue, materialExpired, nextDueAt, rotationDue } from "./dueDates.js";
 
 const base: KeyRecord = {

@@ -1,11 +1,11 @@
 /** Shared checks of GenerateMac and VerifyMac. */
 import type { KeyObject } from "node:crypto";
-import { hmacSpecs, type HmacSpec } from "../crypto/hmac.js";
-import { kmsError } from "../errors.js";
-import { assertKeyUsage, assertUsable } from "../keys/keyState.js";
-import type { KeyRecord } from "../store/keyStore.js";
-import { useKey } from "./access.js";
-import type { RequestContext } from "./operation.js";
+import { hmacSpecs, type HmacSpec } from "../../crypto/hmac.js";
+import { kmsError } from "../../errors.js";
+import { assertKeyUsage, assertUsable } from "../../keys/keyState.js";
+import type { KeyRecord } from "../../keys/keyRecord.js";
+import { useKey } from "../../access/useKey.js";
+import type { RequestContext } from "../../request.js";
 
 export interface MacKey {
   readonly key: KeyRecord;

@@ -1,11 +1,12 @@
 /** Shared rules of the grant operations: AWS's checks on grantees, operations and constraints. */
 import type { GrantListEntry } from "@aws-sdk/client-kms";
-import { canonicalContext } from "../authz/encryptionContext.js";
-import { CONTEXT_OPERATIONS, type GrantConstraints } from "../authz/grants.js";
-import { LIMITS } from "../limits.js";
-import { kmsError } from "../errors.js";
-import type { GrantRecord, KeyRecord } from "../store/keyStore.js";
-import type { RequestContext } from "./operation.js";
+import { canonicalContext } from "../../authz/encryptionContext.js";
+import { CONTEXT_OPERATIONS, type GrantConstraints } from "../../authz/grants.js";
+import { LIMITS } from "../../limits.js";
+import { kmsError } from "../../errors.js";
+import type { GrantRecord } from "../../store/keyStore.js";
+import type { KeyRecord } from "../../keys/keyRecord.js";
+import type { RequestContext } from "../../request.js";
 
 const PRINCIPAL = /^arn:aws:(iam|sts)::\d{12}:(root|[\w+=,.@/:-]+)$/;
 

@@ -11,7 +11,7 @@
  * Stores keep this date with each record (an indexed column in sqlite), so the
  * lifecycle loop finds due keys, and the next time to wake, without a scan.
  */
-import type { KeyRecord } from "../store/keyStore.js";
+import type { KeyRecord } from "./keyRecord.js";
 
 export const DAY_MS = 24 * 60 * 60 * 1000;
 

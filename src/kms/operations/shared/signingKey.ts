@@ -5,13 +5,13 @@ import {
   ED25519PH_SUPPORTED,
   signingAlgorithms,
   type SigningAlgorithmInfo,
-} from "../crypto/signing.js";
-import { kmsError } from "../errors.js";
-import { assertKeyUsage, assertUsable } from "../keys/keyState.js";
-import { keySpecs } from "../keys/keySpecs.js";
-import type { KeyRecord } from "../store/keyStore.js";
-import { useKey } from "./access.js";
-import type { RequestContext } from "./operation.js";
+} from "../../crypto/signing.js";
+import { kmsError } from "../../errors.js";
+import { assertKeyUsage, assertUsable } from "../../keys/keyState.js";
+import { keySpecs } from "../../keys/keySpecs.js";
+import type { KeyRecord } from "../../keys/keyRecord.js";
+import { useKey } from "../../access/useKey.js";
+import type { RequestContext } from "../../request.js";
 
 export interface SigningRequest {
   readonly KeyId: string;

@@ -1,9 +1,9 @@
 /** Shared rules of the rotation operations: which keys rotate, and AWS's errors for the rest. */
 import { createHash } from "node:crypto";
 import { kmsError } from "../errors.js";
-import { isSymmetric } from "../keys/keySpecs.js";
-import { assertNotPendingDeletion, originNotValid } from "../keys/keyState.js";
-import type { KeyMaterialRecord, KeyRecord } from "../store/keyStore.js";
+import { isSymmetric } from "./keySpecs.js";
+import { assertNotPendingDeletion, originNotValid } from "./keyState.js";
+import type { KeyMaterialRecord, KeyRecord } from "./keyRecord.js";
 
 /** AWS's quota of RotateKeyOnDemand calls per key (developer guide, "Perform on-demand key rotation"). */
 export const ON_DEMAND_ROTATION_LIMIT = 25;

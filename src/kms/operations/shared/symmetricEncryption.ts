@@ -1,48 +1,19 @@
-/** Shared steps of the symmetric encryption operations (Encrypt, Decrypt, ReEncrypt, GenerateDataKey*). */
+/** Symmetric encryption (Encrypt, Decrypt, ReEncrypt, GenerateDataKey*): AES-GCM under the key's material, in Keyhaven's ciphertext format. */
 import type { EncryptionAlgorithmSpec } from "@aws-sdk/client-kms";
+import { checkAlgorithm } from "./encryptionKey.js";
 import {
   openCiphertext,
   readCiphertextHeader,
   sealCiphertext,
   CiphertextFormatError,
-} from "../crypto/ciphertext.js";
-import type { EncryptionContext } from "../crypto/encryptionContext.js";
-import { kmsError } from "../errors.js";
-import { assertKeyUsage, assertMaterialCurrent, assertUsable } from "../keys/keyState.js";
-import { resolveKey } from "../keys/resolveKey.js";
-import { authorizeKey, useKey } from "./access.js";
-import { keySpecs } from "../keys/keySpecs.js";
-import type { KeyRecord } from "../store/keyStore.js";
-import type { RequestContext } from "./operation.js";
-
-const SYMMETRIC_DEFAULT = "SYMMETRIC_DEFAULT";
-
-/** Resolves a key that must be Enabled and able to encrypt, and checks the requested algorithm. */
-export async function encryptionKey(
-  ctx: RequestContext,
-  keyId: string,
-  operation: string,
-  algorithm: EncryptionAlgorithmSpec | undefined,
-  action?: string,
-): Promise<KeyRecord> {
-  const key = await useKey(ctx, keyId, { aliases: true, ...(action !== undefined && { action }) });
-  assertUsable(key);
-  assertMaterialCurrent(key, ctx.service.clock.now().getTime());
-  assertKeyUsage(key, "ENCRYPT_DECRYPT", operation);
-  checkAlgorithm(key, algorithm);
-  return key;
-}
-
-/** The algorithm (SYMMETRIC_DEFAULT when omitted) must be one the key spec lists; RSA keys take RSAES_OAEP_*. */
-export function checkAlgorithm(key: KeyRecord, algorithm: string | undefined): void {
-  const requested = algorithm ?? SYMMETRIC_DEFAULT;
-  if (!(keySpecs[key.keySpec]?.encryptionAlgorithms ?? []).includes(requested)) {
-    throw kmsError(
-      "InvalidKeyUsageException",
-      `Algorithm ${requested} is incompatible with key spec ${key.keySpec}.`,
-    );
-  }
-}
+} from "../../crypto/ciphertext.js";
+import type { EncryptionContext } from "../../crypto/encryptionContext.js";
+import { kmsError } from "../../errors.js";
+import { assertKeyUsage, assertMaterialCurrent, assertUsable } from "../../keys/keyState.js";
+import { resolveKey } from "../../keys/resolveKey.js";
+import { authorizeKey } from "../../access/useKey.js";
+import type { KeyRecord } from "../../keys/keyRecord.js";
+import type { RequestContext } from "../../request.js";
 
 /** Encrypts under the key's current material version. */
 export async function sealSymmetric(
@@ -130,13 +101,4 @@ export async function openSymmetric(
   const plaintext = openCiphertext(material, options.blob, options.context);
   if (!plaintext) throw kmsError("InvalidCiphertextException");
   return { key, plaintext };
-}
-
-export function unsupportedRecipient(input: { Recipient?: unknown }): void {
-  if (input.Recipient !== undefined) {
-    throw kmsError(
-      "UnsupportedOperationException",
-      "Recipient (Nitro Enclaves attestation) is not supported by Keyhaven.",
-    );
-  }
 }
