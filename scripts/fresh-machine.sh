@@ -13,6 +13,10 @@
 #   - python3, make and g++ (Debian) and an npmrc with `nodedir` pointing at those headers:
 #     no prebuilt better-sqlite3 can be downloaded here, so node-gyp builds it;
 #   - the host's CA bundle as npm's `cafile` (outbound TLS here may pass through a proxy).
+# KEYHAVEN_FRESH_PYTHON=PREFIX adds one more thing, read-only at the same path and first
+# on PATH: a Python with pip's awscli and boto3, as the image of this kind of machine has
+# (/root/.pyenv/versions/3.11.7). Debian bookworm's own are too old to read
+# AWS_ENDPOINT_URL_KMS, and without them the prerequisites step stops and says so.
 # shared/ (the kube-up control plane) is bind-mounted read-only beside the clone, as CI
 # lays it. The transcript goes to KEYHAVEN_FRESH_WORK/transcript-COMMIT.log; the last
 # lines printed are its summary. Exit status: that of `npm ci && npm test`.
@@ -107,6 +111,15 @@ mount --make-rslave "$root/dev"
 mkdir -p "$root/root/src/shared"
 mount --bind "$shared" "$root/root/src/shared"
 mount -o remount,bind,ro "$root/root/src/shared"
+path=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+python=${KEYHAVEN_FRESH_PYTHON:-}
+if [ -n "$python" ]; then
+  [ -x "$python/bin/aws" ] || { echo "fresh-machine: no $python/bin/aws" >&2; exit 2; }
+  mkdir -p "$root$python"
+  mount --bind "$python" "$root$python"
+  mount -o remount,bind,ro "$root$python"
+  path=$python/bin:$path
+fi
 
 step "Node $node_version and npm $npm_version (official binaries from the npm registry)"
 mkdir -p "$root/usr/local/lib/node_modules/npm"
@@ -120,8 +133,7 @@ cp "$(npm config get cafile 2>/dev/null | grep -v '^null$' || echo /etc/ssl/cert
 printf 'cafile=/etc/host-ca.crt\nnodedir=/usr/local\n' >"$root/root/.npmrc"
 
 in_chroot() {
-  chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 CI=true \
-    PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@"
+  chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 CI=true PATH="$path" "$@"
 }
 step "python3, make and g++ for node-gyp"
 in_chroot bash -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 make g++ >/dev/null'
@@ -132,7 +144,7 @@ git -C "$root/root/src/keyhaven" checkout -q --detach "$commit"
 
 step "npm ci && npm test (transcript: $transcript)"
 {
-  echo "# fresh-machine: keyhaven ${commit} on Debian bookworm (chroot), Node $node_version, npm $npm_version"
+  echo "# fresh-machine: keyhaven ${commit} on Debian bookworm (chroot), Node $node_version, npm $npm_version${python:+, $python first on PATH}"
   echo "# $(date -u +%FT%TZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$transcript"
 test_started=$SECONDS
