@@ -30,6 +30,10 @@ check_all() {
   need softhsm2 command -v softhsm2-util
   need p11-kit command -v p11-kit
   need p11-kit-modules has_file /usr/lib/*/pkcs11/p11-kit-client.so /usr/lib/pkcs11/p11-kit-client.so
+  # node-gyp, for the Node 24 smoke test's better-sqlite3 (test/support/node24.ts)
+  need python3 command -v python3
+  need make command -v make
+  need g++ command -v g++
 }
 
 check_all
@@ -56,6 +60,25 @@ fi
 shared=${KEYHAVEN_SHARED:-../shared}
 if [ ! -x "$shared/kubernetes/kube-up" ] || [ ! -x "$shared/kubernetes/kube-apiserver" ]; then
   echo "test prerequisites: $shared/kubernetes/kube-up and kube-apiserver are missing: put shared/ beside the checkout or set KEYHAVEN_SHARED" >&2
+  exit 1
+fi
+# The suites point the aws CLI and boto3 at the key service with AWS_ENDPOINT_URL_KMS, as
+# a user does. Clients older than that setting (AWS CLI 1.29 / 2.13, botocore 1.31, July
+# 2023) ignore it and call AWS itself: Debian bookworm's awscli (2.9) and python3-boto3
+# (botocore 1.29) are such, and no Debian package of bookworm is newer.
+aws_version=$(aws --version 2>&1 | sed -n 's#^aws-cli/\([0-9.]*\).*#\1#p')
+botocore_version=$(python3 -c 'import botocore; print(botocore.__version__)' 2>/dev/null || true)
+at_least() { printf '%s\n%s\n' "$2" "$1" | sort -V -C; } # at_least VERSION MINIMUM
+old_clients=()
+case $aws_version in
+  1.*) at_least "$aws_version" 1.29.0 || old_clients+=("aws-cli/$aws_version (needs 1.29 or later)") ;;
+  *) at_least "$aws_version" 2.13.0 || old_clients+=("aws-cli/${aws_version:-unknown} (needs 2.13 or later)") ;;
+esac
+at_least "$botocore_version" 1.31.0 || old_clients+=("boto3 with botocore ${botocore_version:-unknown} (needs 1.31 or later)")
+if ((${#old_clients[@]})); then
+  echo "test prerequisites: these AWS clients ignore AWS_ENDPOINT_URL_KMS, so tests would reach AWS itself:" >&2
+  printf '  %s\n' "${old_clients[@]}" >&2
+  echo "  Install newer ones first on PATH (pip install awscli boto3), then run npm test again." >&2
   exit 1
 fi
 echo "test prerequisites: all present"

@@ -25,7 +25,7 @@ it("names every missing package in one apt-get line and exits 1 before any test"
   expect(result.code).toBe(1);
   // p11-kit-modules is found by its library file, which this machine has.
   expect(result.stderr).toMatch(
-    /sudo apt-get install -y --no-install-recommends openssl curl etcd-server awscli python3-boto3 unzip softhsm2 p11-kit( p11-kit-modules)?\n/,
+    /sudo apt-get install -y --no-install-recommends openssl curl etcd-server awscli python3-boto3 unzip softhsm2 p11-kit( p11-kit-modules)? python3 make g\+\+\n/,
   );
 });
 

@@ -18,7 +18,13 @@ import {
   type KubeObject,
 } from "../../src/api/v1alpha1/types.js";
 import type { ControlPlane } from "../support/kubeUp.js";
-import { MAIN_JS, REPO_ROOT, tempDir, type ServerHandle } from "../support/server.js";
+import {
+  BUILT_PROGRAM,
+  REPO_ROOT,
+  tempDir,
+  type Program,
+  type ServerHandle,
+} from "../support/server.js";
 import { eventually } from "./drive.js";
 
 const CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
@@ -244,8 +250,9 @@ export function kmsEnvironment(
 export async function startControllerProgram(
   args: readonly string[],
   env: NodeJS.ProcessEnv,
+  program: Program = BUILT_PROGRAM,
 ): Promise<ControllerProgram> {
-  const child = spawn(process.execPath, [MAIN_JS, "controller", ...args], {
+  const child = spawn(program.node, [program.main, "controller", ...args], {
     env,
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -38,6 +38,13 @@ import { startKeyService, type RunningKeyService } from "../../src/cmd/serve.js"
 export const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));
 export const MAIN_JS = join(REPO_ROOT, "dist", "src", "main.js");
 
+/** How the built program is run: which Node, which main.js (test/support/node24.ts: others). */
+export interface Program {
+  readonly node: string;
+  readonly main: string;
+}
+export const BUILT_PROGRAM: Program = { node: process.execPath, main: MAIN_JS };
+
 export interface TestCredential {
   readonly accessKeyId: string;
   readonly secretAccessKey: string;
@@ -94,6 +101,8 @@ export interface SpawnOptions {
   readonly timeoutMs?: number;
   /** Run the server under this umask (e.g. 0 to show that file modes do not depend on it). */
   readonly umask?: number;
+  /** Another Node or build of the program (the Node 24 smoke test). */
+  readonly program?: Program;
 }
 
 export interface SpawnedServer extends ServerHandle {
@@ -120,8 +129,9 @@ export async function spawnServer(options: SpawnOptions = {}): Promise<SpawnedSe
   const creds = options.firstStart
     ? undefined
     : (options.credentials ?? writeCredentialsFile(dataDir, account));
+  const program = options.program ?? BUILT_PROGRAM;
   const args = [
-    MAIN_JS,
+    program.main,
     "serve",
     "--data",
     dataDir,
@@ -137,10 +147,10 @@ export async function spawnServer(options: SpawnOptions = {}): Promise<SpawnedSe
   // A clean environment: no KEYHAVEN_* or AWS_* leaking in from the developer's shell.
   const [command, argv] =
     options.umask === undefined
-      ? [process.execPath, args]
+      ? [program.node, args]
       : [
           "/bin/sh",
-          ["-c", `umask ${options.umask.toString(8)} && exec "$0" "$@"`, process.execPath, ...args],
+          ["-c", `umask ${options.umask.toString(8)} && exec "$0" "$@"`, program.node, ...args],
         ];
   const child = spawn(command, argv, {
     cwd: tmpdir(),
