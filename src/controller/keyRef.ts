@@ -1,7 +1,8 @@
 /**
  * The key a KmsAlias or KmsGrant is about, named one of two ways: a reference to a
  * KmsKey in its namespace (read from the cache: no KMS call), or a key id, ARN or
- * alias that the key service resolves.
+ * alias that the key service resolves. An object waiting on a KmsKey is woken by it
+ * (keyRefWatch), not by polling.
  */
 import { DescribeKeyCommand } from "@aws-sdk/client-kms";
 import { keyRefOf } from "../api/v1alpha1/defaults.js";
@@ -9,6 +10,7 @@ import type { KmsAlias, KmsGrant } from "../api/v1alpha1/types.js";
 import { splitKey, type ReconcileContext } from "./context.js";
 import { isKmsError } from "./kms.js";
 import { TerminalError } from "./runtime/controller.js";
+import type { Watch } from "./runtime/watches.js";
 
 export interface ResolvedKey {
   readonly keyId: string;
@@ -43,3 +45,15 @@ export async function resolveKeyRef(
     throw err;
   }
 }
+
+/**
+ * What wakes a KmsAlias or KmsGrant: the KmsKey it refers to appearing, going, getting
+ * its key (status.arn) or being deleted — what resolveKeyRef reads.
+ */
+export const keyRefWatch: Watch<"KmsAlias" | "KmsGrant", "KmsKey"> = {
+  source: "KmsKey",
+  indexBy: keyRefOf,
+  changed: (key, old) =>
+    key.status?.arn !== old.status?.arn ||
+    key.metadata.deletionTimestamp !== old.metadata.deletionTimestamp,
+};

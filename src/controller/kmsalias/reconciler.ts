@@ -24,7 +24,7 @@ import {
   writeStatus,
   type ReconcileContext,
 } from "../context.js";
-import { resolveKeyRef } from "../keyRef.js";
+import { keyRefWatch, resolveKeyRef } from "../keyRef.js";
 import { isKmsError } from "../kms.js";
 import type { Result } from "../runtime/controller.js";
 import { decideAlias } from "./decide.js";
@@ -33,6 +33,9 @@ import { decideAlias } from "./decide.js";
 const WAIT_MS = 60_000;
 
 export class KmsAliasReconciler {
+  /** Besides its own objects: the KmsKey each refers to. */
+  static readonly watches = [keyRefWatch];
+
   constructor(readonly ctx: ReconcileContext) {}
 
   readonly reconcile = (key: string): Promise<Result> =>

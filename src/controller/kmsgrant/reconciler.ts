@@ -22,7 +22,7 @@ import {
   writeStatus,
   type ReconcileContext,
 } from "../context.js";
-import { resolveKeyRef } from "../keyRef.js";
+import { keyRefWatch, resolveKeyRef } from "../keyRef.js";
 import { isKmsError } from "../kms.js";
 import type { Result } from "../runtime/controller.js";
 import { fingerprint, grantName, grantParameters, type GrantParameters } from "./decide.js";
@@ -30,6 +30,9 @@ import { fingerprint, grantName, grantParameters, type GrantParameters } from ".
 const WAIT_MS = 60_000;
 
 export class KmsGrantReconciler {
+  /** Besides its own objects: the KmsKey each refers to. */
+  static readonly watches = [keyRefWatch];
+
   constructor(readonly ctx: ReconcileContext) {}
 
   readonly reconcile = (key: string): Promise<Result> =>

@@ -38,6 +38,7 @@ import {
 } from "../context.js";
 import { isKmsError, kmsErrorName } from "../kms.js";
 import { TerminalError, type Result } from "../runtime/controller.js";
+import type { Watch } from "../runtime/watches.js";
 import { KeyAdoptionIndex } from "./adoption.js";
 import {
   desiredTags,
@@ -51,6 +52,9 @@ import {
 import { keyFailedStatus, keyGoneStatus, keyStatus } from "./status.js";
 
 export class KmsKeyReconciler {
+  /** Only its own objects (and their timers) wake it. */
+  static readonly watches: readonly Watch<"KmsKey">[] = [];
+
   readonly adoption: KeyAdoptionIndex;
   constructor(readonly ctx: ReconcileContext) {
     this.adoption = new KeyAdoptionIndex(ctx.kms);
