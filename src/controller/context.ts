@@ -2,7 +2,13 @@
 import { canonicalJson } from "./canonicalJson.js";
 import type { KMSClient } from "@aws-sdk/client-kms";
 import type { Logger } from "pino";
-import { FINALIZER, type KindName, type ObjectsByKind } from "../api/v1alpha1/types.js";
+import { setConditions, type ConditionInput } from "../api/v1alpha1/conditions.js";
+import {
+  FINALIZER,
+  type Condition,
+  type KindName,
+  type ObjectsByKind,
+} from "../api/v1alpha1/types.js";
 import type { EventInput, ResourceClient } from "../kube/cluster.js";
 import type { Clock } from "../time.js";
 import { errorMessage, isSpecError, kmsErrorName } from "./kms.js";
@@ -48,18 +54,24 @@ export async function readObject<K extends KindName>(
   return ctx.reader.read(kind, namespace, name);
 }
 
-export interface ReconcileSteps<T> {
+/** Why a reconcile failed, as status and the Event show it. */
+export interface Failure {
+  readonly reason: string;
+  readonly message: string;
+}
+
+export interface ReconcileSteps<T extends ObjectsByKind[KindName]> {
   sync(obj: T): Promise<Result>;
   finalize(obj: T): Promise<Result>;
-  /** Records Ready=False (and whatever else the kind shows) with the failure's reason. */
-  failed(key: string, reason: string, message: string): Promise<void>;
+  /** The status that records a failure (pure): Ready=False and whatever else the kind shows. */
+  readonly failedStatus: (obj: T, failure: Failure, now: Date) => NonNullable<T["status"]>;
 }
 
 /**
  * The shape every reconciler shares: read the object as it is now (level-triggered),
- * finalize it if it is being deleted, else sync it; on failure record the reason in
- * status before the error goes back to the queue, a spec error as terminal (retrying
- * will not help until the object changes).
+ * finalize it if it is being deleted, else sync it. A failure takes one path for every
+ * kind: recorded in status and as a Warning Event, then back to the queue, a spec
+ * error as terminal (retrying will not help until the object changes).
  */
 export async function reconcileObject<K extends KindName>(
   ctx: ReconcileContext,
@@ -72,13 +84,68 @@ export async function reconcileObject<K extends KindName>(
   try {
     return obj.metadata.deletionTimestamp ? await steps.finalize(obj) : await steps.sync(obj);
   } catch (err) {
-    const reason =
-      err instanceof TerminalError ? err.reason : (kmsErrorName(err) ?? "KeyServiceUnavailable");
-    await steps.failed(key, reason, errorMessage(err));
-    if (isSpecError(err)) throw new TerminalError(reason, errorMessage(err));
+    const failure: Failure = {
+      reason:
+        err instanceof TerminalError ? err.reason : (kmsErrorName(err) ?? "KeyServiceUnavailable"),
+      message: errorMessage(err),
+    };
+    await recordFailure(ctx, kind, key, failure, steps.failedStatus);
+    if (isSpecError(err)) throw new TerminalError(failure.reason, failure.message);
     throw err;
   }
 }
+
+/**
+ * Puts a failure on the object so `kubectl get` and `kubectl describe` show it: the
+ * status from `failedStatus`, and a Warning Event when that status is news (a retry
+ * failing the same way again records nothing more). Never throws: the reconcile's own
+ * error is what goes back to the queue.
+ */
+async function recordFailure<K extends KindName>(
+  ctx: ReconcileContext,
+  kind: K,
+  key: string,
+  failure: Failure,
+  failedStatus: ReconcileSteps<ObjectsByKind[K]>["failedStatus"],
+): Promise<void> {
+  try {
+    const obj = await readObject(ctx, kind, key);
+    if (!obj) return;
+    const status = failedStatus(obj, failure, ctx.timers.now());
+    if (canonicalJson(obj.status ?? {}) === canonicalJson(status)) return;
+    await writeStatus(ctx, kind, obj, status);
+    await recordEvent(ctx, obj, { type: "Warning", ...failure });
+  } catch (err) {
+    ctx.logger?.warn({ key, err: errorMessage(err) }, "could not record a failure in status");
+  }
+}
+
+/**
+ * `status` with `fields` replaced and `conditions` merged in, at the object's
+ * generation (KmsAlias and KmsGrant, whose status is their conditions and a few ids).
+ */
+export function conditionedStatus<
+  S extends { observedGeneration?: number; conditions?: Condition[] },
+>(
+  obj: { metadata: { generation: number }; status?: S },
+  fields: Partial<S>,
+  conditions: readonly ConditionInput[],
+  now: Date,
+): S {
+  return {
+    ...obj.status,
+    ...fields,
+    observedGeneration: obj.metadata.generation,
+    conditions: setConditions(obj.status?.conditions, conditions, obj.metadata.generation, now),
+  } as S;
+}
+
+/** The failure status of a kind whose only condition is Ready. */
+export const notReadyStatus = <S extends { observedGeneration?: number; conditions?: Condition[] }>(
+  obj: { metadata: { generation: number }; status?: S },
+  failure: Failure,
+  now: Date,
+): S => conditionedStatus(obj, {}, [{ type: "Ready", status: "False", ...failure }], now);
 
 export function splitKey(key: string): [string, string] {
   const i = key.indexOf("/");

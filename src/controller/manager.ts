@@ -2,12 +2,12 @@
  * Wires the operator together: one informer per kind (started at once, so caches
  * are warm), and — only while this replica leads — one controller per kind fed by
  * the informers. Status-only updates do not re-trigger a reconcile (the generation
- * did not change); a KmsKey change also wakes the aliases and grants that refer to
- * it. Losing the lease stops every reconcile at once and ends run() with "lost".
+ * did not change). Each reconciler declares what else wakes it (its `watches`: the
+ * aliases and grants that refer to a KmsKey, through an index kept by the informers).
+ * Losing the lease stops every reconcile at once and ends run() with "lost".
  */
 import type { KMSClient } from "@aws-sdk/client-kms";
 import type { Logger } from "pino";
-import { keyRefOf } from "../api/v1alpha1/defaults.js";
 import {
   FINALIZER,
   type KindName,
@@ -24,6 +24,7 @@ import { Controller, type ReconcileFn, type Result } from "./runtime/controller.
 import { LeaderElector } from "./runtime/leaderElection.js";
 import type { ControllerMetrics } from "./runtime/metrics.js";
 import { systemClock, type Clock } from "../time.js";
+import { RefIndex, type AnyWatch } from "./runtime/watches.js";
 
 export interface LeaderElectionConfig {
   readonly namespace: string;
@@ -49,6 +50,28 @@ export interface ManagerOptions {
 }
 
 const KIND_NAMES: readonly KindName[] = ["KmsKey", "KmsAlias", "KmsGrant"];
+
+/** Each kind's reconciler, and what besides its own objects wakes it. */
+const RECONCILERS: {
+  readonly [K in KindName]: {
+    readonly make: (ctx: ReconcileContext) => ReconcileFn;
+    readonly watches: readonly AnyWatch<K>[];
+  };
+} = {
+  KmsKey: {
+    make: (ctx) => new KmsKeyReconciler(ctx).reconcile,
+    watches: KmsKeyReconciler.watches,
+  },
+  KmsAlias: {
+    make: (ctx) => new KmsAliasReconciler(ctx).reconcile,
+    watches: KmsAliasReconciler.watches,
+  },
+  KmsGrant: {
+    make: (ctx) => new KmsGrantReconciler(ctx).reconcile,
+    watches: KmsGrantReconciler.watches,
+  },
+};
+
 const keyOf = (o: KubeObject) => `${o.metadata.namespace}/${o.metadata.name}`;
 
 /** Whether an update is worth a reconcile: spec, deletion, our finalizer gone, annotations, labels. */
@@ -117,10 +140,12 @@ export class Manager {
       ...(options.logger && { logger: options.logger }),
       ...(options.driftCheckMs !== undefined && { driftCheckMs: options.driftCheckMs }),
     });
-    for (const kind of KIND_NAMES)
+    for (const kind of KIND_NAMES) {
       (this.#informers[kind] as Informer<KubeObject>).on((event, obj, old) =>
         this.#onEvent(kind, event, obj, old),
       );
+      this.#watch(kind);
+    }
   }
 
   /** Informer caches are filled (readiness). */
@@ -194,13 +219,8 @@ export class Manager {
 
   async #lead(): Promise<void> {
     const { metrics, logger, workers } = this.#o;
-    const reconcilers: Record<KindName, ReconcileFn> = {
-      KmsKey: new KmsKeyReconciler(this.ctx).reconcile,
-      KmsAlias: new KmsAliasReconciler(this.ctx).reconcile,
-      KmsGrant: new KmsGrantReconciler(this.ctx).reconcile,
-    };
     for (const kind of KIND_NAMES) {
-      const reconcile = reconcilers[kind];
+      const reconcile = RECONCILERS[kind].make(this.ctx);
       const around = this.#o.around;
       const controller = new Controller({
         name: kind.toLowerCase(),
@@ -228,20 +248,26 @@ export class Manager {
     const controller = this.#controllers[kind];
     if (controller && (event !== "update" || needsReconcile(obj, old)))
       controller.queue.add(keyOf(obj));
-    if (kind !== "KmsKey") return;
-    // Aliases and grants that refer to this key wait on its status: wake them when it changes.
-    const keyChanged =
-      event !== "update" ||
-      (obj as ObjectsByKind["KmsKey"]).status?.arn !==
-        (old as ObjectsByKind["KmsKey"] | undefined)?.status?.arn ||
-      obj.metadata.deletionTimestamp !== old?.metadata.deletionTimestamp;
-    if (!keyChanged) return;
-    const ref = keyOf(obj);
-    for (const dependent of ["KmsAlias", "KmsGrant"] as const) {
-      const c = this.#controllers[dependent];
-      if (!c) continue;
-      for (const d of this.#informers[dependent].list())
-        if (keyRefOf(d) === ref) c.queue.add(keyOf(d));
+  }
+
+  /**
+   * For each of `kind`'s watches: keeps an index of references current from `kind`'s
+   * informer, and on a change of a referred-to object wakes the objects the index
+   * lists for it (and only those).
+   */
+  #watch<K extends KindName>(kind: K): void {
+    for (const watch of RECONCILERS[kind].watches) {
+      const index = new RefIndex();
+      (this.#informers[kind] as Informer<KubeObject>).on((event, obj) => {
+        if (event === "delete") index.delete(keyOf(obj));
+        else index.set(keyOf(obj), watch.indexBy(obj as ObjectsByKind[K]));
+      });
+      (this.#informers[watch.source] as Informer<KubeObject>).on((event, obj, old) => {
+        const controller = this.#controllers[kind];
+        if (!controller || (event === "update" && !watch.changed(obj as never, old as never)))
+          return;
+        for (const key of index.get(keyOf(obj))) controller.queue.add(key);
+      });
     }
   }
 }

@@ -10,11 +10,13 @@ import {
   DescribeKeyCommand,
   UpdateAliasCommand,
 } from "@aws-sdk/client-kms";
-import { setConditions, type ConditionInput } from "../../api/v1alpha1/conditions.js";
+import type { ConditionInput } from "../../api/v1alpha1/conditions.js";
 import { aliasName } from "../../api/v1alpha1/defaults.js";
 import { FINALIZER, type KmsAlias, type KmsAliasStatus } from "../../api/v1alpha1/types.js";
 import {
   addFinalizer,
+  conditionedStatus,
+  notReadyStatus,
   readObject,
   reconcileObject,
   recordEvent,
@@ -22,29 +24,32 @@ import {
   writeStatus,
   type ReconcileContext,
 } from "../context.js";
-import { errorMessage, isKmsError } from "../kms.js";
-import { TerminalError, type Result } from "../runtime/controller.js";
+import { keyRefWatch, resolveKeyRef } from "../keyRef.js";
+import { isKmsError } from "../kms.js";
+import type { Result } from "../runtime/controller.js";
 import { decideAlias } from "./decide.js";
 
 /** How often an alias waiting on something outside it (a conflict, a key not ready) is re-checked. */
 const WAIT_MS = 60_000;
 
 export class KmsAliasReconciler {
+  /** Besides its own objects: the KmsKey each refers to. */
+  static readonly watches = [keyRefWatch];
+
   constructor(readonly ctx: ReconcileContext) {}
 
   readonly reconcile = (key: string): Promise<Result> =>
     reconcileObject(this.ctx, "KmsAlias", key, {
       sync: (obj) => this.#sync(obj),
       finalize: (obj) => this.#finalize(obj),
-      failed: (key, reason, message) =>
-        this.#setStatus(key, undefined, [{ type: "Ready", status: "False", reason, message }]),
+      failedStatus: notReadyStatus,
     });
 
   async #sync(initial: KmsAlias): Promise<Result> {
     const ctx = this.ctx;
     const obj = await addFinalizer(ctx, "KmsAlias", initial);
     const name = aliasName(obj);
-    const target = await this.#target(obj);
+    const target = (await resolveKeyRef(ctx, obj, "TargetNotFound"))?.keyId;
     if (!target) {
       await this.#setStatus(obj, {}, [
         {
@@ -105,27 +110,6 @@ export class KmsAliasReconciler {
     return { requeueAfter: ctx.driftCheckMs };
   }
 
-  /** The target key id, or undefined while a referenced KmsKey has none yet. */
-  async #target(obj: KmsAlias): Promise<string | undefined> {
-    if (obj.spec.targetKeyRef) {
-      const key = await this.ctx.reader.read(
-        "KmsKey",
-        obj.metadata.namespace,
-        obj.spec.targetKeyRef.name,
-      );
-      return key?.metadata.deletionTimestamp ? undefined : key?.status?.keyId;
-    }
-    const id = obj.spec.targetKeyId!;
-    try {
-      const out = await this.ctx.kms.send(new DescribeKeyCommand({ KeyId: id }));
-      return out.KeyMetadata!.KeyId!;
-    } catch (err) {
-      if (isKmsError(err, "NotFoundException"))
-        throw new TerminalError("TargetNotFound", `Key ${id} does not exist.`);
-      throw err;
-    }
-  }
-
   /** The key id an alias points to, or undefined if there is no such alias. */
   async #pointsTo(name: string): Promise<string | undefined> {
     try {
@@ -155,42 +139,22 @@ export class KmsAliasReconciler {
   }
 
   /**
-   * Writes status: `owned` replaces aliasName/targetKeyId when given ({} clears
-   * nothing: keeps what is recorded), conditions are merged in.
+   * Writes status: `owned` replaces aliasName/targetKeyId ({} keeps what is recorded),
+   * conditions are merged in, onto the object as last written.
    */
   async #setStatus(
-    objOrKey: KmsAlias | string,
-    owned: Partial<KmsAliasStatus> | undefined,
+    obj: KmsAlias,
+    owned: Partial<KmsAliasStatus>,
     conditions: ConditionInput[],
   ): Promise<void> {
-    try {
-      const obj =
-        typeof objOrKey === "string" ? await readObject(this.ctx, "KmsAlias", objOrKey) : objOrKey;
-      if (!obj) return;
-      const fresh =
-        (await readObject(
-          this.ctx,
-          "KmsAlias",
-          `${obj.metadata.namespace}/${obj.metadata.name}`,
-        )) ?? obj;
-      const status: KmsAliasStatus = {
-        ...fresh.status,
-        ...(owned ?? {}),
-        observedGeneration: fresh.metadata.generation,
-        conditions: setConditions(
-          fresh.status?.conditions,
-          conditions,
-          fresh.metadata.generation,
-          this.ctx.timers.now(),
-        ),
-      };
-      await writeStatus(this.ctx, "KmsAlias", fresh, status);
-    } catch (err) {
-      if (typeof objOrKey !== "string") throw err;
-      this.ctx.logger?.warn(
-        { key: objOrKey, err: errorMessage(err) },
-        "could not record a failure in status",
-      );
-    }
+    const fresh =
+      (await readObject(this.ctx, "KmsAlias", `${obj.metadata.namespace}/${obj.metadata.name}`)) ??
+      obj;
+    await writeStatus(
+      this.ctx,
+      "KmsAlias",
+      fresh,
+      conditionedStatus(fresh, owned, conditions, this.ctx.timers.now()),
+    );
   }
 }

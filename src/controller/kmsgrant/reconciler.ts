@@ -6,42 +6,46 @@
  */
 import {
   CreateGrantCommand,
-  DescribeKeyCommand,
   ListGrantsCommand,
   RevokeGrantCommand,
   type GrantListEntry,
 } from "@aws-sdk/client-kms";
-import { setConditions, type ConditionInput } from "../../api/v1alpha1/conditions.js";
+import type { ConditionInput } from "../../api/v1alpha1/conditions.js";
 import { FINALIZER, type KmsGrant, type KmsGrantStatus } from "../../api/v1alpha1/types.js";
 import {
   addFinalizer,
-  readObject,
+  conditionedStatus,
+  notReadyStatus,
   reconcileObject,
   recordEvent,
   removeFinalizer,
   writeStatus,
   type ReconcileContext,
 } from "../context.js";
-import { errorMessage, isKmsError } from "../kms.js";
-import { TerminalError, type Result } from "../runtime/controller.js";
+import { keyRefWatch, resolveKeyRef } from "../keyRef.js";
+import { isKmsError } from "../kms.js";
+import type { Result } from "../runtime/controller.js";
 import { fingerprint, grantName, grantParameters, type GrantParameters } from "./decide.js";
 
 const WAIT_MS = 60_000;
 
 export class KmsGrantReconciler {
+  /** Besides its own objects: the KmsKey each refers to. */
+  static readonly watches = [keyRefWatch];
+
   constructor(readonly ctx: ReconcileContext) {}
 
   readonly reconcile = (key: string): Promise<Result> =>
     reconcileObject(this.ctx, "KmsGrant", key, {
       sync: (obj) => this.#sync(obj),
       finalize: (obj) => this.#finalize(obj),
-      failed: (key, reason, message) => this.#failed(key, reason, message),
+      failedStatus: notReadyStatus,
     });
 
   async #sync(initial: KmsGrant): Promise<Result> {
     const ctx = this.ctx;
     const obj = await addFinalizer(ctx, "KmsGrant", initial);
-    const keyArn = await this.#keyArn(obj);
+    const keyArn = (await resolveKeyRef(ctx, obj, "KeyNotFound"))?.arn;
     if (!keyArn) {
       await this.#write(
         obj,
@@ -97,25 +101,6 @@ export class KmsGrantReconciler {
       },
     );
     return { requeueAfter: ctx.driftCheckMs };
-  }
-
-  async #keyArn(obj: KmsGrant): Promise<string | undefined> {
-    if (obj.spec.keyRef) {
-      const key = await this.ctx.reader.read(
-        "KmsKey",
-        obj.metadata.namespace,
-        obj.spec.keyRef.name,
-      );
-      return key?.metadata.deletionTimestamp ? undefined : key?.status?.arn;
-    }
-    try {
-      const out = await this.ctx.kms.send(new DescribeKeyCommand({ KeyId: obj.spec.keyId! }));
-      return out.KeyMetadata!.Arn!;
-    } catch (err) {
-      if (isKmsError(err, "NotFoundException"))
-        throw new TerminalError("KeyNotFound", `Key ${obj.spec.keyId} does not exist.`);
-      throw err;
-    }
   }
 
   async #create(p: GrantParameters, name: string): Promise<string> {
@@ -192,29 +177,11 @@ export class KmsGrantReconciler {
     fields: Partial<KmsGrantStatus>,
     ready: ConditionInput,
   ): Promise<void> {
-    const status: KmsGrantStatus = {
-      ...obj.status,
-      ...fields,
-      observedGeneration: obj.metadata.generation,
-      conditions: setConditions(
-        obj.status?.conditions,
-        [ready],
-        obj.metadata.generation,
-        this.ctx.timers.now(),
-      ),
-    };
-    await writeStatus(this.ctx, "KmsGrant", obj, status);
-  }
-
-  async #failed(key: string, reason: string, message: string): Promise<void> {
-    try {
-      const obj = await readObject(this.ctx, "KmsGrant", key);
-      if (obj) await this.#write(obj, {}, { type: "Ready", status: "False", reason, message });
-    } catch (err) {
-      this.ctx.logger?.warn(
-        { key, err: errorMessage(err) },
-        "could not record a failure in status",
-      );
-    }
+    await writeStatus(
+      this.ctx,
+      "KmsGrant",
+      obj,
+      conditionedStatus(obj, fields, [ready], this.ctx.timers.now()),
+    );
   }
 }

@@ -1,11 +1,10 @@
 /**
  * KmsKey decisions as pure functions of (spec, what the key service reports, now):
- * which KMS calls bring the key to the spec, which conditions describe it, and
- * when to look again. The reconciler only performs what these return.
+ * which KMS calls bring the key to the spec and when to look again (status.ts
+ * describes the key). The reconciler only performs what these return.
  */
 import { canonicalJson } from "../canonicalJson.js";
 import type { ResolvedKeySpec } from "../../api/v1alpha1/defaults.js";
-import type { ConditionInput } from "../../api/v1alpha1/conditions.js";
 import { UID_TAG } from "../../api/v1alpha1/types.js";
 
 /** The key as the key service reports it. */
@@ -23,7 +22,12 @@ export interface ObservedKey {
   readonly tags: Readonly<Record<string, string>>;
   /** Only read when the spec sets a policy. */
   readonly policy?: string;
-  /** Just created by this reconcile (nothing rotated yet). */
+  /**
+   * Rotation dates, oldest first: read when rotation applies and the key is not
+   * pending deletion (empty if the key service does not list rotations).
+   */
+  readonly rotations?: readonly Date[];
+  /** Just created by this reconcile (nothing rotated yet, nothing read back). */
   readonly fresh?: boolean;
 }
 
@@ -167,88 +171,4 @@ export function requeueAfter(
   if (key?.deletionDate) return after(key.deletionDate);
   const next = key?.rotation?.enabled ? key.rotation.nextRotationDate : undefined;
   return next ? Math.min(driftCheckMs, after(next)) : driftCheckMs;
-}
-
-/** Ready and the specific conditions for a key that exists. */
-export function keyConditions(
-  spec: ResolvedKeySpec,
-  key: ObservedKey,
-  plan: KeyPlan,
-): ConditionInput[] {
-  const conditions: ConditionInput[] = [];
-  const pending = key.state === "PendingDeletion";
-  conditions.push(
-    pending
-      ? {
-          type: "PendingDeletion",
-          status: "True",
-          reason: spec.deletion.requested ? "DeletionRequested" : "ObjectDeleted",
-          message: `The key will be deleted on ${key.deletionDate?.toISOString() ?? "its deletion date"}${spec.deletion.requested ? "; set spec.deletion.requested to false before then to cancel" : ""}.`,
-        }
-      : {
-          type: "PendingDeletion",
-          status: "False",
-          reason: "NotScheduled",
-          message: "No deletion is scheduled.",
-        },
-  );
-  if (key.rotation)
-    conditions.push({
-      type: "RotationEnabled",
-      status: key.rotation.enabled ? "True" : "False",
-      reason: key.rotation.enabled ? "Scheduled" : "Disabled",
-      message: key.rotation.enabled
-        ? `Automatic rotation every ${key.rotation.periodDays ?? spec.rotation.periodDays} days${key.rotation.nextRotationDate ? `; next on ${key.rotation.nextRotationDate.toISOString()}` : ""}.`
-        : "Automatic rotation is off.",
-    });
-  const problems = [
-    ...(plan.immutableMismatch.length > 0
-      ? [
-          `immutable fields differ from the key: ${plan.immutableMismatch.join(", ")}; recreate the object to change them`,
-        ]
-      : []),
-    ...(plan.rotationBlocked ? [plan.rotationBlocked] : []),
-  ];
-  conditions.push(
-    problems.length > 0
-      ? {
-          type: "Synced",
-          status: "False",
-          reason:
-            plan.immutableMismatch.length > 0 ? "ImmutableFieldChanged" : "RotationNotApplied",
-          message: problems.join("; "),
-        }
-      : { type: "Synced", status: "True", reason: "Synced", message: "The key matches the spec." },
-  );
-  let ready: ConditionInput;
-  if (pending)
-    ready = {
-      type: "Ready",
-      status: "False",
-      reason: "PendingDeletion",
-      message: `The key is pending deletion (on ${key.deletionDate?.toISOString() ?? "its date"}).`,
-    };
-  else if (problems.length > 0)
-    ready = {
-      type: "Ready",
-      status: "False",
-      reason: plan.immutableMismatch.length > 0 ? "ImmutableFieldChanged" : "RotationNotApplied",
-      message: problems.join("; "),
-    };
-  else if (key.state === "Enabled" || (key.state === "Disabled" && !spec.enabled))
-    ready = {
-      type: "Ready",
-      status: "True",
-      reason: key.state === "Enabled" ? "KeyEnabled" : "KeyDisabled",
-      message: `The key is ${key.state}, as the spec asks.`,
-    };
-  else
-    ready = {
-      type: "Ready",
-      status: "False",
-      reason: `Key${key.state}`,
-      message: `The key is ${key.state}.`,
-    };
-  conditions.push(ready);
-  return conditions;
 }

@@ -1,8 +1,10 @@
 /**
- * KmsKey → a key in the key service. Level-triggered: every run reads the object
- * and the key as they are now, plans with decide.ts, acts, mirrors the result into
- * status, and asks to be woken at the next rotation or deletion date. Safe to run
- * twice and after a crash at any point (the UID tag ties the key to the object).
+ * KmsKey → a key in the key service. Level-triggered, in three steps: observe (the
+ * object, and the key as the key service reports it: metadata, tags, rotation status
+ * and rotations, policy), decide (decide.ts: the calls to make; status.ts: the status,
+ * both pure), act (make the calls, observing again after any, write the status, ask to
+ * be woken at the next rotation or deletion date). Safe to run twice and after a
+ * crash at any point (the UID tag ties the key to the object).
  */
 import {
   CancelKeyDeletionCommand,
@@ -24,39 +26,35 @@ import {
   UpdateKeyDescriptionCommand,
   type KeyMetadata,
 } from "@aws-sdk/client-kms";
-import { rfc3339, setConditions, type ConditionInput } from "../../api/v1alpha1/conditions.js";
 import { resolveKeySpec, type ResolvedKeySpec } from "../../api/v1alpha1/defaults.js";
-import {
-  ADOPT_ANNOTATION,
-  FINALIZER,
-  UID_TAG,
-  type KmsKey,
-  type KmsKeyStatus,
-} from "../../api/v1alpha1/types.js";
+import { ADOPT_ANNOTATION, FINALIZER, UID_TAG, type KmsKey } from "../../api/v1alpha1/types.js";
 import {
   addFinalizer,
-  readObject,
   reconcileObject,
   recordEvent,
   removeFinalizer,
   writeStatus,
   type ReconcileContext,
 } from "../context.js";
-import { errorMessage, isKmsError, kmsErrorName } from "../kms.js";
+import { isKmsError, kmsErrorName } from "../kms.js";
 import { TerminalError, type Result } from "../runtime/controller.js";
+import type { Watch } from "../runtime/watches.js";
 import { KeyAdoptionIndex } from "./adoption.js";
 import {
   desiredTags,
   isCorrection,
-  keyConditions,
   planKey,
   requeueAfter,
   rotationApplies,
   type KeyAction,
   type ObservedKey,
 } from "./decide.js";
+import { keyFailedStatus, keyGoneStatus, keyStatus } from "./status.js";
 
 export class KmsKeyReconciler {
+  /** Only its own objects (and their timers) wake it. */
+  static readonly watches: readonly Watch<"KmsKey">[] = [];
+
   readonly adoption: KeyAdoptionIndex;
   constructor(readonly ctx: ReconcileContext) {
     this.adoption = new KeyAdoptionIndex(ctx.kms);
@@ -66,21 +64,31 @@ export class KmsKeyReconciler {
     reconcileObject(this.ctx, "KmsKey", key, {
       sync: (obj) => this.#sync(obj),
       finalize: (obj) => this.#finalize(obj),
-      failed: (key, reason, message) => this.#writeFailure(key, reason, message),
+      failedStatus: keyFailedStatus,
     });
 
   async #sync(initial: KmsKey): Promise<Result> {
     const ctx = this.ctx;
     const spec = resolveKeySpec(initial.spec);
     const obj = await addFinalizer(ctx, "KmsKey", initial);
-    let observed = await this.#findKey(obj);
+    // Observe.
+    const found = await this.#findKey(obj, spec);
+    if (found.adopted)
+      await recordEvent(ctx, obj, {
+        type: "Normal",
+        reason: "Adopted",
+        message: `Adopted existing key ${found.adopted}.`,
+      });
+    let observed = found.key;
     let created = false;
     if (!observed) {
       if (obj.status?.keyId) return this.#keyGone(obj, spec);
       observed = await this.#create(obj, spec);
       created = true;
     }
+    // Decide.
     const plan = planKey(spec, observed, obj.metadata.uid, obj.status?.lastOnDemandRequest);
+    // Act, then observe what the actions made.
     let lastOnDemandRequest = obj.status?.lastOnDemandRequest;
     if (plan.actions.length > 0) {
       for (const action of plan.actions) {
@@ -99,38 +107,37 @@ export class KmsKeyReconciler {
         });
       observed = (await this.#observe(observed.keyId, spec))!;
     }
-    const status = await this.#status(
+    const now = ctx.timers.now();
+    await writeStatus(
+      ctx,
+      "KmsKey",
       obj,
-      spec,
-      observed,
-      keyConditions(spec, observed, plan),
-      lastOnDemandRequest,
+      keyStatus({ obj, spec, key: observed, plan, lastOnDemandRequest, now }),
     );
-    await writeStatus(ctx, "KmsKey", obj, status);
-    return { requeueAfter: requeueAfter(observed, ctx.timers.now(), ctx.driftCheckMs) };
+    return { requeueAfter: requeueAfter(observed, now, ctx.driftCheckMs) };
   }
 
-  /** The key this object owns: by status.keyId, else by the adopt annotation, else by the UID tag. */
-  async #findKey(obj: KmsKey): Promise<ObservedKey | undefined> {
-    const spec = resolveKeySpec(obj.spec);
-    if (obj.status?.keyId) return this.#observe(obj.status.keyId, spec);
+  /**
+   * The key this object owns: by status.keyId, else by the adopt annotation (`adopted`:
+   * its id), else by the UID tag.
+   */
+  async #findKey(
+    obj: KmsKey,
+    spec: ResolvedKeySpec,
+  ): Promise<{ key: ObservedKey | undefined; adopted?: string }> {
+    if (obj.status?.keyId) return { key: await this.#observe(obj.status.keyId, spec) };
     const wanted = obj.metadata.annotations?.[ADOPT_ANNOTATION];
     if (wanted) {
-      const observed = await this.#observe(wanted, spec);
-      if (!observed)
+      const key = await this.#observe(wanted, spec);
+      if (!key)
         throw new TerminalError(
           "AdoptionFailed",
           `${ADOPT_ANNOTATION} names key ${wanted}, which does not exist`,
         );
-      await recordEvent(this.ctx, obj, {
-        type: "Normal",
-        reason: "Adopted",
-        message: `Adopted existing key ${observed.keyId}.`,
-      });
-      return observed;
+      return { key, adopted: key.keyId };
     }
     const keyId = await this.adoption.find(obj.metadata.uid);
-    return keyId ? this.#observe(keyId, spec) : undefined;
+    return { key: keyId ? await this.#observe(keyId, spec) : undefined };
   }
 
   async #create(obj: KmsKey, spec: ResolvedKeySpec): Promise<ObservedKey> {
@@ -180,7 +187,7 @@ export class KmsKeyReconciler {
     };
   }
 
-  /** Reads the key's current state; undefined if it does not exist (any more). */
+  /** Reads everything status and the plan need about the key; undefined if it does not exist (any more). */
   async #observe(keyId: string, spec: ResolvedKeySpec): Promise<ObservedKey | undefined> {
     const kms = this.ctx.kms;
     let m: KeyMetadata;
@@ -197,6 +204,7 @@ export class KmsKeyReconciler {
     const tagsOut = await kms.send(new ListResourceTagsCommand({ KeyId: id }));
     const tags = Object.fromEntries((tagsOut.Tags ?? []).map((t) => [t.TagKey!, t.TagValue ?? ""]));
     let rotation: ObservedKey["rotation"];
+    let rotations: Date[] | undefined;
     if (rotationApplies(keySpec, origin) && m.KeyState !== "PendingDeletion") {
       const r = await kms.send(new GetKeyRotationStatusCommand({ KeyId: id }));
       rotation = {
@@ -204,6 +212,7 @@ export class KmsKeyReconciler {
         ...(r.RotationPeriodInDays !== undefined && { periodDays: r.RotationPeriodInDays }),
         ...(r.NextRotationDate && { nextRotationDate: r.NextRotationDate }),
       };
+      rotations = await this.#rotations(id);
     }
     let policy: string | undefined;
     if (spec.policy !== undefined && m.KeyState !== "PendingDeletion") {
@@ -221,6 +230,7 @@ export class KmsKeyReconciler {
       tags,
       ...(m.DeletionDate && { deletionDate: m.DeletionDate }),
       ...(rotation && { rotation }),
+      ...(rotations && { rotations }),
       ...(policy !== undefined && { policy }),
     };
   }
@@ -280,47 +290,6 @@ export class KmsKeyReconciler {
     }
   }
 
-  async #status(
-    obj: KmsKey,
-    spec: ResolvedKeySpec,
-    key: ObservedKey,
-    conditions: ConditionInput[],
-    lastOnDemandRequest: string | undefined,
-  ): Promise<KmsKeyStatus> {
-    const now = this.ctx.timers.now();
-    let currentVersion: number | undefined;
-    let lastRotationTime: string | undefined;
-    if (key.fresh) currentVersion = 1;
-    else if (rotationApplies(key.keySpec, key.origin) && key.state !== "PendingDeletion") {
-      const rotations = await this.#rotations(key.keyId);
-      currentVersion = rotations.length + 1;
-      const last = rotations.at(-1);
-      if (last) lastRotationTime = rfc3339(last);
-    }
-    const status: KmsKeyStatus = {
-      keyId: key.keyId,
-      arn: key.arn,
-      keyState: key.state,
-      keySpec: key.keySpec,
-      keyUsage: key.keyUsage,
-      ...(currentVersion !== undefined && { currentVersion }),
-      ...(key.rotation && { rotationEnabled: key.rotation.enabled }),
-      ...(key.rotation?.enabled &&
-        key.rotation.periodDays !== undefined && { rotationPeriodDays: key.rotation.periodDays }),
-      ...(lastRotationTime && { lastRotationTime }),
-      ...(key.rotation?.enabled &&
-        key.rotation.nextRotationDate && {
-          nextRotationTime: rfc3339(key.rotation.nextRotationDate),
-        }),
-      ...(key.deletionDate && { deletionDate: rfc3339(key.deletionDate) }),
-      ...(lastOnDemandRequest !== undefined && { lastOnDemandRequest }),
-      observedGeneration: obj.metadata.generation,
-      conditions: setConditions(obj.status?.conditions, conditions, obj.metadata.generation, now),
-    };
-    void spec;
-    return status;
-  }
-
   /** Rotation dates, oldest first (empty if the key service does not list rotations). */
   async #rotations(keyId: string): Promise<Date[]> {
     const dates: Date[] = [];
@@ -346,42 +315,13 @@ export class KmsKeyReconciler {
 
   /** status.keyId names a key that no longer exists: deleted at the end of its pending window, or by hand. */
   async #keyGone(obj: KmsKey, spec: ResolvedKeySpec): Promise<Result> {
-    const requested = spec.deletion.requested;
-    const status: KmsKeyStatus = {
-      ...obj.status,
-      keyState: "Deleted",
-      observedGeneration: obj.metadata.generation,
-      conditions: setConditions(
-        obj.status?.conditions,
-        [
-          {
-            type: "PendingDeletion",
-            status: "False",
-            reason: "KeyDeleted",
-            message: "The key has been deleted.",
-          },
-          {
-            type: "Ready",
-            status: "False",
-            reason: "KeyDeleted",
-            message: requested
-              ? "The key was deleted as requested; delete this object."
-              : `Key ${obj.status?.keyId} no longer exists in the key service; it was deleted outside this object. Delete and recreate the object to get a new key.`,
-          },
-        ],
-        obj.metadata.generation,
-        this.ctx.timers.now(),
-      ),
-    };
-    delete status.deletionDate;
-    delete status.nextRotationTime;
-    if (!requested && obj.status?.keyState !== "Deleted")
+    if (!spec.deletion.requested && obj.status?.keyState !== "Deleted")
       await recordEvent(this.ctx, obj, {
         type: "Warning",
         reason: "KeyNotFound",
         message: `Key ${obj.status?.keyId} no longer exists.`,
       });
-    await writeStatus(this.ctx, "KmsKey", obj, status);
+    await writeStatus(this.ctx, "KmsKey", obj, keyGoneStatus(obj, spec, this.ctx.timers.now()));
     return {};
   }
 
@@ -422,44 +362,21 @@ export class KmsKeyReconciler {
         message: `Key ${key.keyId} will be deleted on ${key.deletionDate?.toISOString() ?? "its deletion date"}.`,
       });
     }
-    const plan = { actions: [], immutableMismatch: [] };
-    const status = await this.#status(
+    const now = ctx.timers.now();
+    await writeStatus(
+      ctx,
+      "KmsKey",
       obj,
-      spec,
-      key,
-      keyConditions(spec, key, plan),
-      obj.status?.lastOnDemandRequest,
+      keyStatus({
+        obj,
+        spec,
+        key,
+        plan: { actions: [], immutableMismatch: [] },
+        lastOnDemandRequest: obj.status?.lastOnDemandRequest,
+        now,
+      }),
     );
-    await writeStatus(ctx, "KmsKey", obj, status);
-    return { requeueAfter: requeueAfter(key, ctx.timers.now(), ctx.driftCheckMs) };
-  }
-
-  /** Puts the failure on the object (Ready/Synced False with the AWS error) so `kubectl get` shows it. */
-  async #writeFailure(key: string, reason: string, message: string): Promise<void> {
-    try {
-      const obj = await readObject(this.ctx, "KmsKey", key);
-      if (!obj) return;
-      const failed: ConditionInput[] = [
-        { type: "Synced", status: "False", reason, message },
-        ...(obj.status?.keyId
-          ? []
-          : [{ type: "Ready", status: "False" as const, reason, message }]),
-      ];
-      await writeStatus(this.ctx, "KmsKey", obj, {
-        ...obj.status,
-        conditions: setConditions(
-          obj.status?.conditions,
-          failed,
-          obj.metadata.generation,
-          this.ctx.timers.now(),
-        ),
-      });
-    } catch (err) {
-      this.ctx.logger?.warn(
-        { key, err: errorMessage(err) },
-        "could not record a failure in status",
-      );
-    }
+    return { requeueAfter: requeueAfter(key, now, ctx.driftCheckMs) };
   }
 }
 
