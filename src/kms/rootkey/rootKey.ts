@@ -1,6 +1,6 @@
 /**
  * The root key wraps all key material before it reaches the store. Implementations:
- * `local` (a 256-bit key in a file or Secret) and, later, `pkcs11` (an AES key that
+ * `local` (a 256-bit key in a file or Secret) and `pkcs11` (an AES key that
  * never leaves an HSM). Both are async so an HSM round trip fits the same shape.
  */
 export interface RootKey {
@@ -15,4 +15,12 @@ export interface RootKey {
 
 export class RootKeyError extends Error {
   override name = "RootKeyError";
+}
+
+/**
+ * The root key exists but cannot be used now (its HSM is unreachable): the request fails
+ * (KMSInternalException, which clients retry) and a later one may succeed.
+ */
+export class RootKeyUnavailableError extends Error {
+  override name = "RootKeyUnavailableError";
 }
