@@ -11,6 +11,8 @@ export interface RootKey {
   /** Reverses wrap; throws RootKeyError if the blob or the context does not authenticate. */
   unwrap(wrapped: Buffer, context: string): Promise<Buffer>;
   close(): Promise<void>;
+  /** Why the key cannot be used now (e.g. its HSM is unreachable); undefined when it can. */
+  readiness?(): string | undefined;
 }
 
 export class RootKeyError extends Error {
