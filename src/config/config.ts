@@ -15,6 +15,7 @@ import { closest, columns, ConfigError, type Command } from "./table.js";
 export type { AgentConfig } from "./agent.js";
 export type { ControllerConfig } from "./controller.js";
 export type { KmsPluginConfig } from "./kmsPlugin.js";
+export type { RootKeySettings } from "./rootKey.js";
 export type { ServeConfig } from "./serve.js";
 export type { InjectionSettings, WebhookConfig } from "./webhook.js";
 export { closest, ConfigError } from "./table.js";

@@ -94,6 +94,8 @@ export interface SpawnOptions {
   readonly timeoutMs?: number;
   /** Run the server under this umask (e.g. 0 to show that file modes do not depend on it). */
   readonly umask?: number;
+  /** Extra environment, e.g. P11_KIT_SERVER_ADDRESS for the pkcs11 root key. */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export interface SpawnedServer extends ServerHandle {
@@ -144,7 +146,7 @@ export async function spawnServer(options: SpawnOptions = {}): Promise<SpawnedSe
         ];
   const child = spawn(command, argv, {
     cwd: tmpdir(),
-    env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", HOME: dataDir },
+    env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", HOME: dataDir, ...options.env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let stdout = "";

@@ -5,21 +5,10 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "pino";
+import type { RootKeySettings } from "../../config/config.js";
 import { LocalRootKey } from "./localRootKey.js";
 import { Pkcs11RootKey } from "./pkcs11RootKey.js";
 import { RootKeyError, type RootKey } from "./rootKey.js";
-
-export type RootKeySettings =
-  | { readonly type: "local" }
-  | {
-      readonly type: "pkcs11";
-      readonly modulePath: string;
-      readonly tokenLabel: string;
-      readonly keyLabel: string;
-      /** A file holding the PIN (e.g. a mounted Secret), or the PIN from KEYHAVEN_PKCS11_PIN. */
-      readonly pinFile?: string;
-      readonly pin?: string;
-    };
 
 export interface OpenedRootKey {
   readonly rootKey: RootKey;
