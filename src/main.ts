@@ -26,6 +26,8 @@ async function main(): Promise<number> {
       return (await import("./cmd/controller.js")).runController(config);
     case "kms-plugin":
       return (await import("./cmd/kmsPlugin.js")).runKmsPlugin(config);
+    case "rewrap":
+      return (await import("./cmd/rewrap.js")).runRewrap(config);
     case "serve":
       return (await import("./cmd/serve.js")).runServe(config);
   }

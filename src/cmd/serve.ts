@@ -34,8 +34,9 @@ import {
   type ServiceAccountLabels,
 } from "../kube/serviceAccountLabels.js";
 import { loadKubeConfig } from "../kube/kubeConfig.js";
-import { LocalRootKey } from "../kms/rootkey/localRootKey.js";
+import { openRootKey, type OpenedRootKey } from "../kms/rootkey/openRootKey.js";
 import { RootKeyError } from "../kms/rootkey/rootKey.js";
+import { REWRAP_META } from "../kms/rewrap.js";
 import { SqliteKeyStore } from "../kms/store/sqliteKeyStore.js";
 import { createLogger } from "../observability/logger.js";
 import { SyncDestination } from "../observability/syncDestination.js";
@@ -62,10 +63,14 @@ function readTlsFiles(tls: NonNullable<ServeConfig["tls"]>): { cert: Buffer; key
   return files;
 }
 
-/** The local root key; a file with loose permissions or the wrong size is a StartupError that says what to fix. */
-function openRootKey(path: string): ReturnType<typeof LocalRootKey.openOrCreate> {
+/**
+ * The configured root key; a local key file with loose permissions or the wrong size, a
+ * PKCS#11 module that does not load or a refused PIN is a StartupError that says what to
+ * fix. An HSM that cannot be reached yet is not: /readyz reports it until it can.
+ */
+function startRootKey(config: ServeConfig, dataDir: string, logger: Logger): OpenedRootKey {
   try {
-    return LocalRootKey.openOrCreate(path);
+    return openRootKey(config.rootKey, dataDir, { logger });
   } catch (err) {
     if (err instanceof RootKeyError) throw new StartupError(err.message);
     throw err;
@@ -151,20 +156,29 @@ export async function startKeyService(
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   assertPrivateFolder(dataDir);
 
-  const { rootKey, created } = openRootKey(join(dataDir, "root.key"));
+  const { rootKey, created, where } = startRootKey(config, dataDir, logger);
   if (created)
     logger.info(
-      { rootKeyId: rootKey.id, path: join(dataDir, "root.key") },
+      { rootKeyId: rootKey.id, path: where },
       "generated a new local root key; back it up with the store",
     );
   const store = new SqliteKeyStore(join(dataDir, "keyhaven.db"));
   const knownRootKey = await store.getMeta("rootKeyId");
+  const rewrapping = await store.getMeta(REWRAP_META);
+  if (rewrapping) {
+    await store.close();
+    await rootKey.close();
+    throw new StartupError(
+      `an interrupted keyhaven rewrap to ${rewrapping} left this store under two root keys; run the same rewrap command again to finish it`,
+    );
+  }
   if (knownRootKey === undefined) {
     await store.setMeta("rootKeyId", rootKey.id);
   } else if (knownRootKey !== rootKey.id) {
     await store.close();
+    await rootKey.close();
     throw new StartupError(
-      `the root key in ${join(dataDir, "root.key")} (${rootKey.id}) is not the one this store was written with (${knownRootKey}); restore the original root key file`,
+      `the root key (${where}, ${rootKey.id}) is not the one this store was written with (${knownRootKey}); use that root key (for a local one, restore the original root key file), or move the store with keyhaven rewrap`,
     );
   }
 

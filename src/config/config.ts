@@ -9,12 +9,15 @@
 import { agentCommand, type AgentConfig } from "./agent.js";
 import { controllerCommand, type ControllerConfig } from "./controller.js";
 import { kmsPluginCommand, type KmsPluginConfig } from "./kmsPlugin.js";
+import { rewrapCommand, type RewrapConfig } from "./rewrap.js";
 import { serveCommand, type ServeConfig } from "./serve.js";
 import { closest, columns, ConfigError, type Command } from "./table.js";
 
 export type { AgentConfig } from "./agent.js";
 export type { ControllerConfig } from "./controller.js";
 export type { KmsPluginConfig } from "./kmsPlugin.js";
+export type { RewrapConfig } from "./rewrap.js";
+export type { RootKeySettings } from "./rootKey.js";
 export type { ServeConfig } from "./serve.js";
 export type { InjectionSettings, WebhookConfig } from "./webhook.js";
 export { closest, ConfigError } from "./table.js";
@@ -24,10 +27,14 @@ export type Config =
   | AgentConfig
   | ControllerConfig
   | KmsPluginConfig
+  | RewrapConfig
   | { readonly command: "help" | "version"; readonly text?: string };
 
 const COMMANDS: ReadonlyMap<string, Command<Config>> = new Map(
-  [serveCommand, agentCommand, controllerCommand, kmsPluginCommand].map((c) => [c.name, c]),
+  [serveCommand, agentCommand, controllerCommand, kmsPluginCommand, rewrapCommand].map((c) => [
+    c.name,
+    c,
+  ]),
 );
 
 export const USAGE = `Usage: keyhaven <command> [flags]

@@ -1,6 +1,7 @@
 /** `keyhaven serve`: the key service's flags and configuration. */
 import { z } from "zod";
 import { hostPort, logLevel, nonEmpty, optionalText, region, type HostPort } from "./schemas.js";
+import { PKCS11_FLAGS, rootKeySettings, type RootKeySettings } from "./rootKey.js";
 import { command, ConfigError, flag } from "./table.js";
 
 export interface ServeConfig {
@@ -31,6 +32,8 @@ export interface ServeConfig {
     readonly jwksCaFile?: string;
     readonly jwksTokenFile?: string;
   };
+  /** What wraps key material: a local key in the data folder, or a key in an HSM (docs/hsm.md). */
+  readonly rootKey: RootKeySettings;
 }
 
 export const SERVE_FLAGS = {
@@ -154,6 +157,14 @@ export const SERVE_FLAGS = {
     schema: logLevel,
     help: "fatal|error|warn|info|debug|trace|silent",
   }),
+  "root-key": flag({
+    arg: "local|pkcs11",
+    env: ["KEYHAVEN_ROOT_KEY"],
+    default: "local",
+    schema: z.enum(["local", "pkcs11"]),
+    help: "what wraps key material: DIR/root.key, or an AES key in an HSM (docs/hsm.md)",
+  }),
+  ...PKCS11_FLAGS,
 };
 
 /** Flags that go together: both or neither. */
@@ -168,7 +179,7 @@ export const serveCommand = command({
   description:
     "Runs the key service: the AWS KMS wire protocol (and STS web identity) on an embedded store.",
   flags: SERVE_FLAGS,
-  build(c): ServeConfig {
+  build(c, env): ServeConfig {
     for (const [a, b] of PAIRS)
       if ((c[a] === undefined) !== (c[b] === undefined))
         throw new ConfigError(`--${a} and --${b} go together`);
@@ -185,6 +196,7 @@ export const serveCommand = command({
       ...(c["audit-log"] !== undefined && { auditLog: c["audit-log"] }),
       ...(c.seed !== undefined && { seedDir: c.seed }),
       ...(c.kubeconfig !== undefined && { kubeconfig: c.kubeconfig }),
+      rootKey: rootKeySettings(c["root-key"], c, env, "--root-key"),
       ...(c["web-identity-jwks"] !== undefined &&
         c["web-identity-issuer"] !== undefined && {
           webIdentity: {

@@ -103,6 +103,8 @@ export interface SpawnOptions {
   readonly umask?: number;
   /** Another Node or build of the program (the Node 24 smoke test). */
   readonly program?: Program;
+  /** Extra environment, e.g. P11_KIT_SERVER_ADDRESS for the pkcs11 root key. */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export interface SpawnedServer extends ServerHandle {
@@ -154,7 +156,7 @@ export async function spawnServer(options: SpawnOptions = {}): Promise<SpawnedSe
         ];
   const child = spawn(command, argv, {
     cwd: tmpdir(),
-    env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", HOME: dataDir },
+    env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", HOME: dataDir, ...options.env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let stdout = "";

@@ -111,7 +111,7 @@ keyhaven-controller
 {{- fail "store.type=kubernetes is not available yet: this key service has no --store flag (planned; see docs/install.md). Use store.type=sqlite (the default)." }}
 {{- end }}
 {{- if eq .Values.rootKey.type "pkcs11" }}
-{{- fail "rootKey.type=pkcs11 is not available yet: this key service has no --root-key-type flag (planned; see docs/install.md). Use rootKey.type=local (the default), with rootKey.existingSecret to bring your own key." }}
+{{- fail "rootKey.type=pkcs11 is not available yet: the key service has --root-key pkcs11 (docs/hsm.md) but the chart does not wire its p11-kit server sidecar yet (see docs/install.md). Use rootKey.type=local (the default), with rootKey.existingSecret to bring your own key." }}
 {{- end }}
 {{- if and (eq .Values.store.type "sqlite") (gt (int .Values.keyService.replicas) 1) }}
 {{- fail "keyService.replicas > 1 needs store.type=kubernetes: the sqlite store is one file on one volume" }}

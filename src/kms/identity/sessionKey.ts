@@ -8,8 +8,10 @@ import { randomBytes } from "node:crypto";
 import type { RootKey } from "../rootkey/rootKey.js";
 import type { KeyStore } from "../store/keyStore.js";
 
-const META = "stsSessionKey";
-const CONTEXT = "keyhaven/sts-session-key";
+/** Where the wrapped key is kept, and its root-key context (keyhaven rewrap reads both). */
+export const SESSION_KEY = { meta: "stsSessionKey", context: "keyhaven/sts-session-key" } as const;
+const META = SESSION_KEY.meta;
+const CONTEXT = SESSION_KEY.context;
 
 export async function openSessionKey(store: KeyStore, rootKey: RootKey): Promise<Buffer> {
   const stored = await store.getMeta(META);

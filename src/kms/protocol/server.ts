@@ -123,8 +123,13 @@ export class KmsServer {
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = req.url?.split("?")[0];
     if (req.method === "GET" && path === "/healthz") return this.#plain(res, 200, "ok");
-    if (req.method === "GET" && path === "/readyz")
-      return this.#ready ? this.#plain(res, 200, "ready") : this.#plain(res, 503, "shutting down");
+    if (req.method === "GET" && path === "/readyz") {
+      if (!this.#ready) return this.#plain(res, 503, "shutting down");
+      const reason = this.#options.service.rootKey.readiness?.();
+      return reason
+        ? this.#plain(res, 503, `root key unavailable: ${reason}`)
+        : this.#plain(res, 200, "ready");
+    }
     if (req.method === "GET" && path === "/metrics" && this.#options.metrics)
       return this.#metrics(res, this.#options.metrics);
     if (

@@ -1,6 +1,6 @@
 /**
  * The root key wraps all key material before it reaches the store. Implementations:
- * `local` (a 256-bit key in a file or Secret) and, later, `pkcs11` (an AES key that
+ * `local` (a 256-bit key in a file or Secret) and `pkcs11` (an AES key that
  * never leaves an HSM). Both are async so an HSM round trip fits the same shape.
  */
 export interface RootKey {
@@ -11,8 +11,18 @@ export interface RootKey {
   /** Reverses wrap; throws RootKeyError if the blob or the context does not authenticate. */
   unwrap(wrapped: Buffer, context: string): Promise<Buffer>;
   close(): Promise<void>;
+  /** Why the key cannot be used now (e.g. its HSM is unreachable); undefined when it can. */
+  readiness?(): string | undefined;
 }
 
 export class RootKeyError extends Error {
   override name = "RootKeyError";
+}
+
+/**
+ * The root key exists but cannot be used now (its HSM is unreachable): the request fails
+ * (KMSInternalException, which clients retry) and a later one may succeed.
+ */
+export class RootKeyUnavailableError extends Error {
+  override name = "RootKeyUnavailableError";
 }

@@ -104,6 +104,16 @@ export interface KeyStore {
     mutate: (current: KeyRecord) => KeyRecord,
   ): Promise<KeyRecord | undefined>;
   /** In one atomic write: `mutate` the key and destroy all its material (imported material deletion/expiry). */
+  /**
+   * Swaps the wrapped bytes of one material version if they are still `expected`, in one
+   * transaction (keyhaven rewrap: a version is under the old root key or the new, never lost).
+   */
+  replaceWrappedMaterial(
+    keyId: string,
+    version: number,
+    expected: Buffer,
+    wrapped: Buffer,
+  ): Promise<boolean>;
   updateKeyRemovingMaterial(
     keyId: string,
     mutate: (current: KeyRecord) => KeyRecord,

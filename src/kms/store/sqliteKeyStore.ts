@@ -151,6 +151,9 @@ export class SqliteKeyStore implements KeyStore {
         "SELECT * FROM key_materials WHERE key_id = ? AND version > ? ORDER BY version LIMIT ?",
       ),
       deleteMaterials: db.prepare<[string]>("DELETE FROM key_materials WHERE key_id = ?"),
+      replaceWrapped: db.prepare<[Buffer, string, number, Buffer]>(
+        "UPDATE key_materials SET wrapped = ? WHERE key_id = ? AND version = ? AND wrapped = ?",
+      ),
       keysDue: db.prepare<[number, number], { record: string }>(
         "SELECT record FROM keys WHERE due_at IS NOT NULL AND due_at <= ? ORDER BY due_at LIMIT ?",
       ),
@@ -384,6 +387,15 @@ export class SqliteKeyStore implements KeyStore {
   async getMaterial(keyId: string, version: number): Promise<KeyMaterialRecord | undefined> {
     const r = this.#stmt.getMaterial.get(keyId, version);
     return r ? toMaterial(r) : undefined;
+  }
+
+  async replaceWrappedMaterial(
+    keyId: string,
+    version: number,
+    expected: Buffer,
+    wrapped: Buffer,
+  ): Promise<boolean> {
+    return this.#stmt.replaceWrapped.run(wrapped, keyId, version, expected).changes === 1;
   }
 
   async createAlias(alias: AliasRecord): Promise<void> {
