@@ -5,7 +5,7 @@
  * still occur (an entry a branch has fixed is deleted, so the list only shrinks).
  */
 import { spawnSync } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
@@ -97,9 +97,12 @@ describe("structure rules", () => {
   });
 
   it("src/ breaks none of them beyond the temporary allowlist, and every allowlisted violation still occurs", () => {
-    const known = (JSON.parse(readFileSync(KNOWN_VIOLATIONS, "utf8")) as Violation[])
-      .map(describeViolation)
-      .sort();
+    // Once empty, the file goes (with `--ignore-known` in the lint script).
+    const known = existsSync(KNOWN_VIOLATIONS)
+      ? (JSON.parse(readFileSync(KNOWN_VIOLATIONS, "utf8")) as Violation[])
+          .map(describeViolation)
+          .sort()
+      : [];
     const violations = cruise(REPO_ROOT);
 
     expect(
