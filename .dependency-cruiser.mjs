@@ -37,6 +37,14 @@ export default {
       to: { path: "^src/", pathNot: "^src/config/" },
     },
     {
+      name: "foundation-imports-nothing-of-the-app",
+      severity: "error",
+      comment:
+        "src/time.ts and src/observability/ serve every part and import none: pass what they need in (a Clock, a destination).",
+      from: { path: "^src/(observability/|time\\.ts$)" },
+      to: { path: "^src/", pathNot: "^src/(observability/|time\\.ts$)" },
+    },
+    {
       name: "kms-core-stays-below-kubernetes-and-start-up",
       severity: "error",
       comment:
