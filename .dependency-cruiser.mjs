@@ -40,9 +40,9 @@ export default {
       name: "foundation-imports-nothing-of-the-app",
       severity: "error",
       comment:
-        "src/time.ts and src/observability/ serve every part and import none: pass what they need in (a Clock, a destination).",
-      from: { path: "^src/(observability/|time\\.ts$)" },
-      to: { path: "^src/", pathNot: "^src/(observability/|time\\.ts$)" },
+        "src/time.ts, src/observability/ and src/http/ serve every part and import none of them: pass what they need in (a Clock, a destination).",
+      from: { path: "^src/(observability/|http/|time\\.ts$)" },
+      to: { path: "^src/", pathNot: "^src/(observability/|http/|time\\.ts$)" },
     },
     {
       name: "kms-core-stays-below-kubernetes-and-start-up",
