@@ -1,11 +1,10 @@
 /**
  * The structural rules of .dependency-cruiser.mjs (docs/architecture.md, "Layers"), run
  * by `npm run lint`: each rule fires on a small tree built to break it (type-only imports
- * included), and src/ breaks none beyond the temporary allowlist, whose every entry must
- * still occur (an entry a branch has fixed is deleted, so the list only shrinks).
+ * included), and src/ breaks none of them.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
@@ -20,7 +19,6 @@ interface Violation {
 const CONFIG = join(REPO_ROOT, ".dependency-cruiser.mjs");
 /** One cruise of src/ is ~7 s of CPU; on a shared, loaded machine its wall time is several times that. */
 const CRUISE_MS = 150_000;
-const KNOWN_VIOLATIONS = join(REPO_ROOT, ".dependency-cruiser-known-violations.json");
 
 /** Every violation of the project's rules in `cwd`'s src/, as `rule: from → to`. */
 function cruise(cwd: string): string[] {
@@ -106,26 +104,7 @@ describe("structure rules", () => {
     },
   );
 
-  it(
-    "src/ breaks none of them beyond the temporary allowlist, and every allowlisted violation still occurs",
-    { timeout: CRUISE_MS },
-    () => {
-      // Once empty, the file goes (with `--ignore-known` in the lint script).
-      const known = existsSync(KNOWN_VIOLATIONS)
-        ? (JSON.parse(readFileSync(KNOWN_VIOLATIONS, "utf8")) as Violation[])
-            .map(describeViolation)
-            .sort()
-        : [];
-      const violations = cruise(REPO_ROOT);
-
-      expect(
-        violations.filter((v) => !known.includes(v)),
-        "new violations of the structure rules: fix the imports (docs/architecture.md)",
-      ).toEqual([]);
-      expect(
-        known.filter((v) => !violations.includes(v)),
-        "fixed: delete these entries from .dependency-cruiser-known-violations.json (and the file and `--ignore-known` in package.json's lint script once it is empty)",
-      ).toEqual([]);
-    },
-  );
+  it("src/ breaks none of them", { timeout: CRUISE_MS }, () => {
+    expect(cruise(REPO_ROOT), "fix the imports (docs/architecture.md, Layers)").toEqual([]);
+  });
 });
