@@ -1,6 +1,6 @@
 /**
  * Server side of bench/admission.mjs, in a child process: either the real admission
- * webhook (dist/src/webhook/server.js) or a bare HTTPS echo that reads and parses the
+ * webhook (through dist/src/bench/webhook.js) or a bare HTTPS echo that reads and parses the
  * same AdmissionReview body and answers a small AdmissionReview — same certificate,
  * same TLS settings, keep-alive.
  */
@@ -11,9 +11,8 @@ import { runChild } from "./lib/child.mjs";
 runChild(async ({ mode, cert, key, settings }) => {
   let server;
   if (mode === "webhook") {
-    const { WebhookServer } = await import("../dist/src/webhook/server.js");
+    const { WebhookServer, cachedNamespaceLabels } = await import("../dist/src/bench/webhook.js");
     const namespaces = new Map([["shop", { "keyhaven.dev/injection": "enabled" }]]);
-    const { cachedNamespaceLabels } = await import("../dist/src/webhook/startWebhook.js");
     const webhook = new WebhookServer({
       certificate: { cert, key },
       logger: pino({ level: "silent" }),

@@ -12,7 +12,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { spawnServer } from "./lib/servers.mjs";
 import { median, quantile } from "./lib/harness.mjs";
-import { reconcileCertificates } from "../dist/src/webhook/certificates.js";
+import { reconcileCertificates } from "../dist/src/bench/webhook.js";
 
 const { values } = parseArgs({
   options: {

@@ -35,8 +35,9 @@ const WORKERS = Number(args.workers);
 process.env.KEYHAVEN_SHARED ??= join(root, "..", "shared");
 const m = await loadModules();
 const out = join(root, ".tmp", "bench-controller");
-const { startControlPlane, createNamespace } = await import(join(out, "test/support/kubeUp.js"));
-const { applyCrds, auditArgs, readAudit } = await import(join(out, "test/kube/realCluster.js"));
+const { startControlPlane, createNamespace, applyCrds, auditArgs, readAudit } = await import(
+  join(out, "test/support/bench.js")
+);
 
 /** N keys to Ready on kube-up; Kubernetes calls from the audit log. */
 async function onKubeUp(count) {

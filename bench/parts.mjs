@@ -2,7 +2,7 @@
  * Per-piece costs of the Encrypt hot path, in-process and without HTTP: where the
  * microseconds of one request go (signature check, decoding, sealing, encoding, the
  * audit line, the store read). Run after `npm run build`: `node bench/parts.mjs [DIST]`
- * (DIST: another build's dist/ folder, to compare). Figures are CPU time per call.
+ * (DIST: another build's dist/ folder with src/bench/, to compare). Figures are CPU time per call.
  * Complements `npm run bench` (end to end, against the echo baseline).
  */
 import { randomBytes, randomUUID, createSecretKey } from "node:crypto";
@@ -11,16 +11,22 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { pino } from "pino";
-const dist = process.argv[2]
-  ? pathToFileURL(join(resolve(process.argv[2]), "src")).href
-  : new URL("../dist/src", import.meta.url).href;
-const { verifySigV4 } = await import(`${dist}/kms/protocol/sigv4.js`);
-const { decodeInput, encodeOutput } = await import(`${dist}/kms/protocol/model.js`);
-const { sealCiphertext } = await import(`${dist}/kms/crypto/ciphertext.js`);
-const { pooledRandom } = await import(`${dist}/kms/crypto/random.js`);
-const { createLogger } = await import(`${dist}/observability/logger.js`);
-const { SqliteKeyStore } = await import(`${dist}/kms/store/sqliteKeyStore.js`);
-const { signKmsRequest } = await import("./lib/sign.mjs");
+import { signKmsRequest } from "./lib/sign.mjs";
+const {
+  verifySigV4,
+  decodeInput,
+  encodeOutput,
+  sealCiphertext,
+  pooledRandom,
+  createLogger,
+  bufferedDestination,
+  SyncDestination,
+  SqliteKeyStore,
+} = await import(
+  process.argv[2]
+    ? pathToFileURL(join(resolve(process.argv[2]), "src/bench/keyService.js")).href
+    : "../dist/src/bench/keyService.js"
+);
 
 /** CPU time per call (user + system), which neighbours on a shared machine disturb less than wall time. */
 function bench(name, fn, n = 50000) {
@@ -101,17 +107,10 @@ const plain = pino(
 bench("audit.info (no redact)", () => plain.info(line(), "kms request"), 20000);
 // The audit sink `serve` uses: one write(2) per line before the answer (docs/security.md,
 // "Audit"), against the 4 KiB-buffered asynchronous destination used before it.
-const { bufferedDestination } = await import(`${dist}/observability/logger.js`);
 const buffered = createLogger("info", bufferedDestination(join(dir, "c.log")));
 bench("audit.info (buffered, async)", () => buffered.info(line(), "kms request"), 20000);
-const sync = await import(`${dist}/observability/syncDestination.js`).catch(() => undefined);
-if (sync) {
-  const strict = createLogger(
-    "info",
-    new sync.SyncDestination(join(dir, "d.log"), { strict: true }),
-  );
-  bench("audit.info (write(2) per line)", () => strict.info(line(), "kms request"), 20000);
-}
+const strict = createLogger("info", new SyncDestination(join(dir, "d.log"), { strict: true }));
+bench("audit.info (write(2) per line)", () => strict.info(line(), "kms request"), 20000);
 const store = new SqliteKeyStore(join(dir, "k.db"));
 await store.createKey(
   {

@@ -9,17 +9,18 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-const dist = new URL("../dist/src", import.meta.url).href;
-const { KeyService } = await import(`${dist}/kms/keyService.js`);
-const { policyAuthorizer } = await import(`${dist}/kms/access/policyAuthorizer.js`);
-const { SqliteKeyStore } = await import(`${dist}/kms/store/sqliteKeyStore.js`);
-const { LocalRootKey } = await import(`${dist}/kms/rootkey/localRootKey.js`);
-const { pooledRandom } = await import(`${dist}/kms/crypto/random.js`);
-const { operations } = await import(`${dist}/kms/operations/index.js`);
-const { decodeInput } = await import(`${dist}/kms/protocol/model.js`);
-const { compilePolicy } = await import(`${dist}/kms/authz/policy.js`);
-const { principalFromArn } = await import(`${dist}/kms/authz/principal.js`);
-const { ADMINISTRATOR_POLICY } = await import(`${dist}/kms/authz/keyPolicy.js`);
+import {
+  KeyService,
+  policyAuthorizer,
+  SqliteKeyStore,
+  LocalRootKey,
+  pooledRandom,
+  operations,
+  decodeInput,
+  compilePolicy,
+  principalFromArn,
+  ADMINISTRATOR_POLICY,
+} from "../dist/src/bench/keyService.js";
 
 const account = "000000000000";
 const dir = mkdtempSync(join(tmpdir(), "keyhaven-policy-parts-"));

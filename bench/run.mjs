@@ -12,7 +12,7 @@
  * .cpuprofile in DIR (open it in Chrome DevTools or speedscope; or
  * `node bench/profile-summary.mjs FILE`). --dist DIST runs the key service from
  * another build than ./dist; --compare NAME=DIST also measures the key service built
- * into another dist/ folder (e.g. an older commit), in the same rounds. --node-arg
+ * into another dist/ folder (e.g. an older commit, one with src/bench/), in the same rounds. --node-arg
  * NAME=FLAG passes a Node flag to one of them (e.g. semi=--max-semi-space-size=64).
  * --admission-cluster also runs bench/admission-cluster.mjs afterwards: Pod creates on
  * the real API server with and without the webhook (needs ../shared/kubernetes).

@@ -34,15 +34,26 @@ export async function loadModules() {
     ],
     { stdio: "ignore" },
   );
-  const load = (path) => import(join(out, path));
+  const {
+    Manager,
+    createKmsClient,
+    countKmsCalls,
+    ControllerMetrics,
+    clientNodeCluster,
+    loadKubeConfig,
+    isReady,
+  } = await import(join(out, "src/bench/controller.js"));
+  const { startHttpApiServer, kubeconfigFor } = await import(join(out, "test/support/bench.js"));
   return {
-    ...(await load("test/kube/httpApiServer.js")),
-    ...(await load("src/kube/clientNodeCluster.js")),
-    ...(await load("src/kube/kubeConfig.js")),
-    ...(await load("src/controller/manager.js")),
-    ...(await load("src/controller/kms.js")),
-    ...(await load("src/controller/runtime/metrics.js")),
-    ...(await load("src/api/v1alpha1/conditions.js")),
+    Manager,
+    createKmsClient,
+    countKmsCalls,
+    ControllerMetrics,
+    clientNodeCluster,
+    loadKubeConfig,
+    isReady,
+    startHttpApiServer,
+    kubeconfigFor,
   };
 }
 

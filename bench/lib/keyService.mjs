@@ -24,11 +24,13 @@ export const benchCredential = (credential, account) => ({
   policies: [ADMINISTRATOR_POLICY],
 });
 
+/** `dist`: another build's dist/ folder, from a commit that has src/bench/. */
 export async function startBenchKeyService({ dataDir, credentials, region, account, dist }) {
-  const serve = dist
-    ? pathToFileURL(join(resolve(dist), "src/cmd/serve.js")).href
-    : new URL("../../dist/src/cmd/serve.js", import.meta.url).href;
-  const { startKeyService } = await import(serve);
+  const { startKeyService } = await import(
+    dist
+      ? pathToFileURL(join(resolve(dist), "src/bench/keyService.js")).href
+      : "../../dist/src/bench/keyService.js"
+  );
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const credentialsFile = join(dataDir, "bench-credentials.yaml");
   writeFileSync(credentialsFile, stringify({ credentials }), { mode: 0o600 });

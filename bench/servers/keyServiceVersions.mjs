@@ -7,8 +7,7 @@
 import { runChild } from "../lib/child.mjs";
 import { callKms } from "../lib/sign.mjs";
 import { benchCredential, startBenchKeyService } from "../lib/keyService.mjs";
-
-const { rotateKeyMaterial } = await import("../../dist/src/kms/lifecycle/actions.js");
+import { rotateKeyMaterial } from "../../dist/src/bench/keyService.js";
 
 runChild(async ({ dataDir, credential, region, account, versions = 100 }) => {
   const { running, stop } = await startBenchKeyService({
