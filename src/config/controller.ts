@@ -3,15 +3,13 @@ import {
   bool,
   duration,
   hostPort,
-  kmsEndpoint,
-  logLevel,
   nonEmpty,
   optionalText,
-  region,
   wholeNumber,
   type HostPort,
 } from "./schemas.js";
 import { command, ConfigError, flag } from "./table.js";
+import { LOG_LEVEL_FLAG, keyServiceClientFlags } from "./commonFlags.js";
 import { WEBHOOK_FLAGS, webhookConfig, type WebhookConfig } from "./webhook.js";
 
 export interface ControllerConfig {
@@ -67,19 +65,7 @@ export const CONTROLLER_FLAGS = {
     schema: optionalText,
     help: "only watch NS (default: all namespaces)",
   }),
-  "kms-endpoint": flag({
-    arg: "URL",
-    env: ["AWS_ENDPOINT_URL_KMS"],
-    schema: kmsEndpoint("http://keyhaven.keyhaven-system:8080"),
-    help: "key service URL (required)",
-  }),
-  region: flag({
-    arg: "NAME",
-    env: ["AWS_REGION", "AWS_DEFAULT_REGION"],
-    default: "us-east-1",
-    schema: region,
-    help: "region of the key service",
-  }),
+  ...keyServiceClientFlags("http://keyhaven.keyhaven-system:8080"),
   "metrics-listen": flag({
     arg: "HOST:PORT",
     env: ["KEYHAVEN_METRICS_LISTEN"],
@@ -141,13 +127,7 @@ export const CONTROLLER_FLAGS = {
     schema: bool,
     help: "run the operator only",
   }),
-  "log-level": flag({
-    arg: "LEVEL",
-    env: ["KEYHAVEN_LOG_LEVEL"],
-    default: "info",
-    schema: logLevel,
-    help: "fatal|error|warn|info|debug|trace|silent",
-  }),
+  "log-level": LOG_LEVEL_FLAG,
 };
 
 export const controllerCommand = command({

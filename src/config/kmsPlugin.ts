@@ -1,7 +1,8 @@
 /** `keyhaven kms-plugin` (docs/encryption-at-rest.md). */
 import { z } from "zod";
-import { kmsEndpoint, logLevel, matching, region, required, wholeNumber } from "./schemas.js";
+import { matching, required, wholeNumber } from "./schemas.js";
 import { command, flag } from "./table.js";
+import { LOG_LEVEL_FLAG, keyServiceClientFlags } from "./commonFlags.js";
 
 export interface KmsPluginConfig {
   readonly command: "kms-plugin";
@@ -44,19 +45,7 @@ export const KMS_PLUGIN_FLAGS = {
     schema: required("the Keyhaven key to wrap DEK seeds with is required (id, ARN or alias/NAME)"),
     help: "symmetric key: id, ARN, alias/NAME or alias ARN (required)",
   }),
-  "kms-endpoint": flag({
-    arg: "URL",
-    env: ["AWS_ENDPOINT_URL_KMS"],
-    schema: kmsEndpoint("http://127.0.0.1:8080"),
-    help: "key service URL (required)",
-  }),
-  region: flag({
-    arg: "NAME",
-    env: ["AWS_REGION", "AWS_DEFAULT_REGION"],
-    default: "us-east-1",
-    schema: region,
-    help: "region of the key service",
-  }),
+  ...keyServiceClientFlags("http://127.0.0.1:8080"),
   "cluster-name": flag({
     arg: "NAME",
     env: ["KEYHAVEN_CLUSTER_NAME"],
@@ -74,13 +63,7 @@ export const KMS_PLUGIN_FLAGS = {
     schema: wholeNumber(1, 99999, (v) => `a whole number of seconds from 1 to 99999, got '${v}'`),
     help: "Status answers from the last Encrypt/Decrypt round trip this long",
   }),
-  "log-level": flag({
-    arg: "LEVEL",
-    env: ["KEYHAVEN_LOG_LEVEL"],
-    default: "info",
-    schema: logLevel,
-    help: "fatal|error|warn|info|debug|trace|silent",
-  }),
+  "log-level": LOG_LEVEL_FLAG,
 };
 
 export const kmsPluginCommand = command({

@@ -1,8 +1,9 @@
 /** `keyhaven serve`: the key service's flags and configuration. */
 import { z } from "zod";
-import { hostPort, logLevel, nonEmpty, optionalText, region, type HostPort } from "./schemas.js";
+import { hostPort, nonEmpty, optionalText, region, type HostPort } from "./schemas.js";
 import { PKCS11_FLAGS, rootKeySettings, type RootKeySettings } from "./rootKey.js";
 import { command, ConfigError, flag } from "./table.js";
+import { LOG_LEVEL_FLAG } from "./commonFlags.js";
 
 export interface ServeConfig {
   readonly command: "serve";
@@ -150,13 +151,7 @@ export const SERVE_FLAGS = {
       .refine((n) => n >= 900 && n <= 43200, "between 900 and 43200 seconds"),
     help: "longest session",
   }),
-  "log-level": flag({
-    arg: "LEVEL",
-    env: ["KEYHAVEN_LOG_LEVEL"],
-    default: "info",
-    schema: logLevel,
-    help: "fatal|error|warn|info|debug|trace|silent",
-  }),
+  "log-level": LOG_LEVEL_FLAG,
   "root-key": flag({
     arg: "local|pkcs11",
     env: ["KEYHAVEN_ROOT_KEY"],
