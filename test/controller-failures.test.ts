@@ -75,6 +75,7 @@ it("a retryable failure (key service down) is recorded and goes back to the queu
   expect((err as Error).name).not.toBe("TerminalError");
   const ready = findCondition(h.key("later").status?.conditions, "Ready");
   expect(ready?.status).toBe("False");
+  expect(ready?.reason).toBe("KeyServiceUnavailable");
   expect(ready?.message).toContain((err as Error).message);
-  expect(warnings("later").map((e) => e.reason)).toEqual([ready?.reason]);
+  expect(warnings("later").map((e) => e.reason)).toEqual(["KeyServiceUnavailable"]);
 });

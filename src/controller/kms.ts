@@ -56,8 +56,10 @@ export function countKmsCalls(client: KMSClient): Map<string, number> {
 /** The AWS exception name of an error from the key service, or undefined for transport errors. */
 export function kmsErrorName(err: unknown): string | undefined {
   if (err instanceof KMSServiceException) return err.name;
-  const e = err as { name?: string; $metadata?: unknown } | undefined;
-  return e && e.$metadata !== undefined && typeof e.name === "string" ? e.name : undefined;
+  // An answer of the service carries $fault ("client" | "server"); the SDK also puts
+  // $metadata on transport errors (refused connection, timeout), which must stay undefined.
+  const e = err as { name?: string; $fault?: unknown } | undefined;
+  return e && typeof e.$fault === "string" && typeof e.name === "string" ? e.name : undefined;
 }
 
 export const isKmsError = (err: unknown, ...names: string[]) => {
