@@ -13,6 +13,7 @@
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { join } from "node:path";
 import { tempDir } from "./server.js";
 
@@ -33,6 +34,30 @@ export const P11_KIT_CLIENT = findModule(
   [`/usr/lib/${MULTIARCH}/pkcs11/p11-kit-client.so`, "/usr/lib/pkcs11/p11-kit-client.so"],
   "p11-kit-modules",
 );
+
+/**
+ * The mechanism a root key picks through the sidecar: p11-kit 0.24 (Debian bookworm) carries
+ * no GCM parameters over its RPC, so only CKM_AES_ECB is offered and GCM is composed around
+ * it; p11-kit 0.25 (trixie) forwards CKM_AES_GCM. Asked of the token in a child process, so
+ * this process's own client of the module starts clean.
+ */
+export function sidecarMechanism(hsm: SoftHsm): "CKM_AES_GCM" | "CKM_AES_ECB" {
+  const script = `
+    const p = require(${JSON.stringify(createRequire(import.meta.url).resolve("pkcs11js"))});
+    const lib = new p.PKCS11();
+    lib.load(${JSON.stringify(P11_KIT_CLIENT)});
+    lib.C_Initialize({ flags: p.CKF_OS_LOCKING_OK });
+    const slot = lib.C_GetSlotList(true).find((s) => lib.C_GetTokenInfo(s).label.trimEnd() === ${JSON.stringify(hsm.tokenLabel)});
+    process.stdout.write(lib.C_GetMechanismList(slot).includes(p.CKM_AES_GCM) ? "CKM_AES_GCM" : "CKM_AES_ECB");
+    lib.C_Finalize();`;
+  const out = execFileSync(process.execPath, ["-e", script], {
+    env: { ...process.env, ...hsm.env },
+    encoding: "utf8",
+  });
+  if (out !== "CKM_AES_GCM" && out !== "CKM_AES_ECB")
+    throw new Error(`probing the sidecar's mechanisms printed ${JSON.stringify(out)}`);
+  return out;
+}
 
 export interface SoftHsm {
   readonly dir: string;
