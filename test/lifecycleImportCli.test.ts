@@ -11,7 +11,8 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { spawnServer, tempDir, type SpawnedServer } from "./support/server.js";
+import { ListKeyRotationsCommand } from "@aws-sdk/client-kms";
+import { kmsClient, spawnServer, tempDir, type SpawnedServer } from "./support/server.js";
 
 const run = promisify(execFile);
 
@@ -92,6 +93,14 @@ async function importMaterial(keyId: string, tag: string) {
   );
 }
 
+/** The key's current KeyMaterialId, read with the SDK (whose model always has the field). */
+async function currentMaterialId(keyId: string): Promise<string | undefined> {
+  const { Rotations } = await kmsClient(server).send(
+    new ListKeyRotationsCommand({ KeyId: keyId, IncludeKeyMaterial: "ALL_KEY_MATERIAL" }),
+  );
+  return Rotations?.find((r) => r.KeyMaterialState === "CURRENT")?.KeyMaterialId;
+}
+
 describe("BYOK with OpenSSL and the AWS CLI", () => {
   it("imports, encrypts, loses the material, and gets it back by re-import", async () => {
     const created = await aws("create-key", "--origin", "EXTERNAL", "--description", "byok");
@@ -124,7 +133,10 @@ describe("BYOK with OpenSSL and the AWS CLI", () => {
       "rsa_mgf1_md:sha256",
     );
     const imported = await importMaterial(keyId, "oaep");
-    expect(imported["KeyMaterialId"]).toMatch(/^[0-9a-f]{64}$/);
+    const importedId = await currentMaterialId(keyId);
+    expect(importedId).toMatch(/^[0-9a-f]{64}$/);
+    // CLIs older than the 2025 model (trixie's 2.23) drop the field from their output.
+    if ("KeyMaterialId" in imported) expect(imported["KeyMaterialId"]).toBe(importedId);
     expect(
       ((await aws("describe-key", "--key-id", keyId))["KeyMetadata"] as { KeyState: string })
         .KeyState,
@@ -204,7 +216,8 @@ describe("BYOK with OpenSSL and the AWS CLI", () => {
       ]),
     );
     const reimported = await importMaterial(keyId, "kwp");
-    expect(reimported["KeyMaterialId"]).toBe(imported["KeyMaterialId"]);
+    expect(await currentMaterialId(keyId)).toBe(importedId);
+    if ("KeyMaterialId" in reimported) expect(reimported["KeyMaterialId"]).toBe(importedId);
     expect(await decrypt()).toBe("bring your own key");
 
     // Different material is refused.
