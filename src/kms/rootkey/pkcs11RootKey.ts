@@ -61,6 +61,16 @@ const NOT_AUTHENTIC = new Set([
   pkcs11js.CKR_ENCRYPTED_DATA_LEN_RANGE,
 ]);
 
+/** Whether the token still answers on this session (a cheap call that changes nothing). */
+function answers(c: Connection, session: Handle): boolean {
+  try {
+    c.lib.C_GetSessionInfo(session);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 interface Connection {
   readonly lib: pkcs11js.PKCS11;
   readonly key: Handle;
@@ -157,6 +167,10 @@ export class Pkcs11RootKey implements RootKey {
         return await c.lib.C_DecryptAsync(session, sealed, Buffer.alloc(sealed.length));
       } catch (err) {
         if (isPkcs11Error(err) && NOT_AUTHENTIC.has(err.code)) return undefined;
+        // Through p11-kit 0.25's socket a failed tag comes back as CKR_GENERAL_ERROR, which
+        // also means a broken token. A session that still answers tells the two apart.
+        if (isPkcs11Error(err) && err.code === pkcs11js.CKR_GENERAL_ERROR && answers(c, session))
+          return undefined;
         throw err;
       }
     });
