@@ -3,6 +3,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { symmetricKeyRecord } from "../../test/support/keyRecords.js";
 import { openSessionKey, SESSION_KEY } from "./identity/sessionKey.js";
 import { KeyService } from "./keyService.js";
 import { REWRAP_META, RewrapError, rewrapStore, type RewrapProgress } from "./rewrap.js";
@@ -30,19 +31,7 @@ async function storeUnder(rootKey: RootKey) {
       const record = { keyId, version, createdAt: 0, wrapped };
       if (version === 1)
         await store.createKey(
-          {
-            keyId,
-            arn: `arn:aws:kms:us-east-1:000000000000:key/${keyId}`,
-            createdAt: 0,
-            description: "",
-            keySpec: "SYMMETRIC_DEFAULT",
-            keyUsage: "ENCRYPT_DECRYPT",
-            origin: "AWS_KMS",
-            state: "Enabled",
-            policy: "{}",
-            tags: [],
-            currentMaterialVersion: versions,
-          },
+          symmetricKeyRecord({ keyId, currentMaterialVersion: versions }),
           record,
         );
       else await store.addMaterial(record);

@@ -1,21 +1,10 @@
 import fc from "fast-check";
+import { symmetricKeyRecord } from "../../../test/support/keyRecords.js";
 import { describe, expect, it } from "vitest";
 import type { KeyRecord, KeyState } from "./keyRecord.js";
 import { deletionDue, materialExpired, nextDueAt, rotationDue } from "./dueDates.js";
 
-const base: KeyRecord = {
-  keyId: "00000000-0000-4000-8000-000000000000",
-  arn: "arn:aws:kms:us-east-1:000000000000:key/00000000-0000-4000-8000-000000000000",
-  createdAt: 0,
-  description: "",
-  keySpec: "SYMMETRIC_DEFAULT",
-  keyUsage: "ENCRYPT_DECRYPT",
-  origin: "AWS_KMS",
-  state: "Enabled",
-  policy: "{}",
-  tags: [],
-  currentMaterialVersion: 1,
-};
+const base: KeyRecord = symmetricKeyRecord({ keyId: "00000000-0000-4000-8000-000000000000" });
 
 const date = fc.integer({ min: 0, max: 10_000 });
 const record = fc

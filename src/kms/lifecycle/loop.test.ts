@@ -13,6 +13,7 @@ import type { KeyRecord } from "../keys/keyRecord.js";
 import { SqliteKeyStore } from "../store/sqliteKeyStore.js";
 import { DAY_MS } from "../keys/dueDates.js";
 import { ManualClock } from "../../../test/support/manualClock.js";
+import { symmetricKeyRecord } from "../../../test/support/keyRecords.js";
 import { LifecycleLoop } from "./loop.js";
 
 const T0 = Date.parse("2026-05-01T00:00:00Z");
@@ -65,20 +66,7 @@ async function setup() {
   const loop = new LifecycleLoop(service, { logger, timers });
   const addKey = async (fields: Partial<KeyRecord>) => {
     const keyId = randomUUID();
-    const key: KeyRecord = {
-      keyId,
-      arn: service.keyArn(keyId),
-      createdAt: T0,
-      description: "",
-      keySpec: "SYMMETRIC_DEFAULT",
-      keyUsage: "ENCRYPT_DECRYPT",
-      origin: "AWS_KMS",
-      state: "Enabled",
-      policy: "{}",
-      tags: [],
-      currentMaterialVersion: 1,
-      ...fields,
-    };
+    const key = symmetricKeyRecord({ keyId, arn: service.keyArn(keyId), createdAt: T0, ...fields });
     const wrapped = await service.wrapMaterial(keyId, 1, Buffer.alloc(32, 2));
     await store.createKey(key, { keyId, version: 1, createdAt: T0, wrapped });
     return keyId;

@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
+import { symmetricKeyRecord } from "../../../test/support/keyRecords.js";
 import { StoreConflictError } from "./keyStore.js";
 import type { KeyMaterialRecord, KeyRecord } from "../keys/keyRecord.js";
 import { SqliteKeyStore } from "./sqliteKeyStore.js";
@@ -21,20 +22,7 @@ afterEach(async () => {
 let n = 0;
 function key(overrides: Partial<KeyRecord> = {}): KeyRecord {
   const keyId = `00000000-0000-4000-8000-${(n++).toString(16).padStart(12, "0")}`;
-  return {
-    keyId,
-    arn: `arn:aws:kms:us-east-1:000000000000:key/${keyId}`,
-    createdAt: 1_700_000_000_000,
-    description: "",
-    keySpec: "SYMMETRIC_DEFAULT",
-    keyUsage: "ENCRYPT_DECRYPT",
-    origin: "AWS_KMS",
-    state: "Enabled",
-    policy: "{}",
-    tags: [],
-    currentMaterialVersion: 1,
-    ...overrides,
-  };
+  return symmetricKeyRecord({ keyId, createdAt: 1_700_000_000_000, ...overrides });
 }
 const material = (k: KeyRecord, version = 1): KeyMaterialRecord => ({
   keyId: k.keyId,
