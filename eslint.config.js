@@ -21,7 +21,9 @@ export default tseslint.config(
   {
     languageOptions: {
       parserOptions: {
-        projectService: { allowDefaultProject: ["*.js", "*.mjs", "scripts/*.mjs"] },
+        projectService: {
+          allowDefaultProject: ["*.js", "*.mjs", "scripts/*.mjs"],
+        },
         tsconfigRootDir: import.meta.dirname,
       },
       globals: {
@@ -78,8 +80,9 @@ export default tseslint.config(
   },
   { files: ["**/*.js", "**/*.mjs"], ...tseslint.configs.disableTypeChecked },
   {
-    // bench/ is plain .mjs run by node (no type information), hence only its .ts files.
-    files: ["**/*.test.ts", "test/**", "bench/**/*.ts"],
+    // bench/ and test/node24/ hold plain .mjs run by node (no type information), hence
+    // only the .ts files.
+    files: ["**/*.test.ts", "test/**/*.ts", "bench/**/*.ts"],
     rules: {
       "@typescript-eslint/no-unsafe-assignment": "off",
       "@typescript-eslint/no-unsafe-member-access": "off",

@@ -13,6 +13,8 @@ import {
   type KMSClient,
 } from "@aws-sdk/client-kms";
 import { execFile } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { KmsKey } from "../src/api/v1alpha1/types.js";
@@ -27,7 +29,13 @@ import {
 } from "./kube/realCluster.js";
 import { createNamespace, startControlPlane, type ControlPlane } from "./support/kubeUp.js";
 import { node24Program } from "./support/node24.js";
-import { kmsClient, spawnServer, type Program, type SpawnedServer } from "./support/server.js";
+import {
+  kmsClient,
+  REPO_ROOT,
+  spawnServer,
+  type Program,
+  type SpawnedServer,
+} from "./support/server.js";
 
 const run = promisify(execFile);
 let program: Program & { version: string };
@@ -60,6 +68,21 @@ it("runs on the pinned Node 24", async () => {
   const metrics = await (await fetch(`${service.url}/metrics`)).text();
   expect(metrics).toContain(`nodejs_version_info{version="v${program.version}"`);
 });
+
+it("better-sqlite3 survives the collection of its statements (nodejs/node#65446)", async () => {
+  // Built against 24.19.0's headers, better-sqlite3 12 aborts when the collector finalizes
+  // a Statement inside a socket callback; the image and this test build it against
+  // 24.18.1's (scripts/node24-headers/). The script says how it provokes that.
+  const churn = readFileSync(join(REPO_ROOT, "test", "node24", "statement-churn.mjs"), "utf8");
+  const { stdout } = await run(
+    program.node,
+    ["--max-semi-space-size=1", "--input-type=module", "-e", churn],
+    {
+      cwd: dirname(dirname(dirname(program.main))),
+    },
+  );
+  expect(stdout.trim()).toBe("survived");
+}, 120_000);
 
 it("keyhaven serve: Encrypt and Decrypt with the AWS SDK", async () => {
   const { KeyMetadata } = await kms.send(new CreateKeyCommand({ Description: "node24 smoke" }));
