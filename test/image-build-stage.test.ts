@@ -33,7 +33,13 @@ beforeAll(() => {
   const context = join(work, "context");
   // The build context as .dockerignore lets it through, plus the installed dependencies
   // (what `npm ci` in the Dockerfile would have produced; copied to stay offline).
-  for (const f of ["package.json", "package-lock.json", "tsconfig.json", "tsconfig.build.json"])
+  for (const f of [
+    ".npmrc",
+    "package.json",
+    "package-lock.json",
+    "tsconfig.json",
+    "tsconfig.build.json",
+  ])
     cpSync(join(ROOT, f), join(context, f));
   cpSync(join(ROOT, "scripts/image-build-stage.sh"), join(context, "scripts/image-build-stage.sh"));
   mkdirSync(join(context, "node_modules"));
