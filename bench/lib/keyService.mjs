@@ -45,6 +45,7 @@ export async function startBenchKeyService({ dataDir, credentials, region, accou
       region,
       logLevel: "warn",
       auditLog,
+      rootKey: { type: "local" },
     },
     { announce: () => {} },
   );
