@@ -10,6 +10,7 @@ import type { Logger } from "pino";
 import { systemClock, type Clock } from "../time.js";
 import type { ServeConfig } from "../config/config.js";
 import { pooledRandom } from "../kms/crypto/random.js";
+import { PrivateKeyWorkers } from "../kms/crypto/privateKeyWorkers.js";
 import {
   createAdminCredentialsFile,
   loadCredentialsFile,
@@ -189,6 +190,8 @@ export async function startKeyService(
       { count: unauthorized.length, principals: unauthorized },
       "credentials without policies are allowed nothing; give each the caller policies it needs",
     );
+  // Started on first use: a server without RSA/ECC traffic runs no worker thread.
+  const privateKeyWorkers = new PrivateKeyWorkers();
   const service = new KeyService({
     account: config.account,
     region: config.region,
@@ -196,6 +199,7 @@ export async function startKeyService(
     rootKey,
     clock: deps.clock ?? systemClock,
     random: pooledRandom(),
+    privateKeyWorkers,
   });
   const metrics = new KeyServiceMetrics({
     operations: [...operations.keys()],
@@ -325,6 +329,7 @@ export async function startKeyService(
       await server.close();
       await lifecycle.stop();
       await store.close();
+      await privateKeyWorkers.close();
       await rootKey.close();
       logger.info("key service stopped");
       audit.flush();
