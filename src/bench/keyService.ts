@@ -23,3 +23,6 @@ export { LocalRootKey } from "../kms/rootkey/localRootKey.js";
 export { createLogger, bufferedDestination, lineWriter } from "../observability/logger.js";
 export { auditRecord } from "../kms/audit/auditRecord.js";
 export { SyncDestination } from "../observability/syncDestination.js";
+// A store of many keys written directly (bench/startup.mjs).
+export { generateKeyMaterial } from "../kms/crypto/keyMaterial.js";
+export { defaultKeyPolicy } from "../kms/authz/keyPolicy.js";
