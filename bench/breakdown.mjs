@@ -18,6 +18,7 @@ import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { compare, formatSummaries } from "./lib/harness.mjs";
+import { benchIdentity } from "./lib/keyService.mjs";
 import { spawnServer } from "./lib/servers.mjs";
 import { callKms, signKmsRequest } from "./lib/sign.mjs";
 
@@ -28,12 +29,7 @@ const { values: args } = parseArgs({
     connections: { type: "string", default: "50" },
   },
 });
-const region = "us-east-1";
-const account = "000000000000";
-const credential = {
-  accessKeyId: "AKIABENCHMARK0000001",
-  secretAccessKey: randomBytes(30).toString("base64"),
-};
+const { region, account, credential } = benchIdentity();
 const here = import.meta.dirname;
 const tempDir = mkdtempSync(join(tmpdir(), "keyhaven-breakdown-"));
 const echo = await spawnServer(join(here, "servers/echo.mjs"), {}, { name: "echo" });

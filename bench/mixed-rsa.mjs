@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import autocannon from "autocannon";
 import { median, quantile } from "./lib/harness.mjs";
+import { benchIdentity } from "./lib/keyService.mjs";
 import { spawnServer } from "./lib/servers.mjs";
 import { callKms, signKmsRequest } from "./lib/sign.mjs";
 
@@ -25,12 +26,7 @@ const { values: args } = parseArgs({
     compare: { type: "string", multiple: true, default: [] },
   },
 });
-const region = "us-east-1";
-const account = "000000000000";
-const credential = {
-  accessKeyId: "AKIABENCHMARK0000001",
-  secretAccessKey: randomBytes(30).toString("base64"),
-};
+const { region, account, credential } = benchIdentity();
 const here = import.meta.dirname;
 const tempDir = mkdtempSync(join(tmpdir(), "keyhaven-mixed-"));
 const builds = [

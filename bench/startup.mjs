@@ -17,7 +17,7 @@ import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import { stringify } from "yaml";
-import { benchCredential } from "./lib/keyService.mjs";
+import { benchCredential, benchIdentity } from "./lib/keyService.mjs";
 import { callKms } from "./lib/sign.mjs";
 const {
   KeyService,
@@ -35,12 +35,7 @@ const { values: args } = parseArgs({
   },
 });
 const total = Number(args.keys);
-const region = "us-east-1";
-const account = "000000000000";
-const credential = {
-  accessKeyId: "AKIABENCHMARK0000001",
-  secretAccessKey: randomBytes(30).toString("base64"),
-};
+const { region, account, credential } = benchIdentity();
 const dataDir = mkdtempSync(join(tmpdir(), "keyhaven-startup-"));
 /** The mix: mostly symmetric keys, some ECC and HMAC, a few RSA (slow to generate). */
 const mix = [
