@@ -20,6 +20,8 @@ const {
   pooledRandom,
   createLogger,
   bufferedDestination,
+  lineWriter,
+  auditRecord,
   SyncDestination,
   SqliteKeyStore,
 } = await import(
@@ -111,6 +113,35 @@ const buffered = createLogger("info", bufferedDestination(join(dir, "c.log")));
 bench("audit.info (buffered, async)", () => buffered.info(line(), "kms request"), 20000);
 const strict = createLogger("info", new SyncDestination(join(dir, "d.log"), { strict: true }));
 bench("audit.info (write(2) per line)", () => strict.info(line(), "kms request"), 20000);
+// The audit line serve writes: the CloudTrail-shaped record, through pino and pre-serialised.
+const trail = () => ({
+  ...auditRecord({
+    requestId: randomUUID(),
+    eventId: randomUUID(),
+    eventTime: new Date(),
+    eventSource: "kms.amazonaws.com",
+    eventName: "Encrypt",
+    region: "us-east-1",
+    account: "000000000000",
+    sourceIp: "::ffff:127.0.0.1",
+    userAgent: "autocannon",
+    userIdentity: {
+      type: "IAMUser",
+      arn: credential.principal,
+      accessKeyId: credential.accessKeyId,
+    },
+    requestParameters: { KeyId: keyId, Plaintext: pt },
+    resources: [out.KeyId],
+  }),
+  operation: "Encrypt",
+  principal: credential.principal,
+  durationMs: 0.123,
+  outcome: "success",
+});
+const nullSink = createLogger("info", { write() {} });
+bench("audit record + pino info (null sink)", () => nullSink.info(trail(), "kms request"), 20000);
+const writeLine = lineWriter(nullSink);
+bench("audit record + lineWriter (null sink)", () => writeLine(trail(), "kms request"), 20000);
 const store = new SqliteKeyStore(join(dir, "k.db"));
 await store.createKey(
   {
@@ -129,7 +160,7 @@ await store.createKey(
   },
   { keyId, version: 1, createdAt: 1, wrapped: randomBytes(60) },
 );
-bench("store.getKey (sync part)", () => void store.getKey(keyId));
+bench("store.getKey (sync part; cached)", () => void store.getKey(keyId));
 bench("all of the above, as one request", () => {
   verifySigV4(
     { method: "POST", url: "/", headers, body },

@@ -4,6 +4,7 @@
  * a file (every request still produces its audit line; that cost is part of the figure).
  * Returns the running service and a `stop()` that reports how many audit lines were written.
  */
+import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
@@ -45,6 +46,7 @@ export async function startBenchKeyService({ dataDir, credentials, region, accou
       region,
       logLevel: "warn",
       auditLog,
+      rootKey: { type: "local" },
     },
     { announce: () => {} },
   );
@@ -64,5 +66,14 @@ export async function startBenchKeyService({ dataDir, credentials, region, accou
       const text = readFileSync(auditLog, "utf8");
       return { auditLines: text.length === 0 ? 0 : text.trimEnd().split("\n").length };
     },
+  };
+}
+
+/** Region, account and a fresh credential for one bench run (the servers and the signer share them). */
+export function benchIdentity(accessKeyId = "AKIABENCHMARK0000001") {
+  return {
+    region: "us-east-1",
+    account: "000000000000",
+    credential: { accessKeyId, secretAccessKey: randomBytes(30).toString("base64") },
   };
 }

@@ -10,6 +10,7 @@ import type { Logger } from "pino";
 import { systemClock, type Clock } from "../time.js";
 import type { ServeConfig } from "../config/config.js";
 import { pooledRandom } from "../kms/crypto/random.js";
+import { PrivateKeyWorkers } from "../kms/crypto/privateKeyWorkers.js";
 import {
   createAdminCredentialsFile,
   loadCredentialsFile,
@@ -17,7 +18,7 @@ import {
   type Credential,
 } from "../kms/identity/credentialsFile.js";
 import { KeyService } from "../kms/keyService.js";
-import { SeedError, startSeed, type RunningSeed } from "../controller/seed.js";
+import type { RunningSeed } from "../controller/seed.js";
 import { LifecycleLoop } from "../kms/lifecycle/loop.js";
 import { policyAuthorizer } from "../kms/access/policyAuthorizer.js";
 import { KmsServer } from "../kms/protocol/server.js";
@@ -28,12 +29,7 @@ import { jwksFromFile } from "../kms/identity/jwksFile.js";
 import { jwksFromUrl, type JwksSource } from "../kms/identity/jwksUrl.js";
 import { openSessionKey } from "../kms/identity/sessionKey.js";
 import { StsError, WebIdentityProvider } from "../kms/identity/webIdentity.js";
-import {
-  ServiceAccountNotFound,
-  serviceAccountLabelsFromCluster,
-  type ServiceAccountLabels,
-} from "../kube/serviceAccountLabels.js";
-import { loadKubeConfig } from "../kube/kubeConfig.js";
+import type { ServiceAccountLabels } from "../kube/serviceAccountLabels.js";
 import { openRootKey, type OpenedRootKey } from "../kms/rootkey/openRootKey.js";
 import { RootKeyError } from "../kms/rootkey/rootKey.js";
 import { REWRAP_META } from "../kms/rewrap.js";
@@ -189,6 +185,8 @@ export async function startKeyService(
       { count: unauthorized.length, principals: unauthorized },
       "credentials without policies are allowed nothing; give each the caller policies it needs",
     );
+  // Started on first use: a server without RSA/ECC traffic runs no worker thread.
+  const privateKeyWorkers = new PrivateKeyWorkers();
   const service = new KeyService({
     account: config.account,
     region: config.region,
@@ -196,6 +194,7 @@ export async function startKeyService(
     rootKey,
     clock: deps.clock ?? systemClock,
     random: pooledRandom(),
+    privateKeyWorkers,
   });
   const metrics = new KeyServiceMetrics({
     operations: [...operations.keys()],
@@ -237,9 +236,7 @@ export async function startKeyService(
     const refreshable = jwksSource;
     const labels =
       deps.serviceAccountLabels ??
-      (w.serviceAccountLabels === "cluster"
-        ? stsLabels(serviceAccountLabelsFromCluster(loadKubeConfig(config.kubeconfig)))
-        : undefined);
+      (w.serviceAccountLabels === "cluster" ? await clusterLabels(config.kubeconfig) : undefined);
     webIdentity = new WebIdentityProvider({
       issuer: w.issuer,
       audience: w.audience,
@@ -295,6 +292,9 @@ export async function startKeyService(
   let seed: RunningSeed | undefined;
   const seedCredential = credentials.values().next().value;
   if (config.seedDir && seedCredential) {
+    // Loaded only for --seed (and the Kubernetes client only for cluster labels below):
+    // the reconcilers and the AWS SDK are most of a plain server's start-up and memory.
+    const { SeedError, startSeed } = await import("../controller/seed.js");
     try {
       seed = await startSeed({
         dir: config.seedDir,
@@ -325,6 +325,7 @@ export async function startKeyService(
       await server.close();
       await lifecycle.stop();
       await store.close();
+      await privateKeyWorkers.close();
       await rootKey.close();
       logger.info("key service stopped");
       audit.flush();
@@ -370,11 +371,24 @@ function adminInstructions(
   ].join("\n");
 }
 
+/** The ServiceAccount labels of `keyhaven serve --web-identity-labels cluster`, from the API server. */
+async function clusterLabels(kubeconfig: string | undefined): Promise<ServiceAccountLabels> {
+  const [{ ServiceAccountNotFound, serviceAccountLabelsFromCluster }, { loadKubeConfig }] =
+    await Promise.all([import("../kube/serviceAccountLabels.js"), import("../kube/kubeConfig.js")]);
+  return stsLabels(
+    serviceAccountLabelsFromCluster(loadKubeConfig(kubeconfig)),
+    ServiceAccountNotFound,
+  );
+}
+
 /**
  * ServiceAccount labels for STS, failing closed in STS's words: a session without the
  * labels a Deny condition may test would be allowed more than it should.
  */
-function stsLabels(read: ServiceAccountLabels): ServiceAccountLabels {
+function stsLabels(
+  read: ServiceAccountLabels,
+  ServiceAccountNotFound: new (...args: never[]) => Error,
+): ServiceAccountLabels {
   return async (namespace, name) => {
     try {
       return await read(namespace, name);

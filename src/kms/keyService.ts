@@ -5,7 +5,13 @@
 import { createSecretKey, type KeyObject } from "node:crypto";
 import type { Clock } from "../time.js";
 import type { RandomSource } from "./crypto/random.js";
+import * as nodeCrypto from "node:crypto";
 import { parsePrivateKey, type ParsedKeyPair } from "./crypto/asymmetric.js";
+import {
+  runPrivateKeyCall,
+  type PrivateKeyCall,
+  type PrivateKeyWorkers,
+} from "./crypto/privateKeyWorkers.js";
 import type { RootKey } from "./rootkey/rootKey.js";
 import type { KeyStore } from "./store/keyStore.js";
 import type { KeyRecord } from "./keys/keyRecord.js";
@@ -20,6 +26,8 @@ export interface KeyServiceOptions {
   readonly random: RandomSource;
   /** How many unwrapped material versions to keep in memory. */
   readonly materialCacheSize?: number;
+  /** Where RSA/ECC signing and RSA decryption run; on the event loop when absent. */
+  readonly privateKeyWorkers?: PrivateKeyWorkers;
 }
 
 export class KeyService {
@@ -34,6 +42,7 @@ export class KeyService {
   /** Parsed RSA/ECC key pairs by `${keyId}/${version}`: PEM/DER parsing per request costs ~20 signatures. */
   readonly #keyPairs = new Map<string, ParsedKeyPair>();
   readonly #cacheSize: number;
+  readonly #workers: PrivateKeyWorkers | undefined;
 
   constructor(options: KeyServiceOptions) {
     this.account = options.account;
@@ -43,6 +52,15 @@ export class KeyService {
     this.clock = options.clock;
     this.random = options.random;
     this.#cacheSize = options.materialCacheSize ?? 10_000;
+    this.#workers = options.privateKeyWorkers;
+  }
+
+  /**
+   * Makes a private-key call (a signature, an RSA decryption) in a worker thread when
+   * the service has them: milliseconds of RSA never stall the requests behind it.
+   */
+  async privateKeyCall(call: PrivateKeyCall): Promise<Buffer | undefined> {
+    return this.#workers ? this.#workers.run(call) : runPrivateKeyCall(nodeCrypto, call);
   }
 
   keyArn(keyId: string): string {

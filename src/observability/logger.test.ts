@@ -5,7 +5,8 @@ import { join } from "node:path";
 import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
 import { ManualClock } from "../../test/support/manualClock.js";
-import { bufferedDestination, createLogger, REDACTED_FIELDS } from "./logger.js";
+import { pino } from "pino";
+import { bufferedDestination, createLogger, lineWriter, REDACTED_FIELDS } from "./logger.js";
 
 /** A logger writing into memory; returns the logger and the parsed lines. */
 function memoryLogger() {
@@ -89,6 +90,81 @@ describe("createLogger redaction", () => {
         expect(lines.join("")).not.toContain(SECRET);
       }),
     );
+  });
+});
+
+describe("lineWriter", () => {
+  const withoutTime = (line: string) => {
+    const { time, ...rest } = JSON.parse(line) as Record<string, unknown>;
+    expect(typeof time).toBe("string");
+    return rest;
+  };
+
+  it("writes the line logger.info writes, redaction and child bindings included", () => {
+    const { logger, lines } = memoryLogger();
+    const audit = logger.child({ audit: true });
+    const write = lineWriter(audit);
+    const records: object[] = [
+      {
+        requestId: "r",
+        resources: ["a"],
+        nested: { deep: { x: 1 } },
+        n: 0.5,
+        ok: true,
+        gone: undefined,
+      },
+      ...topLevel.map((name) => ({ [name]: SECRET, keep: "visible" })),
+      ...nested.map((name) => ({ input: { [name]: SECRET, KeyId: "k" } })),
+      { headers: { authorization: SECRET, host: "h" } },
+      {},
+    ];
+    for (const record of records) {
+      audit.info(record, "kms request");
+      write(record, "kms request");
+    }
+    expect(lines).toHaveLength(records.length * 2);
+    expect(lines.join("")).not.toContain(SECRET);
+    for (let i = 0; i < lines.length; i += 2) {
+      expect(lines[i + 1]!.endsWith("}\n")).toBe(true);
+      expect(withoutTime(lines[i + 1]!)).toEqual(withoutTime(lines[i]!));
+      expect(Object.keys(JSON.parse(lines[i + 1]!) as object)).toEqual(
+        Object.keys(JSON.parse(lines[i]!) as object),
+      );
+    }
+  });
+
+  it("never writes a secret placed under a sensitive name at the top or one level down", () => {
+    const names = fc.constantFrom(...nested, ...topLevel);
+    const record = fc.oneof(
+      fc
+        .record({ name: names, other: fc.dictionary(fc.string(), fc.string()) })
+        .map(({ name, other }) => ({ ...other, [name]: SECRET })),
+      fc
+        .record({
+          field: fc.string({ minLength: 1 }),
+          name: fc.constantFrom(...nested),
+          other: fc.string(),
+        })
+        .map(({ field, name, other }) => ({ [field]: { other, [name]: SECRET } })),
+    );
+    fc.assert(
+      fc.property(record, (r) => {
+        const { logger, lines } = memoryLogger();
+        lineWriter(logger)(r, "m");
+        expect(lines.join("")).not.toContain(SECRET);
+      }),
+    );
+  });
+
+  it("falls back to info() for a logger createLogger did not make, and honours the level", () => {
+    const lines: string[] = [];
+    const other = pino({ level: "info" }, { write: (l: string) => void lines.push(l) });
+    lineWriter(other)({ a: 1 }, "m");
+    expect(JSON.parse(lines[0]!)).toMatchObject({ a: 1, msg: "m", level: 30 });
+    const { logger, lines: quiet } = memoryLogger();
+    logger.level = "warn";
+    lineWriter(logger)({ a: 1 }, "m");
+    expect(quiet).toHaveLength(0);
   });
 });
 

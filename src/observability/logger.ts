@@ -111,6 +111,49 @@ export function bufferedDestination(
   return stream;
 }
 
+/** Loggers made by createLogger (and their children): the ones `lineWriter` knows the format of. */
+const ours = new WeakSet<Logger>();
+
+/** `redactNested`, then the literal paths pino's `redact` censors (`name` and `parent.name`). */
+function redactRecord<T extends object>(record: T): T {
+  let out = redactNested(record) as Record<string, unknown>;
+  for (const path of LITERAL_PATHS) {
+    const dot = path.indexOf(".");
+    if (dot < 0) {
+      if (Object.hasOwn(out, path)) out = { ...out, [path]: CENSOR };
+      continue;
+    }
+    const parent = path.slice(0, dot);
+    const inner: unknown = out[parent];
+    const name = path.slice(dot + 1);
+    if (typeof inner === "object" && inner !== null && Object.hasOwn(inner, name))
+      out = { ...out, [parent]: { ...inner, [name]: CENSOR } };
+  }
+  return out as T;
+}
+
+/**
+ * An info-level line writer for `logger` that serialises `record` with one
+ * `JSON.stringify` and hands the finished line to the logger's destination: the same
+ * line pino would write (level, time, bindings, the record's fields, msg; the same
+ * redaction) for about a third of the CPU time. For the audit line, written on every
+ * request. A logger not made by createLogger gets `logger.info(record, message)`.
+ */
+export function lineWriter(logger: Logger): (record: object, message: string) => void {
+  if (!ours.has(logger)) return (record, message) => logger.info(record, message);
+  const fields = logger as unknown as Record<symbol, unknown>;
+  const stream = fields[pino.symbols.streamSym] as DestinationStream;
+  const bindings = fields[pino.symbols.chindingsSym] as string;
+  return (record, message) => {
+    if (!logger.isLevelEnabled("info")) return;
+    const json = JSON.stringify(redactRecord(record));
+    const members = json.length > 2 ? `,${json.slice(1, -1)}` : "";
+    stream.write(
+      `{"level":"info","time":"${new Date().toISOString()}"${bindings}${members},"msg":${JSON.stringify(message)}}\n`,
+    );
+  };
+}
+
 export function createLogger(level: string, destination?: DestinationStream): Logger {
   const logger = pino(
     {
@@ -135,8 +178,12 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
   ) => Logger;
   Object.defineProperty(logger, "child", {
     value: function (this: Logger, bindings: object, options?: object) {
-      return child.call(this, redactNested(bindings), options);
+      const made = child.call(this, redactNested(bindings), options);
+      // Options may bring serializers or formatters of their own: then lineWriter uses info().
+      if (options === undefined) ours.add(made);
+      return made;
     },
   });
+  ours.add(logger);
   return logger;
 }

@@ -15,9 +15,12 @@ import {
   diffieHellman,
   generateKeyPair,
   privateDecrypt,
+  privateEncrypt,
   publicEncrypt,
+  sign,
   type KeyObject,
 } from "node:crypto";
+import { runPrivateKeyCall, type PrivateKeyCall } from "./privateKeyWorkers.js";
 
 export type AsymmetricKind = "rsa" | "ec" | "ed25519";
 
@@ -128,24 +131,29 @@ export function oaepEncrypt(
   );
 }
 
+/** The node:crypto call of an OAEP decryption (a worker can make it: see privateKeyWorkers.ts). */
+export const oaepDecryptCall = (
+  privateKey: KeyObject,
+  algorithm: string,
+  ciphertext: Uint8Array,
+): PrivateKeyCall => ({
+  op: "privateDecrypt",
+  key: privateKey,
+  padding: constants.RSA_PKCS1_OAEP_PADDING,
+  oaepHash: OAEP_HASH[algorithm]!,
+  data: ciphertext,
+});
+
 /** Returns undefined when the ciphertext does not decrypt (wrong key, algorithm or bytes). */
 export function oaepDecrypt(
   privateKey: KeyObject,
   algorithm: string,
   ciphertext: Uint8Array,
 ): Buffer | undefined {
-  try {
-    return privateDecrypt(
-      {
-        key: privateKey,
-        padding: constants.RSA_PKCS1_OAEP_PADDING,
-        oaepHash: OAEP_HASH[algorithm]!,
-      },
-      ciphertext,
-    );
-  } catch {
-    return undefined;
-  }
+  return runPrivateKeyCall(
+    { sign, privateEncrypt, privateDecrypt },
+    oaepDecryptCall(privateKey, algorithm, ciphertext),
+  );
 }
 
 // ---------------------------------------------------------------------------

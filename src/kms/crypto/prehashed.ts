@@ -46,10 +46,14 @@ const modulusBytes = (key: KeyObject): number => key.asymmetricKeyDetails!.modul
 // ---------------------------------------------------------------------------
 // RSASSA-PKCS1-v1_5
 
+/** What RSASSA-PKCS1-v1_5 over a digest encrypts with the private key (RSA_PKCS1_PADDING). */
+export const rsaPkcs1DigestInfo = (hash: HashName, digest: Buffer): Buffer =>
+  Buffer.concat([DIGEST_INFO_PREFIX[hash], digest]);
+
 export function rsaPkcs1SignDigest(privateKey: KeyObject, hash: HashName, digest: Buffer): Buffer {
   return privateEncrypt(
     { key: privateKey, padding: constants.RSA_PKCS1_PADDING },
-    Buffer.concat([DIGEST_INFO_PREFIX[hash], digest]),
+    rsaPkcs1DigestInfo(hash, digest),
   );
 }
 
@@ -105,10 +109,17 @@ function pssEncode(hash: HashName, digest: Buffer, modBits: number, salt: Buffer
   return out;
 }
 
-export function rsaPssSignDigest(privateKey: KeyObject, hash: HashName, digest: Buffer): Buffer {
+/** What RSASSA-PSS over a digest encrypts with the private key (RSA_NO_PADDING): EM with a fresh salt. */
+export function rsaPssEncodedDigest(privateKey: KeyObject, hash: HashName, digest: Buffer): Buffer {
   const modBits = privateKey.asymmetricKeyDetails!.modulusLength!;
-  const em = pssEncode(hash, digest, modBits, randomBytes(HASH_LENGTH[hash]));
-  return privateEncrypt({ key: privateKey, padding: constants.RSA_NO_PADDING }, em);
+  return pssEncode(hash, digest, modBits, randomBytes(HASH_LENGTH[hash]));
+}
+
+export function rsaPssSignDigest(privateKey: KeyObject, hash: HashName, digest: Buffer): Buffer {
+  return privateEncrypt(
+    { key: privateKey, padding: constants.RSA_NO_PADDING },
+    rsaPssEncodedDigest(privateKey, hash, digest),
+  );
 }
 
 export function rsaPssVerifyDigest(

@@ -5,17 +5,19 @@
  * modulus-sized, ECDSA signatures are DER ECDSA-Sig-Value, Ed25519 signatures are
  * the 64-byte R ‖ S of RFC 8032.
  */
-import { constants, sign, verify, type KeyObject } from "node:crypto";
+import * as nodeCrypto from "node:crypto";
+import { constants, verify, type KeyObject } from "node:crypto";
 import {
   ecdsaSignDigest,
   ecdsaVerifyDigest,
   HASH_LENGTH,
-  rsaPkcs1SignDigest,
+  rsaPkcs1DigestInfo,
   rsaPkcs1VerifyDigest,
-  rsaPssSignDigest,
+  rsaPssEncodedDigest,
   rsaPssVerifyDigest,
   type HashName,
 } from "./prehashed.js";
+import { runPrivateKeyCall, type PrivateKeyCall } from "./privateKeyWorkers.js";
 
 export type SigningScheme = "rsa-pss" | "rsa-pkcs1" | "ecdsa" | "ed25519" | "ed25519ph";
 
@@ -59,28 +61,54 @@ export class UnsupportedSigningError extends Error {
   override name = "UnsupportedSigningError";
 }
 
+/**
+ * The node:crypto call that makes a signature (a worker can make it: see
+ * privateKeyWorkers.ts), or undefined for ECDSA over a given digest, which
+ * @noble/curves signs in JavaScript (`signMessage`).
+ */
+export function signingCall(
+  info: SigningAlgorithmInfo,
+  privateKey: KeyObject,
+  message: Buffer,
+  isDigest: boolean,
+): PrivateKeyCall | undefined {
+  const key = privateKey;
+  switch (info.scheme) {
+    case "rsa-pss":
+      return isDigest
+        ? {
+            op: "privateEncrypt",
+            key,
+            padding: constants.RSA_NO_PADDING,
+            data: rsaPssEncodedDigest(key, info.hash, message),
+          }
+        : { op: "sign", algorithm: info.hash, ...pss(key), data: message };
+    case "rsa-pkcs1":
+      return isDigest
+        ? {
+            op: "privateEncrypt",
+            key,
+            padding: constants.RSA_PKCS1_PADDING,
+            data: rsaPkcs1DigestInfo(info.hash, message),
+          }
+        : { op: "sign", algorithm: info.hash, key, data: message };
+    case "ecdsa":
+      return isDigest ? undefined : { op: "sign", algorithm: info.hash, key, data: message };
+    case "ed25519":
+      return { op: "sign", algorithm: null, key, data: message };
+    case "ed25519ph":
+      throw new UnsupportedSigningError("Ed25519ph is not available in this OpenSSL");
+  }
+}
+
 export function signMessage(
   info: SigningAlgorithmInfo,
   privateKey: KeyObject,
   message: Buffer,
   isDigest: boolean,
 ): Buffer {
-  switch (info.scheme) {
-    case "rsa-pss":
-      return isDigest
-        ? rsaPssSignDigest(privateKey, info.hash, message)
-        : sign(info.hash, message, pss(privateKey));
-    case "rsa-pkcs1":
-      return isDigest
-        ? rsaPkcs1SignDigest(privateKey, info.hash, message)
-        : sign(info.hash, message, privateKey);
-    case "ecdsa":
-      return isDigest ? ecdsaSignDigest(privateKey, message) : sign(info.hash, message, privateKey);
-    case "ed25519":
-      return sign(null, message, privateKey);
-    case "ed25519ph":
-      throw new UnsupportedSigningError("Ed25519ph is not available in this OpenSSL");
-  }
+  const call = signingCall(info, privateKey, message, isDigest);
+  return call ? runPrivateKeyCall(nodeCrypto, call)! : ecdsaSignDigest(privateKey, message);
 }
 
 /**

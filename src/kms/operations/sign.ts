@@ -1,5 +1,5 @@
 import type { SignRequest, SignResponse } from "@aws-sdk/client-kms";
-import { signMessage } from "../crypto/signing.js";
+import { signingCall, signMessage } from "../crypto/signing.js";
 import { defineOperation, dryRun, type WithRequired } from "./operation.js";
 import { signingKey } from "./shared/signingKey.js";
 
@@ -10,9 +10,13 @@ export const sign = defineOperation<
   const { key, info, isDigest } = await signingKey(ctx, input, "Sign");
   dryRun(input);
   const { privateKey } = await ctx.service.keyPair(key);
+  const message = Buffer.from(input.Message);
+  const call = signingCall(info, privateKey, message, isDigest);
   return {
     KeyId: key.arn,
-    Signature: signMessage(info, privateKey, Buffer.from(input.Message), isDigest),
+    Signature: call
+      ? (await ctx.service.privateKeyCall(call))!
+      : signMessage(info, privateKey, message, isDigest),
     SigningAlgorithm: input.SigningAlgorithm,
   };
 });

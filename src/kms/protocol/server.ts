@@ -14,6 +14,7 @@ import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { readBody } from "../../http/readBody.js";
 import type { Logger } from "pino";
+import { lineWriter } from "../../observability/logger.js";
 import type { Credential } from "../identity/credentialsFile.js";
 import { KmsError, kmsError } from "../errors.js";
 import type { KeyService } from "../keyService.js";
@@ -74,6 +75,8 @@ export class KmsServer {
   readonly #options: KmsServerOptions;
   readonly #maxBody: number;
   readonly #secure: boolean;
+  /** One pre-serialised audit line per request (see lineWriter). */
+  readonly #auditLine: (record: object, message: string) => void;
   #ready = false;
   #inFlight = 0;
   #auditFailed = false;
@@ -82,6 +85,7 @@ export class KmsServer {
     this.#options = options;
     this.#maxBody = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
     this.#secure = options.tls !== undefined;
+    this.#auditLine = lineWriter(options.audit);
     const listener = (req: IncomingMessage, res: ServerResponse) => void this.#handle(req, res);
     this.server = options.tls
       ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, listener)
@@ -289,23 +293,19 @@ export class KmsServer {
   ): boolean {
     const service = this.#options.service;
     const userAgent = req.headers["user-agent"];
-    return this.#writeAudit(event.requestId, () =>
-      this.#options.audit.info(
-        {
-          ...auditRecord({
-            ...event,
-            eventId: randomUUID(),
-            region: service.region,
-            account: service.account,
-            sourceIp: req.socket.remoteAddress ?? "",
-            ...(userAgent !== undefined && { userAgent }),
-          }),
-          ...fields,
-          outcome: event.errorCode === undefined ? "success" : "error",
-        },
-        message,
-      ),
-    );
+    return this.#writeAudit(event.requestId, () => {
+      const record = auditRecord({
+        ...event,
+        eventId: randomUUID(),
+        region: service.region,
+        account: service.account,
+        sourceIp: req.socket.remoteAddress ?? "",
+        ...(userAgent !== undefined && { userAgent }),
+      });
+      Object.assign(record, fields);
+      record["outcome"] = event.errorCode === undefined ? "success" : "error";
+      this.#auditLine(record, message);
+    });
   }
 
   /**

@@ -216,3 +216,63 @@ describe("SqliteKeyStore", () => {
     }
   });
 });
+
+describe("SqliteKeyStore's record cache", () => {
+  const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+  it("serves every write of this store at once, and hands out records nobody can change", async () => {
+    const s = store();
+    const k = key({ description: "0", tags: [{ TagKey: "a", TagValue: "b" }] });
+    await s.createKey(k, material(k));
+    const read = (await s.getKey(k.keyId))!;
+    expect(
+      Object.isFrozen(read) && Object.isFrozen(read.tags) && Object.isFrozen(read.tags[0]),
+    ).toBe(true);
+    await s.updateKey(k.keyId, (c) => ({ ...c, description: "1" }));
+    expect((await s.getKey(k.keyId))?.description).toBe("1");
+    const kept = { ...k, description: "2" };
+    await s.updateKey(k.keyId, () => kept);
+    kept.tags = [];
+    expect((await s.getKey(k.keyId))?.tags).toEqual(k.tags);
+    await s.updateKeyRemovingMaterial(k.keyId, (c) => ({ ...c, state: "PendingImport" }));
+    expect((await s.getKey(k.keyId))?.state).toBe("PendingImport");
+    await s.createAlias({ name: "alias/a", targetKeyId: k.keyId, createdAt: 1, updatedAt: 1 });
+    expect((await s.getAlias("alias/a"))?.targetKeyId).toBe(k.keyId);
+    const other = key();
+    await s.createKey(other, material(other));
+    await s.updateAlias("alias/a", other.keyId, 2);
+    expect((await s.getAlias("alias/a"))?.targetKeyId).toBe(other.keyId);
+    await s.deleteKey(other.keyId);
+    expect(await s.getAlias("alias/a")).toBeUndefined();
+    expect(await s.getKey(other.keyId)).toBeUndefined();
+    await s.createAlias({ name: "alias/b", targetKeyId: k.keyId, createdAt: 1, updatedAt: 1 });
+    expect(await s.getAlias("alias/b")).toBeDefined();
+    await s.deleteAlias("alias/b");
+    expect(await s.getAlias("alias/b")).toBeUndefined();
+    await s.deleteKey(k.keyId);
+    expect(await s.getKey(k.keyId)).toBeUndefined();
+  });
+
+  it("sees another connection's commits from the next event-loop turn on", async () => {
+    const path = dbPath();
+    const s = store(path);
+    const k = key({ description: "mine" });
+    await s.createKey(k, material(k));
+    await s.createAlias({ name: "alias/x", targetKeyId: k.keyId, createdAt: 1, updatedAt: 1 });
+    expect((await s.getKey(k.keyId))?.description).toBe("mine");
+    expect(await s.getAlias("alias/x")).toBeDefined();
+    const other = new Database(path);
+    other.pragma("busy_timeout = 5000");
+    try {
+      other
+        .prepare("UPDATE keys SET record = ? WHERE key_id = ?")
+        .run(JSON.stringify({ ...k, description: "theirs" }), k.keyId);
+      other.prepare("DELETE FROM aliases WHERE name = ?").run("alias/x");
+    } finally {
+      other.close();
+    }
+    await nextTurn();
+    expect((await s.getKey(k.keyId))?.description).toBe("theirs");
+    expect(await s.getAlias("alias/x")).toBeUndefined();
+  });
+});

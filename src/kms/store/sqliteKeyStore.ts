@@ -3,6 +3,13 @@
  * synchronous=FULL, so a write acknowledged to a client survives kill -9 and
  * power loss. Read-modify-write runs inside BEGIN IMMEDIATE transactions, so
  * concurrent writers (even other processes on the same file) never lose an update.
+ *
+ * Key records and aliases are read on every request, and a read costs a read transaction
+ * (file locks: system calls) plus JSON parsing; so they are cached, parsed and frozen.
+ * Every write of this store updates or drops its entries; another connection's commits
+ * (another process on the same file, `keyhaven serve --workers`) are found with
+ * `PRAGMA data_version`, checked once per event-loop turn, and clear the caches: a read
+ * sees what other processes committed before the current turn began.
  */
 import { closeSync, openSync } from "node:fs";
 import Database from "better-sqlite3";
@@ -93,6 +100,22 @@ const toMaterial = (r: MaterialRow): KeyMaterialRecord => ({
   ...(r.material_id !== null && { materialId: r.material_id }),
 });
 
+/** How many key records and aliases are kept parsed (oldest out first). */
+const CACHE_SIZE = 10_000;
+
+/** Cached records are shared by every request that reads them: nothing may change them. */
+function frozenKey(key: KeyRecord): KeyRecord {
+  for (const tag of key.tags) Object.freeze(tag);
+  Object.freeze(key.tags);
+  return Object.freeze(key);
+}
+
+function remember<T>(cache: Map<string, T>, id: string, value: T): T {
+  if (cache.size >= CACHE_SIZE) cache.delete(cache.keys().next().value!);
+  cache.set(id, value);
+  return value;
+}
+
 const toAlias = (r: AliasRow): AliasRecord => ({
   name: r.name,
   targetKeyId: r.target_key_id,
@@ -105,6 +128,11 @@ export class SqliteKeyStore implements KeyStore {
   readonly #stmt;
   readonly #dueListeners = new Set<(dueAt: number) => void>();
   readonly #grants: SqliteGrants;
+  readonly #keys = new Map<string, KeyRecord>();
+  readonly #aliases = new Map<string, AliasRecord>();
+  readonly #dataVersion: Database.Statement<[], number>;
+  #seenVersion = -1;
+  #checkedThisTurn = false;
 
   constructor(path: string) {
     // Created 0600 here, whatever the umask: SQLite would make it 0644, and it gives the
@@ -119,6 +147,7 @@ export class SqliteKeyStore implements KeyStore {
     this.#migrate();
     const db = this.#db;
     this.#grants = new SqliteGrants(db);
+    this.#dataVersion = db.prepare<[], number>("PRAGMA data_version").pluck();
     this.#stmt = {
       insertKey: db.prepare<[string, string, number | null]>(
         "INSERT INTO keys (key_id, record, due_at) VALUES (?, ?, ?)",
@@ -221,6 +250,7 @@ export class SqliteKeyStore implements KeyStore {
         if (material) this.#insertMaterial(material, false);
       })
       .immediate();
+    this.#keys.delete(key.keyId);
     this.#notifyDue(key);
   }
 
@@ -278,13 +308,37 @@ export class SqliteKeyStore implements KeyStore {
         return next;
       })
       .immediate();
+    // Not cached from here: the mutator's result may be an object its caller keeps and changes.
+    this.#keys.delete(keyId);
     this.#notifyDue(next);
     return next;
   }
 
+  /**
+   * Drops the caches if another connection committed since the last check; checks at
+   * most once per event-loop turn (a data_version read is a read transaction, ~8 µs).
+   */
+  #fresh(): void {
+    if (this.#checkedThisTurn) return;
+    this.#checkedThisTurn = true;
+    setImmediate(() => {
+      this.#checkedThisTurn = false;
+    }).unref();
+    const version = this.#dataVersion.get()!;
+    if (version === this.#seenVersion) return;
+    this.#seenVersion = version;
+    this.#keys.clear();
+    this.#aliases.clear();
+  }
+
   async getKey(keyId: string): Promise<KeyRecord | undefined> {
+    this.#fresh();
+    const cached = this.#keys.get(keyId);
+    if (cached) return cached;
     const row = this.#stmt.getKey.get(keyId);
-    return row ? (JSON.parse(row.record) as KeyRecord) : undefined;
+    return row
+      ? remember(this.#keys, keyId, frozenKey(JSON.parse(row.record) as KeyRecord))
+      : undefined;
   }
 
   async listKeys(limit: number, after = ""): Promise<Page<KeyRecord>> {
@@ -377,6 +431,8 @@ export class SqliteKeyStore implements KeyStore {
 
   async deleteKey(keyId: string): Promise<void> {
     this.#stmt.deleteKey.run(keyId);
+    this.#keys.delete(keyId);
+    this.#aliases.clear();
     this.#grants.invalidate();
   }
 
@@ -409,15 +465,20 @@ export class SqliteKeyStore implements KeyStore {
   }
 
   async getAlias(name: string): Promise<AliasRecord | undefined> {
+    this.#fresh();
+    const cached = this.#aliases.get(name);
+    if (cached) return cached;
     const r = this.#stmt.getAlias.get(name);
-    return r ? toAlias(r) : undefined;
+    return r ? remember(this.#aliases, name, Object.freeze(toAlias(r))) : undefined;
   }
 
   async updateAlias(name: string, targetKeyId: string, updatedAt: number): Promise<boolean> {
+    this.#aliases.delete(name);
     return this.#stmt.updateAlias.run(targetKeyId, updatedAt, name).changes > 0;
   }
 
   async deleteAlias(name: string): Promise<boolean> {
+    this.#aliases.delete(name);
     return this.#stmt.deleteAlias.run(name).changes > 0;
   }
 

@@ -3,7 +3,12 @@
  * Asymmetric ciphertext is the raw OAEP output with no header, as in AWS: Decrypt
  * must name the key and the algorithm, and there is no encryption context.
  */
-import { oaepDecrypt, oaepEncrypt, oaepMaxPlaintext, OAEP_HASH } from "../../crypto/asymmetric.js";
+import {
+  oaepDecryptCall,
+  oaepEncrypt,
+  oaepMaxPlaintext,
+  OAEP_HASH,
+} from "../../crypto/asymmetric.js";
 import type { EncryptionContext } from "../../crypto/encryptionContext.js";
 import { kmsError } from "../../errors.js";
 import { assertKeyUsage, assertUsable } from "../../keys/keyState.js";
@@ -75,7 +80,9 @@ export async function openRsa(
   refuseContext(key, options.context);
   options.beforeDecrypt?.();
   const { privateKey } = await ctx.service.keyPair(key);
-  const plaintext = oaepDecrypt(privateKey, algorithm, options.blob);
+  const plaintext = await ctx.service.privateKeyCall(
+    oaepDecryptCall(privateKey, algorithm, options.blob),
+  );
   if (!plaintext) throw kmsError("InvalidCiphertextException");
   return { key, plaintext };
 }
