@@ -32,6 +32,8 @@ export interface RequestContext {
   readonly resources: string[];
   /** The decoded request, for condition keys (encryption context, grant tokens, tags). */
   readonly input?: Readonly<Record<string, unknown>>;
+  /** More condition keys of the request, lower-case (the XKS proxy's `xks:*` request metadata). */
+  readonly conditions?: ReadonlyMap<string, readonly string[]>;
 }
 
 export interface AccessRequest {

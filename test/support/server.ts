@@ -71,6 +71,8 @@ export const tempDir = (prefix = "keyhaven-test-"): string => mkdtempSync(join(t
 export function writeCredentialsFile(
   dir: string,
   account = "000000000000",
+  /** More entries of the file's `credentials` list, as YAML text (each starting "  - "). */
+  more = "",
 ): { path: string; credential: TestCredential } {
   const credential: TestCredential = {
     accessKeyId: `AKIATEST${randomBytes(6).toString("hex").toUpperCase()}`,
@@ -80,7 +82,7 @@ export function writeCredentialsFile(
   const path = join(dir, "test-credentials.yaml");
   writeFileSync(
     path,
-    `credentials:\n  - accessKeyId: ${credential.accessKeyId}\n    secretAccessKey: "${credential.secretAccessKey}"\n    principal: ${credential.principal}\n    policies:\n      - ${ADMINISTRATOR_POLICY}\n`,
+    `credentials:\n  - accessKeyId: ${credential.accessKeyId}\n    secretAccessKey: "${credential.secretAccessKey}"\n    principal: ${credential.principal}\n    policies:\n      - ${ADMINISTRATOR_POLICY}\n${more}`,
     { mode: 0o600 },
   );
   return { path, credential };
@@ -242,6 +244,8 @@ export function credentialsFromDataDir(dataDir: string): TestCredential {
 
 export interface InProcessOptions {
   readonly dataDir?: string;
+  /** Credentials file to pass with --credentials; one is written when absent. */
+  readonly credentials?: { path: string; credential: TestCredential };
   readonly region?: string;
   readonly account?: string;
   readonly clock?: Clock;
@@ -258,7 +262,7 @@ export async function startInProcess(options: InProcessOptions = {}): Promise<In
   const dataDir = options.dataDir ?? tempDir();
   const region = options.region ?? "us-east-1";
   const account = options.account ?? "000000000000";
-  const creds = writeCredentialsFile(dataDir, account);
+  const creds = options.credentials ?? writeCredentialsFile(dataDir, account);
   const config = loadConfig(
     [
       "serve",
