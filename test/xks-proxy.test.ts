@@ -4,11 +4,7 @@
  * key service over HTTPS: the four operations, the error table, SigV4 for kms-xks-proxy,
  * key policies with the request metadata as condition keys, and the audit record.
  */
-import { readFileSync } from "node:fs";
-import { Agent } from "node:https";
 import {
-  CreateAliasCommand,
-  CreateKeyCommand,
   DisableKeyCommand,
   EnableKeyCommand,
   ListKeysCommand,
@@ -16,19 +12,19 @@ import {
   type KMSClient,
 } from "@aws-sdk/client-kms";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { InProcessServer } from "./support/server.js";
 import {
-  kmsClient,
-  startInProcess,
-  tempDir,
-  writeCredentialsFile,
-  type InProcessServer,
-} from "./support/server.js";
+  startXksProxy,
+  XKS_ACCOUNT as ACCOUNT,
+  XKS_PREFIX,
+  XKS_PRINCIPAL,
+  type XksProxyFixture,
+} from "./support/xksProxy.js";
 import {
   expectEncryptShape,
   expectHealthShape,
   expectMetadataShape,
   expectSpecError,
-  selfSignedCertificate,
   specCdiv,
   xksCredential,
   XksSpecClient,
@@ -36,24 +32,12 @@ import {
   type RequestMetadata,
 } from "./support/xksSpecClient.js";
 
-const ACCOUNT = "000000000000";
-const XKS_PRINCIPAL = `arn:aws:iam::${ACCOUNT}:user/aws-kms-xks`;
 const ALICE = "arn:aws:iam::123456789012:user/Alice";
 const MALLORY = "arn:aws:iam::123456789012:user/Mallory";
-const XKS_POLICY = JSON.stringify({
-  Version: "2012-10-17",
-  Statement: [
-    {
-      Effect: "Allow",
-      Action: ["kms:Encrypt", "kms:Decrypt", "kms:DescribeKey"],
-      Resource: "*",
-    },
-  ],
-});
 
+let fixture: XksProxyFixture;
 let server: InProcessServer;
 let kms: KMSClient;
-let agent: Agent;
 let xks: XksSpecClient;
 let keyId: string;
 let keyArn: string;
@@ -74,37 +58,16 @@ const meta = (
 
 const plaintext = Buffer.from("Hello World!").toString("base64");
 const aad = Buffer.from("project=nile,department=marketing").toString("base64");
-
-async function newKey(policy?: string): Promise<{ id: string; arn: string }> {
-  const created = await kms.send(new CreateKeyCommand(policy ? { Policy: policy } : {}));
-  return { id: created.KeyMetadata!.KeyId!, arn: created.KeyMetadata!.Arn! };
-}
+const newKey = (policy?: string) => fixture.newKey(policy);
 
 beforeAll(async () => {
-  const dir = tempDir("keyhaven-xks-");
-  const tls = selfSignedCertificate(dir);
-  const credential = xksCredential();
-  const creds = writeCredentialsFile(
-    dir,
-    ACCOUNT,
-    `  - accessKeyId: ${credential.accessKeyId}\n    secretAccessKey: "${credential.secretAccessKey}"\n    principal: ${XKS_PRINCIPAL}\n    policies:\n      - ${XKS_POLICY}\n`,
-  );
-  server = await startInProcess({
-    dataDir: dir,
-    credentials: creds,
-    args: ["--tls-cert", tls.cert, "--tls-key", tls.key, "--xks-proxy-uri-path", "/tenant-a"],
-  });
-  agent = new Agent({ ca: readFileSync(tls.cert) });
-  kms = kmsClient(server, { httpsAgent: agent });
-  xks = new XksSpecClient(server.url, "/tenant-a/kms/xks/v1", credential, readFileSync(tls.cert));
-  ({ id: keyId, arn: keyArn } = await newKey());
-  await kms.send(new CreateAliasCommand({ AliasName: "alias/xks-demo", TargetKeyId: keyId }));
+  fixture = await startXksProxy();
+  ({ server, kms, keyId, keyArn } = fixture);
+  xks = new XksSpecClient(server.url, `${XKS_PREFIX}/kms/xks/v1`, fixture.credential, fixture.ca);
 });
 
 afterAll(async () => {
-  kms?.destroy();
-  agent?.destroy();
-  await server?.stop();
+  await fixture?.stop();
 });
 
 describe("the four operations, as the specification shapes them", () => {
@@ -276,7 +239,7 @@ describe("the error table", () => {
     expect((await xks.decrypt(key.id, decryptBody(o, {}))).json).toEqual({ plaintext });
   });
 
-  it("AuthenticationFailedException: wrong secret, unknown key id, unsigned, stale, wrong service, a credential of non-XKS size", async () => {
+  it("AuthenticationFailedException: wrong secret, unknown key id, unsigned, stale, a credential of non-XKS size", async () => {
     const health = { requestMetadata: { kmsOperation: "KmsHealthCheck", kmsRequestId: "r" } };
     const wrongSecret = { ...xks.credential, secretAccessKey: xksCredential().secretAccessKey };
     expectSpecError(
