@@ -12,7 +12,14 @@ import {
   type KMSClient,
 } from "@aws-sdk/client-kms";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { InProcessServer } from "./support/server.js";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import {
+  spawnServer,
+  tempDir,
+  writeCredentialsFile,
+  type InProcessServer,
+} from "./support/server.js";
 import {
   startXksProxy,
   XKS_ACCOUNT as ACCOUNT,
@@ -25,6 +32,7 @@ import {
   expectHealthShape,
   expectMetadataShape,
   expectSpecError,
+  selfSignedCertificate,
   specCdiv,
   xksCredential,
   XksSpecClient,
@@ -402,5 +410,69 @@ describe("the audit record", () => {
     expect(text).toMatch(
       /"eventSource":"kms-xks-proxy"[^\n]*"errorCode":"AuthenticationFailedException"/,
     );
+  });
+});
+
+describe("keyhaven serve --xks-proxy-uri-path (the built program)", () => {
+  it("answers the spec's Appendix D curl --aws-sigv4 calls over HTTPS", async () => {
+    const dir = tempDir("keyhaven-xks-program-");
+    const tls = selfSignedCertificate(dir);
+    const credential = xksCredential();
+    const creds = writeCredentialsFile(
+      dir,
+      ACCOUNT,
+      `  - accessKeyId: ${credential.accessKeyId}\n    secretAccessKey: "${credential.secretAccessKey}"\n    principal: ${XKS_PRINCIPAL}\n    policies:\n      - '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*"}]}'\n`,
+    );
+    const program = await spawnServer({
+      dataDir: dir,
+      credentials: creds,
+      args: ["--tls-cert", tls.cert, "--tls-key", tls.key, "--xks-proxy-uri-path", "/path"],
+    });
+    try {
+      expect(program.output()).toMatch(/"xksProxyUriPath":"\/path\/kms\/xks\/v1"/);
+      const curl = async (suffix: string, body: object) => {
+        const { stdout } = await promisify(execFile)("curl", [
+          "--silent",
+          "--cacert",
+          tls.cert,
+          "--aws-sigv4",
+          "aws:amz:us-east-1:kms-xks-proxy",
+          "--user",
+          `${credential.accessKeyId}:${credential.secretAccessKey}`,
+          "-X",
+          "POST",
+          "-H",
+          "Content-Type:application/json",
+          "--data",
+          JSON.stringify(body),
+          "--write-out",
+          "\n%{response_code}",
+          `${program.url.replace("127.0.0.1", "localhost")}/path/kms/xks/v1${suffix}`,
+        ]);
+        const [text, code] = [
+          stdout.slice(0, stdout.lastIndexOf("\n")),
+          stdout.slice(stdout.lastIndexOf("\n") + 1),
+        ];
+        return { code: Number(code), json: JSON.parse(text) as Record<string, unknown> };
+      };
+      const health = await curl("/health", {
+        requestMetadata: { kmsOperation: "KmsHealthCheck", kmsRequestId: "1124f4d6" },
+      });
+      expect(health.code).toBe(200);
+      expect(health.json["ekmFleetDetails"]).toEqual([
+        expect.objectContaining({ healthStatus: "ACTIVE" }),
+      ]);
+      const key = await curl("/keys/0c7d1e4a-0000-4000-8000-000000000000/encrypt", {
+        requestMetadata: meta("GenerateDataKey"),
+        plaintext,
+        encryptionAlgorithm: "AES_GCM",
+      });
+      expect(key).toEqual({
+        code: 404,
+        json: expect.objectContaining({ errorName: "KeyNotFoundException" }),
+      });
+    } finally {
+      expect(await program.stop()).toBe(0);
+    }
   });
 });
