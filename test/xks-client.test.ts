@@ -11,9 +11,9 @@ import { DisableKeyCommand } from "@aws-sdk/client-kms";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { XksClient, type XksClientOptions } from "../src/kms/xks/client.js";
 import { kmsErrorFor, XksProxyError, type XksCaller } from "../src/kms/xks/kmsErrors.js";
-import { tempDir } from "./support/server.js";
+import { selfSignedCertificate, tempDir } from "./support/server.js";
 import { startXksProxy, XKS_PREFIX, type XksProxyFixture } from "./support/xksProxy.js";
-import { selfSignedCertificate, xksCredential } from "./support/xksSpecClient.js";
+import { xksCredential } from "./support/xksSpecClient.js";
 
 let fixture: XksProxyFixture;
 const clients: XksClient[] = [];

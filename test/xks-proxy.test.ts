@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import {
+  selfSignedCertificate,
   spawnServer,
   tempDir,
   writeCredentialsFile,
@@ -25,6 +26,7 @@ import {
   XKS_ACCOUNT as ACCOUNT,
   XKS_PREFIX,
   XKS_PRINCIPAL,
+  xksCredentialEntry,
   type XksProxyFixture,
 } from "./support/xksProxy.js";
 import {
@@ -32,7 +34,6 @@ import {
   expectHealthShape,
   expectMetadataShape,
   expectSpecError,
-  selfSignedCertificate,
   specCdiv,
   xksCredential,
   XksSpecClient,
@@ -418,11 +419,7 @@ describe("keyhaven serve --xks-proxy-uri-path (the built program)", () => {
     const dir = tempDir("keyhaven-xks-program-");
     const tls = selfSignedCertificate(dir);
     const credential = xksCredential();
-    const creds = writeCredentialsFile(
-      dir,
-      ACCOUNT,
-      `  - accessKeyId: ${credential.accessKeyId}\n    secretAccessKey: "${credential.secretAccessKey}"\n    principal: ${XKS_PRINCIPAL}\n    policies:\n      - '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*"}]}'\n`,
-    );
+    const creds = writeCredentialsFile(dir, ACCOUNT, xksCredentialEntry(credential));
     const program = await spawnServer({
       dataDir: dir,
       credentials: creds,

@@ -7,6 +7,7 @@
  *                         dist/ is built by test/support/globalSetup.ts before the suite.
  * - `startInProcess(opts)` runs startKeyService() inside the test process (faster; use it
  *                         when no child process is needed), with logs captured in memory.
+ * - `selfSignedCertificate(dir)` a TLS certificate and key for 127.0.0.1 and localhost.
  * - `writeCredentialsFile(dir)` writes a credentials file with one fresh admin credential.
  * - `kmsClient(server)`   an @aws-sdk/client-kms client pointed at a server, no retries.
  * - `signedFetch(server, …)` a raw POST / signed with @smithy/signature-v4 (the SDK's own
@@ -16,7 +17,7 @@
  * Every server gets its own data folder under os.tmpdir(); `stop()` leaves it in place so a
  * test can start another server on the same folder (restart tests) and removes nothing else.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
@@ -63,6 +64,36 @@ export interface ServerHandle {
 }
 
 export const tempDir = (prefix = "keyhaven-test-"): string => mkdtempSync(join(tmpdir(), prefix));
+
+/** `<dir>/cert.pem` and `<dir>/key.pem`: a self-signed P-256 certificate for 127.0.0.1 and localhost (openssl). */
+export function selfSignedCertificate(dir: string): { cert: string; key: string } {
+  const cert = join(dir, "cert.pem");
+  const key = join(dir, "key.pem");
+  execFileSync(
+    "openssl",
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-nodes",
+      "-days",
+      "1",
+      "-subj",
+      "/CN=localhost",
+      "-addext",
+      "subjectAltName=IP:127.0.0.1,DNS:localhost",
+      "-keyout",
+      key,
+      "-out",
+      cert,
+    ],
+    { stdio: "ignore" },
+  );
+  return { cert, key };
+}
 
 /**
  * Writes `<dir>/test-credentials.yaml` with one fresh admin credential; its administrator

@@ -9,12 +9,13 @@ import { Agent } from "node:https";
 import { CreateAliasCommand, CreateKeyCommand, type KMSClient } from "@aws-sdk/client-kms";
 import {
   kmsClient,
+  selfSignedCertificate,
   startInProcess,
   tempDir,
   writeCredentialsFile,
   type InProcessServer,
 } from "./server.js";
-import { selfSignedCertificate, xksCredential, type XksSpecCredential } from "./xksSpecClient.js";
+import { xksCredential, type XksSpecCredential } from "./xksSpecClient.js";
 
 export const XKS_ACCOUNT = "000000000000";
 export const XKS_PRINCIPAL = `arn:aws:iam::${XKS_ACCOUNT}:user/aws-kms-xks`;
@@ -39,15 +40,19 @@ export interface XksProxyFixture {
   stop(): Promise<void>;
 }
 
+/** A credentials-file entry (YAML, for writeCredentialsFile's `more`) of an XKS credential. */
+export function xksCredentialEntry(
+  credential: XksSpecCredential,
+  policy: string = XKS_POLICY,
+): string {
+  return `  - accessKeyId: ${credential.accessKeyId}\n    secretAccessKey: "${credential.secretAccessKey}"\n    principal: ${XKS_PRINCIPAL}\n    policies:\n      - '${policy}'\n`;
+}
+
 export async function startXksProxy(): Promise<XksProxyFixture> {
   const dir = tempDir("keyhaven-xks-");
   const tls = selfSignedCertificate(dir);
   const credential = xksCredential();
-  const creds = writeCredentialsFile(
-    dir,
-    XKS_ACCOUNT,
-    `  - accessKeyId: ${credential.accessKeyId}\n    secretAccessKey: "${credential.secretAccessKey}"\n    principal: ${XKS_PRINCIPAL}\n    policies:\n      - ${XKS_POLICY}\n`,
-  );
+  const creds = writeCredentialsFile(dir, XKS_ACCOUNT, xksCredentialEntry(credential));
   const server = await startInProcess({
     dataDir: dir,
     credentials: creds,

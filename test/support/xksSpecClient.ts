@@ -7,13 +7,10 @@
  * `kms-xks-proxy`, as Appendix A describes. The `expect*` checkers hold responses to the
  * spec's "Response Payload" sections, its error table and Appendix C's CDIV.
  *
- * - `selfSignedCertificate(dir)` a key and certificate for 127.0.0.1 / localhost (openssl).
- * - `xksCredential()`            an access key id (26 of A-Z 2-7) and a 44-character secret.
+ * `xksCredential()` makes an access key id (26 of A-Z 2-7) and a 44-character secret.
  */
-import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { request } from "node:https";
-import { join } from "node:path";
 import { SignatureV4 } from "@smithy/signature-v4";
 import { expect } from "vitest";
 import { Sha256 } from "./sha256.js";
@@ -44,35 +41,6 @@ export function xksCredential(): XksSpecCredential {
   const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
   const id = [...randomBytes(26)].map((b) => alphabet[b & 31]).join("");
   return { accessKeyId: id, secretAccessKey: randomBytes(32).toString("base64") };
-}
-
-export function selfSignedCertificate(dir: string): { cert: string; key: string } {
-  const cert = join(dir, "cert.pem");
-  const key = join(dir, "key.pem");
-  execFileSync(
-    "openssl",
-    [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:P-256",
-      "-nodes",
-      "-days",
-      "1",
-      "-subj",
-      "/CN=localhost",
-      "-addext",
-      "subjectAltName=IP:127.0.0.1,DNS:localhost",
-      "-keyout",
-      key,
-      "-out",
-      cert,
-    ],
-    { stdio: "ignore" },
-  );
-  return { cert, key };
 }
 
 export interface SpecResponse {
