@@ -37,6 +37,7 @@ import {
   specCdiv,
   xksCredential,
   XksSpecClient,
+  type DecryptBody,
   type EncryptBody,
   type RequestMetadata,
 } from "./support/xksSpecClient.js";
@@ -68,6 +69,24 @@ const meta = (
 const plaintext = Buffer.from("Hello World!").toString("base64");
 const aad = Buffer.from("project=nile,department=marketing").toString("base64");
 const newKey = (policy?: string) => fixture.newKey(policy);
+
+/** Decrypt's body for an Encrypt answer `o` (with the suite's AAD), with `changes` (undefined drops a member). */
+const decryptBody = (
+  o: Record<string, string>,
+  changes: Record<string, string | undefined> = {},
+): DecryptBody =>
+  JSON.parse(
+    JSON.stringify({
+      requestMetadata: meta("Decrypt"),
+      additionalAuthenticatedData: aad,
+      encryptionAlgorithm: "AES_GCM",
+      ciphertext: o["ciphertext"],
+      ciphertextMetadata: o["ciphertextMetadata"],
+      initializationVector: o["initializationVector"],
+      authenticationTag: o["authenticationTag"],
+      ...changes,
+    }),
+  ) as DecryptBody;
 
 beforeAll(async () => {
   fixture = await startXksProxy();
@@ -110,15 +129,7 @@ describe("the four operations, as the specification shapes them", () => {
     };
     const out = expectEncryptShape(await xks.encrypt("xks-demo", sent), sent);
     expect(out["ciphertextMetadata"]).toBeDefined();
-    const r = await xks.decrypt(keyId, {
-      requestMetadata: meta("Decrypt"),
-      additionalAuthenticatedData: aad,
-      encryptionAlgorithm: "AES_GCM",
-      ciphertext: out["ciphertext"]!,
-      ciphertextMetadata: out["ciphertextMetadata"]!,
-      initializationVector: out["initializationVector"]!,
-      authenticationTag: out["authenticationTag"]!,
-    });
+    const r = await xks.decrypt(keyId, decryptBody(out));
     expect(r.status, r.text).toBe(200);
     expect(r.json).toEqual({ plaintext });
   });
@@ -135,14 +146,10 @@ describe("the four operations, as the specification shapes them", () => {
     const after = expectEncryptShape(await xks.encrypt(keyId, sent), sent);
     expect(after["ciphertextMetadata"]).not.toBe(out["ciphertextMetadata"]);
     for (const o of [out, after]) {
-      const r = await xks.decrypt(keyId, {
-        requestMetadata: meta("Decrypt"),
-        encryptionAlgorithm: "AES_GCM",
-        ciphertext: o["ciphertext"]!,
-        ciphertextMetadata: o["ciphertextMetadata"]!,
-        initializationVector: o["initializationVector"]!,
-        authenticationTag: o["authenticationTag"]!,
-      });
+      const r = await xks.decrypt(
+        keyId,
+        decryptBody(o, { additionalAuthenticatedData: undefined }),
+      );
       expect(r.json).toEqual({ plaintext: sent.plaintext });
     }
   });
@@ -171,16 +178,6 @@ describe("the error table", () => {
     };
     return expectEncryptShape(await xks.encrypt(id, sent), sent);
   }
-  const decryptBody = (o: Record<string, string>, changes: Record<string, string | undefined>) => ({
-    requestMetadata: meta("Decrypt"),
-    additionalAuthenticatedData: aad,
-    encryptionAlgorithm: "AES_GCM",
-    ciphertext: o["ciphertext"]!,
-    ciphertextMetadata: o["ciphertextMetadata"]!,
-    initializationVector: o["initializationVector"]!,
-    authenticationTag: o["authenticationTag"]!,
-    ...changes,
-  });
   const flip = (b64: string) => {
     const b = Buffer.from(b64, "base64");
     b[0]! ^= 1;
@@ -208,8 +205,10 @@ describe("the error table", () => {
       { initializationVector: Buffer.alloc(8).toString("base64") },
     ];
     for (const changes of cases) {
-      const body = JSON.parse(JSON.stringify(decryptBody(o, changes))) as never;
-      expectSpecError(await xks.decrypt(keyId, body), "InvalidCiphertextException");
+      expectSpecError(
+        await xks.decrypt(keyId, decryptBody(o, changes)),
+        "InvalidCiphertextException",
+      );
     }
   });
 
@@ -243,9 +242,9 @@ describe("the error table", () => {
       }),
       "InvalidStateException",
     );
-    expectSpecError(await xks.decrypt(key.id, decryptBody(o, {})), "InvalidStateException");
+    expectSpecError(await xks.decrypt(key.id, decryptBody(o)), "InvalidStateException");
     await kms.send(new EnableKeyCommand({ KeyId: key.id }));
-    expect((await xks.decrypt(key.id, decryptBody(o, {}))).json).toEqual({ plaintext });
+    expect((await xks.decrypt(key.id, decryptBody(o))).json).toEqual({ plaintext });
   });
 
   it("AuthenticationFailedException: wrong secret, unknown key id, unsigned, stale, a credential of non-XKS size", async () => {

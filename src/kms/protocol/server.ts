@@ -19,7 +19,7 @@ import { KmsError, kmsError } from "../errors.js";
 import type { KeyService } from "../keyService.js";
 import type { KeyServiceMetrics } from "../metrics/keyServiceMetrics.js";
 import { operations } from "../operations/index.js";
-import type { Authorizer, RequestContext } from "../request.js";
+import { callerOf, type Authorizer, type RequestContext } from "../request.js";
 import { decodeInput, encodeOutput, modelledOperations } from "./model.js";
 import { verifySigV4 } from "./sigv4.js";
 import type { XksAnswer, XksProxy } from "../xks/proxy.js";
@@ -207,12 +207,7 @@ export class KmsServer {
       ctx = {
         service,
         authorizer: this.#options.authorizer,
-        caller: {
-          principal: credential.principal,
-          accessKeyId: credential.accessKeyId,
-          account: credential.principal.split(":")[4] ?? "",
-          identity: credential.identity,
-        },
+        caller: callerOf(credential),
         requestId,
         sourceIp: req.socket.remoteAddress ?? "",
         secureTransport: this.#secure,

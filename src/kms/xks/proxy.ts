@@ -18,7 +18,7 @@ import type { KeyService } from "../keyService.js";
 import { isKeyId } from "../keys/resolveKey.js";
 import type { KeyRecord } from "../keys/keyRecord.js";
 import { verifySigV4, type SignedRequest } from "../protocol/sigv4.js";
-import type { Authorizer, RequestContext } from "../request.js";
+import { callerOf, type Authorizer, type RequestContext } from "../request.js";
 import { authorizeKey } from "../access/useKey.js";
 import {
   openXks,
@@ -236,12 +236,7 @@ export class XksProxy {
     return {
       service: this.#o.service,
       authorizer: this.#o.authorizer,
-      caller: {
-        principal: credential.principal,
-        accessKeyId: credential.accessKeyId,
-        account: credential.principal.split(":")[4] ?? "",
-        identity: credential.identity,
-      },
+      caller: callerOf(credential),
       requestId: request.requestId,
       sourceIp: request.sourceIp,
       secureTransport: request.secureTransport,
