@@ -275,6 +275,10 @@ export async function startKeyService(
       logger.warn(
         "no credential can call the XKS proxy: give one an access key id of 20-30 characters and a secret of 43-64 (docs/external-key-stores.md)",
       );
+    if (!config.tls)
+      logger.warn(
+        "the XKS proxy is served over plain HTTP; AWS KMS requires HTTPS with a public CA's certificate: give --tls-cert and --tls-key, or terminate TLS in front",
+      );
     logger.info(
       { xksProxyUriPath: proxy.uriPath, credentials: usable.map((c) => c.accessKeyId) },
       "XKS proxy enabled",
