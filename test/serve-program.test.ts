@@ -2,7 +2,7 @@
  * The `keyhaven serve` program itself: the first-start path (generated admin credential,
  * file modes), HTTPS with --tls-cert/--tls-key, and flag errors.
  */
-import { execFileSync, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmodSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { Agent } from "node:https";
@@ -14,7 +14,13 @@ import {
   ListKeysCommand,
 } from "@aws-sdk/client-kms";
 import { describe, expect, it } from "vitest";
-import { MAIN_JS, kmsClient, spawnServer, tempDir } from "./support/server.js";
+import {
+  MAIN_JS,
+  kmsClient,
+  selfSignedCertificate,
+  spawnServer,
+  tempDir,
+} from "./support/server.js";
 
 const mode = (path: string) => statSync(path).mode & 0o777;
 
@@ -62,31 +68,7 @@ describe("first start without --credentials", () => {
 describe("TLS", () => {
   it("serves HTTPS with a self-signed certificate the SDK is told to trust", async () => {
     const dir = tempDir("keyhaven-tls-");
-    const cert = join(dir, "cert.pem");
-    const key = join(dir, "key.pem");
-    execFileSync(
-      "openssl",
-      [
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=keyhaven-test",
-        "-addext",
-        "subjectAltName=IP:127.0.0.1,DNS:localhost",
-        "-keyout",
-        key,
-        "-out",
-        cert,
-      ],
-      { stdio: "ignore" },
-    );
+    const { cert, key } = selfSignedCertificate(dir);
     const server = await spawnServer({ args: ["--tls-cert", cert, "--tls-key", key] });
     try {
       expect(server.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);

@@ -4,7 +4,7 @@
  * environment is AWS_ROLE_ARN, AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ENDPOINT_URL_STS,
  * AWS_ENDPOINT_URL_KMS and AWS_REGION — what the webhook gives a pod.
  */
-import { execFile, execFileSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:https";
 import type { AddressInfo } from "node:net";
@@ -27,7 +27,7 @@ import {
   type AccessControlServer,
 } from "./support/accessControl.js";
 import { runSdkProgram } from "./support/clients.js";
-import { kmsClient, tempDir } from "./support/server.js";
+import { kmsClient, selfSignedCertificate, tempDir } from "./support/server.js";
 import { jwksFromUrl } from "../src/kms/identity/jwksUrl.js";
 import { ManualClock } from "./support/manualClock.js";
 
@@ -419,29 +419,7 @@ describe("AssumeRoleWithWebIdentity", () => {
 describe("JWKS from an https URL (the API server's /openid/v1/jwks)", () => {
   it("is fetched with the CA and bearer token, refreshed, and taken by --web-identity-jwks", async () => {
     const dir = tempDir("keyhaven-jwks-https-");
-    execFileSync(
-      "openssl",
-      [
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        join(dir, "key.pem"),
-        "-out",
-        join(dir, "cert.pem"),
-        "-days",
-        "1",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-addext",
-        "subjectAltName=IP:127.0.0.1",
-      ],
-      { stdio: "ignore" },
-    );
+    selfSignedCertificate(dir);
     writeFileSync(join(dir, "token"), "reader-token\n");
     const first = new TokenIssuer();
     const second = new TokenIssuer();

@@ -37,6 +37,8 @@ import { SqliteKeyStore } from "../kms/store/sqliteKeyStore.js";
 import { createLogger } from "../observability/logger.js";
 import { SyncDestination } from "../observability/syncDestination.js";
 import { StartupError } from "./startupError.js";
+import { XksProxy } from "../kms/xks/proxy.js";
+import { isXksCredential } from "../kms/xks/wire.js";
 import { untilStopped } from "./signals.js";
 
 /** The TLS certificate chain and key, checked to be PEM that belongs together. */
@@ -251,15 +253,45 @@ export async function startKeyService(
       random: (n) => randomBytes(n),
     });
   }
+  const authorizer = policyAuthorizer();
+  const xks =
+    config.xksProxyPrefix === undefined ? undefined : startXksProxy(config.xksProxyPrefix);
+  function startXksProxy(prefix: string): XksProxy {
+    const proxy = new XksProxy({
+      prefix,
+      service,
+      authorizer,
+      credentials: (id) => credentials.get(id),
+      healthy: rootKeyProbe(rootKey),
+      version: packageVersion(),
+    });
+    const usable = [...credentials.values()].filter((c) =>
+      isXksCredential(c.accessKeyId, c.secretAccessKey),
+    );
+    if (usable.length === 0)
+      logger.warn(
+        "no credential can call the XKS proxy: give one an access key id of 20-30 characters and a secret of 43-64 (docs/external-key-stores.md)",
+      );
+    if (!config.tls)
+      logger.warn(
+        "the XKS proxy is served over plain HTTP; AWS KMS requires HTTPS with a public CA's certificate: give --tls-cert and --tls-key, or terminate TLS in front",
+      );
+    logger.info(
+      { xksProxyUriPath: proxy.uriPath, credentials: usable.map((c) => c.accessKeyId) },
+      "XKS proxy enabled",
+    );
+    return proxy;
+  }
   const server = new KmsServer({
     service,
-    authorizer: policyAuthorizer(),
+    authorizer,
     credentials: (id, token) => credentials.get(id) ?? webIdentity?.lookup(id, token),
     ...(webIdentity && { webIdentity }),
     logger,
     audit,
     metrics,
     ...(config.tls && { tls: readTlsFiles(config.tls) }),
+    ...(xks && { xks }),
   });
   let address;
   try {
@@ -333,6 +365,22 @@ export async function startKeyService(
       auditSink?.close();
     },
   };
+}
+
+/** The version in package.json (the XKS health answer names it), from src/cmd/ or dist/src/cmd/. */
+function packageVersion(): string {
+  for (const up of ["../../package.json", "../../../package.json"]) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(up, import.meta.url), "utf8")) as {
+        name?: unknown;
+        version?: unknown;
+      };
+      if (pkg.name === "keyhaven" && typeof pkg.version === "string") return pkg.version;
+    } catch {
+      // Not this one.
+    }
+  }
+  return "unknown";
 }
 
 function loadOrCreateCredentials(

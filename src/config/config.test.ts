@@ -31,6 +31,19 @@ describe("loadConfig: keyhaven serve", () => {
     expect(Object.isFrozen(c)).toBe(true);
   });
 
+  it("takes --xks-proxy-uri-path as a prefix, with or without /kms/xks/v1, and refuses other paths", () => {
+    expect(serve([])).not.toHaveProperty("xksProxyPrefix");
+    expect(serve(["--xks-proxy-uri-path", "/keystores/a_1-b"]).xksProxyPrefix).toBe(
+      "/keystores/a_1-b",
+    );
+    expect(serve(["--xks-proxy-uri-path", "/t/kms/xks/v1"]).xksProxyPrefix).toBe("/t");
+    expect(serve([], { KEYHAVEN_XKS_PROXY_URI_PATH: "/env" }).xksProxyPrefix).toBe("/env");
+    for (const bad of ["tenant", "/", "/a b", "/a/", "/a.b", `/${"x".repeat(117)}`])
+      expect(configError(["serve", "--xks-proxy-uri-path", bad])).toMatch(
+        /^--xks-proxy-uri-path: expected \/PREFIX/,
+      );
+  });
+
   it("falls back to KEYHAVEN_* variables, and flags win over them", () => {
     const env = {
       KEYHAVEN_LISTEN: "0.0.0.0:9000",

@@ -117,3 +117,17 @@ export const hostList = z
     }
     return hosts;
   });
+
+/**
+ * The path prefix of an XKS proxy: /PREFIX, where PREFIX/kms/xks/v1 is a valid
+ * XksProxyUriPath (at most 128 of a-z A-Z 0-9 / - _). A value that already ends in
+ * /kms/xks/v1 is taken without that ending.
+ */
+export const xksProxyPrefix = text(
+  (v) => {
+    const prefix = v.replace(/\/kms\/xks\/v1$/, "");
+    return /^(\/[A-Za-z0-9_-]+)+$/.test(prefix) && `${prefix}/kms/xks/v1`.length <= 128;
+  },
+  (v) =>
+    `expected /PREFIX of letters, digits, '-', '_' and '/' (at most 117 characters), e.g. /keystores/a, got '${v}'`,
+).transform((v) => v.replace(/\/kms\/xks\/v1$/, ""));

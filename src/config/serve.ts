@@ -1,6 +1,13 @@
 /** `keyhaven serve`: the key service's flags and configuration. */
 import { z } from "zod";
-import { hostPort, nonEmpty, optionalText, region, type HostPort } from "./schemas.js";
+import {
+  hostPort,
+  nonEmpty,
+  optionalText,
+  region,
+  xksProxyPrefix,
+  type HostPort,
+} from "./schemas.js";
 import { PKCS11_FLAGS, rootKeySettings, type RootKeySettings } from "./rootKey.js";
 import { command, ConfigError, flag } from "./table.js";
 import { LOG_LEVEL_FLAG } from "./commonFlags.js";
@@ -35,6 +42,11 @@ export interface ServeConfig {
   };
   /** What wraps key material: a local key in the data folder, or a key in an HSM (docs/hsm.md). */
   readonly rootKey: RootKeySettings;
+  /**
+   * Serve the XKS Proxy API under this path prefix ("/tenant-a": requests go to
+   * /tenant-a/kms/xks/v1/...); absent = no XKS proxy (docs/external-key-stores.md).
+   */
+  readonly xksProxyPrefix?: string;
 }
 
 export const SERVE_FLAGS = {
@@ -160,6 +172,12 @@ export const SERVE_FLAGS = {
     help: "what wraps key material: DIR/root.key, or an AES key in an HSM (docs/hsm.md)",
   }),
   ...PKCS11_FLAGS,
+  "xks-proxy-uri-path": flag({
+    arg: "/PREFIX",
+    env: ["KEYHAVEN_XKS_PROXY_URI_PATH"],
+    schema: xksProxyPrefix.optional(),
+    help: "serve AWS's XKS Proxy API (GetHealthStatus, GetKeyMetadata, Encrypt, Decrypt) on the same listener at /PREFIX/kms/xks/v1, for AWS KMS external key stores; callers sign for kms-xks-proxy with a credential of 20-30 / 43-64 characters (docs/external-key-stores.md)",
+  }),
 };
 
 /** Flags that go together: both or neither. */
@@ -192,6 +210,7 @@ export const serveCommand = command({
       ...(c.seed !== undefined && { seedDir: c.seed }),
       ...(c.kubeconfig !== undefined && { kubeconfig: c.kubeconfig }),
       rootKey: rootKeySettings(c["root-key"], c, env, "--root-key"),
+      ...(c["xks-proxy-uri-path"] !== undefined && { xksProxyPrefix: c["xks-proxy-uri-path"] }),
       ...(c["web-identity-jwks"] !== undefined &&
         c["web-identity-issuer"] !== undefined && {
           webIdentity: {

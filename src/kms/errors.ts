@@ -33,6 +33,14 @@ export const errorStatus = {
   NotFoundException: 404,
   TagException: 400,
   UnsupportedOperationException: 400,
+  // External key stores (what a Keyhaven XKS client answers when the proxy fails; kms/xks/).
+  CustomKeyStoreInvalidStateException: 400,
+  XksKeyInvalidConfigurationException: 400,
+  XksKeyNotFoundException: 400,
+  XksProxyIncorrectAuthenticationCredentialException: 400,
+  XksProxyInvalidConfigurationException: 400,
+  XksProxyInvalidResponseException: 400,
+  XksProxyUriUnreachableException: 400,
   // Common AWS JSON-protocol errors.
   AccessDeniedException: 400,
   NotAuthorizedException: 400,

@@ -3,6 +3,7 @@
  * and the authorizer that decides (chosen at start-up, see access/policyAuthorizer.ts).
  */
 import type { Principal } from "./authz/principal.js";
+import type { Credential } from "./identity/credentialsFile.js";
 import type { KeyService } from "./keyService.js";
 import type { KeyRecord } from "./keys/keyRecord.js";
 
@@ -16,6 +17,16 @@ export interface Caller {
    * credential was loaded; no policies = nothing allowed.
    */
   readonly identity: Principal;
+}
+
+/** The caller a verified credential makes (its account is the principal ARN's). */
+export function callerOf(credential: Credential): Caller {
+  return {
+    principal: credential.principal,
+    accessKeyId: credential.accessKeyId,
+    account: credential.principal.split(":")[4] ?? "",
+    identity: credential.identity,
+  };
 }
 
 export interface RequestContext {
@@ -32,6 +43,8 @@ export interface RequestContext {
   readonly resources: string[];
   /** The decoded request, for condition keys (encryption context, grant tokens, tags). */
   readonly input?: Readonly<Record<string, unknown>>;
+  /** More condition keys of the request, lower-case (the XKS proxy's `xks:*` request metadata). */
+  readonly conditions?: ReadonlyMap<string, readonly string[]>;
 }
 
 export interface AccessRequest {

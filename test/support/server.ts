@@ -7,6 +7,7 @@
  *                         dist/ is built by test/support/globalSetup.ts before the suite.
  * - `startInProcess(opts)` runs startKeyService() inside the test process (faster; use it
  *                         when no child process is needed), with logs captured in memory.
+ * - `selfSignedCertificate(dir)` a TLS certificate and key for 127.0.0.1 and localhost.
  * - `writeCredentialsFile(dir)` writes a credentials file with one fresh admin credential.
  * - `kmsClient(server)`   an @aws-sdk/client-kms client pointed at a server, no retries.
  * - `signedFetch(server, …)` a raw POST / signed with @smithy/signature-v4 (the SDK's own
@@ -16,7 +17,7 @@
  * Every server gets its own data folder under os.tmpdir(); `stop()` leaves it in place so a
  * test can start another server on the same folder (restart tests) and removes nothing else.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
@@ -64,6 +65,36 @@ export interface ServerHandle {
 
 export const tempDir = (prefix = "keyhaven-test-"): string => mkdtempSync(join(tmpdir(), prefix));
 
+/** `<dir>/cert.pem` and `<dir>/key.pem`: a self-signed P-256 certificate for 127.0.0.1 and localhost (openssl). */
+export function selfSignedCertificate(dir: string): { cert: string; key: string } {
+  const cert = join(dir, "cert.pem");
+  const key = join(dir, "key.pem");
+  execFileSync(
+    "openssl",
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-nodes",
+      "-days",
+      "1",
+      "-subj",
+      "/CN=localhost",
+      "-addext",
+      "subjectAltName=IP:127.0.0.1,DNS:localhost",
+      "-keyout",
+      key,
+      "-out",
+      cert,
+    ],
+    { stdio: "ignore" },
+  );
+  return { cert, key };
+}
+
 /**
  * Writes `<dir>/test-credentials.yaml` with one fresh admin credential; its administrator
  * policy is spelled out, since a credential without `policies` is allowed nothing.
@@ -71,6 +102,8 @@ export const tempDir = (prefix = "keyhaven-test-"): string => mkdtempSync(join(t
 export function writeCredentialsFile(
   dir: string,
   account = "000000000000",
+  /** More entries of the file's `credentials` list, as YAML text (each starting "  - "). */
+  more = "",
 ): { path: string; credential: TestCredential } {
   const credential: TestCredential = {
     accessKeyId: `AKIATEST${randomBytes(6).toString("hex").toUpperCase()}`,
@@ -80,7 +113,7 @@ export function writeCredentialsFile(
   const path = join(dir, "test-credentials.yaml");
   writeFileSync(
     path,
-    `credentials:\n  - accessKeyId: ${credential.accessKeyId}\n    secretAccessKey: "${credential.secretAccessKey}"\n    principal: ${credential.principal}\n    policies:\n      - ${ADMINISTRATOR_POLICY}\n`,
+    `credentials:\n  - accessKeyId: ${credential.accessKeyId}\n    secretAccessKey: "${credential.secretAccessKey}"\n    principal: ${credential.principal}\n    policies:\n      - ${ADMINISTRATOR_POLICY}\n${more}`,
     { mode: 0o600 },
   );
   return { path, credential };
@@ -242,6 +275,8 @@ export function credentialsFromDataDir(dataDir: string): TestCredential {
 
 export interface InProcessOptions {
   readonly dataDir?: string;
+  /** Credentials file to pass with --credentials; one is written when absent. */
+  readonly credentials?: { path: string; credential: TestCredential };
   readonly region?: string;
   readonly account?: string;
   readonly clock?: Clock;
@@ -258,7 +293,7 @@ export async function startInProcess(options: InProcessOptions = {}): Promise<In
   const dataDir = options.dataDir ?? tempDir();
   const region = options.region ?? "us-east-1";
   const account = options.account ?? "000000000000";
-  const creds = writeCredentialsFile(dataDir, account);
+  const creds = options.credentials ?? writeCredentialsFile(dataDir, account);
   const config = loadConfig(
     [
       "serve",

@@ -69,8 +69,11 @@ function tagFacts(input: Readonly<Record<string, unknown>>) {
   return Array.isArray(keys) ? { tagKeys: keys.filter((k) => typeof k === "string") } : {};
 }
 
-function extraFacts(input: Readonly<Record<string, unknown>>): Map<string, string[]> {
-  const extra = new Map<string, string[]>();
+function extraFacts(
+  input: Readonly<Record<string, unknown>>,
+  conditions: RequestContext["conditions"],
+): Map<string, readonly string[]> {
+  const extra = new Map<string, readonly string[]>(conditions);
   const put = (key: string, v: unknown) => {
     if (typeof v === "string" || typeof v === "number" || typeof v === "boolean")
       extra.set(key, [String(v)]);
@@ -197,7 +200,7 @@ export function policyAuthorizer(): Authorizer {
           ...(typeof retiring === "string" && { retiringPrincipal: retiring }),
         },
       }),
-      extra: extraFacts(input),
+      extra: extraFacts(input, ctx.conditions),
     };
     return {
       principal,

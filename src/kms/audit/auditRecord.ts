@@ -193,7 +193,8 @@ export interface AuditEventInput {
   readonly requestId: string;
   readonly eventId: string;
   readonly eventTime: Date;
-  readonly eventSource: "kms.amazonaws.com" | "sts.amazonaws.com";
+  /** kms-xks-proxy: a request to Keyhaven's XKS proxy (kms/xks/proxy.ts). */
+  readonly eventSource: "kms.amazonaws.com" | "sts.amazonaws.com" | "kms-xks-proxy";
   readonly eventName: string;
   readonly region: string;
   readonly account: string;

@@ -20,9 +20,11 @@ import { KmsError, kmsError } from "../errors.js";
 import type { KeyService } from "../keyService.js";
 import type { KeyServiceMetrics } from "../metrics/keyServiceMetrics.js";
 import { operations } from "../operations/index.js";
-import type { Authorizer, RequestContext } from "../request.js";
+import { callerOf, type Authorizer, type RequestContext } from "../request.js";
 import { decodeInput, encodeOutput, modelledOperations } from "./model.js";
 import { verifySigV4 } from "./sigv4.js";
+import type { XksAnswer, XksProxy } from "../xks/proxy.js";
+import { XKS_CONTENT_TYPE } from "../xks/wire.js";
 import {
   auditRecord,
   userIdentity,
@@ -58,6 +60,8 @@ export interface KmsServerOptions {
   /** Counts every request and serves GET /metrics (unauthenticated, like /healthz). */
   readonly metrics?: KeyServiceMetrics;
   readonly tls?: { readonly cert: Buffer; readonly key: Buffer };
+  /** The XKS Proxy API under its path on this listener (--xks-proxy-uri-path). */
+  readonly xks?: XksProxy;
 }
 
 /** What a request's audit line records beyond what every line shares (see `#audit`). */
@@ -136,6 +140,8 @@ export class KmsServer {
     }
     if (req.method === "GET" && path === "/metrics" && this.#options.metrics)
       return this.#metrics(res, this.#options.metrics);
+    const xks = this.#options.xks;
+    if (xks && path !== undefined && xks.claims(path)) return this.#xks(req, res, xks);
     if (
       req.method === "POST" &&
       path === "/" &&
@@ -205,12 +211,7 @@ export class KmsServer {
       ctx = {
         service,
         authorizer: this.#options.authorizer,
-        caller: {
-          principal: credential.principal,
-          accessKeyId: credential.accessKeyId,
-          account: credential.principal.split(":")[4] ?? "",
-          identity: credential.identity,
-        },
+        caller: callerOf(credential),
         requestId,
         sourceIp: req.socket.remoteAddress ?? "",
         secureTransport: this.#secure,
@@ -327,6 +328,73 @@ export class KmsServer {
     if (this.#auditFailed) this.#options.logger.warn("audit log writable again: serving requests");
     this.#auditFailed = false;
     return true;
+  }
+
+  /** The XKS Proxy API (xks/proxy.ts): one audit line per request, as for KMS requests. */
+  async #xks(req: IncomingMessage, res: ServerResponse, xks: XksProxy): Promise<void> {
+    this.#inFlight++;
+    const started = process.hrtime.bigint();
+    const requestId = randomUUID();
+    const service = this.#options.service;
+    const refused = {
+      errorName: "InternalException",
+      errorMessage: `The audit log is unavailable, so the request was refused; retry later. Request ID: ${requestId}.`,
+    };
+    let answer: XksAnswer;
+    let body: Buffer | undefined;
+    try {
+      if (this.#auditFailed) {
+        answer = { status: 500, body: refused, eventName: "Unknown", resources: [] };
+        answer = { ...answer, errorCode: "InternalException", errorMessage: refused.errorMessage };
+      } else {
+        body = await readBody(req, this.#maxBody);
+        answer = await xks.handle({
+          method: req.method ?? "",
+          url: req.url ?? "/",
+          headers: req.headersDistinct,
+          body,
+          requestId,
+          sourceIp: req.socket.remoteAddress ?? "",
+          secureTransport: this.#secure,
+        });
+      }
+    } finally {
+      this.#inFlight--;
+    }
+    const audited = this.#audit(
+      req,
+      {
+        requestId,
+        eventTime: service.clock.now(),
+        eventSource: "kms-xks-proxy",
+        eventName: answer.eventName,
+        userIdentity: userIdentity(answer.caller && auditCallerOf(answer.caller)),
+        requestParameters: answer.requestParameters,
+        resources: answer.resources,
+        ...(answer.errorCode !== undefined && {
+          errorCode: answer.errorCode,
+          errorMessage: answer.errorMessage ?? "",
+        }),
+      },
+      {
+        operation: `xks:${answer.eventName}`,
+        principal: answer.caller?.principal ?? null,
+        durationMs: Number(process.hrtime.bigint() - started) / 1e6,
+      },
+      "xks request",
+    );
+    const [status, reply] = audited ? [answer.status, answer.body] : [500, refused];
+    const payload = JSON.stringify(reply);
+    this.#closeAfterIfStopping(res);
+    // The rest of an oversized body was not read: the connection cannot carry another request.
+    if (body === undefined) res.setHeader("connection", "close");
+    res.writeHead(status, {
+      ...answer.headers,
+      "content-type": XKS_CONTENT_TYPE,
+      "content-length": Buffer.byteLength(payload),
+      "x-amzn-requestid": requestId,
+    });
+    res.end(payload);
   }
 
   /** STS (AWS query protocol): AssumeRoleWithWebIdentity and GetCallerIdentity. */

@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { Sha256 } from "../../../test/support/sha256.js";
 import { KmsError } from "../errors.js";
 import type { SigningCredential } from "../identity/signingCredential.js";
-import { verifySigV4, type SignedRequest } from "./sigv4.js";
+import { signSigV4, verifySigV4, type SignedRequest } from "./sigv4.js";
 
 const SIGNED_AT = new Date("2026-11-28T12:00:00Z");
 const STATIC: SigningCredential = {
@@ -251,5 +251,49 @@ describe("verifySigV4 with requests signed by @smithy/signature-v4", () => {
       credential: { ...STATIC, sessionToken: "stray-token" },
     });
     expect(rejection(staticWithToken).code).toBe("UnrecognizedClientException");
+  });
+});
+
+describe("signSigV4 (Keyhaven's own clients, e.g. the XKS client)", () => {
+  it("signs exactly as @smithy/signature-v4 does, and the verifier accepts it", async () => {
+    const body = Buffer.from('{"requestMetadata":{"kmsOperation":"KmsHealthCheck"}}');
+    const headers = { host: "xks.example.com:8443", "content-type": "application/json" };
+    const path = "/tenant-a/kms/xks/v1/health";
+    const mine = signSigV4({ method: "POST", url: path, headers, body }, STATIC, {
+      service: "kms-xks-proxy",
+      region: "eu-west-1",
+      now: SIGNED_AT,
+    });
+    const smithy = await new SignatureV4({
+      service: "kms-xks-proxy",
+      region: "eu-west-1",
+      credentials: STATIC,
+      sha256: Sha256,
+      applyChecksum: false,
+    }).sign(
+      {
+        method: "POST",
+        protocol: "https:",
+        hostname: "xks.example.com",
+        port: 8443,
+        path,
+        headers,
+        body,
+      },
+      { signingDate: SIGNED_AT },
+    );
+    expect(mine["authorization"]).toBe(smithy.headers["authorization"]);
+    const received = Object.fromEntries(Object.entries(mine).map(([k, v]) => [k, [v]]));
+    expect(
+      verifySigV4(
+        { method: "POST", url: path, headers: received, body },
+        {
+          service: "kms-xks-proxy",
+          region: undefined,
+          now: SIGNED_AT,
+          lookup: (id) => credentials.get(id),
+        },
+      ),
+    ).toBe(STATIC);
   });
 });

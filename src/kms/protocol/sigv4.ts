@@ -20,7 +20,11 @@ export interface SignedRequest {
 
 export interface VerifyOptions<C extends SigningCredential> {
   readonly service: string;
-  readonly region: string;
+  /**
+   * The region requests must be signed for; undefined accepts any (the XKS proxy: AWS KMS
+   * signs with the region it calls from, not the proxy's).
+   */
+  readonly region: string | undefined;
   readonly now: Date;
   /** Finds a credential; temporary credentials are found with their session token. */
   readonly lookup: (accessKeyId: string, sessionToken?: string) => C | undefined;
@@ -113,8 +117,6 @@ interface ParsedAuthorization {
   service: string;
   terminator: string;
   signedHeaders: string[];
-  /** SignedHeaders as received (the `;`-joined list the canonical request repeats). */
-  signedHeadersList: string;
   signature: string;
 }
 
@@ -156,7 +158,6 @@ function parseAuthorization(header: string): ParsedAuthorization {
     service,
     terminator,
     signedHeaders: fields.get("SignedHeaders")!.split(";"),
-    signedHeadersList: fields.get("SignedHeaders")!,
     signature,
   };
 }
@@ -220,7 +221,7 @@ export function verifySigV4<C extends SigningCredential>(
     throw invalid("Credential should be scoped with a valid terminator: 'aws4_request'.");
   if (auth.service !== options.service)
     throw invalid(`Credential should be scoped to correct service: '${options.service}'.`);
-  if (auth.region !== options.region) {
+  if (options.region !== undefined && auth.region !== options.region) {
     throw invalid(
       `Credential should be scoped to a valid region. This endpoint serves '${options.region}', not '${auth.region}'.`,
     );
@@ -274,15 +275,7 @@ export function verifySigV4<C extends SigningCredential>(
     throw invalid("The provided 'x-amz-content-sha256' header does not match what was computed.");
   }
 
-  const q = request.url.indexOf("?");
-  const path = q < 0 ? request.url : request.url.slice(0, q);
-  const query = q < 0 ? "" : request.url.slice(q + 1);
-  let canonicalHeaders = "";
-  for (const name of auth.signedHeaders) {
-    const values = request.headers[name];
-    canonicalHeaders += `${name}:${values === undefined ? "" : values.length === 1 ? canonicalHeaderValue(values[0]!) : values.map(canonicalHeaderValue).join(",")}\n`;
-  }
-  const canonicalRequest = `${request.method}\n${canonicalUri(path)}\n${canonicalQuery(query)}\n${canonicalHeaders}\n${auth.signedHeadersList}\n${bodyHash}`;
+  const canonicalRequest = canonicalRequestOf(request, auth.signedHeaders, bodyHash);
   const stringToSign = `${ALGORITHM}\n${requestDate}\n${auth.date}/${auth.region}/${auth.service}/aws4_request\n${hash("sha256", canonicalRequest, "hex")}`;
   const expected = createHmac(
     "sha256",
@@ -296,6 +289,68 @@ export function verifySigV4<C extends SigningCredential>(
     );
   }
   return credential;
+}
+
+/** The canonical request of SigV4 over `signedHeaders` (lower-case names, in order). */
+function canonicalRequestOf(
+  request: SignedRequest,
+  signedHeaders: readonly string[],
+  bodyHash: string,
+): string {
+  const q = request.url.indexOf("?");
+  const path = q < 0 ? request.url : request.url.slice(0, q);
+  const query = q < 0 ? "" : request.url.slice(q + 1);
+  let canonicalHeaders = "";
+  for (const name of signedHeaders) {
+    const values = request.headers[name];
+    canonicalHeaders += `${name}:${values === undefined ? "" : values.length === 1 ? canonicalHeaderValue(values[0]!) : values.map(canonicalHeaderValue).join(",")}\n`;
+  }
+  return `${request.method}\n${canonicalUri(path)}\n${canonicalQuery(query)}\n${canonicalHeaders}\n${signedHeaders.join(";")}\n${bodyHash}`;
+}
+
+export interface SignOptions {
+  readonly service: string;
+  readonly region: string;
+  readonly now: Date;
+}
+
+/**
+ * Signs a request the way AWS SDKs do (for Keyhaven's own clients, e.g. the XKS client):
+ * every header given is signed (names lower-case, `host` among them). Returns the headers to
+ * send: those given plus X-Amz-Date and Authorization.
+ */
+export function signSigV4(
+  request: Omit<SignedRequest, "headers"> & { readonly headers: Readonly<Record<string, string>> },
+  credential: SigningCredential,
+  options: SignOptions,
+): Record<string, string> {
+  const amzDate = basicFormat(options.now);
+  const date = amzDate.slice(0, 8);
+  const headers: Record<string, string> = { ...request.headers, "x-amz-date": amzDate };
+  if (credential.sessionToken !== undefined)
+    headers["x-amz-security-token"] = credential.sessionToken;
+  const signedHeaders = Object.keys(headers).sort();
+  const canonicalRequest = canonicalRequestOf(
+    {
+      method: request.method,
+      url: request.url,
+      headers: Object.fromEntries(signedHeaders.map((h) => [h, [headers[h]!]])),
+      body: request.body,
+    },
+    signedHeaders,
+    hash("sha256", request.body, "hex"),
+  );
+  const scope = `${date}/${options.region}/${options.service}/aws4_request`;
+  const stringToSign = `${ALGORITHM}\n${amzDate}\n${scope}\n${hash("sha256", canonicalRequest, "hex")}`;
+  const signature = createHmac(
+    "sha256",
+    signingKey(credential, date, options.region, options.service),
+  )
+    .update(stringToSign)
+    .digest("hex");
+  headers["authorization"] =
+    `${ALGORITHM} Credential=${credential.accessKeyId}/${scope}, SignedHeaders=${signedHeaders.join(";")}, Signature=${signature}`;
+  return headers;
 }
 
 /** Compares two secrets without leaking where they differ. */
