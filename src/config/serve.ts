@@ -35,7 +35,12 @@ export interface ServeConfig {
   };
   /** What wraps key material: a local key in the data folder, or a key in an HSM (docs/hsm.md). */
   readonly rootKey: RootKeySettings;
+  /** Where keys live: DIR/keyhaven.db, or Secrets in a namespace several replicas share (docs/high-availability.md). */
+  readonly store: StoreSettings;
 }
+
+export type StoreSettings =
+  { readonly type: "sqlite" } | { readonly type: "kubernetes"; readonly namespace: string };
 
 export const SERVE_FLAGS = {
   listen: flag({
@@ -138,7 +143,7 @@ export const SERVE_FLAGS = {
     arg: "FILE",
     env: ["KEYHAVEN_KUBECONFIG"],
     schema: optionalText,
-    help: "kubeconfig for those reads (default: in-cluster, else KUBECONFIG)",
+    help: "kubeconfig for the API server reads (ServiceAccount labels, the kubernetes store) (default: in-cluster, else KUBECONFIG)",
   }),
   "web-identity-max-session": flag({
     arg: "SECS",
@@ -160,6 +165,19 @@ export const SERVE_FLAGS = {
     help: "what wraps key material: DIR/root.key, or an AES key in an HSM (docs/hsm.md)",
   }),
   ...PKCS11_FLAGS,
+  store: flag({
+    arg: "sqlite|kubernetes",
+    env: ["KEYHAVEN_STORE"],
+    default: "sqlite",
+    schema: z.enum(["sqlite", "kubernetes"]),
+    help: "where keys live: DIR/keyhaven.db, or Secrets in --store-namespace that several replicas share (docs/high-availability.md)",
+  }),
+  "store-namespace": flag({
+    arg: "NS",
+    env: ["KEYHAVEN_STORE_NAMESPACE"],
+    schema: optionalText,
+    help: "namespace of the kubernetes store (API server from --kubeconfig, in-cluster, else KUBECONFIG)",
+  }),
 };
 
 /** Flags that go together: both or neither. */
@@ -167,6 +185,17 @@ const PAIRS = [
   ["web-identity-jwks", "web-identity-issuer"],
   ["tls-cert", "tls-key"],
 ] as const;
+
+function storeSettings(type: "sqlite" | "kubernetes", namespace?: string): StoreSettings {
+  if (type === "sqlite") {
+    if (namespace !== undefined)
+      throw new ConfigError("--store-namespace goes with --store kubernetes");
+    return { type };
+  }
+  if (namespace === undefined)
+    throw new ConfigError("--store kubernetes needs --store-namespace NS");
+  return { type, namespace };
+}
 
 export const serveCommand = command({
   name: "serve",
@@ -192,6 +221,7 @@ export const serveCommand = command({
       ...(c.seed !== undefined && { seedDir: c.seed }),
       ...(c.kubeconfig !== undefined && { kubeconfig: c.kubeconfig }),
       rootKey: rootKeySettings(c["root-key"], c, env, "--root-key"),
+      store: storeSettings(c.store, c["store-namespace"]),
       ...(c["web-identity-jwks"] !== undefined &&
         c["web-identity-issuer"] !== undefined && {
           webIdentity: {

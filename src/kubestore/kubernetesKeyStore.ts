@@ -464,12 +464,13 @@ export class KubernetesKeyStore implements KeyStore {
   }
 
   /** Deletes the key object, then everything labelled with its id (read from the API server). */
-  async deleteKey(keyId: string): Promise<void> {
+  async deleteKey(keyId: string): Promise<boolean> {
     const name = keyObject(keyId);
-    if (!name) return;
-    await this.#secrets.delete(name);
+    if (!name) return false;
+    const deleted = await this.#secrets.delete(name);
     this.#forget(name);
     await this.#deleteDependents(keyId);
+    return deleted;
   }
 
   async #deleteDependents(keyId: string): Promise<void> {

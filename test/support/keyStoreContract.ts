@@ -314,7 +314,8 @@ export function describeKeyStoreContract(name: string, backend: KeyStoreBackend)
       });
       await s.createGrant(grant(k, 7));
       await s.createGrant(grant(other, 8));
-      await s.deleteKey(k.keyId);
+      expect(await s.deleteKey(k.keyId)).toBe(true);
+      expect(await s.deleteKey(k.keyId)).toBe(false);
       expect(await s.getKey(k.keyId)).toBeUndefined();
       expect(await s.getMaterial(k.keyId, 1)).toBeUndefined();
       expect(await s.getMaterial(k.keyId, 2)).toBeUndefined();

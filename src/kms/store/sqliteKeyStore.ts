@@ -375,9 +375,10 @@ export class SqliteKeyStore implements KeyStore {
     return this.#stmt.deleteExpiredImportParameters.run(now).changes;
   }
 
-  async deleteKey(keyId: string): Promise<void> {
-    this.#stmt.deleteKey.run(keyId);
+  async deleteKey(keyId: string): Promise<boolean> {
+    const deleted = this.#stmt.deleteKey.run(keyId).changes > 0;
     this.#grants.invalidate();
+    return deleted;
   }
 
   async addMaterial(m: KeyMaterialRecord): Promise<void> {
