@@ -25,7 +25,12 @@ import {
 } from "@aws-sdk/client-kms";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { eventually } from "./kube/drive.js";
-import { createNamespace, startControlPlane, type ControlPlane } from "./support/kubeUp.js";
+import {
+  createNamespace,
+  kubernetesStoreFlags,
+  startControlPlane,
+  type ControlPlane,
+} from "./support/kubeUp.js";
 import {
   kmsClient,
   spawnServer,
@@ -43,14 +48,7 @@ beforeAll(async () => {
   const namespace = await createNamespace(plane, "keyhaven-ha");
   const dataDir = tempDir("keyhaven-ha-");
   const credentials = writeCredentialsFile(dataDir);
-  const args = [
-    "--store",
-    "kubernetes",
-    "--store-namespace",
-    namespace,
-    "--kubeconfig",
-    plane.kubeconfig,
-  ];
+  const args = kubernetesStoreFlags(plane, namespace);
   // One after the other: the first makes the root key file the others share (in a pod it
   // is a mounted Secret).
   for (let i = 0; i < 3; i++)

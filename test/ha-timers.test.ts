@@ -9,7 +9,12 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { TIMER_LEASE } from "../src/cmd/serveStore.js";
 import { symmetricKeyRecord } from "./support/keyRecords.js";
-import { createNamespace, startControlPlane, type ControlPlane } from "./support/kubeUp.js";
+import {
+  createNamespace,
+  kubernetesStoreFlags,
+  startControlPlane,
+  type ControlPlane,
+} from "./support/kubeUp.js";
 import { ManualClock } from "./support/manualClock.js";
 import { startInProcess, tempDir, type InProcessServer } from "./support/server.js";
 
@@ -23,14 +28,7 @@ beforeAll(async () => {
   plane = await startControlPlane();
   namespace = await createNamespace(plane, "keyhaven-timers");
   const dataDir = tempDir("keyhaven-ha-timers-");
-  const args = [
-    "--store",
-    "kubernetes",
-    "--store-namespace",
-    namespace,
-    "--kubeconfig",
-    plane.kubeconfig,
-  ];
+  const args = kubernetesStoreFlags(plane, namespace);
   for (let i = 0; i < 3; i++) servers.push(await startInProcess({ dataDir, clock, args }));
 }, 180_000);
 
