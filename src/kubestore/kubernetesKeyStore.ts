@@ -726,10 +726,22 @@ export class KubernetesKeyStore implements KeyStore {
   }
 
   async setMeta(name: string, value: string): Promise<void> {
+    await this.#writeMeta(name, () => value);
+  }
+
+  async initMeta(name: string, value: string): Promise<string> {
+    return this.#writeMeta(name, (current) => current ?? value);
+  }
+
+  /** CAS on the meta object: `next` gets the current value (from the API server on a conflict). */
+  async #writeMeta(name: string, next: (current: string | undefined) => string): Promise<string> {
     if (!META_KEY.test(name)) throw new StoreConflictError(`meta name ${name} is not allowed`);
+    if (!this.#meta) await this.#read(META_NAME);
     for (let attempt = 1; ; attempt++) {
-      if (!this.#meta) await this.#read(META_NAME);
       const meta = this.#meta;
+      const current = meta?.values.get(name);
+      const value = next(current);
+      if (value === current) return value;
       const data: Record<string, string> = {};
       for (const [k, v] of meta?.values ?? []) data[k] = b64(v);
       data[name] = b64(value);
@@ -740,7 +752,7 @@ export class KubernetesKeyStore implements KeyStore {
             ? await this.#secrets.replace(META_NAME, meta.rv, labels, data)
             : await this.#secrets.create(META_NAME, labels, data),
         );
-        return;
+        return value;
       } catch (err) {
         if (!(isConflict(err) || isNotFound(err)) || attempt >= MAX_ATTEMPTS) throw err;
         await this.#read(META_NAME);

@@ -337,6 +337,18 @@ export function describeKeyStoreContract(name: string, backend: KeyStoreBackend)
       expect(await s.getMeta("other")).toBe("x");
     });
 
+    it("initialises a meta value once: concurrent writers on one space agree on the first", async () => {
+      const opener = await space();
+      const a = await opener();
+      const b = await opener();
+      const won = await Promise.all(
+        Array.from({ length: 6 }, (_, i) => (i % 2 ? a : b).initMeta("stsSessionKey", `v${i}`)),
+      );
+      expect(new Set(won).size).toBe(1);
+      expect(await a.initMeta("stsSessionKey", "later")).toBe(won[0]);
+      expect(await b.getMeta("stsSessionKey")).toBe(won[0]);
+    });
+
     it("shows a second store a key, alias and grant the first just wrote (a miss reads through)", async () => {
       const opener = await space();
       const a = await opener();

@@ -174,6 +174,11 @@ export interface KeyStore {
   /** A small named value kept with the store (e.g. the root key's id). */
   getMeta(name: string): Promise<string | undefined>;
   setMeta(name: string, value: string): Promise<void>;
+  /**
+   * Sets `name` only if it has no value yet, atomically across writers (replicas starting
+   * together agree on one value); returns the value the store holds afterwards.
+   */
+  initMeta(name: string, value: string): Promise<string>;
 
   close(): Promise<void>;
 }

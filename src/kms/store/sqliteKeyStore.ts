@@ -187,6 +187,9 @@ export class SqliteKeyStore implements KeyStore {
         "SELECT * FROM aliases WHERE target_key_id = ? ORDER BY name",
       ),
       getMeta: db.prepare<[string], { value: string }>("SELECT value FROM meta WHERE name = ?"),
+      initMeta: db.prepare<[string, string]>(
+        "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT(name) DO NOTHING",
+      ),
       setMeta: db.prepare<[string, string]>(
         "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
       ),
@@ -474,6 +477,15 @@ export class SqliteKeyStore implements KeyStore {
 
   async setMeta(name: string, value: string): Promise<void> {
     this.#stmt.setMeta.run(name, value);
+  }
+
+  async initMeta(name: string, value: string): Promise<string> {
+    return this.#db
+      .transaction(() => {
+        this.#stmt.initMeta.run(name, value);
+        return this.#stmt.getMeta.get(name)!.value;
+      })
+      .immediate();
   }
 
   async close(): Promise<void> {
