@@ -28,6 +28,8 @@ async function main(): Promise<number> {
       return (await import("./cmd/kmsPlugin.js")).runKmsPlugin(config);
     case "rewrap":
       return (await import("./cmd/rewrap.js")).runRewrap(config);
+    case "migrate-store":
+      return (await import("./cmd/migrateStore.js")).runMigrateStore(config);
     case "serve":
       return (await import("./cmd/serve.js")).runServe(config);
   }

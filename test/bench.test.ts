@@ -19,6 +19,7 @@ const ENTRIES: Record<string, () => Promise<Record<string, unknown>>> = {
   "src/bench/keyService.js": () => import("../src/bench/keyService.js"),
   "src/bench/webhook.js": () => import("../src/bench/webhook.js"),
   "src/bench/controller.js": () => import("../src/bench/controller.js"),
+  "src/bench/kubernetesStore.js": () => import("../src/bench/kubernetesStore.js"),
   "test/support/bench.js": () => import("./support/bench.js"),
 };
 const entryIn = (text: string) =>

@@ -109,6 +109,7 @@ const CASES: Record<string, Obj> = {
     },
   },
   "service-monitor": { serviceMonitor: { enabled: true, labels: { release: "prometheus" } } },
+  "kubernetes-store": { store: { type: "kubernetes" } },
   "key-service-only": { controller: { enabled: false }, webhook: { enabled: false } },
   "controller-without-webhook": { webhook: { enabled: false }, controller: { replicas: 1 } },
   "minimal-trial": {
@@ -165,10 +166,6 @@ const CASES: Record<string, Obj> = {
  * the chart refuses them (rather than render a pod that cannot start), saying so.
  */
 const PLANNED: Record<string, [Obj, RegExp]> = {
-  "kubernetes-store": [
-    { store: { type: "kubernetes" }, keyService: { replicas: 3 } },
-    /store.type=kubernetes is not available yet/,
-  ],
   "pkcs11-hsm": [
     {
       rootKey: {
@@ -525,6 +522,9 @@ describe("chart rendering", () => {
       expect(config.account).toBe((values["account"] as string | undefined) ?? "000000000000");
       expect(config.tls !== undefined).toBe(name === "key-service-tls");
       expect(config.auditLog !== undefined).toBe(name === "existing-claim-and-audit-file");
+      expect(config.store).toEqual(
+        name === "kubernetes-store" ? { type: "kubernetes", namespace: NS } : { type: "sqlite" },
+      );
       if (name === "web-identity")
         expect(config.webIdentity).toEqual({
           jwksFile: "/etc/keyhaven/web-identity/jwks.json",
@@ -664,6 +664,44 @@ describe("chart rendering", () => {
     ).toBe(false);
   });
 
+  it("runs three key service replicas on the kubernetes store: rolling, spread, a PodDisruptionBudget, a Role for Secrets and the timer Lease only", () => {
+    const objects = render(options(CASES["kubernetes-store"]!));
+    const d = find(objects, "Deployment", "keyhaven");
+    const spec = d["spec"] as Obj;
+    expect(spec["replicas"]).toBe(3);
+    expect(spec["strategy"]).toMatchObject({ type: "RollingUpdate" });
+    const pod = podSpec(d) as unknown as PodSpec & { topologySpreadConstraints?: Obj[] };
+    expect(pod.automountServiceAccountToken).toBe(true);
+    expect(pod.topologySpreadConstraints?.[0]).toMatchObject({
+      topologyKey: "kubernetes.io/hostname",
+    });
+    expect(
+      (find(objects, "PodDisruptionBudget", "keyhaven")["spec"] as Obj)["maxUnavailable"],
+    ).toBe(1);
+    expect(objects.some((o) => o.kind === "PersistentVolumeClaim")).toBe(false);
+    expect(find(objects, "Role", "keyhaven")["rules"]).toEqual([
+      {
+        apiGroups: [""],
+        resources: ["secrets"],
+        verbs: ["get", "list", "watch", "create", "update", "delete"],
+      },
+      { apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["create"] },
+      {
+        apiGroups: ["coordination.k8s.io"],
+        resources: ["leases"],
+        resourceNames: ["keyhaven-store-timers"],
+        verbs: ["get", "update"],
+      },
+    ]);
+    expect(find(objects, "RoleBinding", "keyhaven").metadata.namespace).toBe(NS);
+    expect(objects.some((o) => o.kind === "ClusterRole" && o.metadata.name === "keyhaven")).toBe(
+      false,
+    );
+    // One replica on the kubernetes store is allowed (a small cluster); sqlite stays at one.
+    const one = render(options({ store: { type: "kubernetes" }, keyService: { replicas: 1 } }));
+    expect((find(one, "Deployment", "keyhaven")["spec"] as Obj)["replicas"]).toBe(1);
+  });
+
   it("gives the controller exactly the permissions it needs", () => {
     const objects = render(options({}));
     expect(find(objects, "ClusterRole", "keyhaven-controller")["rules"]).toEqual([
@@ -798,7 +836,7 @@ describe("values.schema.json", () => {
     [
       "several replicas on sqlite",
       { keyService: { replicas: 3 } },
-      /replicas.*must be equal to constant/,
+      /replicas.*must be equal to one of the allowed values/,
     ],
     ["an unknown store", { store: { type: "postgres" } }, /store\/type.*allowed values/],
     ["a webhook timeout over 10 s", { webhook: { timeoutSeconds: 30 } }, /timeoutSeconds.*<= 10/],

@@ -68,8 +68,8 @@ writeFileSync(
   { mode: 0o600 },
 );
 
-/** A child `keyhaven serve` on a fresh data folder (audit lines to a file). */
-export async function startKeyService() {
+/** A child `keyhaven serve` on a fresh data folder (audit lines to a file), with `extraArgs`. */
+export async function startKeyService(extraArgs = []) {
   const data = mkdtempSync(join(dir, "data-"));
   const child = spawn(
     process.execPath,
@@ -86,6 +86,7 @@ export async function startKeyService() {
       "info",
       "--audit-log",
       join(data, "audit.log"),
+      ...extraArgs,
     ],
     { stdio: ["ignore", "pipe", "inherit"] },
   );

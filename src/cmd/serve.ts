@@ -33,13 +33,13 @@ import type { ServiceAccountLabels } from "../kube/serviceAccountLabels.js";
 import { openRootKey, type OpenedRootKey } from "../kms/rootkey/openRootKey.js";
 import { RootKeyError } from "../kms/rootkey/rootKey.js";
 import { REWRAP_META } from "../kms/rewrap.js";
-import { SqliteKeyStore } from "../kms/store/sqliteKeyStore.js";
 import { createLogger } from "../observability/logger.js";
 import { SyncDestination } from "../observability/syncDestination.js";
 import { StartupError } from "./startupError.js";
 import { XksProxy } from "../kms/xks/proxy.js";
 import { isXksCredential } from "../kms/xks/wire.js";
 import { untilStopped } from "./signals.js";
+import { openStore } from "./serveStore.js";
 
 /** The TLS certificate chain and key, checked to be PEM that belongs together. */
 function readTlsFiles(tls: NonNullable<ServeConfig["tls"]>): { cert: Buffer; key: Buffer } {
@@ -160,7 +160,8 @@ export async function startKeyService(
       { rootKeyId: rootKey.id, path: where },
       "generated a new local root key; back it up with the store",
     );
-  const store = new SqliteKeyStore(join(dataDir, "keyhaven.db"));
+  const opened = await openStore(config, dataDir, logger);
+  const store = opened.store;
   const knownRootKey = await store.getMeta("rootKeyId");
   const rewrapping = await store.getMeta(REWRAP_META);
   if (rewrapping) {
@@ -215,7 +216,7 @@ export async function startKeyService(
     metrics,
     ...(deps.timers && { timers: deps.timers }),
   });
-  await lifecycle.start();
+  const stopTimers = await opened.runTimers(lifecycle);
   let webIdentity: WebIdentityProvider | undefined;
   let jwksSource: JwksSource | undefined;
   if (config.webIdentity) {
@@ -231,7 +232,7 @@ export async function startKeyService(
         keys = () => source.keys();
       } else keys = jwksFromFile(w.jwksFile);
     } catch (err) {
-      await lifecycle.stop();
+      await stopTimers();
       await store.close();
       throw new StartupError(`--web-identity-jwks ${w.jwksFile}: ${(err as Error).message}`);
     }
@@ -297,7 +298,7 @@ export async function startKeyService(
   try {
     address = await server.listen(config.listen.host, config.listen.port);
   } catch (err) {
-    await lifecycle.stop();
+    await stopTimers();
     await store.close();
     throw new StartupError(
       `cannot listen on ${config.listen.host}:${config.listen.port}: ${(err as Error).message}`,
@@ -307,7 +308,7 @@ export async function startKeyService(
   const url = `${config.tls ? "https" : "http"}://${host}:${address.port}`;
   if (createdAdmin) announce(adminInstructions(createdAdmin, config, url));
   logger.info(
-    { url, region: config.region, account: config.account, store: join(dataDir, "keyhaven.db") },
+    { url, region: config.region, account: config.account, store: opened.where },
     "key service listening",
   );
   // With --audit-log the log stream buffers for throughput; push lines out promptly so
@@ -337,7 +338,7 @@ export async function startKeyService(
       });
     } catch (err) {
       await server.close();
-      await lifecycle.stop();
+      await stopTimers();
       await store.close();
       if (err instanceof SeedError) throw new StartupError(err.message);
       throw err;
@@ -355,7 +356,7 @@ export async function startKeyService(
       jwksSource?.close();
       await seed?.stop();
       await server.close();
-      await lifecycle.stop();
+      await stopTimers();
       await store.close();
       await privateKeyWorkers.close();
       await rootKey.close();

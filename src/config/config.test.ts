@@ -72,6 +72,20 @@ describe("loadConfig: keyhaven serve", () => {
     expect(flagged.dataDir).toBe("/var/lib/keyhaven");
   });
 
+  it("chooses the store: sqlite by default, kubernetes only with a namespace", () => {
+    expect(serve([]).store).toEqual({ type: "sqlite" });
+    expect(serve(["--store", "kubernetes", "--store-namespace", "keys"]).store).toEqual({
+      type: "kubernetes",
+      namespace: "keys",
+    });
+    expect(
+      serve([], { KEYHAVEN_STORE: "kubernetes", KEYHAVEN_STORE_NAMESPACE: "k" }).store,
+    ).toEqual({ type: "kubernetes", namespace: "k" });
+    expect(configError(["serve", "--store", "kubernetes"])).toContain("--store-namespace");
+    expect(configError(["serve", "--store-namespace", "keys"])).toContain("--store kubernetes");
+    expect(configError(["serve", "--store", "etcd"])).toContain("--store");
+  });
+
   it("reads every listen form: IPv4, [IPv6], empty host (all interfaces), port 0", () => {
     expect(serve(["--listen", "[::1]:8443"]).listen).toEqual({ host: "::1", port: 8443 });
     expect(serve(["--listen", ":8080"]).listen).toEqual({ host: "0.0.0.0", port: 8080 });

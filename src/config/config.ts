@@ -10,6 +10,7 @@ import { agentCommand, type AgentConfig } from "./agent.js";
 import { controllerCommand, type ControllerConfig } from "./controller.js";
 import { kmsPluginCommand, type KmsPluginConfig } from "./kmsPlugin.js";
 import { rewrapCommand, type RewrapConfig } from "./rewrap.js";
+import { migrateStoreCommand, type MigrateStoreConfig } from "./migrateStore.js";
 import { serveCommand, type ServeConfig } from "./serve.js";
 import { closest, columns, ConfigError, type Command } from "./table.js";
 
@@ -17,6 +18,7 @@ export type { AgentConfig } from "./agent.js";
 export type { ControllerConfig } from "./controller.js";
 export type { KmsPluginConfig } from "./kmsPlugin.js";
 export type { RewrapConfig } from "./rewrap.js";
+export type { MigrateStoreConfig } from "./migrateStore.js";
 export type { RootKeySettings } from "./rootKey.js";
 export type { ServeConfig } from "./serve.js";
 export type { InjectionSettings, WebhookConfig } from "./webhook.js";
@@ -28,13 +30,18 @@ export type Config =
   | ControllerConfig
   | KmsPluginConfig
   | RewrapConfig
+  | MigrateStoreConfig
   | { readonly command: "help" | "version"; readonly text?: string };
 
 const COMMANDS: ReadonlyMap<string, Command<Config>> = new Map(
-  [serveCommand, agentCommand, controllerCommand, kmsPluginCommand, rewrapCommand].map((c) => [
-    c.name,
-    c,
-  ]),
+  [
+    serveCommand,
+    agentCommand,
+    controllerCommand,
+    kmsPluginCommand,
+    rewrapCommand,
+    migrateStoreCommand,
+  ].map((c) => [c.name, c]),
 );
 
 export const USAGE = `Usage: keyhaven <command> [flags]

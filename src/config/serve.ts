@@ -47,7 +47,12 @@ export interface ServeConfig {
    * /tenant-a/kms/xks/v1/...); absent = no XKS proxy (docs/external-key-stores.md).
    */
   readonly xksProxyPrefix?: string;
+  /** Where keys live: DIR/keyhaven.db, or Secrets in a namespace several replicas share (docs/high-availability.md). */
+  readonly store: StoreSettings;
 }
+
+export type StoreSettings =
+  { readonly type: "sqlite" } | { readonly type: "kubernetes"; readonly namespace: string };
 
 export const SERVE_FLAGS = {
   listen: flag({
@@ -150,7 +155,7 @@ export const SERVE_FLAGS = {
     arg: "FILE",
     env: ["KEYHAVEN_KUBECONFIG"],
     schema: optionalText,
-    help: "kubeconfig for those reads (default: in-cluster, else KUBECONFIG)",
+    help: "kubeconfig for the API server reads (ServiceAccount labels, the kubernetes store) (default: in-cluster, else KUBECONFIG)",
   }),
   "web-identity-max-session": flag({
     arg: "SECS",
@@ -178,6 +183,19 @@ export const SERVE_FLAGS = {
     schema: xksProxyPrefix.optional(),
     help: "serve AWS's XKS Proxy API (GetHealthStatus, GetKeyMetadata, Encrypt, Decrypt) on the same listener at /PREFIX/kms/xks/v1, for AWS KMS external key stores; callers sign for kms-xks-proxy with a credential of 20-30 / 43-64 characters (docs/external-key-stores.md)",
   }),
+  store: flag({
+    arg: "sqlite|kubernetes",
+    env: ["KEYHAVEN_STORE"],
+    default: "sqlite",
+    schema: z.enum(["sqlite", "kubernetes"]),
+    help: "where keys live: DIR/keyhaven.db, or Secrets in --store-namespace that several replicas share (docs/high-availability.md)",
+  }),
+  "store-namespace": flag({
+    arg: "NS",
+    env: ["KEYHAVEN_STORE_NAMESPACE"],
+    schema: optionalText,
+    help: "namespace of the kubernetes store (API server from --kubeconfig, in-cluster, else KUBECONFIG)",
+  }),
 };
 
 /** Flags that go together: both or neither. */
@@ -185,6 +203,17 @@ const PAIRS = [
   ["web-identity-jwks", "web-identity-issuer"],
   ["tls-cert", "tls-key"],
 ] as const;
+
+function storeSettings(type: "sqlite" | "kubernetes", namespace?: string): StoreSettings {
+  if (type === "sqlite") {
+    if (namespace !== undefined)
+      throw new ConfigError("--store-namespace goes with --store kubernetes");
+    return { type };
+  }
+  if (namespace === undefined)
+    throw new ConfigError("--store kubernetes needs --store-namespace NS");
+  return { type, namespace };
+}
 
 export const serveCommand = command({
   name: "serve",
@@ -211,6 +240,7 @@ export const serveCommand = command({
       ...(c.kubeconfig !== undefined && { kubeconfig: c.kubeconfig }),
       rootKey: rootKeySettings(c["root-key"], c, env, "--root-key"),
       ...(c["xks-proxy-uri-path"] !== undefined && { xksProxyPrefix: c["xks-proxy-uri-path"] }),
+      store: storeSettings(c.store, c["store-namespace"]),
       ...(c["web-identity-jwks"] !== undefined &&
         c["web-identity-issuer"] !== undefined && {
           webIdentity: {

@@ -11,7 +11,6 @@
  * A list replaces the cache and emits add/update/delete for what changed, so
  * handlers see every change even across a relist. Time is injected (Clock).
  */
-import type { KubeObject } from "../api/v1alpha1/types.js";
 import type { Clock } from "../time.js";
 import { KubeApiError } from "./errors.js";
 
@@ -57,9 +56,18 @@ export interface InformerStats {
   relistsAfterGone: number;
 }
 
-const keyOf = (o: KubeObject) => `${o.metadata.namespace}/${o.metadata.name}`;
+/** What the informer reads of an object: any kind (a custom resource, a Secret) has it. */
+export interface Listed {
+  readonly metadata: {
+    readonly name: string;
+    readonly namespace: string;
+    readonly resourceVersion: string;
+  };
+}
 
-export class Informer<T extends KubeObject> {
+const keyOf = (o: Listed) => `${o.metadata.namespace}/${o.metadata.name}`;
+
+export class Informer<T extends Listed> {
   readonly stats: InformerStats = { lists: 0, watches: 0, errors: 0, relistsAfterGone: 0 };
   readonly #source: ListWatchSource<T>;
   readonly #timers: Clock;

@@ -199,3 +199,13 @@ export async function serviceAccountToken(
     );
   return token;
 }
+
+/** The `keyhaven serve` flags for the kubernetes store in `namespace` of this control plane. */
+export const kubernetesStoreFlags = (plane: ControlPlane, namespace: string): string[] => [
+  "--store",
+  "kubernetes",
+  "--store-namespace",
+  namespace,
+  "--kubeconfig",
+  plane.kubeconfig,
+];

@@ -107,9 +107,6 @@ keyhaven-controller
 {{/* Checks that combinations the schema cannot express are consistent. */}}
 {{- define "keyhaven.validate" -}}
 {{- /* Planned features whose key-service flags do not exist yet: refuse rather than render a pod that cannot start. */}}
-{{- if eq .Values.store.type "kubernetes" }}
-{{- fail "store.type=kubernetes is not available yet: this key service has no --store flag (planned; see docs/install.md). Use store.type=sqlite (the default)." }}
-{{- end }}
 {{- if eq .Values.rootKey.type "pkcs11" }}
 {{- fail "rootKey.type=pkcs11 is not available yet: the key service has --root-key pkcs11 (docs/hsm.md) but the chart does not wire its p11-kit server sidecar yet (see docs/install.md). Use rootKey.type=local (the default), with rootKey.existingSecret to bring your own key." }}
 {{- end }}

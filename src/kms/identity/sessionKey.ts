@@ -17,8 +17,7 @@ export async function openSessionKey(store: KeyStore, rootKey: RootKey): Promise
   const stored = await store.getMeta(META);
   if (stored !== undefined) return rootKey.unwrap(Buffer.from(stored, "base64"), CONTEXT);
   const key = randomBytes(32);
-  await store.setMeta(META, (await rootKey.wrap(key, CONTEXT)).toString("base64"));
-  // Another replica may have written its key first: use whatever the store holds now.
-  const winner = await store.getMeta(META);
-  return winner === undefined ? key : rootKey.unwrap(Buffer.from(winner, "base64"), CONTEXT);
+  // Another replica may write its key first: the store keeps the first, and all use it.
+  const winner = await store.initMeta(META, (await rootKey.wrap(key, CONTEXT)).toString("base64"));
+  return rootKey.unwrap(Buffer.from(winner, "base64"), CONTEXT);
 }

@@ -155,8 +155,11 @@ async function actOn(
     // Re-read right before the delete: a CancelKeyDeletion may have won the race.
     const current = await store.getKey(key.keyId);
     if (!current || !deletionDue(current, now)) return;
-    await store.deleteKey(key.keyId);
+    // Of replicas racing here (a lease handed over mid-timer), only the one whose delete
+    // removed the key reports it.
+    const deleted = await store.deleteKey(key.keyId);
     service.forgetMaterial(key.keyId);
+    if (!deleted) return;
     report.deleted.push(key.keyId);
     observer.acted("DeleteKey", current);
     return;

@@ -81,8 +81,11 @@ export interface KeyStore {
   ): Promise<KeyRecord | undefined>;
   /** How many keys there are by state and key spec (for /metrics: must not read every record). */
   countKeys(): Promise<readonly KeyCount[]>;
-  /** Removes a key with all its material and aliases, for good. */
-  deleteKey(keyId: string): Promise<void>;
+  /**
+   * Removes a key with all its material, aliases and grants, for good. True if this call
+   * removed it (of concurrent deleters, one gets true: the lifecycle reports a deletion once).
+   */
+  deleteKey(keyId: string): Promise<boolean>;
 
   addMaterial(material: KeyMaterialRecord): Promise<void>;
   getMaterial(keyId: string, version: number): Promise<KeyMaterialRecord | undefined>;
@@ -171,6 +174,11 @@ export interface KeyStore {
   /** A small named value kept with the store (e.g. the root key's id). */
   getMeta(name: string): Promise<string | undefined>;
   setMeta(name: string, value: string): Promise<void>;
+  /**
+   * Sets `name` only if it has no value yet, atomically across writers (replicas starting
+   * together agree on one value); returns the value the store holds afterwards.
+   */
+  initMeta(name: string, value: string): Promise<string>;
 
   close(): Promise<void>;
 }

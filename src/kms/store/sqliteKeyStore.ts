@@ -216,6 +216,9 @@ export class SqliteKeyStore implements KeyStore {
         "SELECT * FROM aliases WHERE target_key_id = ? ORDER BY name",
       ),
       getMeta: db.prepare<[string], { value: string }>("SELECT value FROM meta WHERE name = ?"),
+      initMeta: db.prepare<[string, string]>(
+        "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT(name) DO NOTHING",
+      ),
       setMeta: db.prepare<[string, string]>(
         "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
       ),
@@ -429,11 +432,12 @@ export class SqliteKeyStore implements KeyStore {
     return this.#stmt.deleteExpiredImportParameters.run(now).changes;
   }
 
-  async deleteKey(keyId: string): Promise<void> {
-    this.#stmt.deleteKey.run(keyId);
+  async deleteKey(keyId: string): Promise<boolean> {
+    const deleted = this.#stmt.deleteKey.run(keyId).changes > 0;
     this.#keys.delete(keyId);
     this.#aliases.clear();
     this.#grants.invalidate();
+    return deleted;
   }
 
   async addMaterial(m: KeyMaterialRecord): Promise<void> {
@@ -534,6 +538,15 @@ export class SqliteKeyStore implements KeyStore {
 
   async setMeta(name: string, value: string): Promise<void> {
     this.#stmt.setMeta.run(name, value);
+  }
+
+  async initMeta(name: string, value: string): Promise<string> {
+    return this.#db
+      .transaction(() => {
+        this.#stmt.initMeta.run(name, value);
+        return this.#stmt.getMeta.get(name)!.value;
+      })
+      .immediate();
   }
 
   async close(): Promise<void> {
