@@ -17,6 +17,8 @@ import {
   type Credential,
 } from "../kms/identity/credentialsFile.js";
 import { KeyService } from "../kms/keyService.js";
+import { CustomKeyStores } from "../kms/customkeystore/customKeyStores.js";
+import { cloudHsmKeyStoreType } from "../kms/customkeystore/cloudHsmKeyStore.js";
 import { SeedError, startSeed, type RunningSeed } from "../controller/seed.js";
 import { LifecycleLoop } from "../kms/lifecycle/loop.js";
 import { policyAuthorizer } from "../kms/access/policyAuthorizer.js";
@@ -189,13 +191,24 @@ export async function startKeyService(
       { count: unauthorized.length, principals: unauthorized },
       "credentials without policies are allowed nothing; give each the caller policies it needs",
     );
+  const clock = deps.clock ?? systemClock;
+  // AWS_CLOUDHSM custom key stores: tokens reached through --pkcs11-module (docs/hsm.md).
+  const customKeyStores = new CustomKeyStores({
+    repository: store.customKeyStores,
+    rootKey,
+    types: [cloudHsmKeyStoreType({ modulePath: config.pkcs11Module, logger })],
+    now: () => clock.now().getTime(),
+    logger,
+  });
+  await customKeyStores.start();
   const service = new KeyService({
     account: config.account,
     region: config.region,
     store,
     rootKey,
-    clock: deps.clock ?? systemClock,
+    clock,
     random: pooledRandom(),
+    customKeyStores,
   });
   const metrics = new KeyServiceMetrics({
     operations: [...operations.keys()],
@@ -324,6 +337,7 @@ export async function startKeyService(
       await seed?.stop();
       await server.close();
       await lifecycle.stop();
+      await customKeyStores.close();
       await store.close();
       await rootKey.close();
       logger.info("key service stopped");

@@ -35,6 +35,8 @@ export interface ServeConfig {
   };
   /** What wraps key material: a local key in the data folder, or a key in an HSM (docs/hsm.md). */
   readonly rootKey: RootKeySettings;
+  /** The PKCS#11 module of AWS_CLOUDHSM custom key stores' tokens (--pkcs11-module), if any. */
+  readonly pkcs11Module: string | undefined;
 }
 
 export const SERVE_FLAGS = {
@@ -192,6 +194,7 @@ export const serveCommand = command({
       ...(c.seed !== undefined && { seedDir: c.seed }),
       ...(c.kubeconfig !== undefined && { kubeconfig: c.kubeconfig }),
       rootKey: rootKeySettings(c["root-key"], c, env, "--root-key"),
+      pkcs11Module: c["pkcs11-module"],
       ...(c["web-identity-jwks"] !== undefined &&
         c["web-identity-issuer"] !== undefined && {
           webIdentity: {

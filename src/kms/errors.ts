@@ -8,7 +8,16 @@
 export const errorStatus = {
   // Modelled KMS exceptions.
   AlreadyExistsException: 409,
+  CloudHsmClusterInUseException: 400,
+  CloudHsmClusterInvalidConfigurationException: 400,
+  CloudHsmClusterNotActiveException: 400,
+  CloudHsmClusterNotFoundException: 400,
+  CloudHsmClusterNotRelatedException: 400,
   ConflictException: 409,
+  CustomKeyStoreHasCMKsException: 400,
+  CustomKeyStoreInvalidStateException: 400,
+  CustomKeyStoreNameInUseException: 400,
+  CustomKeyStoreNotFoundException: 400,
   DependencyTimeoutException: 503,
   DisabledException: 409,
   DryRunOperationException: 412,

@@ -157,6 +157,7 @@ async function actOn(
     if (!current || !deletionDue(current, now)) return;
     await store.deleteKey(key.keyId);
     service.forgetMaterial(key.keyId);
+    await service.customKeyStores?.forgetKey(current);
     report.deleted.push(key.keyId);
     observer.acted("DeleteKey", current);
     return;

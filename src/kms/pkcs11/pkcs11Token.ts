@@ -384,3 +384,14 @@ function finalize(c: {
   }
   c.module.release();
 }
+
+/** The labels of the tokens a module shows now (no login), e.g. to check a custom key store's token exists. */
+export function tokenLabels(modulePath: string): string[] {
+  const module = acquireModule(modulePath);
+  try {
+    const lib = module.lib;
+    return lib.C_GetSlotList(true).map((s) => lib.C_GetTokenInfo(s).label.trimEnd());
+  } finally {
+    module.release();
+  }
+}
