@@ -274,7 +274,7 @@ describe("AWS_CLOUDHSM custom key stores on a PKCS#11 token through the p11-kit 
     expect(Buffer.from(Plaintext!)).toEqual(HSM_PLAINTEXT);
   }, 120_000);
 
-  it("deletes an empty, disconnected store", async () => {
+  it("refuses a second store on the same token, and deleting a store that is not disconnected", async () => {
     // A second store needs a token of its own: hsm-b holds this one.
     const created = await cli(
       "create-custom-key-store",
