@@ -48,6 +48,20 @@ afterAll(async () => {
 
 const cli = (...args: string[]) => runCli(server, ["kms", ...args]);
 
+/** `aws kms create-custom-key-store` for the token of `cluster`. */
+const createStore = (name: string, cluster: string) =>
+  cli(
+    "create-custom-key-store",
+    "--custom-key-store-name",
+    name,
+    "--cloud-hsm-cluster-id",
+    cluster,
+    "--key-store-password",
+    hsm.pin,
+    "--trust-anchor-certificate",
+    "customer CA",
+  );
+
 /** The AWS error code a CLI run failed with. */
 function cliError(r: ProcessResult): string | undefined {
   return /An error occurred \((\w+)\)/.exec(r.stderr)?.[1];
@@ -103,43 +117,13 @@ describe("AWS_CLOUDHSM custom key stores on a PKCS#11 token through the p11-kit 
   let ciphertext: string;
 
   it("creates, connects and describes a store with the AWS CLI; the password never comes back", async () => {
-    const bad = await cli(
-      "create-custom-key-store",
-      "--custom-key-store-name",
-      "nowhere",
-      "--cloud-hsm-cluster-id",
-      "cluster-noSuchTokenHere",
-      "--key-store-password",
-      hsm.pin,
-      "--trust-anchor-certificate",
-      "customer CA",
-    );
+    const bad = await createStore("nowhere", "cluster-noSuchTokenHere");
     expect(cliError(bad)).toBe("CloudHsmClusterNotFoundException");
-    const created = await cli(
-      "create-custom-key-store",
-      "--custom-key-store-name",
-      "hsm-a",
-      "--cloud-hsm-cluster-id",
-      CLUSTER,
-      "--key-store-password",
-      hsm.pin,
-      "--trust-anchor-certificate",
-      "customer CA",
-    );
+    const created = await createStore("hsm-a", CLUSTER);
     expect(created.code, created.stderr).toBe(0);
     storeId = created.json!["CustomKeyStoreId"] as string;
     expect(storeId).toMatch(/^cks-[0-9a-f]{17}$/);
-    const again = await cli(
-      "create-custom-key-store",
-      "--custom-key-store-name",
-      "hsm-a",
-      "--cloud-hsm-cluster-id",
-      CLUSTER,
-      "--key-store-password",
-      hsm.pin,
-      "--trust-anchor-certificate",
-      "customer CA",
-    );
+    const again = await createStore("hsm-a", CLUSTER);
     expect(cliError(again)).toBe("CustomKeyStoreNameInUseException");
 
     expect(await describeStore(storeId)).toMatchObject({
@@ -276,17 +260,7 @@ describe("AWS_CLOUDHSM custom key stores on a PKCS#11 token through the p11-kit 
 
   it("refuses a second store on the same token, and deleting a store that is not disconnected", async () => {
     // A second store needs a token of its own: hsm-b holds this one.
-    const created = await cli(
-      "create-custom-key-store",
-      "--custom-key-store-name",
-      "same-token",
-      "--cloud-hsm-cluster-id",
-      CLUSTER,
-      "--key-store-password",
-      hsm.pin,
-      "--trust-anchor-certificate",
-      "customer CA",
-    );
+    const created = await createStore("same-token", CLUSTER);
     expect(cliError(created)).toBe("CloudHsmClusterInUseException");
     const deleteConnected = await cli("delete-custom-key-store", "--custom-key-store-id", storeId);
     expect(cliError(deleteConnected)).toBe("CustomKeyStoreInvalidStateException");

@@ -26,7 +26,7 @@ import {
   type Connection,
   type Handle,
 } from "../pkcs11/pkcs11Token.js";
-import { gcmOpenWithToken, gcmSealWithToken } from "../pkcs11/tokenGcm.js";
+import { gcmOpenWithToken, gcmSealWithToken, generateTokenAesKey } from "../pkcs11/tokenGcm.js";
 import type { CustomKeyStoreRecord } from "./customKeyStoreRecord.js";
 import { ConnectFailed, type KeyStoreConnection, type KeyStoreType } from "./customKeyStores.js";
 
@@ -221,22 +221,7 @@ function tokenConnection(token: Pkcs11Token<KeyHandles>): KeyStoreConnection {
   return {
     createKey: (keyId) =>
       onToken(token, async (c, session) => {
-        const handle = c.lib.C_GenerateKey(session, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, [
-          { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
-          { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
-          { type: pkcs11js.CKA_VALUE_LEN, value: 32 },
-          { type: pkcs11js.CKA_LABEL, value: keyId },
-          { type: pkcs11js.CKA_ID, value: Buffer.from(keyId) },
-          { type: pkcs11js.CKA_TOKEN, value: true },
-          { type: pkcs11js.CKA_PRIVATE, value: true },
-          { type: pkcs11js.CKA_SENSITIVE, value: true },
-          { type: pkcs11js.CKA_EXTRACTABLE, value: false },
-          { type: pkcs11js.CKA_ENCRYPT, value: true },
-          { type: pkcs11js.CKA_DECRYPT, value: true },
-          { type: pkcs11js.CKA_WRAP, value: false },
-          { type: pkcs11js.CKA_UNWRAP, value: false },
-          { type: pkcs11js.CKA_DERIVE, value: false },
-        ]);
+        const handle = generateTokenAesKey(c.lib, session, keyId, Buffer.from(keyId));
         c.prepared.set(keyId, handle);
       }),
     gcm: (keyId) => ({

@@ -102,6 +102,8 @@ export interface CustomKeyStoresOptions {
 
 const notFound = (id: string) =>
   kmsError("CustomKeyStoreNotFoundException", `Custom key store '${id}' does not exist.`);
+const nameInUse = (name: string | undefined) =>
+  kmsError("CustomKeyStoreNameInUseException", `A custom key store named '${name}' exists.`);
 const invalidState = (entry: Entry, action: string) =>
   kmsError(
     "CustomKeyStoreInvalidStateException",
@@ -163,11 +165,7 @@ export class CustomKeyStores {
     const type = this.#type(input.CustomKeyStoreType ?? "AWS_CLOUDHSM");
     const name = input.CustomKeyStoreName!;
     const others = [...this.#entries.values()].map((e) => e.record);
-    if (others.some((r) => r.name === name))
-      throw kmsError(
-        "CustomKeyStoreNameInUseException",
-        `A custom key store named '${name}' exists.`,
-      );
+    if (others.some((r) => r.name === name)) throw nameInUse(name);
     if (others.length >= CUSTOM_KEY_STORE_LIMIT)
       throw kmsError(
         "LimitExceededException",
@@ -187,11 +185,7 @@ export class CustomKeyStores {
     try {
       await this.#repository.createCustomKeyStore(record);
     } catch (err) {
-      if (err instanceof StoreConflictError)
-        throw kmsError(
-          "CustomKeyStoreNameInUseException",
-          `A custom key store named '${name}' exists.`,
-        );
+      if (err instanceof StoreConflictError) throw nameInUse(name);
       throw err;
     }
     this.#entries.set(id, { record, state: "DISCONNECTED" });
@@ -304,11 +298,7 @@ export class CustomKeyStores {
     const entry = this.#entry(input.CustomKeyStoreId!);
     const others = [...this.#entries.values()].filter((e) => e !== entry).map((e) => e.record);
     const name = input.NewCustomKeyStoreName;
-    if (name !== undefined && others.some((r) => r.name === name))
-      throw kmsError(
-        "CustomKeyStoreNameInUseException",
-        `A custom key store named '${name}' exists.`,
-      );
+    if (name !== undefined && others.some((r) => r.name === name)) throw nameInUse(name);
     const { settings, secret, changes } = await this.#type(entry.record.type).update(
       input,
       entry.record,
@@ -328,11 +318,7 @@ export class CustomKeyStores {
     try {
       if (!(await this.#repository.putCustomKeyStore(record))) throw notFound(record.id);
     } catch (err) {
-      if (err instanceof StoreConflictError)
-        throw kmsError(
-          "CustomKeyStoreNameInUseException",
-          `A custom key store named '${name}' exists.`,
-        );
+      if (err instanceof StoreConflictError) throw nameInUse(name);
       throw err;
     }
     entry.record = record;

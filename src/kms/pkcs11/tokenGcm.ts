@@ -2,7 +2,8 @@
  * AES-256-GCM under a key that stays in a token: native CKM_AES_GCM (C_Encrypt/C_Decrypt)
  * when the token offers it, else GCM composed around the token's CKM_AES_ECB
  * (pkcs11/gcmOverBlockCipher.ts), which is what crosses p11-kit 0.24's socket. Both give
- * the same bytes. Used by the pkcs11 root key and by keys in AWS_CLOUDHSM custom key stores.
+ * the same bytes. Used by the pkcs11 root key and by keys in AWS_CLOUDHSM custom key stores,
+ * with keys made by generateTokenAesKey.
  */
 import pkcs11js from "pkcs11js";
 import { gcmOpen, gcmSeal, GCM_TAG_BYTES } from "./gcmOverBlockCipher.js";
@@ -68,4 +69,32 @@ export async function gcmOpenWithToken(
       return undefined;
     throw err;
   }
+}
+
+/**
+ * An AES-256 key generated in the token that can never leave it: CKA_TOKEN, CKA_PRIVATE,
+ * CKA_SENSITIVE, not CKA_EXTRACTABLE, encrypt/decrypt only (no wrap, unwrap or derive).
+ */
+export function generateTokenAesKey(
+  lib: pkcs11js.PKCS11,
+  session: Handle,
+  label: string,
+  id?: Buffer,
+): Handle {
+  return lib.C_GenerateKey(session, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, [
+    { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+    { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
+    { type: pkcs11js.CKA_VALUE_LEN, value: 32 },
+    { type: pkcs11js.CKA_LABEL, value: label },
+    ...(id ? [{ type: pkcs11js.CKA_ID, value: id }] : []),
+    { type: pkcs11js.CKA_TOKEN, value: true },
+    { type: pkcs11js.CKA_PRIVATE, value: true },
+    { type: pkcs11js.CKA_SENSITIVE, value: true },
+    { type: pkcs11js.CKA_EXTRACTABLE, value: false },
+    { type: pkcs11js.CKA_ENCRYPT, value: true },
+    { type: pkcs11js.CKA_DECRYPT, value: true },
+    { type: pkcs11js.CKA_WRAP, value: false },
+    { type: pkcs11js.CKA_UNWRAP, value: false },
+    { type: pkcs11js.CKA_DERIVE, value: false },
+  ]);
 }

@@ -29,7 +29,7 @@ import {
   type GcmMechanism,
   type Handle,
 } from "../pkcs11/pkcs11Token.js";
-import { gcmOpenWithToken, gcmSealWithToken } from "../pkcs11/tokenGcm.js";
+import { gcmOpenWithToken, gcmSealWithToken, generateTokenAesKey } from "../pkcs11/tokenGcm.js";
 import { GCM_IV_BYTES, GCM_TAG_BYTES } from "../pkcs11/gcmOverBlockCipher.js";
 import { RootKeyError, RootKeyUnavailableError, type RootKey } from "./rootKey.js";
 
@@ -159,21 +159,7 @@ function findOrGenerateKey(
     assertRootKeyAttributes(lib, session, found[0], label);
     return found[0];
   }
-  return lib.C_GenerateKey(session, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, [
-    { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
-    { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
-    { type: pkcs11js.CKA_VALUE_LEN, value: 32 },
-    { type: pkcs11js.CKA_LABEL, value: label },
-    { type: pkcs11js.CKA_TOKEN, value: true },
-    { type: pkcs11js.CKA_PRIVATE, value: true },
-    { type: pkcs11js.CKA_SENSITIVE, value: true },
-    { type: pkcs11js.CKA_EXTRACTABLE, value: false },
-    { type: pkcs11js.CKA_ENCRYPT, value: true },
-    { type: pkcs11js.CKA_DECRYPT, value: true },
-    { type: pkcs11js.CKA_WRAP, value: false },
-    { type: pkcs11js.CKA_UNWRAP, value: false },
-    { type: pkcs11js.CKA_DERIVE, value: false },
-  ]);
+  return generateTokenAesKey(lib, session, label);
 }
 
 /** Refuses a key under the label that could leave the token or is not AES-256. */
