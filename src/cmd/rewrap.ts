@@ -37,13 +37,19 @@ export async function runRewrap(
     let shown = 0;
     const show = (p: RewrapProgress) =>
       print(`${p.done}/${p.total} wrapped values (${p.rewrapped} rewrapped by this run)`);
-    const result = await rewrapStore(store, from.rootKey, to.rootKey, (p) => {
-      // About a hundred lines for a big store, every line for a small one.
-      if (p.done === p.total || p.done >= shown + Math.max(1, Math.floor(p.total / 100))) {
-        shown = p.done;
-        show(p);
-      }
-    });
+    const result = await rewrapStore(
+      store,
+      from.rootKey,
+      to.rootKey,
+      (p) => {
+        // About a hundred lines for a big store, every line for a small one.
+        if (p.done === p.total || p.done >= shown + Math.max(1, Math.floor(p.total / 100))) {
+          shown = p.done;
+          show(p);
+        }
+      },
+      store.customKeyStores,
+    );
     if (result.total === 0) print(`the store is already under ${to.rootKey.id}; nothing to do`);
     else print(`done: the store is under ${to.rootKey.id}; start keyhaven serve with it`);
     if (config.from.type === "local" && config.to.type !== "local")

@@ -19,6 +19,8 @@ import {
 } from "../kms/identity/credentialsFile.js";
 import { KeyService } from "../kms/keyService.js";
 import type { RunningSeed } from "../controller/seed.js";
+import { CustomKeyStores } from "../kms/customkeystore/customKeyStores.js";
+import { cloudHsmKeyStoreType } from "../kms/customkeystore/cloudHsmKeyStore.js";
 import { LifecycleLoop } from "../kms/lifecycle/loop.js";
 import { policyAuthorizer } from "../kms/access/policyAuthorizer.js";
 import { KmsServer } from "../kms/protocol/server.js";
@@ -190,14 +192,28 @@ export async function startKeyService(
     );
   // Started on first use: a server without RSA/ECC traffic runs no worker thread.
   const privateKeyWorkers = new PrivateKeyWorkers();
+  const clock = deps.clock ?? systemClock;
+  // AWS_CLOUDHSM custom key stores: tokens reached through --pkcs11-module (docs/hsm.md);
+  // kept in the SQLite file, so none on the Kubernetes store.
+  const customKeyStores =
+    opened.customKeyStores &&
+    new CustomKeyStores({
+      repository: opened.customKeyStores,
+      rootKey,
+      types: [cloudHsmKeyStoreType({ modulePath: config.pkcs11Module, logger })],
+      now: () => clock.now().getTime(),
+      logger,
+    });
+  await customKeyStores?.start();
   const service = new KeyService({
     account: config.account,
     region: config.region,
     store,
     rootKey,
-    clock: deps.clock ?? systemClock,
+    clock,
     random: pooledRandom(),
     privateKeyWorkers,
+    ...(customKeyStores && { customKeyStores }),
   });
   const metrics = new KeyServiceMetrics({
     operations: [...operations.keys()],
@@ -357,6 +373,7 @@ export async function startKeyService(
       await seed?.stop();
       await server.close();
       await stopTimers();
+      await customKeyStores?.close();
       await store.close();
       await privateKeyWorkers.close();
       await rootKey.close();

@@ -15,6 +15,7 @@ import { clientNodeCluster } from "../kube/clientNodeCluster.js";
 import { loadKubeConfig } from "../kube/kubeConfig.js";
 import { storeSecrets } from "../kube/storeSecrets.js";
 import type { LifecycleLoop } from "../kms/lifecycle/loop.js";
+import type { CustomKeyStoreRepository } from "../kms/customkeystore/customKeyStoreRecord.js";
 import type { KeyStore } from "../kms/store/keyStore.js";
 import { SqliteKeyStore } from "../kms/store/sqliteKeyStore.js";
 import { KubernetesKeyStore } from "../kubestore/kubernetesKeyStore.js";
@@ -26,6 +27,11 @@ const REPAIR_EVERY_MS = 5 * 60_000;
 
 export interface OpenedStore {
   readonly store: KeyStore;
+  /**
+   * Where custom key stores are kept: the SQLite file; none on the Kubernetes store, where
+   * their operations answer UnsupportedOperationException (docs/hsm.md).
+   */
+  readonly customKeyStores?: CustomKeyStoreRepository;
   /** Where the store is, for the log line. */
   readonly where: string;
   /** Runs the lifecycle timers on this replica when (and while) it is theirs to run; returns a stop function. */
@@ -40,8 +46,10 @@ export async function openStore(
   const settings = config.store;
   if (settings.type === "sqlite") {
     const where = join(dataDir, "keyhaven.db");
+    const store = new SqliteKeyStore(where);
     return {
-      store: new SqliteKeyStore(where),
+      store,
+      customKeyStores: store.customKeyStores,
       where,
       async runTimers(lifecycle) {
         await lifecycle.start();

@@ -20,7 +20,7 @@ export const PKCS11_FLAGS = {
     arg: "PATH",
     env: ["KEYHAVEN_PKCS11_MODULE"],
     schema: optionalText,
-    help: "PKCS#11 module: p11-kit-client.so for the p11-kit server sidecar, or the HSM's own",
+    help: "PKCS#11 module: p11-kit-client.so for the p11-kit server sidecar, or the HSM's own; also the module of AWS_CLOUDHSM custom key stores' tokens",
   }),
   "pkcs11-token-label": flag({
     arg: "LABEL",

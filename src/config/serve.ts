@@ -49,6 +49,8 @@ export interface ServeConfig {
   readonly xksProxyPrefix?: string;
   /** Where keys live: DIR/keyhaven.db, or Secrets in a namespace several replicas share (docs/high-availability.md). */
   readonly store: StoreSettings;
+  /** The PKCS#11 module of AWS_CLOUDHSM custom key stores' tokens (--pkcs11-module), if any. */
+  readonly pkcs11Module: string | undefined;
 }
 
 export type StoreSettings =
@@ -241,6 +243,7 @@ export const serveCommand = command({
       rootKey: rootKeySettings(c["root-key"], c, env, "--root-key"),
       ...(c["xks-proxy-uri-path"] !== undefined && { xksProxyPrefix: c["xks-proxy-uri-path"] }),
       store: storeSettings(c.store, c["store-namespace"]),
+      pkcs11Module: c["pkcs11-module"],
       ...(c["web-identity-jwks"] !== undefined &&
         c["web-identity-issuer"] !== undefined && {
           webIdentity: {

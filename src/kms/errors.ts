@@ -8,7 +8,16 @@
 export const errorStatus = {
   // Modelled KMS exceptions.
   AlreadyExistsException: 409,
+  CloudHsmClusterInUseException: 400,
+  CloudHsmClusterInvalidConfigurationException: 400,
+  CloudHsmClusterNotActiveException: 400,
+  CloudHsmClusterNotFoundException: 400,
+  CloudHsmClusterNotRelatedException: 400,
   ConflictException: 409,
+  CustomKeyStoreHasCMKsException: 400,
+  CustomKeyStoreInvalidStateException: 400,
+  CustomKeyStoreNameInUseException: 400,
+  CustomKeyStoreNotFoundException: 400,
   DependencyTimeoutException: 503,
   DisabledException: 409,
   DryRunOperationException: 412,
@@ -34,7 +43,6 @@ export const errorStatus = {
   TagException: 400,
   UnsupportedOperationException: 400,
   // External key stores (what a Keyhaven XKS client answers when the proxy fails; kms/xks/).
-  CustomKeyStoreInvalidStateException: 400,
   XksKeyInvalidConfigurationException: 400,
   XksKeyNotFoundException: 400,
   XksProxyIncorrectAuthenticationCredentialException: 400,

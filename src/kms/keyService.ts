@@ -16,6 +16,7 @@ import type { RootKey } from "./rootkey/rootKey.js";
 import type { KeyStore } from "./store/keyStore.js";
 import type { KeyRecord } from "./keys/keyRecord.js";
 import { kmsError } from "./errors.js";
+import type { CustomKeyStores } from "./customkeystore/customKeyStores.js";
 
 export interface KeyServiceOptions {
   readonly account: string;
@@ -28,6 +29,8 @@ export interface KeyServiceOptions {
   readonly materialCacheSize?: number;
   /** Where RSA/ECC signing and RSA decryption run; on the event loop when absent. */
   readonly privateKeyWorkers?: PrivateKeyWorkers;
+  /** Custom key stores (docs/hsm.md); without them, their operations are unsupported. */
+  readonly customKeyStores?: CustomKeyStores;
 }
 
 export class KeyService {
@@ -38,6 +41,7 @@ export class KeyService {
   readonly rootKey: RootKey;
   readonly clock: Clock;
   readonly random: RandomSource;
+  readonly customKeyStores: CustomKeyStores | undefined;
   readonly #materials = new Map<string, KeyObject>();
   /** Parsed RSA/ECC key pairs by `${keyId}/${version}`: PEM/DER parsing per request costs ~20 signatures. */
   readonly #keyPairs = new Map<string, ParsedKeyPair>();
@@ -51,6 +55,7 @@ export class KeyService {
     this.rootKey = options.rootKey;
     this.clock = options.clock;
     this.random = options.random;
+    this.customKeyStores = options.customKeyStores;
     this.#cacheSize = options.materialCacheSize ?? 10_000;
     this.#workers = options.privateKeyWorkers;
   }

@@ -10,6 +10,7 @@ import { REWRAP_META, RewrapError, rewrapStore, type RewrapProgress } from "./re
 import { LocalRootKey } from "./rootkey/localRootKey.js";
 import type { RootKey } from "./rootkey/rootKey.js";
 import { SqliteKeyStore } from "./store/sqliteKeyStore.js";
+import { secretContext } from "./customkeystore/customKeyStoreRecord.js";
 
 const stores: SqliteKeyStore[] = [];
 afterEach(async () => {
@@ -95,6 +96,30 @@ describe("rewrapStore", () => {
     await expectAllUnder(s, b);
     // Once finished, running it again does nothing.
     expect(await rewrapStore(s.store, a, b)).toEqual({ total: 0, done: 0, rewrapped: 0 });
+  });
+
+  it("moves custom key stores' secrets (token PINs) with the rest", async () => {
+    const s = await storeUnder(a);
+    const id = "cks-0123456789abcdef0";
+    const pin = Buffer.from("token-pin");
+    await s.store.customKeyStores.createCustomKeyStore({
+      id,
+      name: "hsm",
+      type: "AWS_CLOUDHSM",
+      createdAt: 0,
+      connectRequested: true,
+      settings: { cloudHsmClusterId: "cluster-keyhavenStoreA" },
+      wrappedSecret: await a.wrap(pin, secretContext(id)),
+    });
+    expect(await rewrapStore(s.store, a, b, undefined, s.store.customKeyStores)).toEqual({
+      total: 8,
+      done: 8,
+      rewrapped: 8,
+    });
+    await expectAllUnder(s, b);
+    const moved = (await s.store.customKeyStores.getCustomKeyStore(id))!;
+    expect((await b.unwrap(moved.wrappedSecret!, secretContext(id))).equals(pin)).toBe(true);
+    expect(moved).toMatchObject({ name: "hsm", connectRequested: true });
   });
 
   it("refuses a --from root key the store was not written with, and changes nothing", async () => {

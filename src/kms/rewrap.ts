@@ -9,6 +9,8 @@
  * already authenticates under the new key is skipped). The store's `rootKeyId` changes
  * only after the last version.
  *
+ * Custom key stores' secrets (an AWS_CLOUDHSM store's token PIN) are wrapped values too.
+ *
  * Outstanding import tokens (GetParametersForImport) are sealed under the old key and
  * stop working: callers ask for new ones, as after their 24 hours.
  */
@@ -16,6 +18,10 @@ import { KeyService } from "./keyService.js";
 import { SESSION_KEY } from "./identity/sessionKey.js";
 import { RootKeyError, type RootKey } from "./rootkey/rootKey.js";
 import type { KeyStore } from "./store/keyStore.js";
+import {
+  secretContext,
+  type CustomKeyStoreRepository,
+} from "./customkeystore/customKeyStoreRecord.js";
 
 export const REWRAP_META = "rewrapInProgress";
 const ROOT_KEY_META = "rootKeyId";
@@ -46,6 +52,7 @@ export async function rewrapStore(
   from: RootKey,
   to: RootKey,
   onProgress: (p: RewrapProgress) => void = () => {},
+  customKeyStores?: CustomKeyStoreRepository,
 ): Promise<RewrapProgress> {
   const known = await store.getMeta(ROOT_KEY_META);
   const pending = (await store.getMeta(REWRAP_META)) || undefined;
@@ -61,7 +68,10 @@ export async function rewrapStore(
     );
   await store.setMeta(REWRAP_META, to.id);
 
-  const values = await listWrapped(store);
+  const values = [
+    ...(await listWrapped(store)),
+    ...(customKeyStores ? await listSecrets(customKeyStores) : []),
+  ];
   let done = 0;
   let rewrapped = 0;
   for (const v of values) {
@@ -135,4 +145,25 @@ async function listWrapped(store: KeyStore): Promise<Wrapped[]> {
       },
     });
   return values;
+}
+
+/** The wrapped secrets of custom key stores (their token PINs). */
+async function listSecrets(repository: CustomKeyStoreRepository): Promise<Wrapped[]> {
+  return (await repository.listCustomKeyStores()).flatMap((record) => {
+    const wrapped = record.wrappedSecret;
+    if (!wrapped) return [];
+    return [
+      {
+        label: `the secret of custom key store ${record.id}`,
+        context: secretContext(record.id),
+        wrapped,
+        // Compare-and-set on the record, with the key service stopped (docs/hsm.md).
+        replace: async (next: Buffer) => {
+          const current = await repository.getCustomKeyStore(record.id);
+          if (!current?.wrappedSecret?.equals(wrapped)) return false;
+          return repository.putCustomKeyStore({ ...current, wrappedSecret: next });
+        },
+      },
+    ];
+  });
 }

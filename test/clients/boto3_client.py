@@ -7,6 +7,9 @@ Usage:
                                     generate a data key and decrypt it; print a JSON summary
   boto3_client.py error KEY_ID      call DescribeKey and Decrypt with bad input; print the
                                     ClientError codes and HTTP statuses as JSON
+  boto3_client.py hsm-key STORE_ID  describe the (connected) custom key store, create a key in it
+                                    and use it (Encrypt, Decrypt, ReEncrypt, GenerateDataKey*);
+                                    print a JSON summary
 """
 import base64
 import json
@@ -67,5 +70,54 @@ def error(key_id):
     print(json.dumps(out))
 
 
+def hsm_key(store_id):
+    kms = client()
+    store = kms.describe_custom_key_stores(CustomKeyStoreId=store_id)["CustomKeyStores"][0]
+    key = kms.create_key(
+        Origin="AWS_CLOUDHSM", CustomKeyStoreId=store_id, Description="in the HSM"
+    )["KeyMetadata"]
+    context = {"purpose": "hsm"}
+    plaintext = b"kept by the HSM \x00\xff"
+    enc = kms.encrypt(KeyId=key["KeyId"], Plaintext=plaintext, EncryptionContext=context)
+    dec = kms.decrypt(CiphertextBlob=enc["CiphertextBlob"], EncryptionContext=context)
+    re = kms.re_encrypt(
+        CiphertextBlob=enc["CiphertextBlob"],
+        SourceEncryptionContext=context,
+        DestinationKeyId=key["Arn"],
+        DestinationEncryptionContext={"purpose": "moved"},
+    )
+    re_dec = kms.decrypt(CiphertextBlob=re["CiphertextBlob"], EncryptionContext={"purpose": "moved"})
+    dk = kms.generate_data_key(KeyId=key["KeyId"], KeySpec="AES_256")
+    dk_dec = kms.decrypt(CiphertextBlob=dk["CiphertextBlob"])
+    dkw = kms.generate_data_key_without_plaintext(KeyId=key["KeyId"], NumberOfBytes=16)
+    dkw_dec = kms.decrypt(CiphertextBlob=dkw["CiphertextBlob"])
+    try:
+        kms.decrypt(CiphertextBlob=enc["CiphertextBlob"], EncryptionContext={"purpose": "other"})
+        wrong_context = "no error"
+    except ClientError as err:
+        wrong_context = err.response["Error"]["Code"]
+    try:
+        kms.enable_key_rotation(KeyId=key["KeyId"])
+        rotation = "no error"
+    except ClientError as err:
+        rotation = err.response["Error"]["Code"]
+    described = kms.describe_key(KeyId=key["KeyId"])["KeyMetadata"]
+    print(json.dumps({
+        "store": {k: store[k] for k in ("CustomKeyStoreId", "ConnectionState", "CloudHsmClusterId")},
+        "keyId": key["KeyId"],
+        "origin": described["Origin"],
+        "keyState": described["KeyState"],
+        "customKeyStoreId": described.get("CustomKeyStoreId"),
+        "cloudHsmClusterId": described.get("CloudHsmClusterId"),
+        "roundTrip": dec["Plaintext"] == plaintext,
+        "reEncrypted": re_dec["Plaintext"] == plaintext and re["SourceKeyId"] == key["Arn"],
+        "dataKey": dk_dec["Plaintext"] == dk["Plaintext"] and len(dk["Plaintext"]) == 32,
+        "dataKeyWithoutPlaintext": len(dkw_dec["Plaintext"]) == 16,
+        "wrongContext": wrong_context,
+        "rotation": rotation,
+        "ciphertextB64": base64.b64encode(enc["CiphertextBlob"]).decode(),
+    }))
+
+
 if __name__ == "__main__":
-    {"roundtrip": roundtrip, "error": error}[sys.argv[1]](*sys.argv[2:])
+    {"roundtrip": roundtrip, "error": error, "hsm-key": hsm_key}[sys.argv[1]](*sys.argv[2:])

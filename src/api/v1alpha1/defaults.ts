@@ -9,6 +9,7 @@ export interface ResolvedKeySpec {
   keySpec: string;
   keyUsage: string;
   origin: string;
+  customKeyStoreId?: string;
   enabled: boolean;
   rotation: { enabled: boolean; periodDays: number; rotateOnDemandRequest?: string };
   deletion: { pendingWindowDays: number; policy: "Delete" | "Retain"; requested: boolean };
@@ -37,6 +38,7 @@ export function resolveKeySpec(spec: KmsKeySpec | undefined): ResolvedKeySpec {
     keySpec,
     keyUsage: s.keyUsage ?? defaultKeyUsage(keySpec),
     origin: s.origin ?? "AWS_KMS",
+    ...(s.customKeyStoreId !== undefined && { customKeyStoreId: s.customKeyStoreId }),
     enabled: s.enabled ?? true,
     rotation,
     deletion: {

@@ -39,6 +39,20 @@ describe("KmsKey schema", () => {
     expect(spec({ description: "changed" }, { description: "old" })).toEqual([]);
   });
 
+  it("customKeyStoreId goes with origin AWS_CLOUDHSM only, and is immutable", () => {
+    const hsm = { origin: "AWS_CLOUDHSM", customKeyStoreId: "cks-0123456789abcdef0" };
+    expect(spec(hsm)).toEqual([]);
+    expect(spec({ origin: "AWS_CLOUDHSM" })[0]?.message).toMatch(
+      /customKeyStoreId goes with origin AWS_CLOUDHSM/,
+    );
+    expect(spec({ customKeyStoreId: "cks-0123456789abcdef0" })[0]?.message).toMatch(
+      /customKeyStoreId goes with origin AWS_CLOUDHSM/,
+    );
+    expect(spec({ ...hsm, customKeyStoreId: "cks-11111111111111111" }, hsm)[0]?.message).toMatch(
+      /customKeyStoreId is immutable/,
+    );
+  });
+
   it("defaults nested objects as the API server does, and prunes unknown fields", () => {
     const obj = applyDefaults(keySchema, prune(keySchema, { spec: { extra: 1 } })) as {
       spec: Record<string, unknown>;

@@ -182,6 +182,10 @@ const CEL: readonly { pattern: RegExp; build: (m: RegExpExecArray) => Rule }[] =
         : !has(old, m[1]!) || (has(self, m[2]!) && equal(field(self, m[3]!), field(old, m[4]!))),
   },
   {
+    pattern: /^has\(self\.(\w+)\) == \(has\(self\.(\w+)\) && self\.(\w+) == '([^']*)'\)$/,
+    build: (m) => (self) => has(self, m[1]!) === (has(self, m[2]!) && field(self, m[3]!) === m[4]),
+  },
+  {
     pattern: /^!self\.startsWith\('([^']*)'\)$/,
     build: (m) => (self) => typeof self === "string" && !self.startsWith(m[1]!),
   },

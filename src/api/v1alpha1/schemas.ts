@@ -95,6 +95,10 @@ const kmsKeySpec: Schema = {
       rule: "!has(oldSelf.keyUsage) || (has(self.keyUsage) && self.keyUsage == oldSelf.keyUsage)",
       message: "keyUsage is immutable once set",
     },
+    {
+      rule: "has(self.customKeyStoreId) == (has(self.origin) && self.origin == 'AWS_CLOUDHSM')",
+      message: "customKeyStoreId goes with origin AWS_CLOUDHSM, and only with it",
+    },
   ],
   properties: {
     description: str("Key description.", { maxLength: 8192 }),
@@ -112,6 +116,14 @@ const kmsKeySpec: Schema = {
       default: "AWS_KMS",
       "x-kubernetes-validations": immutable("origin"),
     }),
+    customKeyStoreId: str(
+      "The custom key store (cks-...) that holds an AWS_CLOUDHSM key (docs/hsm.md). Required with that origin. Immutable.",
+      {
+        minLength: 1,
+        maxLength: 64,
+        "x-kubernetes-validations": immutable("customKeyStoreId"),
+      },
+    ),
     enabled: { type: "boolean", description: "Enabled (true) or Disabled (false).", default: true },
     rotation: {
       type: "object",

@@ -53,6 +53,8 @@ export interface KmsKeySpec {
   keySpec?: string;
   keyUsage?: string;
   origin?: string;
+  /** The custom key store (`cks-…`) of an AWS_CLOUDHSM key; required with that origin, immutable. */
+  customKeyStoreId?: string;
   enabled?: boolean;
   rotation?: {
     enabled?: boolean;

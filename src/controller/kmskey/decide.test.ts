@@ -19,6 +19,7 @@ function keyFor(spec: KmsKeySpec, uid = "u1", extra: Partial<ObservedKey> = {}):
     keySpec: s.keySpec,
     keyUsage: s.keyUsage,
     origin: s.origin,
+    ...(s.customKeyStoreId !== undefined && { customKeyStoreId: s.customKeyStoreId }),
     rotation: { enabled: s.rotation.enabled, periodDays: s.rotation.periodDays },
     tags: { ...s.tags, [UID_TAG]: uid },
     ...(s.policy !== undefined && { policy: s.policy }),
@@ -96,6 +97,18 @@ describe("planKey", () => {
     expect(plan.immutableMismatch).toEqual([
       "keySpec (SYMMETRIC_DEFAULT → HMAC_256)",
       "keyUsage (ENCRYPT_DECRYPT → GENERATE_VERIFY_MAC)",
+    ]);
+  });
+
+  it("a key in a custom key store stays there: another customKeyStoreId is a mismatch, nothing is done", () => {
+    const inStore = { origin: "AWS_CLOUDHSM", customKeyStoreId: "cks-0123456789abcdef0" };
+    expect(planKey(resolveKeySpec(inStore), keyFor(inStore), "u1", undefined)).toMatchObject({
+      actions: [],
+      immutableMismatch: [],
+    });
+    const moved = resolveKeySpec({ ...inStore, customKeyStoreId: "cks-11111111111111111" });
+    expect(planKey(moved, keyFor(inStore), "u1", undefined).immutableMismatch).toEqual([
+      "customKeyStoreId (cks-0123456789abcdef0 → cks-11111111111111111)",
     ]);
   });
 

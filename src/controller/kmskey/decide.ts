@@ -16,6 +16,8 @@ export interface ObservedKey {
   readonly keySpec: string;
   readonly keyUsage: string;
   readonly origin: string;
+  /** The custom key store of an AWS_CLOUDHSM key. */
+  readonly customKeyStoreId?: string;
   readonly deletionDate?: Date;
   /** Absent when rotation does not apply to this key (not symmetric AWS_KMS). */
   readonly rotation?: { enabled: boolean; periodDays?: number; nextRotationDate?: Date };
@@ -86,6 +88,10 @@ export function planKey(
   if (spec.keyUsage !== key.keyUsage)
     immutableMismatch.push(`keyUsage (${key.keyUsage} → ${spec.keyUsage})`);
   if (spec.origin !== key.origin) immutableMismatch.push(`origin (${key.origin} → ${spec.origin})`);
+  if (spec.customKeyStoreId !== key.customKeyStoreId)
+    immutableMismatch.push(
+      `customKeyStoreId (${key.customKeyStoreId ?? "none"} → ${spec.customKeyStoreId ?? "none"})`,
+    );
 
   if (spec.deletion.requested) {
     if (key.state !== "PendingDeletion")

@@ -150,6 +150,7 @@ export class KmsKeyReconciler {
           KeySpec: spec.keySpec as never,
           KeyUsage: spec.keyUsage as never,
           Origin: spec.origin as never,
+          ...(spec.customKeyStoreId !== undefined && { CustomKeyStoreId: spec.customKeyStoreId }),
           ...(spec.policy !== undefined && { Policy: spec.policy }),
           Tags: Object.entries(tags).map(([TagKey, TagValue]) => ({ TagKey, TagValue })),
         }),
@@ -179,6 +180,9 @@ export class KmsKeyReconciler {
       keySpec,
       keyUsage: metadata.KeyUsage ?? spec.keyUsage,
       origin,
+      ...(metadata.CustomKeyStoreId !== undefined && {
+        customKeyStoreId: metadata.CustomKeyStoreId,
+      }),
       tags,
       fresh: true,
       ...(rotationApplies(keySpec, origin) &&
@@ -227,6 +231,7 @@ export class KmsKeyReconciler {
       keySpec,
       keyUsage: m.KeyUsage ?? "ENCRYPT_DECRYPT",
       origin,
+      ...(m.CustomKeyStoreId !== undefined && { customKeyStoreId: m.CustomKeyStoreId }),
       tags,
       ...(m.DeletionDate && { deletionDate: m.DeletionDate }),
       ...(rotation && { rotation }),

@@ -12,6 +12,9 @@
  * AAD = bytes 0..21 (version, key id, material version) ‖ encodeEncryptionContext(ctx).
  * Binding the header means a blob cannot be pointed at another key or version, and
  * binding the canonical context means any change to it fails authentication.
+ *
+ * Keys in a custom key store have the same format; the GCM is computed by their HSM
+ * (`ExternalGcm`, sealCiphertextWith / openCiphertextWith).
  */
 import { createCipheriv, createDecipheriv, type KeyObject } from "node:crypto";
 import { encodeEncryptionContext, type EncryptionContext } from "./encryptionContext.js";
@@ -110,4 +113,43 @@ export function openCiphertext(
     plaintext.fill(0);
     return undefined;
   }
+}
+
+/** AES-256-GCM computed outside the process (a key that stays in an HSM). */
+export interface ExternalGcm {
+  /** Ciphertext ‖ tag (16) of `plaintext` under the 12-byte `iv`, with `aad`. */
+  seal(iv: Buffer, plaintext: Buffer, aad: Buffer): Promise<Buffer>;
+  /** The plaintext of ciphertext ‖ tag, or undefined when it does not authenticate. */
+  open(iv: Buffer, sealed: Buffer, aad: Buffer): Promise<Buffer | undefined>;
+}
+
+/** sealCiphertext with the GCM done by `gcm`: the same blob format. */
+export async function sealCiphertextWith(
+  gcm: ExternalGcm,
+  header: CiphertextHeader,
+  plaintext: Uint8Array,
+  context: EncryptionContext | undefined,
+  random: RandomSource,
+): Promise<Buffer> {
+  const head = Buffer.allocUnsafe(HEADER);
+  head[0] = CIPHERTEXT_FORMAT_V1;
+  uuidToBytes(header.keyId).copy(head, 1);
+  head.writeUInt32BE(header.materialVersion, 17);
+  const iv = random(IV);
+  const sealed = await gcm.seal(iv, Buffer.from(plaintext), additionalData(head, context));
+  return Buffer.concat([head, iv, sealed]);
+}
+
+/** openCiphertext with the GCM done by `gcm`; undefined if authentication fails. */
+export function openCiphertextWith(
+  gcm: ExternalGcm,
+  blob: Uint8Array,
+  context: EncryptionContext | undefined,
+): Promise<Buffer | undefined> {
+  const buf = Buffer.from(blob.buffer, blob.byteOffset, blob.byteLength);
+  return gcm.open(
+    buf.subarray(HEADER, HEADER + IV),
+    buf.subarray(HEADER + IV),
+    additionalData(buf, context),
+  );
 }

@@ -50,5 +50,13 @@ export function keyMetadata(service: KeyService, key: KeyRecord): KeyMetadata {
       metadata.ExpirationModel = key.expirationModel as KeyMetadata["ExpirationModel"];
     if (key.materialExpiresAt !== undefined) metadata.ValidTo = new Date(key.materialExpiresAt);
   }
+  // A key in a custom key store: the store, and Unavailable while it is not connected.
+  if (key.customKeyStoreId !== undefined)
+    Object.assign(
+      metadata,
+      service.customKeyStores?.keyMetadata(key) ?? {
+        CustomKeyStoreId: key.customKeyStoreId,
+      },
+    );
   return metadata;
 }

@@ -45,6 +45,8 @@ export interface KeyRecord {
   readonly expirationModel?: string;
   /** EXTERNAL origin: epoch milliseconds at which the imported material expires. */
   readonly materialExpiresAt?: number;
+  /** AWS_CLOUDHSM origin: the custom key store whose token holds the key (it has no stored material). */
+  readonly customKeyStoreId?: string;
 }
 
 export interface KeyMaterialRecord {

@@ -159,6 +159,7 @@ async function actOn(
     // removed the key reports it.
     const deleted = await store.deleteKey(key.keyId);
     service.forgetMaterial(key.keyId);
+    await service.customKeyStores?.forgetKey(current);
     if (!deleted) return;
     report.deleted.push(key.keyId);
     observer.acted("DeleteKey", current);

@@ -9,6 +9,7 @@ import { fromRequestTags, mergeTags } from "../keys/tags.js";
 import type { KeyRecord } from "../keys/keyRecord.js";
 import { authorizeAction, checkPolicyLockout } from "../access/useKey.js";
 import { defineOperation } from "./operation.js";
+import { customKeyStores } from "./shared/customKeyStore.js";
 
 export const createKey = defineOperation<CreateKeyRequest, CreateKeyResponse>(
   async (ctx, input) => {
@@ -43,17 +44,32 @@ export const createKey = defineOperation<CreateKeyRequest, CreateKeyResponse>(
     const origin = input.Origin ?? "AWS_KMS";
     // EXTERNAL: the key waits in PendingImport for ImportKeyMaterial.
     const external = origin === "EXTERNAL";
-    if (origin !== "AWS_KMS" && !external)
+    // AWS_CLOUDHSM: the key is generated in (and never leaves) a custom key store's token.
+    const inCustomKeyStore = origin === "AWS_CLOUDHSM";
+    if (origin !== "AWS_KMS" && !external && !inCustomKeyStore)
       throw kmsError(
         "UnsupportedOperationException",
-        `Origin ${origin} is not supported by Keyhaven; use AWS_KMS or EXTERNAL.`,
+        `Origin ${origin} is not supported by Keyhaven; use AWS_KMS, EXTERNAL or AWS_CLOUDHSM.`,
       );
-    if (input.CustomKeyStoreId !== undefined || input.XksKeyId !== undefined) {
+    if (input.XksKeyId !== undefined)
       throw kmsError(
         "UnsupportedOperationException",
-        "Custom key stores are not supported by Keyhaven; omit CustomKeyStoreId and XksKeyId.",
+        "External key stores (XksKeyId) are not supported by Keyhaven; omit XksKeyId.",
       );
-    }
+    if (inCustomKeyStore !== (input.CustomKeyStoreId !== undefined))
+      throw kmsError(
+        "ValidationException",
+        "A key in a custom key store needs both Origin AWS_CLOUDHSM and its CustomKeyStoreId.",
+      );
+    if (inCustomKeyStore && (keySpec !== "SYMMETRIC_DEFAULT" || keyUsage !== "ENCRYPT_DECRYPT"))
+      throw kmsError(
+        "UnsupportedOperationException",
+        "A custom key store holds only symmetric encryption keys (KeySpec SYMMETRIC_DEFAULT, KeyUsage ENCRYPT_DECRYPT).",
+      );
+    const hsm =
+      input.CustomKeyStoreId === undefined
+        ? undefined
+        : customKeyStores(ctx).connectionForNewKey(input.CustomKeyStoreId);
     if (input.MultiRegion)
       throw kmsError(
         "UnsupportedOperationException",
@@ -67,8 +83,10 @@ export const createKey = defineOperation<CreateKeyRequest, CreateKeyResponse>(
     if (input.Policy !== undefined)
       await checkPolicyLockout(ctx, policy, { keyId, arn: service.keyArn(keyId) });
     const now = service.clock.now().getTime();
-    // An EXTERNAL key gets its material from ImportKeyMaterial, not here.
-    const material = external ? undefined : await generateKeyMaterial(keySpec, service.random);
+    // An EXTERNAL key gets its material from ImportKeyMaterial, a custom key store's from its token.
+    await hsm?.connection.createKey(keyId);
+    const material =
+      external || hsm ? undefined : await generateKeyMaterial(keySpec, service.random);
     const wrapped = material && (await service.wrapMaterial(keyId, 1, material));
     material?.fill(0);
     const key: KeyRecord = {
@@ -84,6 +102,7 @@ export const createKey = defineOperation<CreateKeyRequest, CreateKeyResponse>(
       policy,
       tags,
       currentMaterialVersion: 1,
+      ...(hsm && { customKeyStoreId: hsm.record.id }),
     };
     await service.store.createKey(
       key,

@@ -46,6 +46,12 @@ import { listGrants } from "./listGrants.js";
 import { listRetirableGrants } from "./listRetirableGrants.js";
 import { retireGrant } from "./retireGrant.js";
 import { revokeGrant } from "./revokeGrant.js";
+import { createCustomKeyStore } from "./createCustomKeyStore.js";
+import { describeCustomKeyStores } from "./describeCustomKeyStores.js";
+import { connectCustomKeyStore } from "./connectCustomKeyStore.js";
+import { disconnectCustomKeyStore } from "./disconnectCustomKeyStore.js";
+import { updateCustomKeyStore } from "./updateCustomKeyStore.js";
+import { deleteCustomKeyStore } from "./deleteCustomKeyStore.js";
 
 export const operations: ReadonlyMap<string, OperationHandler> = new Map(
   Object.entries({
@@ -94,5 +100,11 @@ export const operations: ReadonlyMap<string, OperationHandler> = new Map(
     ListRetirableGrants: listRetirableGrants,
     RetireGrant: retireGrant,
     RevokeGrant: revokeGrant,
+    CreateCustomKeyStore: createCustomKeyStore,
+    DescribeCustomKeyStores: describeCustomKeyStores,
+    ConnectCustomKeyStore: connectCustomKeyStore,
+    DisconnectCustomKeyStore: disconnectCustomKeyStore,
+    UpdateCustomKeyStore: updateCustomKeyStore,
+    DeleteCustomKeyStore: deleteCustomKeyStore,
   } satisfies Record<string, OperationHandler>),
 );

@@ -10,6 +10,11 @@ import { ON_DEMAND_ROTATION_LIMIT, symmetricOnly } from "../keys/rotationRules.j
 function assertRotatableOnDemand(key: KeyRecord): void {
   assertUsable(key);
   symmetricOnly(key);
+  if (key.origin === "AWS_CLOUDHSM")
+    throw kmsError(
+      "UnsupportedOperationException",
+      `${key.arn} is in a custom key store; keys in custom key stores do not rotate.`,
+    );
   if (key.origin === "EXTERNAL")
     throw kmsError(
       "KMSInvalidStateException",

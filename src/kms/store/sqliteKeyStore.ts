@@ -25,6 +25,7 @@ import {
 } from "./keyStore.js";
 import type { KeyMaterialRecord, KeyRecord } from "../keys/keyRecord.js";
 import { GRANTS_MIGRATION, SqliteGrants } from "./sqliteGrants.js";
+import { CUSTOM_KEY_STORES_MIGRATION, SqliteCustomKeyStores } from "./sqliteCustomKeyStores.js";
 
 /** Schema migrations, applied in order; PRAGMA user_version records how many ran. */
 const MIGRATIONS: readonly string[] = [
@@ -63,6 +64,10 @@ const MIGRATIONS: readonly string[] = [
   // Keys by state and spec for /metrics: a covering index scan (~1.5 ms for 10,000 keys
   // instead of ~30 ms parsing every record); countKeys uses the same expressions.
   `CREATE INDEX keys_by_state_spec ON keys(json_extract(record, '$.state'), json_extract(record, '$.keySpec'));`,
+  // Custom key stores (docs/hsm.md), with their keys found by the id in the key's record.
+  `${CUSTOM_KEY_STORES_MIGRATION}
+   CREATE INDEX keys_by_custom_key_store ON keys(json_extract(record, '$.customKeyStoreId'))
+     WHERE json_extract(record, '$.customKeyStoreId') IS NOT NULL;`,
 ];
 
 interface AliasRow {
@@ -133,6 +138,8 @@ export class SqliteKeyStore implements KeyStore {
   readonly #dataVersion: Database.Statement<[], number>;
   #seenVersion = -1;
   #checkedThisTurn = false;
+  /** Custom key stores, kept in the same file (not part of the KeyStore interface). */
+  readonly customKeyStores: SqliteCustomKeyStores;
 
   constructor(path: string) {
     // Created 0600 here, whatever the umask: SQLite would make it 0644, and it gives the
@@ -148,6 +155,7 @@ export class SqliteKeyStore implements KeyStore {
     const db = this.#db;
     this.#grants = new SqliteGrants(db);
     this.#dataVersion = db.prepare<[], number>("PRAGMA data_version").pluck();
+    this.customKeyStores = new SqliteCustomKeyStores(db);
     this.#stmt = {
       insertKey: db.prepare<[string, string, number | null]>(
         "INSERT INTO keys (key_id, record, due_at) VALUES (?, ?, ?)",

@@ -3,8 +3,10 @@ import type { EncryptionAlgorithmSpec } from "@aws-sdk/client-kms";
 import { checkAlgorithm } from "./encryptionKey.js";
 import {
   openCiphertext,
+  openCiphertextWith,
   readCiphertextHeader,
   sealCiphertext,
+  sealCiphertextWith,
   CiphertextFormatError,
 } from "../../crypto/ciphertext.js";
 import type { EncryptionContext } from "../../crypto/encryptionContext.js";
@@ -14,6 +16,7 @@ import { resolveKey } from "../../keys/resolveKey.js";
 import { authorizeKey } from "../../access/useKey.js";
 import type { KeyRecord } from "../../keys/keyRecord.js";
 import type { RequestContext } from "../../request.js";
+import { customKeyStores } from "./customKeyStore.js";
 
 /** Encrypts under the key's current material version. */
 export async function sealSymmetric(
@@ -23,6 +26,14 @@ export async function sealSymmetric(
   context: EncryptionContext | undefined,
 ): Promise<Buffer> {
   const version = key.currentMaterialVersion;
+  if (key.customKeyStoreId !== undefined)
+    return sealCiphertextWith(
+      customKeyStores(ctx).connectionFor(key).gcm(key.keyId),
+      { keyId: key.keyId, materialVersion: version },
+      plaintext,
+      context,
+      ctx.service.random,
+    );
   const material = await ctx.service.symmetricKey(key, version);
   return sealCiphertext(
     material,
@@ -97,8 +108,18 @@ export async function openSymmetric(
     throw kmsError("InvalidCiphertextException");
   }
   options.beforeDecrypt?.();
-  const material = await ctx.service.symmetricKey(key, header.materialVersion);
-  const plaintext = openCiphertext(material, options.blob, options.context);
+  const plaintext =
+    key.customKeyStoreId === undefined
+      ? openCiphertext(
+          await ctx.service.symmetricKey(key, header.materialVersion),
+          options.blob,
+          options.context,
+        )
+      : await openCiphertextWith(
+          customKeyStores(ctx).connectionFor(key).gcm(key.keyId),
+          options.blob,
+          options.context,
+        );
   if (!plaintext) throw kmsError("InvalidCiphertextException");
   return { key, plaintext };
 }
