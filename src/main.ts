@@ -28,6 +28,10 @@ async function main(): Promise<number> {
       return (await import("./cmd/kmsPlugin.js")).runKmsPlugin(config);
     case "rewrap":
       return (await import("./cmd/rewrap.js")).runRewrap(config);
+    case "seal":
+      return (await import("./cmd/seal.js")).runSeal(config);
+    case "reseal":
+      return (await import("./cmd/seal.js")).runReseal(config);
     case "serve":
       return (await import("./cmd/serve.js")).runServe(config);
   }

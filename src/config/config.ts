@@ -10,6 +10,7 @@ import { agentCommand, type AgentConfig } from "./agent.js";
 import { controllerCommand, type ControllerConfig } from "./controller.js";
 import { kmsPluginCommand, type KmsPluginConfig } from "./kmsPlugin.js";
 import { rewrapCommand, type RewrapConfig } from "./rewrap.js";
+import { resealCommand, sealCommand, type ResealConfig, type SealConfig } from "./seal.js";
 import { serveCommand, type ServeConfig } from "./serve.js";
 import { closest, columns, ConfigError, type Command } from "./table.js";
 
@@ -18,6 +19,7 @@ export type { ControllerConfig } from "./controller.js";
 export type { KmsPluginConfig } from "./kmsPlugin.js";
 export type { RewrapConfig } from "./rewrap.js";
 export type { RootKeySettings } from "./rootKey.js";
+export type { ResealConfig, SealConfig } from "./seal.js";
 export type { ServeConfig } from "./serve.js";
 export type { InjectionSettings, WebhookConfig } from "./webhook.js";
 export { closest, ConfigError } from "./table.js";
@@ -28,13 +30,20 @@ export type Config =
   | ControllerConfig
   | KmsPluginConfig
   | RewrapConfig
+  | SealConfig
+  | ResealConfig
   | { readonly command: "help" | "version"; readonly text?: string };
 
 const COMMANDS: ReadonlyMap<string, Command<Config>> = new Map(
-  [serveCommand, agentCommand, controllerCommand, kmsPluginCommand, rewrapCommand].map((c) => [
-    c.name,
-    c,
-  ]),
+  [
+    serveCommand,
+    agentCommand,
+    controllerCommand,
+    kmsPluginCommand,
+    rewrapCommand,
+    sealCommand,
+    resealCommand,
+  ].map((c) => [c.name, c]),
 );
 
 export const USAGE = `Usage: keyhaven <command> [flags]
