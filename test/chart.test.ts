@@ -669,14 +669,15 @@ describe("chart rendering", () => {
     expect(find(objects, "ClusterRole", "keyhaven-controller")["rules"]).toEqual([
       {
         apiGroups: ["keyhaven.dev"],
-        resources: ["kmskeys", "kmsaliases", "kmsgrants"],
+        resources: ["kmskeys", "kmsaliases", "kmsgrants", "kmssecrets"],
         verbs: ["get", "list", "watch", "patch"],
       },
       {
         apiGroups: ["keyhaven.dev"],
-        resources: ["kmskeys/status", "kmsaliases/status", "kmsgrants/status"],
+        resources: ["kmskeys/status", "kmsaliases/status", "kmsgrants/status", "kmssecrets/status"],
         verbs: ["patch"],
       },
+      { apiGroups: [""], resources: ["secrets"], verbs: ["get", "create", "update", "delete"] },
       { apiGroups: [""], resources: ["events"], verbs: ["create"] },
       { apiGroups: [""], resources: ["namespaces"], verbs: ["get"] },
       {

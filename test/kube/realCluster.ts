@@ -150,14 +150,15 @@ export async function controllerIdentity(
     rules: [
       {
         apiGroups: ["keyhaven.dev"],
-        resources: ["kmskeys", "kmsaliases", "kmsgrants"],
+        resources: ["kmskeys", "kmsaliases", "kmsgrants", "kmssecrets"],
         verbs: ["get", "list", "watch", "patch"],
       },
       {
         apiGroups: ["keyhaven.dev"],
-        resources: ["kmskeys/status", "kmsaliases/status", "kmsgrants/status"],
+        resources: ["kmskeys/status", "kmsaliases/status", "kmsgrants/status", "kmssecrets/status"],
         verbs: ["patch"],
       },
+      { apiGroups: [""], resources: ["secrets"], verbs: ["get", "create", "update", "delete"] },
       { apiGroups: [""], resources: ["events"], verbs: ["create"] },
     ],
   });
