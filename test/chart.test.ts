@@ -664,6 +664,24 @@ describe("chart rendering", () => {
     ).toBe(false);
   });
 
+  it("gives the controller Secrets only in controller.kmsSecretNamespaces, by a Role in each", () => {
+    expect(
+      render(options({})).filter((o) => o.metadata.name === "keyhaven-controller-kmssecrets"),
+    ).toEqual([]);
+    const objects = render(options({ controller: { kmsSecretNamespaces: ["team-a", "team-b"] } }));
+    const roles = objects.filter(
+      (o) => o.kind === "Role" && o.metadata.name === "keyhaven-controller-kmssecrets",
+    );
+    expect(roles.map((r) => r.metadata.namespace)).toEqual(["team-a", "team-b"]);
+    expect(roles[0]!["rules"]).toEqual([
+      { apiGroups: [""], resources: ["secrets"], verbs: ["get", "create", "update", "delete"] },
+    ]);
+    const bindings = objects.filter(
+      (o) => o.kind === "RoleBinding" && o.metadata.name === "keyhaven-controller-kmssecrets",
+    );
+    expect(bindings.map((b) => b.metadata.namespace)).toEqual(["team-a", "team-b"]);
+  });
+
   it("gives the controller exactly the permissions it needs", () => {
     const objects = render(options({}));
     expect(find(objects, "ClusterRole", "keyhaven-controller")["rules"]).toEqual([
@@ -677,7 +695,6 @@ describe("chart rendering", () => {
         resources: ["kmskeys/status", "kmsaliases/status", "kmsgrants/status", "kmssecrets/status"],
         verbs: ["patch"],
       },
-      { apiGroups: [""], resources: ["secrets"], verbs: ["get", "create", "update", "delete"] },
       { apiGroups: [""], resources: ["events"], verbs: ["create"] },
       { apiGroups: [""], resources: ["namespaces"], verbs: ["get"] },
       {

@@ -117,6 +117,34 @@ afterAll(async () => {
   await plane?.stop();
 });
 
+/**
+ * A namespace where KmsSecrets may become Secrets: the chart's Role for
+ * controller.kmsSecretNamespaces, bound to the controller's ServiceAccount.
+ */
+async function kmsSecretNamespace(name: string): Promise<string> {
+  const ns = await createNamespace(plane, name);
+  const rbac = `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}`;
+  const role = await plane.request("POST", `${rbac}/roles`, {
+    metadata: { name: "keyhaven-controller-kmssecrets" },
+    rules: [
+      { apiGroups: [""], resources: ["secrets"], verbs: ["get", "create", "update", "delete"] },
+    ],
+  });
+  const binding = await plane.request("POST", `${rbac}/rolebindings`, {
+    metadata: { name: "keyhaven-controller-kmssecrets" },
+    roleRef: {
+      apiGroup: "rbac.authorization.k8s.io",
+      kind: "Role",
+      name: "keyhaven-controller-kmssecrets",
+    },
+    subjects: [
+      { kind: "ServiceAccount", name: "keyhaven-controller", namespace: "keyhaven-system" },
+    ],
+  });
+  expect([role.status, binding.status]).toEqual([201, 201]);
+  return ns;
+}
+
 /** `keyhaven seal ARGS` (its real flag table) on a Secret, as the admin; the KmsSecret. */
 async function seal(args: string[], secret: Record<string, unknown>): Promise<KmsSecret> {
   let out = "";
@@ -199,7 +227,7 @@ async function expectNothingLeaked(ns: string, name: string, secrets: string[]) 
 
 describe("KmsSecret", () => {
   it("sealed online: the Secret appears with the right data, type, labels and owner", async () => {
-    const ns = await createNamespace(plane, "online");
+    const ns = await kmsSecretNamespace("online");
     const key = await createKey();
     const obj = await seal(
       ["--key", key],
@@ -231,7 +259,7 @@ describe("KmsSecret", () => {
   });
 
   it("sealed offline with only the public key: the controller opens it with asymmetric Decrypt", async () => {
-    const ns = await createNamespace(plane, "offline");
+    const ns = await kmsSecretNamespace("offline");
     const key = await createKey(keyPolicy(), "RSA_2048");
     const file = join(tempDir("keyhaven-kmssecret-"), "pub.der");
     writeFileSync(file, (await kms.send(new GetPublicKeyCommand({ KeyId: key }))).PublicKey!);
@@ -247,8 +275,8 @@ describe("KmsSecret", () => {
   });
 
   it("a ciphertext moved to another namespace or another entry fails with DecryptFailed naming the entry", async () => {
-    const a = await createNamespace(plane, "moved-a");
-    const b = await createNamespace(plane, "moved-b");
+    const a = await kmsSecretNamespace("moved-a");
+    const b = await kmsSecretNamespace("moved-b");
     const key = await createKey();
     const rsa = await createKey(keyPolicy(), "RSA_2048");
     const pub = join(tempDir("keyhaven-kmssecret-"), "pub.der");
@@ -279,7 +307,7 @@ describe("KmsSecret", () => {
   });
 
   it("rotation + reseal: ReEncrypt onto the new material, the Secret follows a changed encryptedData", async () => {
-    const ns = await createNamespace(plane, "rotate");
+    const ns = await kmsSecretNamespace("rotate");
     const key = await createKey();
     const obj = await seal(["--key", key], secretManifest(ns, "api", { token: "v1-token" }));
     await apply(obj);
@@ -315,7 +343,7 @@ describe("KmsSecret", () => {
   });
 
   it("deletion policy: Delete deletes the Secret, Retain keeps it without the owner reference", async () => {
-    const ns = await createNamespace(plane, "deletion");
+    const ns = await kmsSecretNamespace("deletion");
     const key = await createKey();
     const gone = await seal(["--key", key], secretManifest(ns, "gone", { a: "1" }));
     const kept = await seal(["--key", key], secretManifest(ns, "kept", { b: "2" }));
@@ -348,7 +376,7 @@ describe("KmsSecret", () => {
   });
 
   it("a Secret the KmsSecret does not own is left alone (SecretConflict)", async () => {
-    const ns = await createNamespace(plane, "conflict");
+    const ns = await kmsSecretNamespace("conflict");
     const key = await createKey();
     await plane.request("POST", `/api/v1/namespaces/${ns}/secrets`, {
       metadata: { name: "mine" },
@@ -359,9 +387,17 @@ describe("KmsSecret", () => {
     expect(decoded(await getSecret(ns, "mine"))).toEqual({ x: "hand-made" });
   });
 
+  it("a namespace the chart's RBAC does not name: SecretForbidden, no Secret", async () => {
+    const ns = await createNamespace(plane, "no-rbac");
+    const key = await createKey();
+    await apply(await seal(["--key", key], secretManifest(ns, "db", { x: "pa55-no-rbac" })));
+    expect(await waitFailed(ns, "db", "SecretForbidden")).toContain("kmsSecretNamespaces");
+    expect(await getSecret(ns, "db")).toBeUndefined();
+  });
+
   it("a key policy lets the controller open team-a's values and not team-b's", async () => {
-    const teamA = await createNamespace(plane, "team-a");
-    const teamB = await createNamespace(plane, "team-b");
+    const teamA = await kmsSecretNamespace("team-a");
+    const teamB = await kmsSecretNamespace("team-b");
     const key = await createKey(
       keyPolicy({ StringEquals: { "kms:EncryptionContext:keyhaven.dev/namespace": "team-a" } }),
     );

@@ -113,33 +113,17 @@ describe("keyhaven seal", () => {
     const out = await run(["seal", "--key", symmetric, "--scope", "namespace-wide"], SECRET);
     const dir = tempDir("keyhaven-seal-cli-");
     writeFileSync(join(dir, "ct.bin"), Buffer.from(out.spec.encryptedData["password"]!, "base64"));
-    const ok = await runCli(
-      server,
-      [
-        "kms",
-        "decrypt",
-        "--ciphertext-blob",
-        "fileb://ct.bin",
-        "--encryption-context",
-        "keyhaven.dev/namespace=team-a",
-      ],
-      { cwd: dir },
-    );
+    const awsDecrypt = (context: string) =>
+      runCli(
+        server,
+        ["kms", "decrypt", "--ciphertext-blob", "fileb://ct.bin", "--encryption-context", context],
+        { cwd: dir },
+      );
+    const ok = await awsDecrypt("keyhaven.dev/namespace=team-a");
     expect(ok.code, ok.stderr).toBe(0);
     expect(Buffer.from(ok.json!["Plaintext"] as string, "base64").toString()).toBe("s3cr3t-value");
     expect(ok.json!["KeyId"]).toBe(symmetric);
-    const moved = await runCli(
-      server,
-      [
-        "kms",
-        "decrypt",
-        "--ciphertext-blob",
-        "fileb://ct.bin",
-        "--encryption-context",
-        "keyhaven.dev/namespace=team-b",
-      ],
-      { cwd: dir },
-    );
+    const moved = await awsDecrypt("keyhaven.dev/namespace=team-b");
     expect(moved.code).not.toBe(0);
     expect(moved.stderr).toContain("InvalidCiphertextException");
   });

@@ -5,7 +5,8 @@
  * the AWS SDK reads from the standard AWS_* environment and files.
  */
 import { z } from "zod";
-import { httpUrl, nonEmpty, optionalText, region } from "./schemas.js";
+import { REGION_FLAG } from "./commonFlags.js";
+import { httpUrl, nonEmpty, optionalText } from "./schemas.js";
 import { command, ConfigError, flag } from "./table.js";
 
 export const SEAL_SCOPES = ["strict", "namespace-wide", "cluster-wide"] as const;
@@ -40,13 +41,7 @@ const CLIENT_FLAGS = {
     schema: httpUrl.optional(),
     help: "key service URL (default: AWS KMS of --region)",
   }),
-  region: flag({
-    arg: "NAME",
-    env: ["AWS_REGION", "AWS_DEFAULT_REGION"],
-    default: "us-east-1",
-    schema: region,
-    help: "region of the key service",
-  }),
+  region: REGION_FLAG,
 };
 
 const keyFlag = (help: string) => flag({ arg: "KEY", schema: optionalText, help });

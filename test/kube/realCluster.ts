@@ -158,7 +158,6 @@ export async function controllerIdentity(
         resources: ["kmskeys/status", "kmsaliases/status", "kmsgrants/status", "kmssecrets/status"],
         verbs: ["patch"],
       },
-      { apiGroups: [""], resources: ["secrets"], verbs: ["get", "create", "update", "delete"] },
       { apiGroups: [""], resources: ["events"], verbs: ["create"] },
     ],
   });

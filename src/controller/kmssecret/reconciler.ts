@@ -12,7 +12,7 @@ import { DecryptCommand } from "@aws-sdk/client-kms";
 import type { ConditionInput } from "../../api/v1alpha1/conditions.js";
 import { keyRefOf } from "../../api/v1alpha1/defaults.js";
 import { FINALIZER, type KmsSecret, type KmsSecretStatus } from "../../api/v1alpha1/types.js";
-import { type SecretClient, type SecretObject } from "../../kube/cluster.js";
+import { KubeApiError, type SecretClient, type SecretObject } from "../../kube/cluster.js";
 import {
   openEnvelope,
   parseEnvelope,
@@ -99,6 +99,12 @@ export class KmsSecretReconciler {
           reason: action === "create" ? "SecretCreated" : "SecretUpdated",
           message: `Secret ${name} ${action === "create" ? "created" : "updated"} with ${data.size} entries.`,
         });
+    } catch (err) {
+      if (!(err instanceof KubeApiError && err.status === 403)) throw err;
+      return await this.#fail(obj, {
+        reason: "SecretForbidden",
+        message: `The controller may not manage Secrets in namespace ${obj.metadata.namespace} (RBAC): add it to the chart's controller.kmsSecretNamespaces.`,
+      });
     } finally {
       for (const v of data.values()) v.fill(0);
     }
