@@ -290,12 +290,6 @@ const kmsSecretSpec: Schema = {
         "Secret entry name → sealed value (base64): a KMS ciphertext or an offline envelope (docs/gitops-secrets.md).",
       maxProperties: 256,
       additionalProperties: { type: "string", minLength: 1, maxLength: 1048576 },
-      "x-kubernetes-validations": [
-        {
-          rule: "self.all(k, k.matches('^[-._a-zA-Z0-9]+$') && size(k) <= 253)",
-          message: "entry names are Secret keys: letters, digits, '-', '_', '.'",
-        },
-      ],
     },
     template: {
       type: "object",

@@ -40,6 +40,8 @@ import { decideSecret, desiredSecret, entryFailure, isOwner, ownedBy } from "./d
 
 /** How often a KmsSecret that cannot be opened (policy, key state) is tried again. */
 const WAIT_MS = 60_000;
+/** What the API server accepts as a key of a Secret's data. */
+const SECRET_KEY = /^[-._a-zA-Z0-9]{1,253}$/;
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 export class KmsSecretReconciler {
@@ -139,6 +141,11 @@ export class KmsSecretReconciler {
     let keyArn = keyId;
     const entries = Object.keys(obj.spec.encryptedData ?? {}).sort();
     for (const entry of entries) {
+      if (!SECRET_KEY.test(entry))
+        return {
+          reason: "InvalidEntry",
+          message: `Entry ${JSON.stringify(entry.slice(0, 253))} is not a Secret key (letters, digits, '-', '_', '.'; at most 253).`,
+        };
       const text = obj.spec.encryptedData[entry]!;
       const context = sealingContext(scope, {
         namespace: obj.metadata.namespace,
