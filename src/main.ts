@@ -30,6 +30,10 @@ async function main(): Promise<number> {
       return (await import("./cmd/rewrap.js")).runRewrap(config);
     case "migrate-store":
       return (await import("./cmd/migrateStore.js")).runMigrateStore(config);
+    case "seal":
+      return (await import("./cmd/seal.js")).runSeal(config);
+    case "reseal":
+      return (await import("./cmd/seal.js")).runReseal(config);
     case "serve":
       return (await import("./cmd/serve.js")).runServe(config);
   }

@@ -702,17 +702,35 @@ describe("chart rendering", () => {
     expect((find(one, "Deployment", "keyhaven")["spec"] as Obj)["replicas"]).toBe(1);
   });
 
+  it("gives the controller Secrets only in controller.kmsSecretNamespaces, by a Role in each", () => {
+    expect(
+      render(options({})).filter((o) => o.metadata.name === "keyhaven-controller-kmssecrets"),
+    ).toEqual([]);
+    const objects = render(options({ controller: { kmsSecretNamespaces: ["team-a", "team-b"] } }));
+    const roles = objects.filter(
+      (o) => o.kind === "Role" && o.metadata.name === "keyhaven-controller-kmssecrets",
+    );
+    expect(roles.map((r) => r.metadata.namespace)).toEqual(["team-a", "team-b"]);
+    expect(roles[0]!["rules"]).toEqual([
+      { apiGroups: [""], resources: ["secrets"], verbs: ["get", "create", "update", "delete"] },
+    ]);
+    const bindings = objects.filter(
+      (o) => o.kind === "RoleBinding" && o.metadata.name === "keyhaven-controller-kmssecrets",
+    );
+    expect(bindings.map((b) => b.metadata.namespace)).toEqual(["team-a", "team-b"]);
+  });
+
   it("gives the controller exactly the permissions it needs", () => {
     const objects = render(options({}));
     expect(find(objects, "ClusterRole", "keyhaven-controller")["rules"]).toEqual([
       {
         apiGroups: ["keyhaven.dev"],
-        resources: ["kmskeys", "kmsaliases", "kmsgrants"],
+        resources: ["kmskeys", "kmsaliases", "kmsgrants", "kmssecrets"],
         verbs: ["get", "list", "watch", "patch"],
       },
       {
         apiGroups: ["keyhaven.dev"],
-        resources: ["kmskeys/status", "kmsaliases/status", "kmsgrants/status"],
+        resources: ["kmskeys/status", "kmsaliases/status", "kmsgrants/status", "kmssecrets/status"],
         verbs: ["patch"],
       },
       { apiGroups: [""], resources: ["events"], verbs: ["create"] },

@@ -10,6 +10,15 @@ export const LOG_LEVEL_FLAG = flag({
   help: "fatal|error|warn|info|debug|trace|silent",
 });
 
+/** `--region` of a command that calls the key service. */
+export const REGION_FLAG = flag({
+  arg: "NAME",
+  env: ["AWS_REGION", "AWS_DEFAULT_REGION"],
+  default: "us-east-1",
+  schema: region,
+  help: "region of the key service",
+});
+
 /** `--kms-endpoint` and `--region` of a command that calls the key service. */
 export function keyServiceClientFlags(exampleEndpoint: string) {
   return {
@@ -19,12 +28,6 @@ export function keyServiceClientFlags(exampleEndpoint: string) {
       schema: kmsEndpoint(exampleEndpoint),
       help: "key service URL (required)",
     }),
-    region: flag({
-      arg: "NAME",
-      env: ["AWS_REGION", "AWS_DEFAULT_REGION"],
-      default: "us-east-1",
-      schema: region,
-      help: "region of the key service",
-    }),
+    region: REGION_FLAG,
   };
 }

@@ -11,6 +11,7 @@ import { controllerCommand, type ControllerConfig } from "./controller.js";
 import { kmsPluginCommand, type KmsPluginConfig } from "./kmsPlugin.js";
 import { rewrapCommand, type RewrapConfig } from "./rewrap.js";
 import { migrateStoreCommand, type MigrateStoreConfig } from "./migrateStore.js";
+import { resealCommand, sealCommand, type ResealConfig, type SealConfig } from "./seal.js";
 import { serveCommand, type ServeConfig } from "./serve.js";
 import { closest, columns, ConfigError, type Command } from "./table.js";
 
@@ -20,6 +21,7 @@ export type { KmsPluginConfig } from "./kmsPlugin.js";
 export type { RewrapConfig } from "./rewrap.js";
 export type { MigrateStoreConfig } from "./migrateStore.js";
 export type { RootKeySettings } from "./rootKey.js";
+export type { ResealConfig, SealConfig } from "./seal.js";
 export type { ServeConfig } from "./serve.js";
 export type { InjectionSettings, WebhookConfig } from "./webhook.js";
 export { closest, ConfigError } from "./table.js";
@@ -31,6 +33,8 @@ export type Config =
   | KmsPluginConfig
   | RewrapConfig
   | MigrateStoreConfig
+  | SealConfig
+  | ResealConfig
   | { readonly command: "help" | "version"; readonly text?: string };
 
 const COMMANDS: ReadonlyMap<string, Command<Config>> = new Map(
@@ -41,6 +45,8 @@ const COMMANDS: ReadonlyMap<string, Command<Config>> = new Map(
     kmsPluginCommand,
     rewrapCommand,
     migrateStoreCommand,
+    sealCommand,
+    resealCommand,
   ].map((c) => [c.name, c]),
 );
 

@@ -9,7 +9,7 @@ import {
   type KindName,
   type ObjectsByKind,
 } from "../api/v1alpha1/types.js";
-import type { EventInput, ResourceClient } from "../kube/cluster.js";
+import type { EventInput, ResourceClient, SecretClient } from "../kube/cluster.js";
 import type { Clock } from "../time.js";
 import { errorMessage, isSpecError, kmsErrorName } from "./kms.js";
 import { TerminalError, type Result } from "./runtime/controller.js";
@@ -23,6 +23,8 @@ export interface ReconcileContext {
   readonly reader: WriteThroughReader;
   /** How often a healthy object is re-checked for drift made through the KMS API. */
   readonly driftCheckMs: number;
+  /** Secrets (KmsSecret), where the cluster has them. */
+  readonly secrets?: SecretClient;
 }
 
 export function reconcileContext(options: {
@@ -32,6 +34,7 @@ export function reconcileContext(options: {
   logger?: Logger;
   read?: ObjectReader;
   driftCheckMs?: number;
+  secrets?: SecretClient;
 }): ReconcileContext {
   const read: ObjectReader =
     options.read ?? ((kind, ns, name) => options.client.get(kind, ns, name));
@@ -42,6 +45,7 @@ export function reconcileContext(options: {
     reader: new WriteThroughReader(read),
     driftCheckMs: options.driftCheckMs ?? 10 * 60_000,
     ...(options.logger && { logger: options.logger }),
+    ...(options.secrets && { secrets: options.secrets }),
   };
 }
 

@@ -47,10 +47,10 @@ export async function resolveKeyRef(
 }
 
 /**
- * What wakes a KmsAlias or KmsGrant: the KmsKey it refers to appearing, going, getting
+ * What wakes a KmsAlias, KmsGrant or KmsSecret: the KmsKey it refers to appearing, going, getting
  * its key (status.arn) or being deleted — what resolveKeyRef reads.
  */
-export const keyRefWatch: Watch<"KmsAlias" | "KmsGrant", "KmsKey"> = {
+export const keyRefWatch: Watch<"KmsAlias" | "KmsGrant" | "KmsSecret", "KmsKey"> = {
   source: "KmsKey",
   indexBy: keyRefOf,
   changed: (key, old) =>

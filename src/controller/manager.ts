@@ -14,12 +14,13 @@ import {
   type KubeObject,
   type ObjectsByKind,
 } from "../api/v1alpha1/types.js";
-import type { Cluster } from "../kube/cluster.js";
+import type { Cluster, SecretClient } from "../kube/cluster.js";
 import type { Informer, InformerEvent } from "../kube/informer.js";
 import { reconcileContext, type ReconcileContext } from "./context.js";
 import { KmsAliasReconciler } from "./kmsalias/reconciler.js";
 import { KmsGrantReconciler } from "./kmsgrant/reconciler.js";
 import { KmsKeyReconciler } from "./kmskey/reconciler.js";
+import { KmsSecretReconciler } from "./kmssecret/reconciler.js";
 import { Controller, type ReconcileFn, type Result } from "./runtime/controller.js";
 import { LeaderElector } from "./runtime/leaderElection.js";
 import type { ControllerMetrics } from "./runtime/metrics.js";
@@ -49,7 +50,7 @@ export interface ManagerOptions {
   readonly around?: (kind: KindName, key: string, run: () => Promise<Result>) => Promise<Result>;
 }
 
-const KIND_NAMES: readonly KindName[] = ["KmsKey", "KmsAlias", "KmsGrant"];
+const KIND_NAMES: readonly KindName[] = ["KmsKey", "KmsAlias", "KmsGrant", "KmsSecret"];
 
 /** Each kind's reconciler, and what besides its own objects wakes it. */
 const RECONCILERS: {
@@ -70,6 +71,10 @@ const RECONCILERS: {
     make: (ctx) => new KmsGrantReconciler(ctx).reconcile,
     watches: KmsGrantReconciler.watches,
   },
+  KmsSecret: {
+    make: (ctx) => new KmsSecretReconciler(ctx).reconcile,
+    watches: KmsSecretReconciler.watches,
+  },
 };
 
 const keyOf = (o: KubeObject) => `${o.metadata.namespace}/${o.metadata.name}`;
@@ -89,6 +94,16 @@ export function needsReconcile(obj: KubeObject, old: KubeObject | undefined): bo
   );
 }
 
+/** Secrets behind the leader fence: every call checks leadership first. */
+function fencedSecrets(secrets: SecretClient, fenced: () => void): SecretClient {
+  return {
+    getSecret: async (ns, name) => (fenced(), secrets.getSecret(ns, name)),
+    createSecret: async (s) => (fenced(), secrets.createSecret(s)),
+    replaceSecret: async (s) => (fenced(), secrets.replaceSecret(s)),
+    deleteSecret: async (ns, name, uid) => (fenced(), secrets.deleteSecret(ns, name, uid)),
+  };
+}
+
 /** A write attempted after leadership ended: dropped, never sent. */
 export class NotLeaderError extends Error {
   override name = "NotLeaderError";
@@ -101,6 +116,8 @@ export class Manager {
   readonly #o: ManagerOptions;
   readonly #timers: Clock;
   readonly #informers: { [K in KindName]: Informer<ObjectsByKind[K]> };
+  /** The kinds this manager runs: KmsSecret only where the cluster has Secrets. */
+  readonly #kinds: readonly KindName[];
   #controllers: Partial<Record<KindName, Controller>> = {};
   #synced = false;
   #elector: LeaderElector | undefined;
@@ -116,7 +133,9 @@ export class Manager {
       KmsKey: c.informer("KmsKey"),
       KmsAlias: c.informer("KmsAlias"),
       KmsGrant: c.informer("KmsGrant"),
+      KmsSecret: c.informer("KmsSecret"),
     };
+    this.#kinds = KIND_NAMES.filter((k) => k !== "KmsSecret" || c.secrets !== undefined);
     const fenced = (): void => {
       if (!this.#fence || this.#fence.aborted) throw new NotLeaderError();
     };
@@ -137,10 +156,11 @@ export class Manager {
       kms: options.kms,
       timers: this.#timers,
       read: async (kind, ns, name) => this.#informers[kind].get(ns, name),
+      ...(c.secrets && { secrets: fencedSecrets(c.secrets, fenced) }),
       ...(options.logger && { logger: options.logger }),
       ...(options.driftCheckMs !== undefined && { driftCheckMs: options.driftCheckMs }),
     });
-    for (const kind of KIND_NAMES) {
+    for (const kind of this.#kinds) {
       (this.#informers[kind] as Informer<KubeObject>).on((event, obj, old) =>
         this.#onEvent(kind, event, obj, old),
       );
@@ -170,7 +190,7 @@ export class Manager {
   /** Runs until `signal` aborts ("stopped") or the leader lease is lost ("lost"). */
   async run(signal: AbortSignal): Promise<"stopped" | "lost"> {
     const { logger, metrics } = this.#o;
-    await Promise.all(KIND_NAMES.map((k) => this.#informers[k].start()));
+    await Promise.all(this.#kinds.map((k) => this.#informers[k].start()));
     this.#synced = true;
     logger?.info("caches synced");
     let outcome: "stopped" | "lost";
@@ -213,13 +233,13 @@ export class Manager {
       await stopping;
     }
     await this.#stopControllers();
-    await Promise.all(KIND_NAMES.map((k) => this.#informers[k].stop()));
+    await Promise.all(this.#kinds.map((k) => this.#informers[k].stop()));
     return outcome;
   }
 
   async #lead(): Promise<void> {
     const { metrics, logger, workers } = this.#o;
-    for (const kind of KIND_NAMES) {
+    for (const kind of this.#kinds) {
       const reconcile = RECONCILERS[kind].make(this.ctx);
       const around = this.#o.around;
       const controller = new Controller({

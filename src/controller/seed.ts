@@ -77,7 +77,13 @@ export function readSeedDir(dir: string, logger?: Logger): Manifest[] {
       const body = doc.toJSON() as Record<string, unknown> | null;
       if (!body) continue;
       const kind = body["kind"];
-      if (body["apiVersion"] !== API_VERSION || typeof kind !== "string" || !(kind in KINDS)) {
+      // A KmsSecret becomes a Secret: there is none without a cluster.
+      if (
+        body["apiVersion"] !== API_VERSION ||
+        typeof kind !== "string" ||
+        !(kind in KINDS) ||
+        kind === "KmsSecret"
+      ) {
         logger?.warn(
           { file: path, apiVersion: body["apiVersion"], kind },
           "skipping a document that is not a keyhaven.dev/v1alpha1 KmsKey, KmsAlias or KmsGrant",

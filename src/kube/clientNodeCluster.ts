@@ -19,6 +19,7 @@ import {
   V1MicroTime,
   type CoreV1Event,
   type V1Lease,
+  type V1Secret,
 } from "@kubernetes/client-node";
 import {
   GROUP,
@@ -34,6 +35,8 @@ import {
   statusMergePatch,
   type Cluster,
   type LeaseRecord,
+  type SecretClient,
+  type SecretObject,
   type StoredLease,
 } from "./cluster.js";
 import { Informer, type InformerOptions, type ListWatchSource } from "./informer.js";
@@ -247,6 +250,7 @@ export function clientNodeCluster(kc: KubeConfig, options: ClientNodeClusterOpti
         ),
       );
     },
+    secrets: secretClient(core),
     informer<K extends KindName>(kind: K) {
       let informer = informers.get(kind);
       if (!informer) {
@@ -285,6 +289,52 @@ export function clientNodeCluster(kc: KubeConfig, options: ClientNodeClusterOpti
         informers.set(kind, informer);
       }
       return informer as unknown as Informer<ObjectsByKind[K]>;
+    },
+  };
+}
+
+/** Secrets through CoreV1Api; the objects pass through as the API gives them. */
+function secretClient(core: CoreV1Api): SecretClient {
+  const asSecret = (s: V1Secret) => s as unknown as SecretObject;
+  return {
+    async getSecret(namespace, name) {
+      try {
+        return asSecret(await core.readNamespacedSecret({ namespace, name }));
+      } catch (err) {
+        const e = apiError(err);
+        if (e instanceof KubeApiError && e.status === 404) return undefined;
+        throw e;
+      }
+    },
+    async createSecret(secret) {
+      const body = { apiVersion: "v1", kind: "Secret", ...secret } as V1Secret;
+      return asSecret(
+        await call(() =>
+          core.createNamespacedSecret({ namespace: secret.metadata.namespace, body }),
+        ),
+      );
+    },
+    async replaceSecret(secret) {
+      const body = { apiVersion: "v1", kind: "Secret", ...secret } as V1Secret;
+      return asSecret(
+        await call(() =>
+          core.replaceNamespacedSecret({
+            namespace: secret.metadata.namespace,
+            name: secret.metadata.name,
+            body,
+          }),
+        ),
+      );
+    },
+    async deleteSecret(namespace, name, uid) {
+      try {
+        await core.deleteNamespacedSecret({ namespace, name, body: { preconditions: { uid } } });
+      } catch (err) {
+        const e = apiError(err);
+        // Gone already, or another Secret of that name now (409: the uid precondition).
+        if (e instanceof KubeApiError && (e.status === 404 || e.status === 409)) return;
+        throw e;
+      }
     },
   };
 }

@@ -69,9 +69,45 @@ export interface LeaseClient {
   ): Promise<StoredLease>;
 }
 
+/** An owner reference (metav1.OwnerReference), the fields the KmsSecret controller uses. */
+export interface OwnerReference {
+  readonly apiVersion: string;
+  readonly kind: string;
+  readonly name: string;
+  readonly uid: string;
+  readonly controller?: boolean;
+}
+
+/** A core/v1 Secret: `data` values are base64, as the API carries them. */
+export interface SecretObject {
+  readonly metadata: {
+    readonly name: string;
+    readonly namespace: string;
+    readonly uid?: string;
+    readonly resourceVersion?: string;
+    readonly labels?: Readonly<Record<string, string>>;
+    readonly annotations?: Readonly<Record<string, string>>;
+    readonly ownerReferences?: readonly OwnerReference[];
+  };
+  readonly type?: string;
+  readonly data?: Readonly<Record<string, string>>;
+}
+
+/** The Secrets that KmsSecrets own (create, replace at a resourceVersion, delete at a uid). */
+export interface SecretClient {
+  getSecret(namespace: string, name: string): Promise<SecretObject | undefined>;
+  createSecret(secret: SecretObject): Promise<SecretObject>;
+  /** 409 if the Secret changed since secret.metadata.resourceVersion. */
+  replaceSecret(secret: SecretObject): Promise<SecretObject>;
+  /** Deletes the Secret if it is still the one with `uid` (precondition); absent is fine. */
+  deleteSecret(namespace: string, name: string, uid: string): Promise<void>;
+}
+
 export interface Cluster extends ResourceClient, LeaseClient {
   /** A cache of one kind kept current by list+watch; see informer.ts. */
   informer<K extends KindName>(kind: K): Informer<ObjectsByKind[K]>;
+  /** Secrets, where the cluster has them (not the embedded API server of `serve --seed`). */
+  readonly secrets?: SecretClient;
 }
 
 /** A merge patch that turns status `before` into `after` (removed fields become null). */

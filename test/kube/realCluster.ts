@@ -150,12 +150,12 @@ export async function controllerIdentity(
     rules: [
       {
         apiGroups: ["keyhaven.dev"],
-        resources: ["kmskeys", "kmsaliases", "kmsgrants"],
+        resources: ["kmskeys", "kmsaliases", "kmsgrants", "kmssecrets"],
         verbs: ["get", "list", "watch", "patch"],
       },
       {
         apiGroups: ["keyhaven.dev"],
-        resources: ["kmskeys/status", "kmsaliases/status", "kmsgrants/status"],
+        resources: ["kmskeys/status", "kmsaliases/status", "kmsgrants/status", "kmssecrets/status"],
         verbs: ["patch"],
       },
       { apiGroups: [""], resources: ["events"], verbs: ["create"] },

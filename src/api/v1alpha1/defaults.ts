@@ -2,7 +2,7 @@
  * Spec defaults, applied in code as well as by the CRD schema: objects written
  * before a default existed, or read from a --seed folder, get the same values.
  */
-import type { KmsAlias, KmsGrant, KmsKey, KmsKeySpec } from "./types.js";
+import type { KmsAlias, KmsGrant, KmsKey, KmsKeySpec, KmsSecret } from "./types.js";
 
 export interface ResolvedKeySpec {
   description: string;
@@ -60,9 +60,11 @@ export function aliasName(alias: KmsAlias): string {
 }
 
 /** The object a reference names, as namespace/name. */
-export function keyRefOf(obj: KmsAlias | KmsGrant): string | undefined {
+export function keyRefOf(obj: KmsAlias | KmsGrant | KmsSecret): string | undefined {
   const ref =
-    obj.kind === "KmsAlias" ? (obj as KmsAlias).spec.targetKeyRef : (obj as KmsGrant).spec.keyRef;
+    obj.kind === "KmsAlias"
+      ? (obj as KmsAlias).spec.targetKeyRef
+      : (obj as KmsGrant | KmsSecret).spec.keyRef;
   return ref ? `${obj.metadata.namespace}/${ref.name}` : undefined;
 }
 

@@ -280,6 +280,60 @@ const kmsGrantStatus: Schema = {
   },
 };
 
+const kmsSecretSpec: Schema = {
+  type: "object",
+  required: ["encryptedData"],
+  "x-kubernetes-validations": [
+    { rule: "has(self.keyRef) != has(self.keyId)", message: "set exactly one of keyRef and keyId" },
+  ],
+  properties: {
+    keyRef: { ...nameRef, description: "A KmsKey in the same namespace." },
+    keyId: str("Key id, key ARN or alias the values were sealed under.", {
+      minLength: 1,
+      maxLength: 2048,
+    }),
+    scope: str(
+      "What the encryption context binds each value to: strict (namespace, name, entry), namespace-wide, cluster-wide.",
+      { enum: ["strict", "namespace-wide", "cluster-wide"], default: "strict" },
+    ),
+    encryptedData: {
+      type: "object",
+      description:
+        "Secret entry name → sealed value (base64): a KMS ciphertext or an offline envelope (docs/gitops-secrets.md).",
+      maxProperties: 256,
+      additionalProperties: { type: "string", minLength: 1, maxLength: 1048576 },
+    },
+    template: {
+      type: "object",
+      description: "The Secret's type, labels and annotations.",
+      properties: {
+        type: str("Secret type (default Opaque).", { minLength: 1, maxLength: 253 }),
+        metadata: {
+          type: "object",
+          properties: {
+            labels: stringMap("Labels of the Secret.", 64, 63),
+            annotations: stringMap("Annotations of the Secret.", 64, 4096),
+          },
+        },
+      },
+    },
+    deletionPolicy: str(
+      "Delete: deleting the KmsSecret deletes its Secret. Retain: the Secret stays, no longer owned.",
+      { enum: ["Delete", "Retain"], default: "Delete" },
+    ),
+  },
+};
+
+const kmsSecretStatus: Schema = {
+  type: "object",
+  properties: {
+    keyArn: { type: "string" },
+    entries: { type: "array", items: { type: "string" }, "x-kubernetes-list-type": "atomic" },
+    observedGeneration: { type: "integer" },
+    conditions,
+  },
+};
+
 interface PrinterColumn {
   name: string;
   type: "string" | "integer" | "boolean" | "date";
@@ -329,6 +383,21 @@ const definitions: Record<KindName, { spec: Schema; status: Schema; columns: Pri
       { name: "Grantee", type: "string", jsonPath: ".status.granteePrincipal" },
       ready,
       age,
+    ],
+  },
+  KmsSecret: {
+    spec: kmsSecretSpec,
+    status: kmsSecretStatus,
+    columns: [
+      { name: "Scope", type: "string", jsonPath: ".spec.scope" },
+      ready,
+      {
+        name: "Reason",
+        type: "string",
+        jsonPath: '.status.conditions[?(@.type=="Ready")].reason',
+      },
+      age,
+      { name: "Key", type: "string", jsonPath: ".status.keyArn", priority: 1 },
     ],
   },
 };

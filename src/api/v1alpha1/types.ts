@@ -137,8 +137,38 @@ export interface KmsGrantStatus {
 
 export type KmsGrant = KubeObject<KmsGrantSpec, KmsGrantStatus>;
 
+/** How far a KmsSecret's values may travel (docs/gitops-secrets.md): the encryption context names that place. */
+export type SealingScope = "strict" | "namespace-wide" | "cluster-wide";
+
+export interface KmsSecretSpec {
+  keyRef?: { name: string };
+  /** A key id, ARN or alias (the key the values were sealed under). */
+  keyId?: string;
+  /** Default strict: namespace, name and entry. */
+  scope?: SealingScope;
+  /** Entry name → sealed value (base64): a KMS ciphertext or an offline envelope. */
+  encryptedData: Record<string, string>;
+  template?: {
+    type?: string;
+    metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> };
+  };
+  /** Delete (default): the Secret goes with the KmsSecret; Retain: it stays, no longer owned. */
+  deletionPolicy?: DeletionPolicy;
+}
+
+export interface KmsSecretStatus {
+  /** The key the values were last opened with. */
+  keyArn?: string;
+  /** Entry names (never values) in the Secret. */
+  entries?: string[];
+  observedGeneration?: number;
+  conditions?: Condition[];
+}
+
+export type KmsSecret = KubeObject<KmsSecretSpec, KmsSecretStatus>;
+
 export interface KindInfo {
-  readonly kind: "KmsKey" | "KmsAlias" | "KmsGrant";
+  readonly kind: "KmsKey" | "KmsAlias" | "KmsGrant" | "KmsSecret";
   readonly plural: string;
   readonly singular: string;
   readonly shortNames: readonly string[];
@@ -158,6 +188,12 @@ export const KINDS = {
     singular: "kmsgrant",
     shortNames: ["kmsg"],
   },
+  KmsSecret: {
+    kind: "KmsSecret",
+    plural: "kmssecrets",
+    singular: "kmssecret",
+    shortNames: ["kmss"],
+  },
 } as const satisfies Record<string, KindInfo>;
 
 export type KindName = keyof typeof KINDS;
@@ -166,4 +202,5 @@ export interface ObjectsByKind {
   KmsKey: KmsKey;
   KmsAlias: KmsAlias;
   KmsGrant: KmsGrant;
+  KmsSecret: KmsSecret;
 }
