@@ -37,5 +37,6 @@ export const rotateKeyOnDemand = defineOperation<
     assertRotatableOnDemand(current),
   );
   if (!rotated) throw kmsError("NotFoundException", `Key '${key.arn}' does not exist`);
-  return { KeyId: key.arn };
+  // AWS answers with the key id, not the ARN (API reference example, CloudTrail's responseElements).
+  return { KeyId: key.keyId };
 });
