@@ -38,6 +38,8 @@ import { openRootKey, type OpenedRootKey } from "../kms/rootkey/openRootKey.js";
 import { RootKeyError } from "../kms/rootkey/rootKey.js";
 import { REWRAP_META } from "../kms/rewrap.js";
 import { SqliteKeyStore } from "../kms/store/sqliteKeyStore.js";
+import { PeerClient } from "../kms/peering/peerClient.js";
+import { openPeeringKey } from "../kms/peering/peeringKey.js";
 import { createLogger } from "../observability/logger.js";
 import { SyncDestination } from "../observability/syncDestination.js";
 import { StartupError } from "./startupError.js";
@@ -162,25 +164,18 @@ export async function startKeyService(
       { rootKeyId: rootKey.id, path: where },
       "generated a new local root key; back it up with the store",
     );
-  const store = new SqliteKeyStore(join(dataDir, "keyhaven.db"));
-  const knownRootKey = await store.getMeta("rootKeyId");
-  const rewrapping = await store.getMeta(REWRAP_META);
-  if (rewrapping) {
-    await store.close();
+  // One store per Region served: the first in DIR/keyhaven.db, any other in
+  // DIR/keyhaven-<region>.db (docs/multi-region.md).
+  const stores = new Map<string, SqliteKeyStore>();
+  try {
+    for (const [i, region] of config.regions.entries())
+      stores.set(region, await openStore(join(dataDir, storeFile(region, i)), rootKey, where));
+  } catch (err) {
+    for (const opened of stores.values()) await opened.close();
     await rootKey.close();
-    throw new StartupError(
-      `an interrupted keyhaven rewrap to ${rewrapping} left this store under two root keys; run the same rewrap command again to finish it`,
-    );
+    throw err;
   }
-  if (knownRootKey === undefined) {
-    await store.setMeta("rootKeyId", rootKey.id);
-  } else if (knownRootKey !== rootKey.id) {
-    await store.close();
-    await rootKey.close();
-    throw new StartupError(
-      `the root key (${where}, ${rootKey.id}) is not the one this store was written with (${knownRootKey}); use that root key (for a local one, restore the original root key file), or move the store with keyhaven rewrap`,
-    );
-  }
+  const store = stores.get(config.region)!;
 
   const { credentials, createdAdmin } = loadOrCreateCredentials(config, dataDir, logger);
   const unauthorized = principalsWithoutPolicies(credentials);
@@ -189,17 +184,37 @@ export async function startKeyService(
       { count: unauthorized.length, principals: unauthorized },
       "credentials without policies are allowed nothing; give each the caller policies it needs",
     );
-  const service = new KeyService({
-    account: config.account,
-    region: config.region,
-    store,
-    rootKey,
-    clock: deps.clock ?? systemClock,
-    random: pooledRandom(),
-  });
+  // Multi-Region keys: other instances by Region, and this process's own Regions (its own
+  // URL, known once it listens) reached the same way.
+  const peering = config.peers.size > 0 || config.regions.length > 1;
+  const peerUrls = new Map(config.peers);
+  const peers = peering
+    ? new PeerClient({
+        urls: peerUrls,
+        credential: peerCredential(config, credentials),
+        now: () => (deps.clock ?? systemClock).now(),
+      })
+    : undefined;
+  const random = pooledRandom();
+  const services = new Map<string, KeyService>();
+  for (const [region, regionStore] of stores)
+    services.set(
+      region,
+      new KeyService({
+        account: config.account,
+        region,
+        store: regionStore,
+        rootKey,
+        clock: deps.clock ?? systemClock,
+        random,
+        ...(peers && { peers, peeringKey: await openPeeringKey(regionStore, rootKey) }),
+      }),
+    );
+  const service = services.get(config.region)!;
   const metrics = new KeyServiceMetrics({
     operations: [...operations.keys()],
-    countKeys: () => store.countKeys(),
+    countKeys: async () =>
+      (await Promise.all([...stores.values()].map((st) => st.countKeys()))).flat(),
     // Nothing is buffered in the process (observability/syncDestination.ts): no backlog.
     // An injected audit logger (embedding, tests) has no sink whose failures we could count.
     auditStats: () => ({ backlogBytes: 0, writeFailures: auditSink?.writeFailures ?? 0 }),
@@ -208,13 +223,21 @@ export async function startKeyService(
   });
   // Whatever fell due while the server was down (rotations, deletions, expiries) happens
   // before the first request is served.
-  const lifecycle = new LifecycleLoop(service, {
-    logger,
-    audit,
-    metrics,
-    ...(deps.timers && { timers: deps.timers }),
-  });
-  await lifecycle.start();
+  const lifecycles = [...services.values()].map(
+    (regionService) =>
+      new LifecycleLoop(regionService, {
+        logger,
+        audit,
+        metrics,
+        ...(deps.timers && { timers: deps.timers }),
+      }),
+  );
+  for (const loop of lifecycles) await loop.start();
+  const lifecycle = lifecycles[0]!;
+  const closeStores = async () => {
+    for (const loop of lifecycles) await loop.stop();
+    for (const opened of stores.values()) await opened.close();
+  };
   let webIdentity: WebIdentityProvider | undefined;
   let jwksSource: JwksSource | undefined;
   if (config.webIdentity) {
@@ -230,8 +253,7 @@ export async function startKeyService(
         keys = () => source.keys();
       } else keys = jwksFromFile(w.jwksFile);
     } catch (err) {
-      await lifecycle.stop();
-      await store.close();
+      await closeStores();
       throw new StartupError(`--web-identity-jwks ${w.jwksFile}: ${(err as Error).message}`);
     }
     const refreshable = jwksSource;
@@ -256,6 +278,7 @@ export async function startKeyService(
   }
   const server = new KmsServer({
     service,
+    ...(services.size > 1 && { regions: services }),
     authorizer: policyAuthorizer(),
     credentials: (id, token) => credentials.get(id) ?? webIdentity?.lookup(id, token),
     ...(webIdentity && { webIdentity }),
@@ -268,17 +291,25 @@ export async function startKeyService(
   try {
     address = await server.listen(config.listen.host, config.listen.port);
   } catch (err) {
-    await lifecycle.stop();
-    await store.close();
+    await closeStores();
     throw new StartupError(
       `cannot listen on ${config.listen.host}:${config.listen.port}: ${(err as Error).message}`,
     );
   }
   const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
   const url = `${config.tls ? "https" : "http"}://${host}:${address.port}`;
+  const selfUrl = url.replace("://0.0.0.0:", "://127.0.0.1:").replace("://[::]:", "://[::1]:");
+  for (const region of config.regions) peerUrls.set(region, selfUrl);
   if (createdAdmin) announce(adminInstructions(createdAdmin, config, url));
   logger.info(
-    { url, region: config.region, account: config.account, store: join(dataDir, "keyhaven.db") },
+    {
+      url,
+      region: config.region,
+      ...(config.regions.length > 1 && { regions: config.regions }),
+      ...(config.peers.size > 0 && { peers: Object.fromEntries(config.peers) }),
+      account: config.account,
+      store: join(dataDir, "keyhaven.db"),
+    },
     "key service listening",
   );
   // With --audit-log the log stream buffers for throughput; push lines out promptly so
@@ -305,8 +336,7 @@ export async function startKeyService(
       });
     } catch (err) {
       await server.close();
-      await lifecycle.stop();
-      await store.close();
+      await closeStores();
       if (err instanceof SeedError) throw new StartupError(err.message);
       throw err;
     }
@@ -323,8 +353,7 @@ export async function startKeyService(
       jwksSource?.close();
       await seed?.stop();
       await server.close();
-      await lifecycle.stop();
-      await store.close();
+      await closeStores();
       await rootKey.close();
       logger.info("key service stopped");
       audit.flush();
@@ -332,6 +361,47 @@ export async function startKeyService(
       auditSink?.close();
     },
   };
+}
+
+/** The store file of the i-th Region served: the first keeps the single-Region name. */
+const storeFile = (region: string, i: number) =>
+  i === 0 ? "keyhaven.db" : `keyhaven-${region}.db`;
+
+/** Opens a store and checks it is under this root key and not halfway through a rewrap. */
+async function openStore(path: string, rootKey: OpenedRootKey["rootKey"], where: string) {
+  const store = new SqliteKeyStore(path);
+  const knownRootKey = await store.getMeta("rootKeyId");
+  const rewrapping = await store.getMeta(REWRAP_META);
+  if (rewrapping) {
+    await store.close();
+    throw new StartupError(
+      `an interrupted keyhaven rewrap to ${rewrapping} left this store under two root keys; run the same rewrap command again to finish it`,
+    );
+  }
+  if (knownRootKey === undefined) {
+    await store.setMeta("rootKeyId", rootKey.id);
+  } else if (knownRootKey !== rootKey.id) {
+    await store.close();
+    throw new StartupError(
+      `the root key (${where}, ${rootKey.id}) is not the one this store was written with (${knownRootKey}); use that root key (for a local one, restore the original root key file), or move the store with keyhaven rewrap`,
+    );
+  }
+  return store;
+}
+
+/** The credential that signs calls to peers: --peer-credential, else the first of the file. */
+function peerCredential(config: ServeConfig, credentials: ReadonlyMap<string, Credential>) {
+  const chosen =
+    config.peerCredential === undefined
+      ? credentials.values().next().value
+      : credentials.get(config.peerCredential);
+  if (!chosen)
+    throw new StartupError(
+      config.peerCredential === undefined
+        ? "peering needs a credential to sign calls to peers, and the credentials file has none"
+        : `--peer-credential ${config.peerCredential}: no such access key id in the credentials file`,
+    );
+  return chosen;
 }
 
 function loadOrCreateCredentials(

@@ -10,6 +10,8 @@ import type { RootKey } from "./rootkey/rootKey.js";
 import type { KeyStore } from "./store/keyStore.js";
 import type { KeyRecord } from "./keys/keyRecord.js";
 import { kmsError } from "./errors.js";
+import type { PeerClient } from "./peering/peerClient.js";
+import type { PeeringKey } from "./peering/peeringKey.js";
 
 export interface KeyServiceOptions {
   readonly account: string;
@@ -20,6 +22,9 @@ export interface KeyServiceOptions {
   readonly random: RandomSource;
   /** How many unwrapped material versions to keep in memory. */
   readonly materialCacheSize?: number;
+  /** Other Regions' instances and this instance's peering key pair (multi-Region keys). */
+  readonly peers?: PeerClient;
+  readonly peeringKey?: PeeringKey;
 }
 
 export class KeyService {
@@ -30,6 +35,8 @@ export class KeyService {
   readonly rootKey: RootKey;
   readonly clock: Clock;
   readonly random: RandomSource;
+  readonly peers: PeerClient | undefined;
+  readonly peeringKey: PeeringKey | undefined;
   readonly #materials = new Map<string, KeyObject>();
   /** Parsed RSA/ECC key pairs by `${keyId}/${version}`: PEM/DER parsing per request costs ~20 signatures. */
   readonly #keyPairs = new Map<string, ParsedKeyPair>();
@@ -42,6 +49,8 @@ export class KeyService {
     this.rootKey = options.rootKey;
     this.clock = options.clock;
     this.random = options.random;
+    this.peers = options.peers;
+    this.peeringKey = options.peeringKey;
     this.#cacheSize = options.materialCacheSize ?? 10_000;
   }
 

@@ -3,7 +3,23 @@
  * (store/) keep these records; the lifecycle (lifecycle/) and the operations act on
  * them; keys/dueDates.ts derives a key's timers from them.
  */
-export type KeyState = "Enabled" | "Disabled" | "PendingDeletion" | "PendingImport";
+export type KeyState =
+  | "Enabled"
+  | "Disabled"
+  | "PendingDeletion"
+  | "PendingImport"
+  // Multi-Region keys (docs/multi-region.md): while peers work, and a primary waiting for
+  // its replicas to be deleted before its own waiting period starts.
+  | "Creating"
+  | "Updating"
+  | "PendingReplicaDeletion";
+
+/** A multi-Region key's relations, as this instance last learned them from the primary. */
+export interface MultiRegionRecord {
+  readonly primaryRegion: string;
+  /** Regions of the replicas, in the order they were made. */
+  readonly replicaRegions: readonly string[];
+}
 
 export interface Tag {
   readonly TagKey: string;
@@ -45,6 +61,10 @@ export interface KeyRecord {
   readonly expirationModel?: string;
   /** EXTERNAL origin: epoch milliseconds at which the imported material expires. */
   readonly materialExpiresAt?: number;
+  /** Multi-Region keys only (`mrk-` ids): the primary's Region and the replicas'. */
+  readonly multiRegion?: MultiRegionRecord;
+  /** Multi-Region keys: the state to return to when a Creating or Updating step completes. */
+  readonly settledState?: KeyState;
 }
 
 export interface KeyMaterialRecord {

@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import type { CreateKeyRequest, CreateKeyResponse } from "@aws-sdk/client-kms";
 import { checkPolicyDocument, defaultKeyPolicy } from "../authz/keyPolicy.js";
 import { kmsError } from "../errors.js";
@@ -54,16 +54,12 @@ export const createKey = defineOperation<CreateKeyRequest, CreateKeyResponse>(
         "Custom key stores are not supported by Keyhaven; omit CustomKeyStoreId and XksKeyId.",
       );
     }
-    if (input.MultiRegion)
-      throw kmsError(
-        "UnsupportedOperationException",
-        "Multi-Region keys are not supported by Keyhaven; omit MultiRegion.",
-      );
     const tags = mergeTags([], fromRequestTags(input.Tags));
     const policy = input.Policy ?? defaultKeyPolicy(service.account);
     checkPolicyDocument(policy);
 
-    const keyId = randomUUID();
+    // Multi-Region keys (docs/multi-region.md): `mrk-` ids, the same in every Region.
+    const keyId = input.MultiRegion ? `mrk-${randomBytes(16).toString("hex")}` : randomUUID();
     if (input.Policy !== undefined)
       await checkPolicyLockout(ctx, policy, { keyId, arn: service.keyArn(keyId) });
     const now = service.clock.now().getTime();
@@ -84,6 +80,9 @@ export const createKey = defineOperation<CreateKeyRequest, CreateKeyResponse>(
       policy,
       tags,
       currentMaterialVersion: 1,
+      ...(input.MultiRegion && {
+        multiRegion: { primaryRegion: service.region, replicaRegions: [] },
+      }),
     };
     await service.store.createKey(
       key,

@@ -44,6 +44,8 @@ import {
 
 export interface KmsServerOptions {
   readonly service: KeyService;
+  /** Every Region served (`serve --region A,B`), the signing Region picking one; `service` alone when absent. */
+  readonly regions?: ReadonlyMap<string, KeyService>;
   /** Decides every request's access (access/policyAuthorizer.ts in `serve`). */
   readonly authorizer: Authorizer;
   /** Finds the credential of an access key id (static, or temporary with its session token). */
@@ -116,6 +118,14 @@ export class KmsServer {
     clearTimeout(deadline);
   }
 
+  /** The Region a request is signed for picks the key service; the signature check still follows. */
+  #serviceFor(req: IncomingMessage): KeyService {
+    const regions = this.#options.regions;
+    if (regions === undefined) return this.#options.service;
+    const scope = /Credential=[^/,]*\/\d{8}\/([^/,]+)\//.exec(req.headers.authorization ?? "");
+    return (scope && regions.get(scope[1]!)) ?? this.#options.service;
+  }
+
   get inFlight(): number {
     return this.#inFlight;
   }
@@ -166,7 +176,7 @@ export class KmsServer {
           `Request bodies are limited to ${this.#maxBody} bytes.`,
         );
       }
-      const service = this.#options.service;
+      const service = this.#serviceFor(req);
       credential = verifySigV4(
         { method: req.method, url: req.url ?? "/", headers: req.headersDistinct, body },
         {
