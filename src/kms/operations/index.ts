@@ -30,11 +30,7 @@ import { getKeyRotationStatus } from "./getKeyRotationStatus.js";
 import { rotateKeyOnDemand } from "./rotateKeyOnDemand.js";
 import { replicateKey } from "./replicateKey.js";
 import { updatePrimaryRegion } from "./updatePrimaryRegion.js";
-import {
-  keyhavenGetPeeringKey,
-  keyhavenReplicaDeleted,
-  keyhavenSyncReplica,
-} from "./peering.js";
+import { keyhavenGetPeeringKey, keyhavenReplicaDeleted, keyhavenSyncReplica } from "./peering.js";
 import { listKeyRotations } from "./listKeyRotations.js";
 import { scheduleKeyDeletion } from "./scheduleKeyDeletion.js";
 import { cancelKeyDeletion } from "./cancelKeyDeletion.js";
