@@ -45,6 +45,11 @@ import {
 const EAST = "us-east-1";
 const WEST = "eu-west-1";
 const text = (b: Uint8Array | undefined) => Buffer.from(b ?? []).toString("utf8");
+const seal = async (kms: KMSClient, keyId: string, message: string) =>
+  (await kms.send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from(message) })))
+    .CiphertextBlob!;
+const open = async (kms: KMSClient, blob: Uint8Array) =>
+  text((await kms.send(new DecryptCommand({ CiphertextBlob: blob }))).Plaintext);
 
 describe("one process serving two Regions (serve --region us-east-1,eu-west-1)", () => {
   let server: SpawnedServer;
@@ -120,30 +125,16 @@ describe("one process serving two Regions (serve --region us-east-1,eu-west-1)",
     // Either Region decrypts what the other encrypted; the answer names the local ARN.
     const opened = await west.send(new DecryptCommand({ CiphertextBlob: sealed.CiphertextBlob }));
     expect([opened.KeyId, text(opened.Plaintext)]).toEqual([replicaArn, "before replication"]);
-    const fromWest = await west.send(
-      new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from("from the replica") }),
-    );
-    expect(
-      text(
-        (await east.send(new DecryptCommand({ CiphertextBlob: fromWest.CiphertextBlob })))
-          .Plaintext,
-      ),
-    ).toBe("from the replica");
+    expect(await open(east, await seal(west, keyId, "from the replica"))).toBe("from the replica");
 
     // Rotation is the primary's; the replica gets the new version.
     expect(await failure(west.send(new RotateKeyOnDemandCommand({ KeyId: keyId })))).toMatchObject({
       name: "UnsupportedOperationException",
     });
     await east.send(new RotateKeyOnDemandCommand({ KeyId: keyId }));
-    const rotated = await east.send(
-      new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from("after rotation") }),
-    );
-    expect(Buffer.from(rotated.CiphertextBlob!).readUInt32BE(17)).toBe(2);
-    expect(
-      text(
-        (await west.send(new DecryptCommand({ CiphertextBlob: rotated.CiphertextBlob }))).Plaintext,
-      ),
-    ).toBe("after rotation");
+    const rotated = await seal(east, keyId, "after rotation");
+    expect(Buffer.from(rotated).readUInt32BE(17)).toBe(2);
+    expect(await open(west, rotated)).toBe("after rotation");
 
     // UpdatePrimaryRegion: the replica becomes the primary and may rotate.
     await east.send(new UpdatePrimaryRegionCommand({ KeyId: keyId, PrimaryRegion: WEST }));
@@ -157,14 +148,7 @@ describe("one process serving two Regions (serve --region us-east-1,eu-west-1)",
       );
     expect(await roles()).toEqual(["REPLICA", "PRIMARY"]);
     await west.send(new RotateKeyOnDemandCommand({ KeyId: keyId }));
-    const third = await west.send(
-      new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from("version 3") }),
-    );
-    expect(
-      text(
-        (await east.send(new DecryptCommand({ CiphertextBlob: third.CiphertextBlob }))).Plaintext,
-      ),
-    ).toBe("version 3");
+    expect(await open(east, await seal(west, keyId, "version 3"))).toBe("version 3");
 
     // A primary with replicas waits in PendingReplicaDeletion; a replica is deleted on its own.
     expect(
@@ -358,14 +342,7 @@ describe("two keyhaven serve processes peered over loopback", () => {
 
     // A rotation on the primary reaches the replica through the peer.
     await east.send(new RotateKeyOnDemandCommand({ KeyId: keyId }));
-    const rotated = await east.send(
-      new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from("rotated") }),
-    );
-    expect(
-      text(
-        (await west.send(new DecryptCommand({ CiphertextBlob: rotated.CiphertextBlob }))).Plaintext,
-      ),
-    ).toBe("rotated");
+    expect(await open(west, await seal(east, keyId, "rotated"))).toBe("rotated");
 
     // The material as A holds it, in every encoding it could travel in: not on the wire.
     const wire = proxy.bytes();
