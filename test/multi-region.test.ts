@@ -75,6 +75,12 @@ describe("one process serving two Regions (serve --region us-east-1,eu-west-1)",
     expect(await failure(west.send(new DescribeKeyCommand({ KeyId: key.KeyId })))).toMatchObject({
       name: "NotFoundException",
     });
+    // Each audit line names the Region that served the request.
+    const describes = server
+      .output()
+      .split("\n")
+      .filter((l) => l.includes('"eventName":"DescribeKey"'));
+    expect(describes.at(-1)).toContain(`"awsRegion":"${WEST}"`);
   });
 
   it("replicates, decrypts in the other Region, follows rotations, moves the primary and deletes by AWS's rules", async () => {

@@ -276,6 +276,7 @@ export class KmsServer {
         durationMs: Number(process.hrtime.bigint() - started) / 1e6,
       },
       "kms request",
+      ctx?.service,
     );
     this.#options.metrics?.request(
       operation,
@@ -296,8 +297,9 @@ export class KmsServer {
     event: RequestEvent,
     fields: Readonly<Record<string, unknown>>,
     message: string,
+    // The Region that served the request (serve --region A,B), else the only one.
+    service: KeyService = this.#options.service,
   ): boolean {
-    const service = this.#options.service;
     const userAgent = req.headers["user-agent"];
     return this.#writeAudit(event.requestId, () =>
       this.#options.audit.info(
