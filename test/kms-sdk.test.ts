@@ -609,12 +609,27 @@ describe("aliases", () => {
       await failure(
         kms.send(new CreateAliasCommand({ AliasName: "alias/aws/s3", TargetKeyId: key.KeyId })),
       ),
-    ).toMatchObject({ name: "NotAuthorizedException", status: 400 });
+      // AWS sends no message here; the SDK then reports "UnknownError".
+    ).toEqual({ name: "NotAuthorizedException", status: 400, message: "UnknownError" });
+    expect(
+      await failure(
+        kms.send(new CreateAliasCommand({ AliasName: "alias/my:alias", TargetKeyId: key.KeyId })),
+      ),
+    ).toEqual({
+      name: "ValidationException",
+      status: 400,
+      message: "alias/my:alias contains invalid characters for an alias",
+    });
     expect(
       await failure(
         kms.send(new CreateAliasCommand({ AliasName: "alias/bad name!", TargetKeyId: key.KeyId })),
       ),
-    ).toMatchObject({ name: "ValidationException", status: 400 });
+    ).toEqual({
+      name: "ValidationException",
+      status: 400,
+      message:
+        "1 validation error detected: Value 'alias/bad name!' at 'aliasName' failed to satisfy constraint: Member must satisfy regular expression pattern: ^[a-zA-Z0-9:/_-]+$",
+    });
     expect(
       await failure(
         kms.send(new CreateAliasCommand({ AliasName: aliasName("x"), TargetKeyId: alias })),

@@ -90,7 +90,8 @@ describe("a key's year with restarts between steps", () => {
 
       // Day 100: on demand; the automatic schedule is unchanged.
       kms = await restartAt(T0 + 100 * DAY);
-      await kms.send(new RotateKeyOnDemandCommand({ KeyId: keyId }));
+      // AWS answers RotateKeyOnDemand with the key id, not the ARN.
+      expect((await kms.send(new RotateKeyOnDemandCommand({ KeyId: arn }))).KeyId).toBe(keyId);
       expect((await rotations(keyId)).map((r) => r.RotationType)).toEqual([
         "AUTOMATIC",
         "ON_DEMAND",

@@ -40,6 +40,10 @@ import { SyncDestination } from "../observability/syncDestination.js";
 import { StartupError } from "./startupError.js";
 import { XksProxy } from "../kms/xks/proxy.js";
 import { isXksCredential } from "../kms/xks/wire.js";
+import type { KeyStore } from "../kms/store/keyStore.js";
+import { SqliteKeyStore } from "../kms/store/sqliteKeyStore.js";
+import { PeerClient } from "../kms/peering/peerClient.js";
+import { openPeeringKey } from "../kms/peering/peeringKey.js";
 import { untilStopped } from "./signals.js";
 import { openStore } from "./serveStore.js";
 
@@ -162,25 +166,28 @@ export async function startKeyService(
       { rootKeyId: rootKey.id, path: where },
       "generated a new local root key; back it up with the store",
     );
-  const opened = await openStore(config, dataDir, logger);
-  const store = opened.store;
-  const knownRootKey = await store.getMeta("rootKeyId");
-  const rewrapping = await store.getMeta(REWRAP_META);
-  if (rewrapping) {
-    await store.close();
+  if (config.regions.length > 1 && config.store.type !== "sqlite") {
     await rootKey.close();
     throw new StartupError(
-      `an interrupted keyhaven rewrap to ${rewrapping} left this store under two root keys; run the same rewrap command again to finish it`,
+      `--region ${config.regions.join(",")}: several Regions in one process need --store sqlite (one file per Region); run one replica set per Region on the kubernetes store`,
     );
   }
-  if (knownRootKey === undefined) {
-    await store.setMeta("rootKeyId", rootKey.id);
-  } else if (knownRootKey !== rootKey.id) {
-    await store.close();
+  // The first Region's store is --store's; any other Region's is DIR/keyhaven-<region>.db
+  // (docs/multi-region.md).
+  const opened = await openStore(config, dataDir, logger);
+  const store = opened.store;
+  const stores = new Map<string, KeyStore>([[config.region, store]]);
+  try {
+    await checkStore(store, rootKey, where);
+    for (const region of config.regions.slice(1)) {
+      const regionStore = new SqliteKeyStore(join(dataDir, `keyhaven-${region}.db`));
+      stores.set(region, regionStore);
+      await checkStore(regionStore, rootKey, where);
+    }
+  } catch (err) {
+    for (const each of stores.values()) await each.close();
     await rootKey.close();
-    throw new StartupError(
-      `the root key (${where}, ${rootKey.id}) is not the one this store was written with (${knownRootKey}); use that root key (for a local one, restore the original root key file), or move the store with keyhaven rewrap`,
-    );
+    throw err;
   }
 
   const { credentials, createdAdmin } = loadOrCreateCredentials(config, dataDir, logger);
@@ -205,19 +212,40 @@ export async function startKeyService(
       logger,
     });
   await customKeyStores?.start();
-  const service = new KeyService({
-    account: config.account,
-    region: config.region,
-    store,
-    rootKey,
-    clock,
-    random: pooledRandom(),
-    privateKeyWorkers,
-    ...(customKeyStores && { customKeyStores }),
-  });
+  // Multi-Region keys: other instances by Region, and this process's own Regions (its own
+  // URL, known once it listens) reached the same way.
+  const peering = config.peers.size > 0 || config.regions.length > 1;
+  const peerUrls = new Map(config.peers);
+  const peers = peering
+    ? new PeerClient({
+        urls: peerUrls,
+        credential: peerCredential(config, credentials),
+        now: () => clock.now(),
+      })
+    : undefined;
+  const random = pooledRandom();
+  const services = new Map<string, KeyService>();
+  for (const [region, regionStore] of stores)
+    services.set(
+      region,
+      new KeyService({
+        account: config.account,
+        region,
+        store: regionStore,
+        rootKey,
+        clock,
+        random,
+        privateKeyWorkers,
+        // Custom key stores live in the first Region's store.
+        ...(customKeyStores && region === config.region && { customKeyStores }),
+        ...(peers && { peers, peeringKey: await openPeeringKey(regionStore, rootKey) }),
+      }),
+    );
+  const service = services.get(config.region)!;
   const metrics = new KeyServiceMetrics({
     operations: [...operations.keys()],
-    countKeys: () => store.countKeys(),
+    countKeys: async () =>
+      (await Promise.all([...stores.values()].map((st) => st.countKeys()))).flat(),
     // Nothing is buffered in the process (observability/syncDestination.ts): no backlog.
     // An injected audit logger (embedding, tests) has no sink whose failures we could count.
     auditStats: () => ({ backlogBytes: 0, writeFailures: auditSink?.writeFailures ?? 0 }),
@@ -226,13 +254,25 @@ export async function startKeyService(
   });
   // Whatever fell due while the server was down (rotations, deletions, expiries) happens
   // before the first request is served.
-  const lifecycle = new LifecycleLoop(service, {
-    logger,
-    audit,
-    metrics,
-    ...(deps.timers && { timers: deps.timers }),
-  });
+  const lifecycles = [...services.values()].map(
+    (regionService) =>
+      new LifecycleLoop(regionService, {
+        logger,
+        audit,
+        metrics,
+        ...(deps.timers && { timers: deps.timers }),
+      }),
+  );
+  const lifecycle = lifecycles[0]!;
+  // The first Region's timers run as its store says (one replica on the kubernetes store);
+  // the other Regions' files belong to this process alone.
   const stopTimers = await opened.runTimers(lifecycle);
+  for (const loop of lifecycles.slice(1)) await loop.start();
+  const closeStores = async () => {
+    await stopTimers();
+    for (const loop of lifecycles.slice(1)) await loop.stop();
+    for (const each of stores.values()) await each.close();
+  };
   let webIdentity: WebIdentityProvider | undefined;
   let jwksSource: JwksSource | undefined;
   if (config.webIdentity) {
@@ -248,8 +288,7 @@ export async function startKeyService(
         keys = () => source.keys();
       } else keys = jwksFromFile(w.jwksFile);
     } catch (err) {
-      await stopTimers();
-      await store.close();
+      await closeStores();
       throw new StartupError(`--web-identity-jwks ${w.jwksFile}: ${(err as Error).message}`);
     }
     const refreshable = jwksSource;
@@ -301,6 +340,7 @@ export async function startKeyService(
   }
   const server = new KmsServer({
     service,
+    ...(services.size > 1 && { regions: services }),
     authorizer,
     credentials: (id, token) => credentials.get(id) ?? webIdentity?.lookup(id, token),
     ...(webIdentity && { webIdentity }),
@@ -314,17 +354,25 @@ export async function startKeyService(
   try {
     address = await server.listen(config.listen.host, config.listen.port);
   } catch (err) {
-    await stopTimers();
-    await store.close();
+    await closeStores();
     throw new StartupError(
       `cannot listen on ${config.listen.host}:${config.listen.port}: ${(err as Error).message}`,
     );
   }
   const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
   const url = `${config.tls ? "https" : "http"}://${host}:${address.port}`;
+  const selfUrl = url.replace("://0.0.0.0:", "://127.0.0.1:").replace("://[::]:", "://[::1]:");
+  for (const region of config.regions) peerUrls.set(region, selfUrl);
   if (createdAdmin) announce(adminInstructions(createdAdmin, config, url));
   logger.info(
-    { url, region: config.region, account: config.account, store: opened.where },
+    {
+      url,
+      region: config.region,
+      ...(config.regions.length > 1 && { regions: config.regions }),
+      ...(config.peers.size > 0 && { peers: Object.fromEntries(config.peers) }),
+      account: config.account,
+      store: opened.where,
+    },
     "key service listening",
   );
   // With --audit-log the log stream buffers for throughput; push lines out promptly so
@@ -354,8 +402,7 @@ export async function startKeyService(
       });
     } catch (err) {
       await server.close();
-      await stopTimers();
-      await store.close();
+      await closeStores();
       if (err instanceof SeedError) throw new StartupError(err.message);
       throw err;
     }
@@ -372,9 +419,8 @@ export async function startKeyService(
       jwksSource?.close();
       await seed?.stop();
       await server.close();
-      await stopTimers();
+      await closeStores();
       await customKeyStores?.close();
-      await store.close();
       await privateKeyWorkers.close();
       await rootKey.close();
       logger.info("key service stopped");
@@ -471,4 +517,34 @@ function stsLabels(
       );
     }
   };
+}
+
+/** Checks that a store is under this root key and not halfway through a rewrap. */
+async function checkStore(store: KeyStore, rootKey: OpenedRootKey["rootKey"], where: string) {
+  const knownRootKey = await store.getMeta("rootKeyId");
+  const rewrapping = await store.getMeta(REWRAP_META);
+  if (rewrapping)
+    throw new StartupError(
+      `an interrupted keyhaven rewrap to ${rewrapping} left this store under two root keys; run the same rewrap command again to finish it`,
+    );
+  if (knownRootKey === undefined) await store.setMeta("rootKeyId", rootKey.id);
+  else if (knownRootKey !== rootKey.id)
+    throw new StartupError(
+      `the root key (${where}, ${rootKey.id}) is not the one this store was written with (${knownRootKey}); use that root key (for a local one, restore the original root key file), or move the store with keyhaven rewrap`,
+    );
+}
+
+/** The credential that signs calls to peers: --peer-credential, else the first of the file. */
+function peerCredential(config: ServeConfig, credentials: ReadonlyMap<string, Credential>) {
+  const chosen =
+    config.peerCredential === undefined
+      ? credentials.values().next().value
+      : credentials.get(config.peerCredential);
+  if (!chosen)
+    throw new StartupError(
+      config.peerCredential === undefined
+        ? "peering needs a credential to sign calls to peers, and the credentials file has none"
+        : `--peer-credential ${config.peerCredential}: no such access key id in the credentials file`,
+    );
+  return chosen;
 }

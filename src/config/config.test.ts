@@ -44,6 +44,39 @@ describe("loadConfig: keyhaven serve", () => {
       );
   });
 
+  it("reads several Regions and repeatable --peer REGION=URL (docs/multi-region.md)", () => {
+    const c = serve([
+      "--region",
+      "us-east-1,eu-west-1",
+      "--peer",
+      "ap-south-1=https://kh.ap.example:8443/",
+      "--peer",
+      "us-west-2=http://10.0.0.2:8080",
+      "--peer-credential",
+      "AKIAPEER",
+    ]);
+    expect(c.region).toBe("us-east-1");
+    expect(c.regions).toEqual(["us-east-1", "eu-west-1"]);
+    expect([...c.peers]).toEqual([
+      ["ap-south-1", "https://kh.ap.example:8443"],
+      ["us-west-2", "http://10.0.0.2:8080"],
+    ]);
+    expect(c.peerCredential).toBe("AKIAPEER");
+    expect([
+      ...serve([], { KEYHAVEN_PEERS: "eu-west-1=http://a:1,us-west-2=http://b:2" }).peers.keys(),
+    ]).toEqual(["eu-west-1", "us-west-2"]);
+    expect(serve([]).peers.size).toBe(0);
+    expect(configError(["serve", "--peer", "eu-west-1"])).toMatch(
+      /^--peer: 'eu-west-1' is not REGION=URL/,
+    );
+    expect(configError(["serve", "--region", "us-east-1,us-east-1"])).toBe(
+      "--region: a Region is listed twice",
+    );
+    expect(
+      configError(["serve", "--region", "us-east-1,eu-west-1", "--peer", "eu-west-1=http://x:1"]),
+    ).toBe("--peer eu-west-1: this process serves eu-west-1 itself (--region)");
+  });
+
   it("falls back to KEYHAVEN_* variables, and flags win over them", () => {
     const env = {
       KEYHAVEN_LISTEN: "0.0.0.0:9000",

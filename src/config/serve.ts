@@ -18,7 +18,14 @@ export interface ServeConfig {
   readonly dataDir: string;
   readonly credentialsFile?: string;
   readonly account: string;
+  /** The first Region of `regions` (the one the store in DIR/keyhaven.db belongs to). */
   readonly region: string;
+  /** Every Region this process serves (`--region A,B`); each request's signing Region picks one. */
+  readonly regions: readonly string[];
+  /** Other Keyhaven instances by Region, for multi-Region keys (docs/multi-region.md). */
+  readonly peers: ReadonlyMap<string, string>;
+  /** Access key id (of the credentials file) that signs calls to peers; the first credential when absent. */
+  readonly peerCredential?: string;
   readonly tls?: { readonly certFile: string; readonly keyFile: string };
   readonly logLevel: string;
   /** File for audit lines; stdout (with the logs) when absent. */
@@ -85,11 +92,45 @@ export const SERVE_FLAGS = {
     help: "12-digit account id in ARNs",
   }),
   region: flag({
-    arg: "NAME",
+    arg: "NAME[,NAME...]",
     env: ["KEYHAVEN_REGION"],
     default: "us-east-1",
-    schema: region,
-    help: "region served; requests must be signed for it",
+    schema: z
+      .string()
+      .transform((text) => text.split(",").map((r) => r.trim()))
+      .pipe(z.array(region).min(1))
+      .refine((list) => new Set(list).size === list.length, "a Region is listed twice"),
+    help: "Region(s) served; each request's signing Region picks one (several: docs/multi-region.md)",
+  }),
+  peer: flag({
+    arg: "REGION=URL",
+    env: ["KEYHAVEN_PEERS"],
+    repeatable: true,
+    schema: z
+      .string()
+      .optional()
+      .transform((text, c) => {
+        const peers = new Map<string, string>();
+        for (const entry of text === undefined || text === "" ? [] : text.split(",")) {
+          const m = /^([a-z]+(?:-[a-z]+){1,2}-\d+)=(https?:\/\/[^\s]+)$/.exec(entry.trim());
+          if (!m || peers.has(m[1]!)) {
+            c.addIssue({
+              code: "custom",
+              message: `'${entry}' is not REGION=URL (e.g. eu-west-1=https://keyhaven.eu.example:8080), or its Region is listed twice`,
+            });
+            return z.NEVER;
+          }
+          peers.set(m[1]!, m[2]!.replace(/\/+$/, ""));
+        }
+        return peers;
+      }),
+    help: "another Keyhaven instance serving REGION, for multi-Region keys; repeatable (docs/multi-region.md)",
+  }),
+  "peer-credential": flag({
+    arg: "ACCESS_KEY_ID",
+    env: ["KEYHAVEN_PEER_CREDENTIAL"],
+    schema: optionalText,
+    help: "credential (from the credentials file) that signs calls to peers; default: the first (the admin)",
   }),
   "tls-cert": flag({
     arg: "FILE",
@@ -227,12 +268,18 @@ export const serveCommand = command({
     for (const [a, b] of PAIRS)
       if ((c[a] === undefined) !== (c[b] === undefined))
         throw new ConfigError(`--${a} and --${b} go together`);
+    for (const served of c.region)
+      if (c.peer.has(served))
+        throw new ConfigError(`--peer ${served}: this process serves ${served} itself (--region)`);
     return {
       command: "serve",
       listen: c.listen,
       dataDir: c.data,
       account: c.account,
-      region: c.region,
+      region: c.region[0]!,
+      regions: c.region,
+      peers: c.peer,
+      ...(c["peer-credential"] !== undefined && { peerCredential: c["peer-credential"] }),
       logLevel: c["log-level"],
       ...(c.credentials !== undefined && { credentialsFile: c.credentials }),
       ...(c["tls-cert"] !== undefined &&

@@ -21,6 +21,8 @@ export interface Flag<T> {
   /** Parses the text (undefined when absent without default); its message follows `--flag: `. */
   readonly schema: z.ZodType<T>;
   readonly help: string;
+  /** The flag may be given several times; its values reach `schema` joined by commas. */
+  readonly repeatable?: boolean;
 }
 
 /** Flag name (without `--`) → entry. */
@@ -61,6 +63,7 @@ export function readFlags<T extends FlagTable>(
   const given = parseCommandLine(command, table, argv);
   return parseValues(table, (name) => {
     const value = given[name];
+    if (Array.isArray(value)) return value.join(",");
     if (value !== undefined) return typeof value === "string" ? value : "true";
     for (const variable of table[name]?.env ?? []) if (env[variable]) return env[variable];
     return undefined;
@@ -75,7 +78,7 @@ function parseCommandLine(
   command: string,
   table: FlagTable,
   argv: readonly string[],
-): Record<string, string | boolean | undefined> {
+): Record<string, string | boolean | (string | boolean)[] | undefined> {
   const names = Object.keys(table);
   try {
     return parseArgs({
@@ -83,7 +86,10 @@ function parseCommandLine(
       options: Object.fromEntries(
         names.map((name) => [
           name,
-          { type: table[name]!.arg === undefined ? "boolean" : "string" } as const,
+          {
+            type: table[name]!.arg === undefined ? ("boolean" as const) : ("string" as const),
+            ...(table[name]!.repeatable === true && { multiple: true }),
+          },
         ]),
       ),
       strict: true,

@@ -17,6 +17,8 @@ import type { KeyStore } from "./store/keyStore.js";
 import type { KeyRecord } from "./keys/keyRecord.js";
 import { kmsError } from "./errors.js";
 import type { CustomKeyStores } from "./customkeystore/customKeyStores.js";
+import type { PeerClient } from "./peering/peerClient.js";
+import type { PeeringKey } from "./peering/peeringKey.js";
 
 export interface KeyServiceOptions {
   readonly account: string;
@@ -31,6 +33,9 @@ export interface KeyServiceOptions {
   readonly privateKeyWorkers?: PrivateKeyWorkers;
   /** Custom key stores (docs/hsm.md); without them, their operations are unsupported. */
   readonly customKeyStores?: CustomKeyStores;
+  /** Other Regions' instances and this instance's peering key pair (multi-Region keys). */
+  readonly peers?: PeerClient;
+  readonly peeringKey?: PeeringKey;
 }
 
 export class KeyService {
@@ -42,6 +47,8 @@ export class KeyService {
   readonly clock: Clock;
   readonly random: RandomSource;
   readonly customKeyStores: CustomKeyStores | undefined;
+  readonly peers: PeerClient | undefined;
+  readonly peeringKey: PeeringKey | undefined;
   readonly #materials = new Map<string, KeyObject>();
   /** Parsed RSA/ECC key pairs by `${keyId}/${version}`: PEM/DER parsing per request costs ~20 signatures. */
   readonly #keyPairs = new Map<string, ParsedKeyPair>();
@@ -56,6 +63,8 @@ export class KeyService {
     this.clock = options.clock;
     this.random = options.random;
     this.customKeyStores = options.customKeyStores;
+    this.peers = options.peers;
+    this.peeringKey = options.peeringKey;
     this.#cacheSize = options.materialCacheSize ?? 10_000;
     this.#workers = options.privateKeyWorkers;
   }

@@ -16,6 +16,7 @@
  */
 import { KeyService } from "./keyService.js";
 import { SESSION_KEY } from "./identity/sessionKey.js";
+import { PEERING_KEY } from "./peering/peeringKey.js";
 import { RootKeyError, type RootKey } from "./rootkey/rootKey.js";
 import type { KeyStore } from "./store/keyStore.js";
 import {
@@ -132,18 +133,23 @@ async function listWrapped(store: KeyStore): Promise<Wrapped[]> {
     }
     after = keys.next;
   } while (after !== undefined);
-  const sessionKey = await store.getMeta(SESSION_KEY.meta);
-  if (sessionKey !== undefined)
-    values.push({
-      label: "the STS session key",
-      context: SESSION_KEY.context,
-      wrapped: Buffer.from(sessionKey, "base64"),
-      // One row, written once: with the key service stopped (docs/hsm.md) a plain write is the swap.
-      replace: async (next) => {
-        await store.setMeta(SESSION_KEY.meta, next.toString("base64"));
-        return true;
-      },
-    });
+  for (const [label, meta] of [
+    ["the STS session key", SESSION_KEY],
+    ["the peering key", PEERING_KEY],
+  ] as const) {
+    const stored = await store.getMeta(meta.meta);
+    if (stored !== undefined)
+      values.push({
+        label,
+        context: meta.context,
+        wrapped: Buffer.from(stored, "base64"),
+        // One row, written once: with the key service stopped (docs/hsm.md) a plain write is the swap.
+        replace: async (next) => {
+          await store.setMeta(meta.meta, next.toString("base64"));
+          return true;
+        },
+      });
+  }
   return values;
 }
 

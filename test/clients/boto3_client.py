@@ -5,6 +5,8 @@ Reads the standard AWS_* environment (AWS_ENDPOINT_URL_KMS points it at the serv
 Usage:
   boto3_client.py roundtrip ALIAS   create a key and ALIAS, encrypt/decrypt with a context,
                                     generate a data key and decrypt it; print a JSON summary
+  boto3_client.py decrypt B64       decrypt a base64 ciphertext blob; print its key ARN and the
+                                    plaintext (base64) as JSON
   boto3_client.py error KEY_ID      call DescribeKey and Decrypt with bad input; print the
                                     ClientError codes and HTTP statuses as JSON
   boto3_client.py hsm-key STORE_ID  describe the (connected) custom key store, create a key in it
@@ -47,6 +49,14 @@ def roundtrip(alias):
         "dataKeyRoundTrip": dk_dec["Plaintext"] == dk["Plaintext"],
         "wrongContext": wrong_context,
         "ciphertextB64": base64.b64encode(enc["CiphertextBlob"]).decode(),
+    }))
+
+
+def decrypt(ciphertext_b64):
+    out = client().decrypt(CiphertextBlob=base64.b64decode(ciphertext_b64))
+    print(json.dumps({
+        "keyId": out["KeyId"],
+        "plaintextB64": base64.b64encode(out["Plaintext"]).decode(),
     }))
 
 
@@ -120,4 +130,4 @@ def hsm_key(store_id):
 
 
 if __name__ == "__main__":
-    {"roundtrip": roundtrip, "error": error, "hsm-key": hsm_key}[sys.argv[1]](*sys.argv[2:])
+    {"roundtrip": roundtrip, "decrypt": decrypt, "error": error, "hsm-key": hsm_key}[sys.argv[1]](*sys.argv[2:])

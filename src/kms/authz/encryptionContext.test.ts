@@ -113,3 +113,24 @@ describe("canonical encryption context", () => {
     expect(constraintsAllow(equals, { tenant: "A", Tenant: "A" })).toBe(false);
   });
 });
+
+describe("kms:MultiRegion", () => {
+  it("is true for a multi-Region key and false for any other", () => {
+    const facts = (multiRegion: boolean) =>
+      requestConditions({
+        principal: CALLER,
+        now: new Date(0),
+        sourceIp: "127.0.0.1",
+        secureTransport: true,
+        key: {
+          arn: KEY_ARN,
+          keySpec: "SYMMETRIC_DEFAULT",
+          keyUsage: "ENCRYPT_DECRYPT",
+          origin: "AWS_KMS",
+          tags: [],
+          ...(multiRegion && { multiRegion: { primaryRegion: "us-east-1", replicaRegions: [] } }),
+        },
+      }).get("kms:multiregion");
+    expect([facts(true), facts(false)]).toEqual([["true"], ["false"]]);
+  });
+});

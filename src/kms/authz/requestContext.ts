@@ -15,6 +15,8 @@ export interface KeyFacts {
   readonly tags: readonly { readonly TagKey: string; readonly TagValue: string }[];
   /** Alias names of the key; only needed when a policy reads kms:ResourceAliases. */
   readonly aliases?: readonly string[];
+  /** Present on multi-Region keys (kms:MultiRegion). */
+  readonly multiRegion?: object;
 }
 
 export interface RequestFacts {
@@ -106,7 +108,7 @@ function compute(f: RequestFacts, key: string): readonly string[] | undefined {
     case "kms:keyorigin":
       return f.key ? [f.key.origin] : undefined;
     case "kms:multiregion":
-      return f.key ? ["false"] : undefined;
+      return f.key ? [String(f.key.multiRegion !== undefined)] : undefined;
     case "kms:requestalias":
       return f.requestAlias !== undefined ? [f.requestAlias] : undefined;
     case "kms:resourcealiases":

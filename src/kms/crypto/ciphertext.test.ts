@@ -104,13 +104,27 @@ describe("ciphertext format v1", () => {
       CiphertextFormatError,
     );
     expect(() => readCiphertextHeader(Buffer.alloc(0))).toThrow(CiphertextFormatError);
-    const v2 = Buffer.from(blob);
-    v2[0] = 2;
-    expect(() => readCiphertextHeader(v2)).toThrow(CiphertextFormatError);
+    for (const unknown of [0, 3, 0xff]) {
+      const other = Buffer.from(blob);
+      other[0] = unknown;
+      expect(() => readCiphertextHeader(other)).toThrow(CiphertextFormatError);
+    }
     // A header read from a view into a larger buffer uses the view's offset.
     const padded = Buffer.concat([Buffer.alloc(5, 9), blob]);
     expect(readCiphertextHeader(padded.subarray(5))).toEqual(HEADER);
     expect(openCiphertext(KEY, padded.subarray(5), undefined)?.toString()).toBe("x");
+  });
+
+  it("carries a multi-Region key id (mrk-) as format 0x02, bound like the rest of the header", () => {
+    const mrk = { keyId: `mrk-${"0123456789abcdef".repeat(2)}`, materialVersion: 3 };
+    const blob = sealCiphertext(KEY, mrk, Buffer.from("y"), undefined, random);
+    expect(blob[0]).toBe(0x02);
+    expect(blob.subarray(1, 17).toString("hex")).toBe("0123456789abcdef".repeat(2));
+    expect(readCiphertextHeader(blob)).toEqual(mrk);
+    expect(openCiphertext(KEY, blob, undefined)?.toString()).toBe("y");
+    const asUuidKey = Buffer.from(blob);
+    asUuidKey[0] = 0x01;
+    expect(openCiphertext(KEY, asUuidKey, undefined)).toBeUndefined();
   });
 
   it("refuses a key id that is not a UUID when sealing", () => {

@@ -2,8 +2,8 @@
  * Keyhaven's symmetric ciphertext blob, format version 1 (all integers big-endian):
  *
  *   offset  size  field
- *   0       1     format version, 0x01
- *   1       16    key id (the UUID's 16 bytes)
+ *   0       1     format version: 0x01, or 0x02 for a multi-Region key
+ *   1       16    key id (the UUID's 16 bytes; for 0x02 the 16 bytes after `mrk-`)
  *   17      4     key-material version (u32), so old ciphertext decrypts after rotation
  *   21      12    random IV
  *   33      n     AES-256-GCM ciphertext
@@ -21,6 +21,9 @@ import { encodeEncryptionContext, type EncryptionContext } from "./encryptionCon
 import type { RandomSource } from "./random.js";
 
 export const CIPHERTEXT_FORMAT_V1 = 0x01;
+/** The same layout for multi-Region keys (`mrk-` + 32 hex): every replica reads the same id. */
+export const CIPHERTEXT_FORMAT_MRK = 0x02;
+const MRK_PREFIX = "mrk-";
 const HEADER = 21;
 const IV = 12;
 const TAG = 16;
@@ -41,7 +44,10 @@ const keyIdBytes = new Map<string, Buffer>();
 function uuidToBytes(keyId: string): Buffer {
   let bytes = keyIdBytes.get(keyId);
   if (bytes === undefined) {
-    const hex = keyId.replace(/-/g, "");
+    const hex = (keyId.startsWith(MRK_PREFIX) ? keyId.slice(MRK_PREFIX.length) : keyId).replace(
+      /-/g,
+      "",
+    );
     if (!/^[0-9a-f]{32}$/.test(hex)) throw new CiphertextFormatError(`not a key id: ${keyId}`);
     bytes = Buffer.from(hex, "hex");
     if (keyIdBytes.size >= 1024) keyIdBytes.clear();
@@ -66,11 +72,19 @@ function additionalData(blob: Buffer, context: EncryptionContext | undefined): B
 
 /** Reads the header without decrypting; throws CiphertextFormatError on anything malformed. */
 export function readCiphertextHeader(blob: Uint8Array): CiphertextHeader {
-  if (blob.length < CIPHERTEXT_OVERHEAD || blob[0] !== CIPHERTEXT_FORMAT_V1) {
+  const format = blob[0];
+  if (
+    blob.length < CIPHERTEXT_OVERHEAD ||
+    (format !== CIPHERTEXT_FORMAT_V1 && format !== CIPHERTEXT_FORMAT_MRK)
+  ) {
     throw new CiphertextFormatError("not a Keyhaven ciphertext blob");
   }
   const buf = Buffer.from(blob.buffer, blob.byteOffset, blob.byteLength);
-  return { keyId: bytesToUuid(buf.subarray(1, 17)), materialVersion: buf.readUInt32BE(17) };
+  const id = buf.subarray(1, 17);
+  return {
+    keyId: format === CIPHERTEXT_FORMAT_MRK ? MRK_PREFIX + id.toString("hex") : bytesToUuid(id),
+    materialVersion: buf.readUInt32BE(17),
+  };
 }
 
 export function sealCiphertext(
@@ -81,7 +95,7 @@ export function sealCiphertext(
   random: RandomSource,
 ): Buffer {
   const out = Buffer.allocUnsafe(CIPHERTEXT_OVERHEAD + plaintext.length);
-  out[0] = CIPHERTEXT_FORMAT_V1;
+  out[0] = header.keyId.startsWith(MRK_PREFIX) ? CIPHERTEXT_FORMAT_MRK : CIPHERTEXT_FORMAT_V1;
   uuidToBytes(header.keyId).copy(out, 1);
   out.writeUInt32BE(header.materialVersion, 17);
   const iv = random(IV);

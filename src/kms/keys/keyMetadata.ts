@@ -37,8 +37,22 @@ export function keyMetadata(service: KeyService, key: KeyRecord): KeyMetadata {
       "KEY_AGREEMENT",
       spec?.keyAgreementAlgorithms,
     ) as KeyMetadata["KeyAgreementAlgorithms"],
-    MultiRegion: false,
+    MultiRegion: key.multiRegion !== undefined,
   };
+  if (key.multiRegion) {
+    const arn = (region: string) =>
+      `arn:${service.partition}:kms:${region}:${service.account}:key/${key.keyId}`;
+    metadata.MultiRegionConfiguration = {
+      MultiRegionKeyType: key.multiRegion.primaryRegion === service.region ? "PRIMARY" : "REPLICA",
+      PrimaryKey: {
+        Arn: arn(key.multiRegion.primaryRegion),
+        Region: key.multiRegion.primaryRegion,
+      },
+      ReplicaKeys: key.multiRegion.replicaRegions.map((Region) => ({ Arn: arn(Region), Region })),
+    };
+  }
+  if (key.state === "PendingReplicaDeletion" && key.pendingWindowInDays !== undefined)
+    metadata.PendingDeletionWindowInDays = key.pendingWindowInDays;
   if (key.state === "PendingDeletion" && key.deletionDate !== undefined) {
     metadata.DeletionDate = new Date(key.deletionDate);
     if (key.pendingWindowInDays !== undefined)

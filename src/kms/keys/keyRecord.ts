@@ -3,7 +3,23 @@
  * (store/) keep these records; the lifecycle (lifecycle/) and the operations act on
  * them; keys/dueDates.ts derives a key's timers from them.
  */
-export type KeyState = "Enabled" | "Disabled" | "PendingDeletion" | "PendingImport";
+export type KeyState =
+  | "Enabled"
+  | "Disabled"
+  | "PendingDeletion"
+  | "PendingImport"
+  // Multi-Region keys (docs/multi-region.md): while peers work, and a primary waiting for
+  // its replicas to be deleted before its own waiting period starts.
+  | "Creating"
+  | "Updating"
+  | "PendingReplicaDeletion";
+
+/** A multi-Region key's relations, as this instance last learned them from the primary. */
+export interface MultiRegionRecord {
+  readonly primaryRegion: string;
+  /** Regions of the replicas, in the order they were made. */
+  readonly replicaRegions: readonly string[];
+}
 
 export interface Tag {
   readonly TagKey: string;
@@ -47,6 +63,10 @@ export interface KeyRecord {
   readonly materialExpiresAt?: number;
   /** AWS_CLOUDHSM origin: the custom key store whose token holds the key (it has no stored material). */
   readonly customKeyStoreId?: string;
+  /** Multi-Region keys only (`mrk-` ids): the primary's Region and the replicas'. */
+  readonly multiRegion?: MultiRegionRecord;
+  /** Multi-Region keys: the state to return to when a Creating or Updating step completes. */
+  readonly settledState?: KeyState;
 }
 
 export interface KeyMaterialRecord {

@@ -17,12 +17,19 @@ export function assertUsable(key: KeyRecord): void {
       throw kmsError("KMSInvalidStateException", `${key.arn} is pending deletion.`);
     case "PendingImport":
       throw kmsError("KMSInvalidStateException", `${key.arn} is pending import.`);
+    case "Creating":
+      throw kmsError("KMSInvalidStateException", `${key.arn} is pending creation.`);
+    // AWS's key-state table: a key being Updated (UpdatePrimaryRegion) stays usable.
+    case "Updating":
+      return;
+    case "PendingReplicaDeletion":
+      throw kmsError("KMSInvalidStateException", `${key.arn} is pending replica deletion.`);
   }
 }
 
 /** Management operations (tags, description, aliases, deletion scheduling) refuse keys pending deletion. */
 export function assertNotPendingDeletion(key: KeyRecord): void {
-  if (key.state === "PendingDeletion")
+  if (key.state === "PendingDeletion" || key.state === "PendingReplicaDeletion")
     throw kmsError("KMSInvalidStateException", `${key.arn} is pending deletion.`);
 }
 
@@ -51,7 +58,7 @@ export function assertImportable(key: KeyRecord): void {
 
 /** CancelKeyDeletion works only on keys pending deletion. */
 export function assertPendingDeletion(key: KeyRecord): void {
-  if (key.state !== "PendingDeletion")
+  if (key.state !== "PendingDeletion" && key.state !== "PendingReplicaDeletion")
     throw kmsError("KMSInvalidStateException", `${key.arn} is not pending deletion.`);
 }
 
@@ -74,6 +81,9 @@ export function switchState(state: "Enabled" | "Disabled") {
     const refused: Partial<Record<KeyState, string>> = {
       PendingDeletion: "is pending deletion.",
       PendingImport: "is pending import.",
+      PendingReplicaDeletion: "is pending deletion.",
+      Creating: "is pending creation.",
+      Updating: "is being updated.",
     };
     const why = refused[key.state];
     if (why) throw kmsError("KMSInvalidStateException", `${key.arn} ${why}`);

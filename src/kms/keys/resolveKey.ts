@@ -6,7 +6,8 @@ import { kmsError } from "../errors.js";
 import type { KeyService } from "../keyService.js";
 import type { KeyRecord } from "./keyRecord.js";
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+/** A key id: a UUID, or `mrk-` and 32 hex digits for a multi-Region key. */
+const UUID = /^(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$/;
 const ARN = /^arn:([^:]+):kms:([^:]*):([^:]*):(key\/.+|alias\/.+)$/;
 
 export const isKeyId = (value: string): boolean => UUID.test(value);

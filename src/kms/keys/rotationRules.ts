@@ -17,6 +17,15 @@ export function symmetricOnly(key: KeyRecord): void {
     );
 }
 
+/** Rotation of a multi-Region key is set on its primary; replicas follow it (docs/multi-region.md). */
+export function primaryOnly(region: string, key: KeyRecord): void {
+  if (key.multiRegion !== undefined && key.multiRegion.primaryRegion !== region)
+    throw kmsError(
+      "UnsupportedOperationException",
+      `${key.arn} is a multi-Region replica key; rotate and configure rotation on its primary in ${key.multiRegion.primaryRegion}.`,
+    );
+}
+
 /**
  * Enable/DisableKeyRotation: the key-state table allows only Enabled keys of origin
  * AWS_KMS with the symmetric spec; footnotes [3], [6] and [1], in that order.

@@ -8,6 +8,7 @@ import type { KeyService } from "../keyService.js";
 import { StoreConflictError } from "../store/keyStore.js";
 import type { KeyRecord } from "../keys/keyRecord.js";
 import { omit } from "./omit.js";
+import { leaveFamily, pushToReplicas } from "../peering/replication.js";
 import { DAY_MS, deletionDue, materialExpired, rotationDue } from "../keys/dueDates.js";
 
 /** Thrown by a mutator to abort a write whose condition no longer holds. */
@@ -43,7 +44,11 @@ export function rotateKeyMaterial(
   void settled.then(() => {
     if (rotationsInFlight.get(keyId) === settled) rotationsInFlight.delete(keyId);
   });
-  return next;
+  // A multi-Region primary hands the new version to its replicas (sealed for each).
+  return next.then(async (rotated) => {
+    if (rotated?.multiRegion) await pushToReplicas(service, rotated);
+    return rotated;
+  });
 }
 
 const rotationsInFlight = new Map<string, Promise<void>>();
@@ -155,6 +160,9 @@ async function actOn(
     // Re-read right before the delete: a CancelKeyDeletion may have won the race.
     const current = await store.getKey(key.keyId);
     if (!current || !deletionDue(current, now)) return;
+    // A multi-Region replica leaves its primary's family first; if the primary's instance
+    // cannot be reached, the deletion waits for the next check.
+    await leaveFamily(service, current);
     // Of replicas racing here (a lease handed over mid-timer), only the one whose delete
     // removed the key reports it.
     const deleted = await store.deleteKey(key.keyId);

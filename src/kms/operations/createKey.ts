@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import type { CreateKeyRequest, CreateKeyResponse } from "@aws-sdk/client-kms";
 import { checkPolicyDocument, defaultKeyPolicy } from "../authz/keyPolicy.js";
 import { kmsError } from "../errors.js";
@@ -70,16 +70,17 @@ export const createKey = defineOperation<CreateKeyRequest, CreateKeyResponse>(
       input.CustomKeyStoreId === undefined
         ? undefined
         : customKeyStores(ctx).connectionForNewKey(input.CustomKeyStoreId);
-    if (input.MultiRegion)
+    if (input.MultiRegion && inCustomKeyStore)
       throw kmsError(
         "UnsupportedOperationException",
-        "Multi-Region keys are not supported by Keyhaven; omit MultiRegion.",
+        "Multi-Region keys cannot be created in a custom key store; omit MultiRegion or CustomKeyStoreId.",
       );
     const tags = mergeTags([], fromRequestTags(input.Tags));
     const policy = input.Policy ?? defaultKeyPolicy(service.account);
     checkPolicyDocument(policy);
 
-    const keyId = randomUUID();
+    // Multi-Region keys (docs/multi-region.md): `mrk-` ids, the same in every Region.
+    const keyId = input.MultiRegion ? `mrk-${randomBytes(16).toString("hex")}` : randomUUID();
     if (input.Policy !== undefined)
       await checkPolicyLockout(ctx, policy, { keyId, arn: service.keyArn(keyId) });
     const now = service.clock.now().getTime();
@@ -103,6 +104,9 @@ export const createKey = defineOperation<CreateKeyRequest, CreateKeyResponse>(
       tags,
       currentMaterialVersion: 1,
       ...(hsm && { customKeyStoreId: hsm.record.id }),
+      ...(input.MultiRegion && {
+        multiRegion: { primaryRegion: service.region, replicaRegions: [] },
+      }),
     };
     await service.store.createKey(
       key,

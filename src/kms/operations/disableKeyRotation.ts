@@ -1,6 +1,8 @@
 import type { DisableKeyRotationRequest } from "@aws-sdk/client-kms";
 import { omit } from "../lifecycle/omit.js";
 import { updateKey } from "./shared/updateKey.js";
+import { pushToReplicas } from "../peering/replication.js";
+import { primaryOnly } from "../keys/rotationRules.js";
 import { defineOperation, type WithRequired } from "./operation.js";
 import { assertAutomaticRotationConfigurable } from "../keys/rotationRules.js";
 
@@ -8,9 +10,11 @@ export const disableKeyRotation = defineOperation<
   WithRequired<DisableKeyRotationRequest, "KeyId">,
   object
 >(async (ctx, input) => {
-  await updateKey(ctx, input.KeyId, (key) => {
+  const updated = await updateKey(ctx, input.KeyId, (key) => {
+    primaryOnly(ctx.service.region, key);
     assertAutomaticRotationConfigurable(key);
     return { ...omit(key, "nextRotationAt"), rotationEnabled: false };
   });
+  await pushToReplicas(ctx.service, updated);
   return {};
 });

@@ -1,6 +1,8 @@
 import type { EnableKeyRotationRequest } from "@aws-sdk/client-kms";
 import { DAY_MS } from "../keys/dueDates.js";
 import { updateKey } from "./shared/updateKey.js";
+import { pushToReplicas } from "../peering/replication.js";
+import { primaryOnly } from "../keys/rotationRules.js";
 import { defineOperation, type WithRequired } from "./operation.js";
 import {
   assertAutomaticRotationConfigurable,
@@ -18,7 +20,8 @@ export const enableKeyRotation = defineOperation<
 >(async (ctx, input) => {
   const period = input.RotationPeriodInDays ?? DEFAULT_ROTATION_PERIOD_DAYS;
   const now = ctx.service.clock.now().getTime();
-  await updateKey(ctx, input.KeyId, (key) => {
+  const updated = await updateKey(ctx, input.KeyId, (key) => {
+    primaryOnly(ctx.service.region, key);
     assertAutomaticRotationConfigurable(key);
     const nextRotationAt =
       key.rotationEnabled && key.nextRotationAt !== undefined
@@ -28,5 +31,6 @@ export const enableKeyRotation = defineOperation<
         : now + period * DAY_MS;
     return { ...key, rotationEnabled: true, rotationPeriodInDays: period, nextRotationAt };
   });
+  await pushToReplicas(ctx.service, updated);
   return {};
 });

@@ -28,6 +28,9 @@ import { enableKeyRotation } from "./enableKeyRotation.js";
 import { disableKeyRotation } from "./disableKeyRotation.js";
 import { getKeyRotationStatus } from "./getKeyRotationStatus.js";
 import { rotateKeyOnDemand } from "./rotateKeyOnDemand.js";
+import { replicateKey } from "./replicateKey.js";
+import { updatePrimaryRegion } from "./updatePrimaryRegion.js";
+import { keyhavenGetPeeringKey, keyhavenReplicaDeleted, keyhavenSyncReplica } from "./peering.js";
 import { listKeyRotations } from "./listKeyRotations.js";
 import { scheduleKeyDeletion } from "./scheduleKeyDeletion.js";
 import { cancelKeyDeletion } from "./cancelKeyDeletion.js";
@@ -106,5 +109,11 @@ export const operations: ReadonlyMap<string, OperationHandler> = new Map(
     DisconnectCustomKeyStore: disconnectCustomKeyStore,
     UpdateCustomKeyStore: updateCustomKeyStore,
     DeleteCustomKeyStore: deleteCustomKeyStore,
+    ReplicateKey: replicateKey,
+    UpdatePrimaryRegion: updatePrimaryRegion,
+    // Between Keyhaven instances (multi-Region keys); not in AWS's model.
+    KeyhavenGetPeeringKey: keyhavenGetPeeringKey,
+    KeyhavenSyncReplica: keyhavenSyncReplica,
+    KeyhavenReplicaDeleted: keyhavenReplicaDeleted,
   } satisfies Record<string, OperationHandler>),
 );

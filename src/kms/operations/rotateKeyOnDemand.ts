@@ -5,7 +5,7 @@ import { rotateKeyMaterial } from "../lifecycle/actions.js";
 import type { KeyRecord } from "../keys/keyRecord.js";
 import { useKey } from "../access/useKey.js";
 import { defineOperation, type WithRequired } from "./operation.js";
-import { ON_DEMAND_ROTATION_LIMIT, symmetricOnly } from "../keys/rotationRules.js";
+import { ON_DEMAND_ROTATION_LIMIT, primaryOnly, symmetricOnly } from "../keys/rotationRules.js";
 
 function assertRotatableOnDemand(key: KeyRecord): void {
   assertUsable(key);
@@ -37,10 +37,12 @@ export const rotateKeyOnDemand = defineOperation<
   RotateKeyOnDemandResponse
 >(async (ctx, input) => {
   const key = await useKey(ctx, input.KeyId, { aliases: false });
+  primaryOnly(ctx.service.region, key);
   assertRotatableOnDemand(key);
   const rotated = await rotateKeyMaterial(ctx.service, key.keyId, "ON_DEMAND", (current) =>
     assertRotatableOnDemand(current),
   );
   if (!rotated) throw kmsError("NotFoundException", `Key '${key.arn}' does not exist`);
-  return { KeyId: key.arn };
+  // AWS answers with the key id, not the ARN (API reference example, CloudTrail's responseElements).
+  return { KeyId: key.keyId };
 });

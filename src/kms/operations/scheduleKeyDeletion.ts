@@ -26,8 +26,17 @@ export const scheduleKeyDeletion = defineOperation<
   const deletionDate = ctx.service.clock.now().getTime() + days * DAY_MS;
   const key = await updateKey(ctx, input.KeyId, (current) => {
     assertNotPendingDeletion(current);
+    // AWS: a multi-Region primary with replicas waits in PendingReplicaDeletion; its own
+    // waiting period starts when the last replica is deleted.
+    if (
+      current.multiRegion?.primaryRegion === ctx.service.region &&
+      current.multiRegion.replicaRegions.length > 0
+    )
+      return { ...current, state: "PendingReplicaDeletion", pendingWindowInDays: days };
     return { ...current, state: "PendingDeletion", deletionDate, pendingWindowInDays: days };
   });
+  if (key.state === "PendingReplicaDeletion")
+    return { KeyId: key.arn, KeyState: "PendingReplicaDeletion", PendingWindowInDays: days };
   return {
     KeyId: key.arn,
     DeletionDate: new Date(deletionDate),

@@ -47,6 +47,8 @@ import {
 
 export interface KmsServerOptions {
   readonly service: KeyService;
+  /** Every Region served (`serve --region A,B`), the signing Region picking one; `service` alone when absent. */
+  readonly regions?: ReadonlyMap<string, KeyService>;
   /** Decides every request's access (access/policyAuthorizer.ts in `serve`). */
   readonly authorizer: Authorizer;
   /** Finds the credential of an access key id (static, or temporary with its session token). */
@@ -124,6 +126,14 @@ export class KmsServer {
     clearTimeout(deadline);
   }
 
+  /** The Region a request is signed for picks the key service; the signature check still follows. */
+  #serviceFor(req: IncomingMessage): KeyService {
+    const regions = this.#options.regions;
+    if (regions === undefined) return this.#options.service;
+    const scope = /Credential=[^/,]*\/\d{8}\/([^/,]+)\//.exec(req.headers.authorization ?? "");
+    return (scope && regions.get(scope[1]!)) ?? this.#options.service;
+  }
+
   get inFlight(): number {
     return this.#inFlight;
   }
@@ -176,7 +186,7 @@ export class KmsServer {
           `Request bodies are limited to ${this.#maxBody} bytes.`,
         );
       }
-      const service = this.#options.service;
+      const service = this.#serviceFor(req);
       credential = verifySigV4(
         { method: req.method, url: req.url ?? "/", headers: req.headersDistinct, body },
         {
@@ -271,6 +281,7 @@ export class KmsServer {
         durationMs: Number(process.hrtime.bigint() - started) / 1e6,
       },
       "kms request",
+      ctx?.service,
     );
     this.#options.metrics?.request(
       operation,
@@ -291,8 +302,9 @@ export class KmsServer {
     event: RequestEvent,
     fields: Readonly<Record<string, unknown>>,
     message: string,
+    // The Region that served the request (serve --region A,B), else the only one.
+    service: KeyService = this.#options.service,
   ): boolean {
-    const service = this.#options.service;
     const userAgent = req.headers["user-agent"];
     return this.#writeAudit(event.requestId, () => {
       const record = auditRecord({

@@ -15,7 +15,8 @@ import type { KeyRecord } from "../../keys/keyRecord.js";
 import { useKey } from "../../access/useKey.js";
 import type { RequestContext } from "../../request.js";
 
-const ALIAS_NAME = /^alias\/[a-zA-Z0-9/_-]+$/;
+/** The model's AliasNameType pattern (it admits ':', which AWS then refuses with its own message). */
+const ALIAS_NAME = /^[a-zA-Z0-9:/_-]+$/;
 
 /** AWS's alias rules: the alias/ prefix, its character set, and the reserved alias/aws/ space. */
 export function checkAliasName(name: string): void {
@@ -25,15 +26,14 @@ export function checkAliasName(name: string): void {
       'Alias must start with the prefix "alias/". Please see https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html',
     );
   }
-  if (name.startsWith("alias/aws/"))
-    throw kmsError(
-      "NotAuthorizedException",
-      "Cannot create, update or delete an alias with the reserved prefix 'alias/aws/'.",
-    );
+  // AWS answers the reserved alias/aws/ space with a bare NotAuthorizedException (no message).
+  if (name.startsWith("alias/aws/")) throw kmsError("NotAuthorizedException", "");
+  if (name.includes(":"))
+    throw kmsError("ValidationException", `${name} contains invalid characters for an alias`);
   if (!ALIAS_NAME.test(name)) {
     throw kmsError(
       "ValidationException",
-      `1 validation error detected: Value '${name}' at 'aliasName' failed to satisfy constraint: Member must satisfy regular expression pattern: ^alias/[a-zA-Z0-9/_-]+$`,
+      `1 validation error detected: Value '${name}' at 'aliasName' failed to satisfy constraint: Member must satisfy regular expression pattern: ^[a-zA-Z0-9:/_-]+$`,
     );
   }
 }

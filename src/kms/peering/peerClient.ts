@@ -1,0 +1,135 @@
+/**
+ * Calls to other Keyhaven instances (peers, docs/multi-region.md). A call is an ordinary
+ * KMS JSON request, SigV4-signed for the peer's Region with this instance's peering
+ * credential; the peer authenticates and authorizes it like any request. A peer that
+ * cannot be reached is a retryable DependencyTimeoutException; an error the peer answers
+ * comes back as that error.
+ */
+import { createHash, createHmac } from "node:crypto";
+import { errorStatus, kmsError, KmsError, type KmsErrorCode } from "../errors.js";
+
+export interface PeerCredential {
+  readonly accessKeyId: string;
+  readonly secretAccessKey: string;
+}
+
+const sha256 = (data: string | Buffer) => createHash("sha256").update(data).digest("hex");
+const hmac = (key: Buffer | string, data: string) =>
+  createHmac("sha256", key).update(data).digest();
+
+/** The headers of a SigV4-signed KMS JSON request (the form src/kms/protocol/sigv4.ts verifies). */
+export function signKmsRequest(
+  url: URL,
+  region: string,
+  target: string,
+  body: string,
+  credential: PeerCredential,
+  now: Date,
+): Record<string, string> {
+  const amzDate = now
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\.\d{3}/, "");
+  const date = amzDate.slice(0, 8);
+  const headers: Record<string, string> = {
+    "content-type": "application/x-amz-json-1.1",
+    host: url.host,
+    "x-amz-date": amzDate,
+    "x-amz-target": target,
+  };
+  const names = Object.keys(headers).sort();
+  const canonical = [
+    "POST",
+    url.pathname || "/",
+    "",
+    ...names.map((n) => `${n}:${headers[n]}`),
+    "",
+    names.join(";"),
+    sha256(body),
+  ].join("\n");
+  const scope = `${date}/${region}/kms/aws4_request`;
+  const toSign = `AWS4-HMAC-SHA256\n${amzDate}\n${scope}\n${sha256(canonical)}`;
+  let key = hmac(`AWS4${credential.secretAccessKey}`, date);
+  for (const part of [region, "kms", "aws4_request"]) key = hmac(key, part);
+  const signature = createHmac("sha256", key).update(toSign).digest("hex");
+  return {
+    ...headers,
+    authorization: `AWS4-HMAC-SHA256 Credential=${credential.accessKeyId}/${scope}, SignedHeaders=${names.join(";")}, Signature=${signature}`,
+  };
+}
+
+export interface PeerClientOptions {
+  /** Peer URL by Region (other processes, and this process's own URL for the Regions it serves). */
+  readonly urls: ReadonlyMap<string, string>;
+  readonly credential: PeerCredential;
+  readonly now: () => Date;
+  readonly timeoutMs?: number;
+}
+
+export class PeerClient {
+  readonly #options: PeerClientOptions;
+
+  constructor(options: PeerClientOptions) {
+    this.#options = options;
+  }
+
+  /** Regions this instance can reach. */
+  get regions(): readonly string[] {
+    return [...this.#options.urls.keys()];
+  }
+
+  has(region: string): boolean {
+    return this.#options.urls.has(region);
+  }
+
+  /** One KMS call (`TrentService.<operation>`) to the peer serving `region`. */
+  async call(region: string, operation: string, input: object): Promise<Record<string, unknown>> {
+    const base = this.#options.urls.get(region);
+    if (base === undefined)
+      throw kmsError(
+        "UnsupportedOperationException",
+        `Region ${region} is not a peer of this Keyhaven instance; start it with --peer ${region}=URL.`,
+      );
+    const url = new URL(`${base}/`);
+    const body = JSON.stringify(input);
+    const headers = signKmsRequest(
+      url,
+      region,
+      `TrentService.${operation}`,
+      body,
+      this.#options.credential,
+      this.#options.now(),
+    );
+    let response: Response;
+    let text: string;
+    try {
+      response = await fetch(url, {
+        method: "POST",
+        headers,
+        body,
+        signal: AbortSignal.timeout(this.#options.timeoutMs ?? 10_000),
+      });
+      text = await response.text();
+    } catch {
+      throw kmsError(
+        "DependencyTimeoutException",
+        `The Keyhaven instance of Region ${region} (${base}) did not answer; nothing was changed there by this request. Try again.`,
+      );
+    }
+    let reply: Record<string, unknown>;
+    try {
+      reply = JSON.parse(text) as Record<string, unknown>;
+    } catch {
+      reply = {};
+    }
+    if (response.ok) return reply;
+    const code = typeof reply["__type"] === "string" ? reply["__type"] : "";
+    const message = typeof reply["message"] === "string" ? reply["message"] : "";
+    if (Object.hasOwn(errorStatus, code))
+      throw new KmsError(code as KmsErrorCode, `Region ${region}: ${message}`);
+    throw kmsError(
+      "DependencyTimeoutException",
+      `The Keyhaven instance of Region ${region} answered HTTP ${response.status}; try again.`,
+    );
+  }
+}
