@@ -40,7 +40,8 @@ import {
   type AccessControlServer,
 } from "./support/accessControl.js";
 import { createNamespace, startControlPlane, type ControlPlane } from "./support/kubeUp.js";
-import { kmsClient, tempDir } from "./support/server.js";
+import { runHealthScript } from "./support/argoHealth.js";
+import { kmsClient, REPO_ROOT, tempDir } from "./support/server.js";
 
 const ADMIN = "arn:aws:iam::000000000000:user/admin";
 const CONTROLLER = "arn:aws:iam::000000000000:role/keyhaven-controller";
@@ -199,6 +200,10 @@ async function apply(obj: KmsSecret): Promise<void> {
 }
 
 /** Waits for Ready=False with `reason`; returns the condition's message. */
+/** Argo CD's health of a KmsSecret, by docs/argocd/kmssecret.lua (docs/observability.md). */
+const argoHealth = (obj: unknown) =>
+  runHealthScript(readFileSync(join(REPO_ROOT, "docs", "argocd", "kmssecret.lua"), "utf8"), obj);
+
 async function waitFailed(ns: string, name: string, reason: string): Promise<string> {
   const obj = await eventually(
     async () => {
@@ -240,6 +245,10 @@ describe("KmsSecret", () => {
     );
     await apply(obj);
     const ready = await waitReady<KmsSecret>(plane, "KmsSecret", ns, "db");
+    expect(argoHealth(ready)).toEqual({
+      status: "Healthy",
+      message: findCondition(ready.status?.conditions, "Ready")!.message,
+    });
     expect(ready.status?.entries).toEqual(["password", "username"]);
     expect(ready.status?.keyArn).toBe(key);
     const secret = await getSecret(ns, "db");
@@ -290,6 +299,10 @@ describe("KmsSecret", () => {
     await apply({ ...online, metadata: { name: "app", namespace: b } } as KmsSecret);
     const message = await waitFailed(b, "app", "DecryptFailed");
     expect(message).toContain("Entry token");
+    expect(argoHealth(await getObject<KmsSecret>(plane, "KmsSecret", b, "app"))).toEqual({
+      status: "Degraded",
+      message: `DecryptFailed: ${message}`,
+    });
     await apply({ ...offline, metadata: { name: "app-offline", namespace: b } } as KmsSecret);
     expect(await waitFailed(b, "app-offline", "DecryptFailed")).toContain("Entry token");
     // The right namespace, another entry.
