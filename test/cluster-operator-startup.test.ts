@@ -4,7 +4,7 @@
  * API server is the real one (test/support/kubeUp.ts), first without the CRDs.
  */
 import { spawn } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -15,7 +15,7 @@ import {
 } from "../src/webhook/certificates.js";
 import { applyCrds, kmsEnvironment } from "./kube/realCluster.js";
 import { startControlPlane, type ControlPlane } from "./support/kubeUp.js";
-import { MAIN_JS, tempDir } from "./support/server.js";
+import { MAIN_JS, REPO_ROOT, tempDir } from "./support/server.js";
 
 let plane: ControlPlane;
 beforeAll(async () => {
@@ -109,7 +109,17 @@ it("CRDs not installed, then a busy metrics port and a busy webhook port, as ser
     await controller("--kubeconfig", plane.kubeconfig, "--disable-webhook"),
     /does not serve kmskeys\.keyhaven\.dev\/v1alpha1: install the CRDs first \(kubectl apply -f crds\//,
   );
-  await applyCrds(plane);
+  // An upgrade whose chart brought a new kind: Helm does not add its CRD, so the controller
+  // names it instead of waiting for ever on its informer.
+  const [older, newer] = [tempDir("keyhaven-crds-"), tempDir("keyhaven-crds-")];
+  for (const file of readdirSync(join(REPO_ROOT, "crds")).filter((f) => f.endsWith(".yaml")))
+    cpSync(join(REPO_ROOT, "crds", file), join(file.includes("kmssecrets") ? newer : older, file));
+  await applyCrds(plane, older);
+  expectCleanFailure(
+    await controller("--kubeconfig", plane.kubeconfig, "--disable-webhook"),
+    /does not serve kmssecrets\.keyhaven\.dev\/v1alpha1: install the CRDs first .*apply crds\/ after upgrading/,
+  );
+  await applyCrds(plane, newer);
   const busy = await busyPort();
   try {
     expectCleanFailure(

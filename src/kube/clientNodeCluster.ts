@@ -51,9 +51,22 @@ export async function checkApiServer(
   kc: KubeConfig,
   options: { watchNamespace?: string; timeoutMs?: number } = {},
 ): Promise<string | undefined> {
+  // Every kind the controller watches: an informer on a resource the server does not serve
+  // would wait for ever (a chart upgrade does not add new CRDs).
+  for (const { plural } of Object.values(KINDS)) {
+    const problem = await checkServes(kc, plural, options);
+    if (problem) return problem;
+  }
+  return undefined;
+}
+
+async function checkServes(
+  kc: KubeConfig,
+  plural: string,
+  options: { watchNamespace?: string; timeoutMs?: number },
+): Promise<string | undefined> {
   const server = kc.getCurrentCluster()?.server ?? "(no server in the kubeconfig)";
   const custom = kc.makeApiClient(CustomObjectsApi);
-  const plural = KINDS.KmsKey.plural;
   const where = options.watchNamespace ? ` in namespace ${options.watchNamespace}` : "";
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<"timeout">((resolve) => {
@@ -77,7 +90,7 @@ export async function checkApiServer(
     if (!(e instanceof KubeApiError))
       return `cannot reach the Kubernetes API server at ${server}: ${(e as Error).message}; check --kubeconfig and that the API server is up`;
     if (e.status === 404)
-      return `the Kubernetes API server at ${server} does not serve ${plural}.${GROUP}/${VERSION}: install the CRDs first (kubectl apply -f crds/, or the Helm chart)`;
+      return `the Kubernetes API server at ${server} does not serve ${plural}.${GROUP}/${VERSION}: install the CRDs first (kubectl apply -f crds/, or the Helm chart; helm upgrade does not add CRDs new in a release, so apply crds/ after upgrading)`;
     if (e.status === 401)
       return `the Kubernetes API server at ${server} refused the credentials of the kubeconfig (401 ${e.reason})`;
     if (e.status === 403)
