@@ -268,10 +268,14 @@ export async function startKeyService(
   // the other Regions' files belong to this process alone.
   const stopTimers = await opened.runTimers(lifecycle);
   for (const loop of lifecycles.slice(1)) await loop.start();
-  const closeStores = async () => {
+  // Everything opened above, for a failed start-up and for stop().
+  const release = async () => {
     await stopTimers();
     for (const loop of lifecycles.slice(1)) await loop.stop();
     for (const each of stores.values()) await each.close();
+    await customKeyStores?.close();
+    await privateKeyWorkers.close();
+    await rootKey.close();
   };
   let webIdentity: WebIdentityProvider | undefined;
   let jwksSource: JwksSource | undefined;
@@ -288,7 +292,7 @@ export async function startKeyService(
         keys = () => source.keys();
       } else keys = jwksFromFile(w.jwksFile);
     } catch (err) {
-      await closeStores();
+      await release();
       throw new StartupError(`--web-identity-jwks ${w.jwksFile}: ${(err as Error).message}`);
     }
     const refreshable = jwksSource;
@@ -354,14 +358,14 @@ export async function startKeyService(
   try {
     address = await server.listen(config.listen.host, config.listen.port);
   } catch (err) {
-    await closeStores();
+    await release();
     throw new StartupError(
       `cannot listen on ${config.listen.host}:${config.listen.port}: ${(err as Error).message}`,
     );
   }
   const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
   const url = `${config.tls ? "https" : "http"}://${host}:${address.port}`;
-  const selfUrl = url.replace("://0.0.0.0:", "://127.0.0.1:").replace("://[::]:", "://[::1]:");
+  const selfUrl = dialable(url);
   for (const region of config.regions) peerUrls.set(region, selfUrl);
   if (createdAdmin) announce(adminInstructions(createdAdmin, config, url));
   logger.info(
@@ -395,14 +399,14 @@ export async function startKeyService(
     try {
       seed = await startSeed({
         dir: config.seedDir,
-        endpoint: url.replace("://0.0.0.0:", "://127.0.0.1:").replace("://[::]:", "://[::1]:"),
+        endpoint: selfUrl,
         region: config.region,
         credentials: seedCredential,
         logger,
       });
     } catch (err) {
       await server.close();
-      await closeStores();
+      await release();
       if (err instanceof SeedError) throw new StartupError(err.message);
       throw err;
     }
@@ -419,10 +423,7 @@ export async function startKeyService(
       jwksSource?.close();
       await seed?.stop();
       await server.close();
-      await closeStores();
-      await customKeyStores?.close();
-      await privateKeyWorkers.close();
-      await rootKey.close();
+      await release();
       logger.info("key service stopped");
       audit.flush();
       logger.flush();
@@ -463,13 +464,17 @@ function loadOrCreateCredentials(
   return { credentials: new Map([[admin.accessKeyId, admin]]), createdAdmin: { ...admin, path } };
 }
 
+/** The listening URL as a client on this machine dials it: a wildcard address becomes loopback. */
+const dialable = (url: string) =>
+  url.replace("://0.0.0.0:", "://127.0.0.1:").replace("://[::]:", "://[::1]:");
+
 /** The first-start text, printed once the real address is known (port 0 picks one). */
 function adminInstructions(
   admin: Credential & { path: string },
   config: ServeConfig,
   url: string,
 ): string {
-  const endpoint = url.replace("://0.0.0.0:", "://127.0.0.1:").replace("://[::]:", "://[::1]:");
+  const endpoint = dialable(url);
   return [
     `Created an admin credential in ${admin.path} (principal ${admin.principal}).`,
     "Use it with the AWS CLI or any AWS SDK:",

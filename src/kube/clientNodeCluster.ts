@@ -53,20 +53,21 @@ export async function checkApiServer(
 ): Promise<string | undefined> {
   // Every kind the controller watches: an informer on a resource the server does not serve
   // would wait for ever (a chart upgrade does not add new CRDs).
+  const server = kc.getCurrentCluster()?.server ?? "(no server in the kubeconfig)";
+  const custom = kc.makeApiClient(CustomObjectsApi);
   for (const { plural } of Object.values(KINDS)) {
-    const problem = await checkServes(kc, plural, options);
+    const problem = await checkServes(custom, server, plural, options);
     if (problem) return problem;
   }
   return undefined;
 }
 
 async function checkServes(
-  kc: KubeConfig,
+  custom: CustomObjectsApi,
+  server: string,
   plural: string,
   options: { watchNamespace?: string; timeoutMs?: number },
 ): Promise<string | undefined> {
-  const server = kc.getCurrentCluster()?.server ?? "(no server in the kubeconfig)";
-  const custom = kc.makeApiClient(CustomObjectsApi);
   const where = options.watchNamespace ? ` in namespace ${options.watchNamespace}` : "";
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<"timeout">((resolve) => {
