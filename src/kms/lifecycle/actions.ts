@@ -167,8 +167,8 @@ async function actOn(
     // removed the key reports it.
     const deleted = await store.deleteKey(key.keyId);
     service.forgetMaterial(key.keyId);
-    await service.customKeyStores?.forgetKey(current);
     if (!deleted) return;
+    await service.customKeyStores?.forgetKey(current);
     report.deleted.push(key.keyId);
     observer.acted("DeleteKey", current);
     return;
