@@ -3,7 +3,7 @@
  * measured in the same run, interleaved, with the median ratio reported.
  *
  *   node bench/run.mjs [--rounds 5] [--duration 5] [--warmup 2] [--connections 50]
- *                      [--scenarios Encrypt,GenerateDataKey] [--json FILE] [--profile DIR]
+ *                      [--scenarios Encrypt,Decrypt,GenerateDataKey] [--json FILE] [--profile DIR]
  *                      [--dist DIST] [--compare NAME=DIST ...] [--node-arg NAME=FLAG ...]
  *                      [--admission-cluster]
  *                      [--controller-cluster]
@@ -36,7 +36,7 @@ const { values: args } = parseArgs({
     duration: { type: "string", default: "5" },
     warmup: { type: "string", default: "2" },
     connections: { type: "string", default: "50" },
-    scenarios: { type: "string", default: "Encrypt,GenerateDataKey" },
+    scenarios: { type: "string", default: "Encrypt,Decrypt,GenerateDataKey" },
     json: { type: "string" },
     profile: { type: "string" },
     dist: { type: "string" },
@@ -56,6 +56,7 @@ const credential = {
 const here = import.meta.dirname;
 const tempDir = mkdtempSync(join(tmpdir(), "keyhaven-bench-"));
 
+const plaintext = randomBytes(1024).toString("base64");
 const echo = await spawnServer(join(here, "servers/echo.mjs"), {}, { name: "echo" });
 const builds = [
   ["keyhaven", args.dist],
@@ -93,8 +94,18 @@ for (const target of subjects) {
   if (created.status !== 200)
     throw new Error(`${target.name}: CreateKey failed: ${JSON.stringify(created.json)}`);
   target.keyId = created.json.KeyMetadata.KeyId;
+  const sealed = await callKms(target, "Encrypt", { KeyId: target.keyId, Plaintext: plaintext });
+  if (sealed.status !== 200)
+    throw new Error(`${target.name}: Encrypt failed: ${JSON.stringify(sealed.json)}`);
+  target.ciphertext = sealed.json.CiphertextBlob;
 }
-const echoTarget = { ...echo, region, credential, keyId: subjects[0].keyId };
+const echoTarget = {
+  ...echo,
+  region,
+  credential,
+  keyId: subjects[0].keyId,
+  ciphertext: subjects[0].ciphertext,
+};
 
 /** A scenario: one KMS call replayed as fixed, pre-signed bytes; `input(target)` is its body. */
 function kmsScenario(name, operation, input, expectFields) {
@@ -112,13 +123,18 @@ function kmsScenario(name, operation, input, expectFields) {
   };
 }
 
-const plaintext = randomBytes(1024).toString("base64");
 const allScenarios = {
   Encrypt: kmsScenario(
     "Encrypt 1 KiB",
     "Encrypt",
     (target) => ({ KeyId: target.keyId, Plaintext: plaintext }),
     ["CiphertextBlob", "KeyId"],
+  ),
+  Decrypt: kmsScenario(
+    "Decrypt 1 KiB",
+    "Decrypt",
+    (target) => ({ CiphertextBlob: target.ciphertext }),
+    ["Plaintext", "KeyId"],
   ),
   GenerateDataKey: kmsScenario(
     "GenerateDataKey AES_256",

@@ -27,7 +27,7 @@ export const benchCredential = (credential, account) => ({
 
 /** `dist`: another build's dist/ folder, from a commit that has src/bench/. */
 export async function startBenchKeyService({ dataDir, credentials, region, account, dist }) {
-  const { startKeyService } = await import(
+  const entry = await import(
     dist
       ? pathToFileURL(join(resolve(dist), "src/bench/keyService.js")).href
       : "../../dist/src/bench/keyService.js"
@@ -36,18 +36,32 @@ export async function startBenchKeyService({ dataDir, credentials, region, accou
   const credentialsFile = join(dataDir, "bench-credentials.yaml");
   writeFileSync(credentialsFile, stringify({ credentials }), { mode: 0o600 });
   const auditLog = join(dataDir, "audit.log");
-  const running = await startKeyService(
-    {
-      command: "serve",
-      listen: { host: "127.0.0.1", port: 0 },
-      dataDir,
-      credentialsFile,
-      account,
-      region,
-      logLevel: "warn",
-      auditLog,
-      rootKey: { type: "local" },
-    },
+  const flags = {
+    listen: "127.0.0.1:0",
+    data: dataDir,
+    credentials: credentialsFile,
+    account,
+    region,
+  };
+  const running = await entry.startKeyService(
+    // The flags as `keyhaven serve` parses them; a build from before src/bench exported
+    // loadConfig (a --compare baseline) gets the config object those builds took.
+    entry.loadConfig
+      ? entry.loadConfig(
+          ["serve", ...Object.entries(flags).flatMap(([name, value]) => [`--${name}`, value])],
+          { KEYHAVEN_LOG_LEVEL: "warn", KEYHAVEN_AUDIT_LOG: auditLog },
+        )
+      : {
+          command: "serve",
+          listen: { host: "127.0.0.1", port: 0 },
+          dataDir,
+          credentialsFile,
+          account,
+          region,
+          logLevel: "warn",
+          auditLog,
+          rootKey: { type: "local" },
+        },
     { announce: () => {} },
   );
   return {

@@ -6,6 +6,8 @@
  * split by part so that a benchmark's child loads only the part it measures.
  */
 export { startKeyService } from "../cmd/serve.js";
+// The serve flags, parsed as `keyhaven serve` parses them, so a bench's config never drifts.
+export { loadConfig } from "../config/config.js";
 export { rotateKeyMaterial } from "../kms/lifecycle/actions.js";
 // In-process parts of the Encrypt path (bench/parts.mjs, bench/policyParts.mjs).
 export { KeyService } from "../kms/keyService.js";
