@@ -14,7 +14,8 @@ import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { readBody } from "../../http/readBody.js";
 import type { Logger } from "pino";
-import { lineWriter } from "../../observability/logger.js";
+import { lineFormatter, type LineFormatter } from "../../observability/logger.js";
+import { AuditBatch } from "./auditBatch.js";
 import type { Credential } from "../identity/credentialsFile.js";
 import { KmsError, kmsError } from "../errors.js";
 import type { KeyService } from "../keyService.js";
@@ -81,8 +82,10 @@ export class KmsServer {
   readonly #options: KmsServerOptions;
   readonly #maxBody: number;
   readonly #secure: boolean;
-  /** One pre-serialised audit line per request (see lineWriter). */
-  readonly #auditLine: (record: object, message: string) => void;
+  /** One pre-serialised audit line per request (see lineFormatter). */
+  readonly #auditLines: LineFormatter;
+  /** This event-loop turn's audit lines, written together before their answers. */
+  readonly #auditBatch: AuditBatch;
   #ready = false;
   #inFlight = 0;
   #auditFailed = false;
@@ -91,7 +94,16 @@ export class KmsServer {
     this.#options = options;
     this.#maxBody = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
     this.#secure = options.tls !== undefined;
-    this.#auditLine = lineWriter(options.audit);
+    this.#auditLines = lineFormatter(options.audit);
+    this.#auditBatch = new AuditBatch({
+      write: (lines) => this.#auditLines.write(lines),
+      written: (failed, error) => this.#auditWritten(failed, error),
+      answerFailed: (err) =>
+        options.logger.error(
+          { err: { type: (err as Error)?.name, message: (err as Error)?.message } },
+          "sending an answer failed",
+        ),
+    });
     const listener = (req: IncomingMessage, res: ServerResponse) => void this.#handle(req, res);
     this.server = options.tls
       ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, listener)
@@ -262,7 +274,7 @@ export class KmsServer {
       this.#inFlight--;
     }
     // The audit line is written before the answer leaves; without it, no answer but 500.
-    const audited = this.#audit(
+    this.#audit(
       req,
       {
         requestId,
@@ -282,20 +294,26 @@ export class KmsServer {
       },
       "kms request",
       ctx?.service,
+      (audited) => {
+        this.#options.metrics?.request(
+          operation,
+          audited ? errorCode : "KMSInternalException",
+          Number(process.hrtime.bigint() - started) / 1e9,
+        );
+        if (audited) return this.#json(res, status, requestId, reply);
+        const refused = auditUnavailable(requestId);
+        this.#json(res, refused.status, requestId, {
+          __type: refused.code,
+          message: refused.message,
+        });
+      },
     );
-    this.#options.metrics?.request(
-      operation,
-      audited ? errorCode : "KMSInternalException",
-      Number(process.hrtime.bigint() - started) / 1e9,
-    );
-    if (audited) return this.#json(res, status, requestId, reply);
-    const refused = auditUnavailable(requestId);
-    this.#json(res, refused.status, requestId, { __type: refused.code, message: refused.message });
   }
 
   /**
-   * The audit line of one request (KMS or STS): the CloudTrail-shaped record, then
-   * `fields` and the outcome for log search. False if it could not be written.
+   * The audit line of one request (KMS, STS or XKS): the CloudTrail-shaped record, then
+   * `fields` and the outcome for log search. `answer` runs once the line is written (with
+   * the other lines of this event-loop turn, see AuditBatch), told whether it was.
    */
   #audit(
     req: IncomingMessage,
@@ -304,9 +322,11 @@ export class KmsServer {
     message: string,
     // The Region that served the request (serve --region A,B), else the only one.
     service: KeyService = this.#options.service,
-  ): boolean {
+    answer: (audited: boolean) => void,
+  ): void {
     const userAgent = req.headers["user-agent"];
-    return this.#writeAudit(event.requestId, () => {
+    let line: string;
+    try {
       const record = auditRecord({
         ...event,
         eventId: randomUUID(),
@@ -317,29 +337,30 @@ export class KmsServer {
       });
       Object.assign(record, fields);
       record["outcome"] = event.errorCode === undefined ? "success" : "error";
-      this.#auditLine(record, message);
-    });
+      line = this.#auditLines.format(record, message);
+    } catch (err) {
+      this.#auditWritten(true, err);
+      return answer(false);
+    }
+    this.#auditBatch.add(line, answer);
   }
 
   /**
-   * Writes one audit line; false if it could not be written. After a failure, requests
-   * are refused before they act until a line (the refusal's own) can be written again.
+   * After each audit write. After a failure, requests are refused before they act until a
+   * line (the refusal's own) can be written again.
    */
-  #writeAudit(requestId: string, write: () => void): boolean {
-    try {
-      write();
-    } catch (err) {
+  #auditWritten(failed: boolean, err?: unknown): void {
+    if (failed) {
       if (!this.#auditFailed)
         this.#options.logger.error(
-          { requestId, err: { type: (err as Error)?.name, message: (err as Error)?.message } },
+          { err: { type: (err as Error)?.name, message: (err as Error)?.message } },
           "audit log unavailable: refusing requests until an audit line can be written",
         );
       this.#auditFailed = true;
-      return false;
+      return;
     }
     if (this.#auditFailed) this.#options.logger.warn("audit log writable again: serving requests");
     this.#auditFailed = false;
-    return true;
   }
 
   /** The XKS Proxy API (xks/proxy.ts): one audit line per request, as for KMS requests. */
@@ -373,7 +394,7 @@ export class KmsServer {
     } finally {
       this.#inFlight--;
     }
-    const audited = this.#audit(
+    this.#audit(
       req,
       {
         requestId,
@@ -394,19 +415,22 @@ export class KmsServer {
         durationMs: Number(process.hrtime.bigint() - started) / 1e6,
       },
       "xks request",
+      service,
+      (audited) => {
+        const [status, reply] = audited ? [answer.status, answer.body] : [500, refused];
+        const payload = JSON.stringify(reply);
+        this.#closeAfterIfStopping(res);
+        // The rest of an oversized body was not read: the connection cannot carry another request.
+        if (body === undefined) res.setHeader("connection", "close");
+        res.writeHead(status, {
+          ...answer.headers,
+          "content-type": XKS_CONTENT_TYPE,
+          "content-length": Buffer.byteLength(payload),
+          "x-amzn-requestid": requestId,
+        });
+        res.end(payload);
+      },
     );
-    const [status, reply] = audited ? [answer.status, answer.body] : [500, refused];
-    const payload = JSON.stringify(reply);
-    this.#closeAfterIfStopping(res);
-    // The rest of an oversized body was not read: the connection cannot carry another request.
-    if (body === undefined) res.setHeader("connection", "close");
-    res.writeHead(status, {
-      ...answer.headers,
-      "content-type": XKS_CONTENT_TYPE,
-      "content-length": Buffer.byteLength(payload),
-      "x-amzn-requestid": requestId,
-    });
-    res.end(payload);
   }
 
   /** STS (AWS query protocol): AssumeRoleWithWebIdentity and GetCallerIdentity. */
@@ -503,7 +527,7 @@ export class KmsServer {
     } finally {
       this.#inFlight--;
     }
-    const audited = this.#audit(
+    this.#audit(
       req,
       {
         requestId,
@@ -518,15 +542,18 @@ export class KmsServer {
       },
       { operation: action },
       "sts request",
-    );
-    this.#options.metrics?.sts(action, audited ? errorCode : "InternalFailure");
-    if (audited) return this.#xml(res, status, requestId, reply);
-    const refused = stsAuditUnavailable(requestId);
-    this.#xml(
-      res,
-      refused.status,
-      requestId,
-      stsErrorXml(refused.code, refused.message, requestId),
+      service,
+      (audited) => {
+        this.#options.metrics?.sts(action, audited ? errorCode : "InternalFailure");
+        if (audited) return this.#xml(res, status, requestId, reply);
+        const refused = stsAuditUnavailable(requestId);
+        this.#xml(
+          res,
+          refused.status,
+          requestId,
+          stsErrorXml(refused.code, refused.message, requestId),
+        );
+      },
     );
   }
 
