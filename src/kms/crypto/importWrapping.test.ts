@@ -19,6 +19,7 @@ import {
   unwrapKeyMaterial,
   type WrappingKeyPair,
 } from "./importWrapping.js";
+import { PrivateKeyWorkers } from "./privateKeyWorkers.js";
 
 /** What a client does with the public key, per AWS's documented layouts. */
 function clientWrap(publicKeyDer: Buffer, algorithm: string, material: Buffer): Buffer {
@@ -45,39 +46,59 @@ beforeAll(async () => {
 });
 
 describe("unwrapKeyMaterial", () => {
-  it.each(ALGORITHMS)("recovers material wrapped with %s", (algorithm) => {
+  it.each(ALGORITHMS)("recovers material wrapped with %s", async (algorithm) => {
     const material = randomBytes(32);
     const wrapped = clientWrap(pair.publicKeyDer, algorithm, material);
-    expect(unwrapKeyMaterial(pair.privateKeyDer, algorithm, wrapped)).toEqual(material);
+    expect(await unwrapKeyMaterial(pair.privateKeyDer, algorithm, wrapped)).toEqual(material);
   });
 
-  it("recovers material of any length under RSA-AES key wrap (property)", () => {
-    fc.assert(
-      fc.property(fc.uint8Array({ minLength: 1, maxLength: 600 }), (bytes) => {
+  it("makes the RSA-OAEP decryption through the runner it is given (a worker in serve)", async () => {
+    const workers = new PrivateKeyWorkers(1);
+    try {
+      const calls: string[] = [];
+      const material = randomBytes(32);
+      const wrapped = clientWrap(pair.publicKeyDer, "RSA_AES_KEY_WRAP_SHA_256", material);
+      const unwrapped = await unwrapKeyMaterial(
+        pair.privateKeyDer,
+        "RSA_AES_KEY_WRAP_SHA_256",
+        wrapped,
+        (call) => (calls.push(call.op), workers.run(call)),
+      );
+      expect(unwrapped).toEqual(material);
+      expect(calls).toEqual(["privateDecrypt"]);
+      expect(workers.started).toBe(1);
+    } finally {
+      await workers.close();
+    }
+  });
+
+  it("recovers material of any length under RSA-AES key wrap (property)", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.uint8Array({ minLength: 1, maxLength: 600 }), async (bytes) => {
         const material = Buffer.from(bytes);
         const wrapped = clientWrap(pair.publicKeyDer, "RSA_AES_KEY_WRAP_SHA_256", material);
-        expect(unwrapKeyMaterial(pair.privateKeyDer, "RSA_AES_KEY_WRAP_SHA_256", wrapped)).toEqual(
-          material,
-        );
+        expect(
+          await unwrapKeyMaterial(pair.privateKeyDer, "RSA_AES_KEY_WRAP_SHA_256", wrapped),
+        ).toEqual(material);
       }),
       { numRuns: 25 },
     );
   });
 
-  it("rejects material wrapped with another algorithm, or altered", () => {
+  it("rejects material wrapped with another algorithm, or altered", async () => {
     const material = randomBytes(32);
     const sha1 = clientWrap(pair.publicKeyDer, "RSAES_OAEP_SHA_1", material);
-    expect(() => unwrapKeyMaterial(pair.privateKeyDer, "RSAES_OAEP_SHA_256", sha1)).toThrow(
+    await expect(unwrapKeyMaterial(pair.privateKeyDer, "RSAES_OAEP_SHA_256", sha1)).rejects.toThrow(
       ImportUnwrapError,
     );
     const kwp = clientWrap(pair.publicKeyDer, "RSA_AES_KEY_WRAP_SHA_256", material);
     kwp[kwp.length - 1]! ^= 1;
-    expect(() => unwrapKeyMaterial(pair.privateKeyDer, "RSA_AES_KEY_WRAP_SHA_256", kwp)).toThrow(
-      ImportUnwrapError,
-    );
-    expect(() =>
+    await expect(
+      unwrapKeyMaterial(pair.privateKeyDer, "RSA_AES_KEY_WRAP_SHA_256", kwp),
+    ).rejects.toThrow(ImportUnwrapError);
+    await expect(
       unwrapKeyMaterial(pair.privateKeyDer, "RSAES_OAEP_SHA_256", Buffer.alloc(10)),
-    ).toThrow(ImportUnwrapError);
+    ).rejects.toThrow(ImportUnwrapError);
   });
 });
 

@@ -28,12 +28,13 @@ import {
   createHmac,
   constants,
   generateKeyPair,
-  privateDecrypt,
   type KeyObject,
   createPrivateKey,
 } from "node:crypto";
+import * as nodeCrypto from "node:crypto";
 import { promisify } from "node:util";
 import { asymmetricSpecs } from "./asymmetric.js";
+import { runPrivateKeyCall, type PrivateKeyCall } from "./privateKeyWorkers.js";
 import { hmacSpecs } from "./hmac.js";
 
 export const WRAPPING_KEY_BITS: Readonly<Record<string, number>> = {
@@ -144,22 +145,42 @@ export async function generateWrappingKeyPair(spec: string): Promise<WrappingKey
   return { publicKeyDer: publicKey, privateKeyDer: privateKey };
 }
 
-function oaepDecrypt(key: KeyObject, hash: "sha1" | "sha256", data: Buffer): Buffer {
-  try {
-    return privateDecrypt({ key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: hash }, data);
-  } catch {
-    throw new ImportUnwrapError("RSA-OAEP decryption failed");
-  }
+/** Makes a private-key call: on a worker thread in `serve` (KeyService.privateKeyCall). */
+export type PrivateKeyRunner = (call: PrivateKeyCall) => Promise<Buffer | undefined>;
+
+const onThisThread: PrivateKeyRunner = (call) =>
+  Promise.resolve(runPrivateKeyCall(nodeCrypto, call));
+
+async function oaepDecrypt(
+  run: PrivateKeyRunner,
+  key: KeyObject,
+  hash: "sha1" | "sha256",
+  data: Buffer,
+): Promise<Buffer> {
+  const plain = await run({
+    op: "privateDecrypt",
+    key,
+    padding: constants.RSA_PKCS1_OAEP_PADDING,
+    oaepHash: hash,
+    data,
+  });
+  if (plain === undefined) throw new ImportUnwrapError("RSA-OAEP decryption failed");
+  return plain;
 }
 
 const KWP_IV = Buffer.from("a65959a6", "hex");
 
-/** Recovers key material wrapped by a client with the public half of `privateKeyDer`. */
-export function unwrapKeyMaterial(
+/**
+ * Recovers key material wrapped by a client with the public half of `privateKeyDer`. The
+ * RSA-OAEP decryption (milliseconds for a 4096-bit key) is made by `run`: a worker
+ * thread in `serve`, so an import never stalls the requests behind it.
+ */
+export async function unwrapKeyMaterial(
   privateKeyDer: Buffer,
   algorithm: string,
   encrypted: Uint8Array,
-): Buffer {
+  run: PrivateKeyRunner = onThisThread,
+): Promise<Buffer> {
   const hash = OAEP_HASH[algorithm];
   if (!hash) throw new ImportUnwrapError(`unsupported wrapping algorithm ${algorithm}`);
   const key = createPrivateKey({ key: privateKeyDer, format: "der", type: "pkcs8" });
@@ -167,10 +188,10 @@ export function unwrapKeyMaterial(
   const data = Buffer.from(encrypted.buffer, encrypted.byteOffset, encrypted.byteLength);
   if (algorithm.startsWith("RSAES_OAEP")) {
     if (data.length !== modulusBytes) throw new ImportUnwrapError("wrong length for RSA-OAEP");
-    return oaepDecrypt(key, hash, data);
+    return oaepDecrypt(run, key, hash, data);
   }
   if (data.length <= modulusBytes + 8) throw new ImportUnwrapError("too short for RSA-AES");
-  const aesKey = oaepDecrypt(key, hash, data.subarray(0, modulusBytes));
+  const aesKey = await oaepDecrypt(run, key, hash, data.subarray(0, modulusBytes));
   try {
     if (![16, 24, 32].includes(aesKey.length))
       throw new ImportUnwrapError("the ephemeral AES key must be 128, 192 or 256 bits");

@@ -88,7 +88,12 @@ async function unwrapRequest(
     wrappingKeyContext(parameters.tokenId),
   );
   try {
-    return unwrapKeyMaterial(privateKey, parameters.wrappingAlgorithm, input.EncryptedKeyMaterial);
+    return await unwrapKeyMaterial(
+      privateKey,
+      parameters.wrappingAlgorithm,
+      input.EncryptedKeyMaterial,
+      (call) => service.privateKeyCall(call),
+    );
   } catch (err) {
     if (err instanceof ImportUnwrapError)
       throw kmsError(
