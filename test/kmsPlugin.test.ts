@@ -3,7 +3,7 @@
  * socket, called by a gRPC client that proto-loader builds from api.proto. The API
  * server's side is in cluster-kms-plugin.test.ts.
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { status as grpcStatus, type ServiceError } from "@grpc/grpc-js";
 import { CreateKeyCommand, RotateKeyOnDemandCommand, type KMSClient } from "@aws-sdk/client-kms";
@@ -73,6 +73,19 @@ describe("keyhaven kms-plugin", () => {
     await b.running.stop();
     kms.destroy();
     await server.stop();
+  });
+
+  it("binds its socket 0600 even under umask 000, and restores the umask", async () => {
+    const before = process.umask(0);
+    try {
+      const c = await startPlugin(server, kms, keyArn, "cluster-c", clock);
+      expect(statSync(c.socket).mode & 0o777).toBe(0o600);
+      expect(process.umask()).toBe(0);
+      c.client.close();
+      await c.running.stop();
+    } finally {
+      process.umask(before);
+    }
   });
 
   it("reports v2, healthy, and the key's ARN with its current material version", async () => {

@@ -112,12 +112,19 @@ export async function startKmsPlugin(
   });
   // A socket left by a killed plugin would make bind fail with EADDRINUSE.
   removeSocket(config.socketPath);
-  await new Promise<void>((resolve, reject) =>
-    server.bindAsync(`unix://${config.socketPath}`, ServerCredentials.createInsecure(), (err) =>
-      err ? reject(err) : resolve(),
-    ),
-  );
-  // Only the API server's user (root on a control-plane host) may ask for decryptions.
+  // Only the API server's user (root on a control-plane host) may ask for decryptions: the
+  // socket is created 0600 (umask 177 while it is bound), so there is no moment at which
+  // another local user could connect; the chmod after is belt and braces.
+  const umask = process.umask(0o177);
+  try {
+    await new Promise<void>((resolve, reject) =>
+      server.bindAsync(`unix://${config.socketPath}`, ServerCredentials.createInsecure(), (err) =>
+        err ? reject(err) : resolve(),
+      ),
+    );
+  } finally {
+    process.umask(umask);
+  }
   chmodSync(config.socketPath, 0o600);
   logger.info(
     { socket: config.socketPath, keyId: config.keyId, cluster: config.clusterName },
