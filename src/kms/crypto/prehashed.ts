@@ -23,8 +23,6 @@ import {
   type KeyObject,
 } from "node:crypto";
 import type { ECDSA } from "@noble/curves/abstract/weierstrass.js";
-import { p256, p384, p521 } from "@noble/curves/nist.js";
-import { secp256k1 } from "@noble/curves/secp256k1.js";
 
 export type HashName = "sha256" | "sha384" | "sha512";
 
@@ -163,15 +161,30 @@ export function rsaPssVerifyDigest(
 // ECDSA over a given digest: @noble/curves (audited, constant-time scalar
 // multiplication), because node:crypto cannot skip the hash step for ECDSA.
 
-const ECDSA_CURVES: ReadonlyMap<string, ECDSA> = new Map([
-  ["prime256v1", p256],
-  ["secp384r1", p384],
-  ["secp521r1", p521],
-  ["secp256k1", secp256k1],
-]);
+let ecdsaCurves: ReadonlyMap<string, ECDSA> | undefined;
+
+/**
+ * Loads @noble/curves (about 5 MB of resident memory) the first time an ECDSA DIGEST
+ * request needs it, not at start-up: awaited by Sign and Verify (signingKey.ts) before
+ * they call `ecdsaSignDigest`/`ecdsaVerifyDigest`, which are synchronous.
+ */
+export async function loadEcdsaCurves(): Promise<void> {
+  if (ecdsaCurves) return;
+  const [{ p256, p384, p521 }, { secp256k1 }] = await Promise.all([
+    import("@noble/curves/nist.js"),
+    import("@noble/curves/secp256k1.js"),
+  ]);
+  ecdsaCurves = new Map<string, ECDSA>([
+    ["prime256v1", p256],
+    ["secp384r1", p384],
+    ["secp521r1", p521],
+    ["secp256k1", secp256k1],
+  ]);
+}
 
 function ecdsaCurve(key: KeyObject): ECDSA | undefined {
-  return ECDSA_CURVES.get(key.asymmetricKeyDetails?.namedCurve ?? "");
+  if (!ecdsaCurves) throw new Error("ECDSA over a digest needs loadEcdsaCurves() first");
+  return ecdsaCurves.get(key.asymmetricKeyDetails?.namedCurve ?? "");
 }
 
 /** The raw scalar (sign) or uncompressed point (verify) of a KeyObject, read once per object. */

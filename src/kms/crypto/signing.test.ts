@@ -6,12 +6,15 @@ import { join } from "node:path";
 import { DER } from "@noble/curves/abstract/weierstrass.js";
 import { p256, p521 } from "@noble/curves/nist.js";
 import fc from "fast-check";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { asymmetricSpecs, generateAsymmetricKeyPair, parsePrivateKey } from "./asymmetric.js";
+import { loadEcdsaCurves } from "./prehashed.js";
 import { digestLength, signingAlgorithms, signMessage, verifyMessage } from "./signing.js";
 
 const dir = mkdtempSync(join(tmpdir(), "keyhaven-signing-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
+// What Sign and Verify await before a DIGEST request with an ECDSA key (signingKey.ts).
+beforeAll(loadEcdsaCurves);
 
 const pairs = new Map<string, ReturnType<typeof parsePrivateKey>>();
 async function pair(spec: string) {

@@ -6,6 +6,7 @@ import {
   signingAlgorithms,
   type SigningAlgorithmInfo,
 } from "../../crypto/signing.js";
+import { loadEcdsaCurves } from "../../crypto/prehashed.js";
 import { kmsError } from "../../errors.js";
 import { assertKeyUsage, assertUsable } from "../../keys/keyState.js";
 import { keySpecs } from "../../keys/keySpecs.js";
@@ -61,5 +62,6 @@ export async function signingKey(
       "UnsupportedOperationException",
       "ED25519_PH_SHA_512 (Ed25519ph, RFC 8032 HashEdDSA) is not supported by Keyhaven: the OpenSSL 3.0 in Node 20 implements only PureEdDSA. Use ED25519_SHA_512 with MessageType RAW.",
     );
+  if (isDigest && info.scheme === "ecdsa") await loadEcdsaCurves();
   return { key, info, isDigest };
 }
