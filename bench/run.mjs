@@ -3,11 +3,13 @@
  * measured in the same run, interleaved, with the median ratio reported.
  *
  *   node bench/run.mjs [--rounds 5] [--duration 5] [--warmup 2] [--connections 50]
- *                      [--scenarios Encrypt,Decrypt,GenerateDataKey] [--json FILE] [--profile DIR]
+ *                      [--scenarios Encrypt,Decrypt,GenerateDataKey] [--rate R] [--json FILE] [--profile DIR]
  *                      [--dist DIST] [--compare NAME=DIST ...] [--node-arg NAME=FLAG ...]
  *                      [--admission-cluster]
  *                      [--controller-cluster]
  *
+ * --rate R offers R requests/s in all instead of saturating the server (a fixed load
+ * both servers can carry, so p50/p99 compare latency rather than queueing).
  * --profile DIR runs the key service under `node --cpu-prof` and leaves the
  * .cpuprofile in DIR (open it in Chrome DevTools or speedscope; or
  * `node bench/profile-summary.mjs FILE`). --dist DIST runs the key service from
@@ -36,6 +38,7 @@ const { values: args } = parseArgs({
     duration: { type: "string", default: "5" },
     warmup: { type: "string", default: "2" },
     connections: { type: "string", default: "50" },
+    rate: { type: "string", default: "0" },
     scenarios: { type: "string", default: "Encrypt,Decrypt,GenerateDataKey" },
     json: { type: "string" },
     profile: { type: "string" },
@@ -152,7 +155,7 @@ const scenarios = args.scenarios.split(",").map((name) => {
 const started = new Date();
 console.log(
   `keyhaven bench ${started.toISOString()}: node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, ` +
-    `${args.connections} connections, ${args.rounds} rounds × ${args.duration}s (+${args.warmup}s warm-up) per server, ` +
+    `${args.connections} connections${Number(args.rate) ? ` at ${args.rate} req/s` : ""}, ${args.rounds} rounds × ${args.duration}s (+${args.warmup}s warm-up) per server, ` +
     `load average ${loadavg()[0].toFixed(2)}`,
 );
 let summaries;
@@ -165,6 +168,7 @@ try {
     durationSeconds: Number(args.duration),
     warmupSeconds: Number(args.warmup),
     connections: Number(args.connections),
+    overallRate: Number(args.rate) || undefined,
     log: (line) => console.log(`  ${line}`),
   });
 } finally {

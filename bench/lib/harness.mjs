@@ -27,10 +27,15 @@ export function median(values) {
 
 /**
  * One load run: `connections` keep-alive connections replaying `requests` for
- * `durationSeconds`. Returns throughput, latency percentiles (ms), errors (any
+ * `durationSeconds`, as fast as the server answers or, with `overallRate`, at that many
+ * requests per second in all (a fixed offered load, for latency). Returns throughput, latency percentiles (ms), errors (any
  * non-2xx, connection error or timeout) and the server's CPU µs per request.
  */
-export async function runLoad(target, requests, { connections = 50, durationSeconds = 5 } = {}) {
+export async function runLoad(
+  target,
+  requests,
+  { connections = 50, durationSeconds = 5, overallRate } = {},
+) {
   let times = new Float64Array(1 << 16);
   let count = 0;
   let non2xx = 0;
@@ -41,6 +46,7 @@ export async function runLoad(target, requests, { connections = 50, durationSeco
     pipelining: 1,
     duration: durationSeconds,
     requests,
+    ...(overallRate && { overallRate }),
   });
   instance.on("response", (_client, statusCode, _bytes, responseTime) => {
     if (count === times.length) {
@@ -87,6 +93,7 @@ export async function compare({
   durationSeconds = 5,
   warmupSeconds = 2,
   connections = 50,
+  overallRate,
   log = () => {},
 }) {
   const summaries = [];
@@ -98,6 +105,7 @@ export async function compare({
       runLoad(target, await scenario.prepare(target), {
         connections,
         durationSeconds: seconds,
+        overallRate,
       });
     if (warmupSeconds > 0) for (const target of targets) await load(target, warmupSeconds);
     for (let round = 1; round <= rounds; round++) {
