@@ -103,6 +103,52 @@ function keyData(
   return data;
 }
 
+/** A store object as the store writes it: the Secret's name, labels and (base64) data. */
+export interface StoreObject {
+  readonly name: string;
+  readonly labels: Record<string, string>;
+  readonly data: Record<string, string>;
+}
+
+/** The object of a key with these material versions (undefined if the id cannot name one). */
+export function keyStoreObject(
+  record: KeyRecord,
+  materials: Iterable<KeyMaterialRecord>,
+): StoreObject | undefined {
+  const name = keyObject(record.keyId);
+  return name === undefined
+    ? undefined
+    : { name, labels: { [STORE_LABEL]: "key" }, data: keyData(record, materials) };
+}
+
+export function aliasStoreObject(alias: AliasRecord): StoreObject {
+  return {
+    name: aliasObject(alias.name),
+    labels: { [STORE_LABEL]: "alias", [KEY_ID_LABEL]: alias.targetKeyId },
+    data: { record: json(alias) },
+  };
+}
+
+/** Undefined if the grant id cannot name an object. */
+export function grantStoreObject(grant: GrantRecord): StoreObject | undefined {
+  const name = grantObject(grant.grantId);
+  return name === undefined
+    ? undefined
+    : {
+        name,
+        labels: { [STORE_LABEL]: "grant", [KEY_ID_LABEL]: grant.keyId },
+        data: { record: json(grant) },
+      };
+}
+
+export function importStoreObject(p: ImportParametersRecord): StoreObject {
+  return {
+    name: importObject(p.tokenId),
+    labels: { [STORE_LABEL]: "import", [KEY_ID_LABEL]: p.keyId },
+    data: { record: json({ ...p, wrappedPrivateKey: p.wrappedPrivateKey.toString("base64") }) },
+  };
+}
+
 function decodeKey(s: StoreSecret): KeyEntry | undefined {
   const text = unb64(s.data?.["record"]);
   if (text === undefined) return undefined;
@@ -302,16 +348,10 @@ export class KubernetesKeyStore implements KeyStore {
   // --- keys -----------------------------------------------------------------------------
 
   async createKey(key: KeyRecord, material?: KeyMaterialRecord): Promise<void> {
-    const name = keyObject(key.keyId);
-    if (!name) throw new StoreConflictError(`key id ${key.keyId} cannot name a store object`);
+    const o = keyStoreObject(key, material ? [material] : []);
+    if (!o) throw new StoreConflictError(`key id ${key.keyId} cannot name a store object`);
     try {
-      this.#accept(
-        await this.#secrets.create(
-          name,
-          { [STORE_LABEL]: "key" },
-          keyData(key, material ? [material] : []),
-        ),
-      );
+      this.#accept(await this.#secrets.create(o.name, o.labels, o.data));
     } catch (err) {
       if (isConflict(err)) throw new StoreConflictError(`key ${key.keyId} exists`);
       throw err;
@@ -353,12 +393,8 @@ export class KubernetesKeyStore implements KeyStore {
     for (let attempt = 1; entry; attempt++) {
       const next = change(entry);
       try {
-        const s = await this.#secrets.replace(
-          name,
-          entry.rv,
-          { [STORE_LABEL]: "key" },
-          keyData(next.record, next.materials),
-        );
+        const o = keyStoreObject(next.record, next.materials)!;
+        const s = await this.#secrets.replace(name, entry.rv, o.labels, o.data);
         this.#accept(s);
         return next.record;
       } catch (err) {
@@ -543,20 +579,14 @@ export class KubernetesKeyStore implements KeyStore {
   // --- import parameters ----------------------------------------------------------------
 
   async putImportParameters(p: ImportParametersRecord): Promise<void> {
-    const name = importObject(p.tokenId);
+    const o = importStoreObject(p);
     try {
-      this.#accept(
-        await this.#secrets.create(
-          name,
-          { [STORE_LABEL]: "import", [KEY_ID_LABEL]: p.keyId },
-          { record: json({ ...p, wrappedPrivateKey: p.wrappedPrivateKey.toString("base64") }) },
-        ),
-      );
+      this.#accept(await this.#secrets.create(o.name, o.labels, o.data));
     } catch (err) {
       if (isConflict(err)) throw new StoreConflictError(`import token ${p.tokenId} exists`);
       throw err;
     }
-    await this.#confirmKey(name, p.keyId, "import parameters");
+    await this.#confirmKey(o.name, p.keyId, "import parameters");
   }
 
   async getImportParameters(tokenId: string): Promise<ImportParametersRecord | undefined> {
@@ -580,20 +610,14 @@ export class KubernetesKeyStore implements KeyStore {
   async createAlias(alias: AliasRecord): Promise<void> {
     if (!(await this.#key(alias.targetKeyId)))
       throw new StoreConflictError(`alias ${alias.name}: key ${alias.targetKeyId} does not exist`);
-    const name = aliasObject(alias.name);
+    const o = aliasStoreObject(alias);
     try {
-      this.#accept(
-        await this.#secrets.create(
-          name,
-          { [STORE_LABEL]: "alias", [KEY_ID_LABEL]: alias.targetKeyId },
-          { record: json(alias) },
-        ),
-      );
+      this.#accept(await this.#secrets.create(o.name, o.labels, o.data));
     } catch (err) {
       if (isConflict(err)) throw new StoreConflictError(`alias ${alias.name} exists`);
       throw err;
     }
-    await this.#confirmKey(name, alias.targetKeyId, `alias ${alias.name}`);
+    await this.#confirmKey(o.name, alias.targetKeyId, `alias ${alias.name}`);
   }
 
   async getAlias(name: string): Promise<AliasRecord | undefined> {
@@ -610,14 +634,8 @@ export class KubernetesKeyStore implements KeyStore {
       const rv = this.#held.get(object)?.rv;
       if (!current || rv === undefined) return false;
       try {
-        this.#accept(
-          await this.#secrets.replace(
-            object,
-            rv,
-            { [STORE_LABEL]: "alias", [KEY_ID_LABEL]: targetKeyId },
-            { record: json({ ...current, targetKeyId, updatedAt }) },
-          ),
-        );
+        const o = aliasStoreObject({ ...current, targetKeyId, updatedAt });
+        this.#accept(await this.#secrets.replace(object, rv, o.labels, o.data));
         break;
       } catch (err) {
         if (isNotFound(err)) {
@@ -657,23 +675,17 @@ export class KubernetesKeyStore implements KeyStore {
   // --- grants ---------------------------------------------------------------------------
 
   async createGrant(grant: GrantRecord): Promise<void> {
-    const name = grantObject(grant.grantId);
-    if (!name) throw new StoreConflictError(`grant id ${grant.grantId} cannot name a store object`);
+    const o = grantStoreObject(grant);
+    if (!o) throw new StoreConflictError(`grant id ${grant.grantId} cannot name a store object`);
     if (!(await this.#key(grant.keyId)))
       throw new StoreConflictError(`grant: key ${grant.keyId} does not exist`);
     try {
-      this.#accept(
-        await this.#secrets.create(
-          name,
-          { [STORE_LABEL]: "grant", [KEY_ID_LABEL]: grant.keyId },
-          { record: json(grant) },
-        ),
-      );
+      this.#accept(await this.#secrets.create(o.name, o.labels, o.data));
     } catch (err) {
       if (isConflict(err)) throw new StoreConflictError(`grant ${grant.grantId} exists`);
       throw err;
     }
-    await this.#confirmKey(name, grant.keyId, "grant");
+    await this.#confirmKey(o.name, grant.keyId, "grant");
   }
 
   async getGrant(grantId: string): Promise<GrantRecord | undefined> {
