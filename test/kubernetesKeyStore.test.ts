@@ -1,11 +1,15 @@
 /**
  * The Kubernetes key store (src/kubestore/) on the real API server: the KeyStore contract
  * (one namespace per test, each store its own client, cache and watch), then what only
- * this backend has: the watch feeding a second replica's cache, a relist after 410 Gone,
- * and repair of what a replica killed half-way through a key deletion leaves.
+ * this backend has: the watch feeding a second replica's cache, a relist after 410 Gone
+ * (a watch resumed from a revision etcd has compacted, on an API server of its own without
+ * the watch cache), and repair of what a replica killed half-way through a key deletion
+ * leaves.
  */
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
+import { connect, createServer, type Socket } from "node:net";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { SqliteKeyStore } from "../src/kms/store/sqliteKeyStore.js";
@@ -62,6 +66,67 @@ describe("KubernetesKeyStore", () => {
       await b.close();
     }
   });
+
+  it("relists after 410 Gone and then holds every write made while its watch was cut", async () => {
+    // Without the watch cache the API server watches etcd itself, so a watch resumed from a
+    // compacted revision gets 410 Gone (with the cache, its own window decides).
+    const own = await startControlPlane({ apiserverArgs: "--watch-cache=false" });
+    const cut = await cuttableProxy(new URL(own.url));
+    try {
+      const ns = await createNamespace(own, "store-gone");
+      const viaProxy = join(own.dir, "kubeconfig-proxy");
+      writeFileSync(viaProxy, readFileSync(own.kubeconfig, "utf8").replaceAll(own.url, cut.url));
+      const secretsA = storeSecrets(loadKubeConfig(viaProxy), ns, {
+        informer: { initialBackoffMs: 100, maxBackoffMs: 500 },
+      });
+      const a = await KubernetesKeyStore.open(secretsA);
+      const b = await KubernetesKeyStore.open(storeSecrets(loadKubeConfig(own.kubeconfig), ns));
+      try {
+        const [k1, k2] = [contractKey(), contractKey()];
+        await b.createKey(k1, contractMaterial(k1));
+        const alias = { name: "alias/before", targetKeyId: k1.keyId, createdAt: 1, updatedAt: 1 };
+        await b.createAlias(alias);
+        await eventually(async () => (await a.getAlias("alias/before")) !== undefined, "a sees");
+        expect(secretsA.informer.stats.relistsAfterGone).toBe(0);
+
+        cut.cut(true); // a's watch drops and cannot come back
+        await b.updateKey(k1.keyId, (c) => ({ ...c, state: "Disabled" }));
+        await b.createKey(k2, contractMaterial(k2));
+        await b.deleteAlias("alias/before");
+        await b.createAlias({ ...alias, name: "alias/during", targetKeyId: k2.keyId });
+        await compactEtcd(own);
+        // a's cache (no reads through: every read below is of cached objects) is stale.
+        expect((await a.listKeys(10)).items.map((k) => k.keyId)).toEqual([k1.keyId]);
+
+        cut.cut(false);
+        await eventually(
+          () => secretsA.informer.stats.relistsAfterGone > 0,
+          "410 Gone on the resumed watch",
+          30_000,
+          50,
+        );
+        const ids = async () => (await a.listKeys(10)).items.map((k) => k.keyId).sort();
+        await eventually(async () => (await ids()).length === 2, "the relist", 30_000, 50);
+        expect(await ids()).toEqual([k1.keyId, k2.keyId].sort());
+        expect((await a.getKey(k1.keyId))?.state).toBe("Disabled");
+        expect((await a.listAliases(10)).items.map((x) => [x.name, x.targetKeyId])).toEqual([
+          ["alias/during", k2.keyId],
+        ]);
+        // And the watch runs again after the relist: a later write arrives without a read.
+        await b.updateKey(k2.keyId, (c) => ({ ...c, description: "after" }));
+        await eventually(
+          async () => (await a.listKeys(10)).items.some((k) => k.description === "after"),
+          "a write after the relist",
+        );
+      } finally {
+        await a.close();
+        await b.close();
+      }
+    } finally {
+      cut.close();
+      await own.stop();
+    }
+  }, 120_000);
 
   it("removes the aliases and grants a deletion killed half-way left behind", async () => {
     const ns = await namespace();
@@ -136,3 +201,48 @@ describe("KubernetesKeyStore", () => {
     }
   });
 });
+
+/** A TCP proxy to the API server whose connections can be cut (and refused) at will. */
+async function cuttableProxy(target: URL) {
+  let refusing = false;
+  const open = new Set<Socket>();
+  const server = createServer((client) => {
+    if (refusing) return void client.destroy();
+    const upstream = connect(Number(target.port), target.hostname);
+    for (const s of [client, upstream]) {
+      open.add(s);
+      s.once("close", () => open.delete(s));
+      s.once("error", () => undefined);
+    }
+    client.pipe(upstream).pipe(client);
+    client.once("close", () => upstream.destroy());
+    upstream.once("close", () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `https://127.0.0.1:${(server.address() as { port: number }).port}`,
+    cut(on: boolean) {
+      refusing = on;
+      if (on) for (const s of open) s.destroy();
+    },
+    close() {
+      for (const s of open) s.destroy();
+      server.close();
+    },
+  };
+}
+
+/** Compacts kube-up's etcd (its v3 JSON gateway) up to the current revision. */
+async function compactEtcd(plane: ControlPlane) {
+  const etcdPid = readFileSync(join(plane.dir, "pids"), "utf8").split("\n")[0]!.trim();
+  const argv = readFileSync(`/proc/${etcdPid}/cmdline`, "utf8").split("\0");
+  const endpoint = argv[argv.indexOf("--listen-client-urls") + 1]!;
+  const post = async (path: string, body: unknown) => {
+    const res = await fetch(`${endpoint}${path}`, { method: "POST", body: JSON.stringify(body) });
+    expect(res.status).toBe(200);
+    return (await res.json()) as { header: { revision: string } };
+  };
+  const { revision } = (await post("/v3/kv/range", { key: Buffer.from("/").toString("base64") }))
+    .header;
+  await post("/v3/kv/compaction", { revision, physical: true });
+}
