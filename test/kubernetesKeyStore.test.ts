@@ -155,7 +155,7 @@ describe("KubernetesKeyStore", () => {
     }
   });
 
-  it("keyhaven migrate-store copies sqlite into kubernetes and back, with progress", async () => {
+  it("keyhaven migrate-store copies sqlite into kubernetes and back (import parameters too), with progress", async () => {
     const ns = await namespace();
     const dir = tempDir("keyhaven-migrate-");
     const source = new SqliteKeyStore(join(dir, "source.db"));
@@ -165,6 +165,20 @@ describe("KubernetesKeyStore", () => {
       await source.createKey(k, contractMaterial(k));
       await source.addMaterial(contractMaterial(k, 2));
     }
+    const pending = contractKey({ origin: "EXTERNAL", state: "PendingImport" });
+    await source.createKey(pending);
+    keys.push(pending);
+    keys.sort((x, y) => (x.keyId < y.keyId ? -1 : 1));
+    const importParameters = {
+      tokenId: randomBytes(16).toString("hex"),
+      keyId: pending.keyId,
+      wrappingAlgorithm: "RSAES_OAEP_SHA_256",
+      wrappingKeySpec: "RSA_2048",
+      createdAt: 1,
+      expiresAt: 86_400_001,
+      wrappedPrivateKey: randomBytes(1300),
+    };
+    await source.putImportParameters(importParameters);
     await source.createAlias({
       name: "alias/moved",
       targetKeyId: keys[0]!.keyId,
@@ -184,9 +198,15 @@ describe("KubernetesKeyStore", () => {
         plane.kubeconfig,
       ]);
     const there = await migrate(`sqlite:${join(dir, "source.db")}`, `kubernetes:${ns}`);
-    expect(there.stdout).toContain("4/4 keys");
+    expect(there.stdout).toContain("5/5 keys");
+    const inKube = await openStore(ns);
+    try {
+      expect(await inKube.getImportParameters(importParameters.tokenId)).toEqual(importParameters);
+    } finally {
+      await inKube.close();
+    }
     const back = await migrate(`kubernetes:${ns}`, `sqlite:${join(dir, "back.db")}`);
-    expect(back.stdout).toContain("done: 4 keys");
+    expect(back.stdout).toContain("done: 5 keys");
     const copy = new SqliteKeyStore(join(dir, "back.db"));
     try {
       expect((await copy.listKeys(10)).items).toEqual(keys);
@@ -196,6 +216,7 @@ describe("KubernetesKeyStore", () => {
         );
       expect((await copy.getAlias("alias/moved"))?.targetKeyId).toBe(keys[0]!.keyId);
       expect(await copy.getMeta("rootKeyId")).toBe("local:test");
+      expect(await copy.importParametersOf(pending.keyId)).toEqual([importParameters]);
     } finally {
       await copy.close();
     }

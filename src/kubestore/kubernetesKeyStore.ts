@@ -594,6 +594,13 @@ export class KubernetesKeyStore implements KeyStore {
     return this.#imports.get(tokenId);
   }
 
+  /** From the cache (import parameters are written and read on one replica within minutes). */
+  async importParametersOf(keyId: string): Promise<readonly ImportParametersRecord[]> {
+    return [...this.#imports.values()]
+      .filter((p) => p.keyId === keyId)
+      .sort(byId((p) => p.tokenId));
+  }
+
   async deleteExpiredImportParameters(now: number): Promise<number> {
     let deleted = 0;
     for (const p of [...this.#imports.values()]) {
