@@ -16,7 +16,7 @@ import { SqliteKeyStore } from "../src/kms/store/sqliteKeyStore.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadKubeConfig } from "../src/kube/kubeConfig.js";
 import { storeSecrets } from "../src/kube/storeSecrets.js";
-import { KubernetesKeyStore } from "../src/kubestore/kubernetesKeyStore.js";
+import { ABSENT_KEY_TTL_MS, KubernetesKeyStore } from "../src/kubestore/kubernetesKeyStore.js";
 import { eventually } from "./kube/drive.js";
 import {
   contractKey,
@@ -128,6 +128,41 @@ describe("KubernetesKeyStore", () => {
     }
   }, 120_000);
 
+  it("remembers an unknown key id for at most ABSENT_KEY_TTL_MS; the watch brings a key made meanwhile at once, and writes never trust the memory", async () => {
+    const ns = await namespace();
+    const secrets = storeSecrets(loadKubeConfig(plane.kubeconfig), ns);
+    let gets = 0;
+    const a = await KubernetesKeyStore.open({
+      ...secrets,
+      get: (name) => (gets++, secrets.get(name)),
+    });
+    const b = await openStore(ns);
+    try {
+      const [k, k2, k3] = [contractKey(), contractKey(), contractKey()];
+      expect(await a.getKey(k.keyId)).toBeUndefined();
+      expect(gets).toBe(1);
+      for (let i = 0; i < 5; i++) expect(await a.getMaterial(k.keyId, 1)).toBeUndefined();
+      expect(gets).toBe(1); // answered from memory
+      // Made on another replica under that id: the watch clears the memory.
+      await b.createKey(k, contractMaterial(k));
+      await eventually(async () => (await a.getKey(k.keyId)) !== undefined, "the watch", 5_000);
+      // After the TTL, a miss asks the API server again.
+      expect(await a.getKey(k2.keyId)).toBeUndefined();
+      const before = gets;
+      await new Promise((r) => setTimeout(r, ABSENT_KEY_TTL_MS + 50));
+      expect(await a.getKey(k2.keyId)).toBeUndefined();
+      expect(gets).toBe(before + 1);
+      // A write reads through whatever the memory says.
+      expect(await a.getKey(k3.keyId)).toBeUndefined();
+      await b.createKey(k3, contractMaterial(k3));
+      const updated = await a.updateKey(k3.keyId, (c) => ({ ...c, description: "written" }));
+      expect(updated?.description).toBe("written");
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
   it("removes the aliases and grants a deletion killed half-way left behind", async () => {
     const ns = await namespace();
     const s = await openStore(ns);
@@ -167,8 +202,6 @@ describe("KubernetesKeyStore", () => {
     }
     const pending = contractKey({ origin: "EXTERNAL", state: "PendingImport" });
     await source.createKey(pending);
-    keys.push(pending);
-    keys.sort((x, y) => (x.keyId < y.keyId ? -1 : 1));
     const importParameters = {
       tokenId: randomBytes(16).toString("hex"),
       keyId: pending.keyId,
@@ -209,7 +242,9 @@ describe("KubernetesKeyStore", () => {
     expect(back.stdout).toContain("done: 5 keys");
     const copy = new SqliteKeyStore(join(dir, "back.db"));
     try {
-      expect((await copy.listKeys(10)).items).toEqual(keys);
+      expect((await copy.listKeys(10)).items).toEqual(
+        [...keys, pending].sort((x, y) => (x.keyId < y.keyId ? -1 : 1)),
+      );
       for (const k of keys)
         expect((await copy.getMaterial(k.keyId, 2))?.wrapped).toEqual(
           contractMaterial(k, 2).wrapped,

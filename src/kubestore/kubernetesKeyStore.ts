@@ -40,6 +40,17 @@ const MAX_ATTEMPTS = 50;
 /** Key ids as the service makes them (UUIDs, mrk-…): safe in an object name and a label. */
 const SAFE_KEY_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const GRANT_ID = /^[0-9a-f]{64}$/;
+/**
+ * How long a key id the API server just said does not exist answers NotFound from memory
+ * (so a stream of requests for unknown key ids costs one GET per id per second, not one
+ * each). The watch clears an entry as soon as the key arrives; the TTL bounds how long a
+ * broken watch could hide a key another replica created under an id this replica was
+ * asked for before it existed (key ids are random UUIDs made at creation, so only a
+ * guessed id can be asked for early). Writes re-read from the API server regardless.
+ */
+export const ABSENT_KEY_TTL_MS = 1000;
+/** At most this many remembered unknown ids; the map is emptied when full. */
+const MAX_ABSENT = 10_000;
 const META_KEY = /^[-._a-zA-Z0-9]{1,253}$/;
 
 const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
@@ -200,6 +211,8 @@ export class KubernetesKeyStore implements KeyStore {
   readonly #held = new Map<string, Held>();
   readonly #gone = new Map<string, string>();
   readonly #keys = new Map<string, KeyEntry>();
+  /** Key id → when the API server last said it does not exist (performance.now()). */
+  readonly #absent = new Map<string, number>();
   readonly #aliases = new Map<string, AliasRecord>();
   readonly #grants = new Map<string, GrantRecord>();
   readonly #grantsByKey = new Map<string, readonly GrantRecord[]>();
@@ -250,6 +263,7 @@ export class KubernetesKeyStore implements KeyStore {
         const entry = decodeKey(s);
         if (!entry) return;
         this.#keys.set(entry.record.keyId, entry);
+        this.#absent.delete(entry.record.keyId);
         this.#held.set(name, { rv, kind, id: entry.record.keyId });
         const due = nextDueAt(entry.record);
         if (due !== undefined) for (const listener of this.#dueListeners) listener(due);
@@ -322,8 +336,27 @@ export class KubernetesKeyStore implements KeyStore {
     else this.#grantsByKey.set(keyId, Object.freeze(grants));
   }
 
-  /** The key from the cache, else from the API server (a key another replica just made). */
+  /**
+   * The key from the cache, else from the API server (a key another replica just made),
+   * unless the API server said it does not exist less than ABSENT_KEY_TTL_MS ago.
+   */
   async #key(keyId: string): Promise<KeyEntry | undefined> {
+    const cached = this.#keys.get(keyId);
+    if (cached) return cached;
+    const absentSince = this.#absent.get(keyId);
+    if (absentSince !== undefined && performance.now() - absentSince < ABSENT_KEY_TTL_MS)
+      return undefined;
+    const entry = await this.#readKey(keyId);
+    if (entry) this.#absent.delete(keyId);
+    else if (keyObject(keyId)) {
+      if (this.#absent.size >= MAX_ABSENT) this.#absent.clear();
+      this.#absent.set(keyId, performance.now());
+    }
+    return entry;
+  }
+
+  /** For a write: the cache, else the API server (never the remembered absence). */
+  async #keyToWrite(keyId: string): Promise<KeyEntry | undefined> {
     return this.#keys.get(keyId) ?? this.#readKey(keyId);
   }
 
@@ -389,7 +422,7 @@ export class KubernetesKeyStore implements KeyStore {
   ): Promise<KeyRecord | undefined> {
     const name = keyObject(keyId);
     if (!name) return undefined;
-    let entry = await this.#key(keyId);
+    let entry = await this.#keyToWrite(keyId);
     for (let attempt = 1; entry; attempt++) {
       const next = change(entry);
       try {
@@ -615,7 +648,7 @@ export class KubernetesKeyStore implements KeyStore {
   // --- aliases --------------------------------------------------------------------------
 
   async createAlias(alias: AliasRecord): Promise<void> {
-    if (!(await this.#key(alias.targetKeyId)))
+    if (!(await this.#keyToWrite(alias.targetKeyId)))
       throw new StoreConflictError(`alias ${alias.name}: key ${alias.targetKeyId} does not exist`);
     const o = aliasStoreObject(alias);
     try {
@@ -633,7 +666,7 @@ export class KubernetesKeyStore implements KeyStore {
   }
 
   async updateAlias(name: string, targetKeyId: string, updatedAt: number): Promise<boolean> {
-    if (!(await this.#key(targetKeyId)))
+    if (!(await this.#keyToWrite(targetKeyId)))
       throw new StoreConflictError(`alias ${name}: key ${targetKeyId} does not exist`);
     const object = aliasObject(name);
     for (let attempt = 1; ; attempt++) {
@@ -684,7 +717,7 @@ export class KubernetesKeyStore implements KeyStore {
   async createGrant(grant: GrantRecord): Promise<void> {
     const o = grantStoreObject(grant);
     if (!o) throw new StoreConflictError(`grant id ${grant.grantId} cannot name a store object`);
-    if (!(await this.#key(grant.keyId)))
+    if (!(await this.#keyToWrite(grant.keyId)))
       throw new StoreConflictError(`grant: key ${grant.keyId} does not exist`);
     try {
       this.#accept(await this.#secrets.create(o.name, o.labels, o.data));
