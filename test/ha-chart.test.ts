@@ -34,13 +34,7 @@ import {
   startControlPlane,
   type ControlPlane,
 } from "./support/kubeUp.js";
-import {
-  kmsClient,
-  spawnServer,
-  tempDir,
-  writeCredentialsFile,
-  type SpawnedServer,
-} from "./support/server.js";
+import { kmsClient, spawnReplicas, tempDir, type SpawnedServer } from "./support/server.js";
 import { kubectl, runTool } from "./support/tools.js";
 
 let plane: ControlPlane;
@@ -84,10 +78,7 @@ beforeAll(async () => {
     .filter((a) => a.startsWith("--store"));
   expect(storeFlags).toEqual(["--store=kubernetes", `--store-namespace=${ns}`]);
   const args = [...storeFlags, "--kubeconfig", plane.kubeconfigFor(token)];
-  const dataDir = tempDir("keyhaven-ha-chart-data-");
-  const credentials = writeCredentialsFile(dataDir);
-  for (let i = 0; i < 3; i++)
-    replicas.push(await spawnServer({ dataDir, credentials, args, timeoutMs: 60_000 }));
+  replicas.push(...(await spawnReplicas(3, args, "keyhaven-ha-chart-data-")));
   clients = replicas.map((r) => kmsClient(r));
 }, 300_000);
 

@@ -27,10 +27,9 @@ import {
 } from "./support/kubeUp.js";
 import { ManualClock } from "./support/manualClock.js";
 import {
-  spawnServer,
+  spawnReplicas,
   startInProcess,
   tempDir,
-  writeCredentialsFile,
   type InProcessServer,
   type SpawnedServer,
 } from "./support/server.js";
@@ -118,12 +117,9 @@ it("a due rotation and a due deletion happen once though all three replicas act 
 
 it("kill -9 of the timer Lease holder mid-run: every due rotation and deletion happens exactly once, nothing half done", async () => {
   const ns = await createNamespace(plane, "keyhaven-timers-kill");
-  const dataDir = tempDir("keyhaven-ha-timers-kill-");
-  const credentials = writeCredentialsFile(dataDir);
-  const args = kubernetesStoreFlags(plane, ns);
-  // One after the other: the first makes the root key file the others share.
-  for (let i = 0; i < 3; i++)
-    processes.push(await spawnServer({ dataDir, credentials, args, timeoutMs: 60_000 }));
+  processes.push(
+    ...(await spawnReplicas(3, kubernetesStoreFlags(plane, ns), "keyhaven-ha-timers-kill-")),
+  );
   const observer = await KubernetesKeyStore.open(
     storeSecrets(loadKubeConfig(plane.kubeconfig), ns),
   );
