@@ -14,7 +14,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import process from "node:process";
@@ -31,11 +31,12 @@ const { values: args } = parseArgs({
     connections: { type: "string", default: "20" },
     "create-seconds": { type: "string", default: "5" },
     scale: { type: "string", default: "0" },
+    "scale-concurrency": { type: "string", default: "64" },
+    "scale-only": { type: "boolean", default: false },
   },
 });
 const here = import.meta.dirname;
 const root = resolve(here, "..");
-const { ADMINISTRATOR_POLICY } = await import(join(root, "dist/src/bench/keyService.js"));
 const temp = mkdtempSync(join(tmpdir(), "keyhaven-bench-kstore-"));
 const kubeDir = join(temp, "kube");
 const shared = resolve(process.env.KEYHAVEN_SHARED ?? join(root, "..", "shared"));
@@ -46,6 +47,19 @@ const namespace = "keyhaven-bench";
 kubectl("create", "namespace", namespace);
 
 const services = [];
+let kube0;
+
+/** A key as CreateKey on the kubernetes store makes it: its record and wrapped size. */
+async function templateKey(kube) {
+  const { json } = await callKms(kube, "CreateKey", {});
+  const secret = JSON.parse(
+    kubectl("get", "secret", "-n", namespace, `store-key-${json.KeyMetadata.KeyId}`, "-o", "json"),
+  );
+  const unb64 = (v) => Buffer.from(v, "base64").toString("utf8");
+  const record = JSON.parse(unb64(secret.data.record));
+  const m1 = JSON.parse(unb64(secret.data["material.1"]));
+  return { record, wrappedBytes: Buffer.from(m1.wrapped, "base64").length };
+}
 async function keyService(name, extra) {
   const service = await startKeyService(extra);
   services.push(service);
@@ -62,7 +76,18 @@ try {
     "--kubeconfig",
     kubeconfig,
   ]);
+  kube0 = kube;
   const targets = [sqlite, kube];
+  if (!args["scale-only"]) await throughput(targets);
+  const scale = Number(args.scale);
+  if (scale > 0) await measureScale(scale, await templateKey(kube));
+} finally {
+  await Promise.all(services.map((s) => s.stop()));
+  execFileSync(join(shared, "kubernetes", "kube-down"), [kubeDir], { stdio: "ignore" });
+}
+
+/** Encrypt and Decrypt on both stores, rounds alternating the order; CreateKey per second. */
+async function throughput(targets) {
   const requestsFor = {};
   for (const t of targets) {
     const { json } = await callKms(t, "CreateKey", {});
@@ -111,72 +136,90 @@ try {
       `CreateKey on ${t.name}: ${(created / Number(args["create-seconds"])).toFixed(1)}/s (8 concurrent callers)`,
     );
   }
-  const scale = Number(args.scale);
-  if (scale > 0) await measureScale(scale);
-} finally {
-  await Promise.all(services.map((s) => s.stop()));
-  execFileSync(join(shared, "kubernetes", "kube-down"), [kubeDir], { stdio: "ignore" });
 }
 
-/** N keys × 3 versions, N aliases, N grants into a namespace; then a fresh store's start. */
-async function measureScale(n) {
-  const { loadKubeConfig, storeSecrets, KubernetesKeyStore } = await import(
-    join(root, "dist/src/bench/kubernetesStore.js")
-  );
+/**
+ * N keys × 3 versions, N aliases, N grants into a namespace, built by the store's own
+ * serialisation (keyStoreObject & co., records shaped on a key CreateKey made) and created
+ * `--scale-concurrency` at a time; then a fresh store's list into its cache (time, heap) and
+ * a fresh `keyhaven serve --store kubernetes` process's start to listening (time, RSS); and
+ * the largest key object (a 32 KB policy, 50 tags, an 8 KB description, ~100 years of versions).
+ */
+async function measureScale(n, template) {
+  const {
+    loadKubeConfig,
+    storeSecrets,
+    KubernetesKeyStore,
+    keyStoreObject,
+    aliasStoreObject,
+    grantStoreObject,
+  } = await import(join(root, "dist/src/bench/kubernetesStore.js"));
   const ns = "keyhaven-scale";
   kubectl("create", "namespace", ns);
   const kc = loadKubeConfig(kubeconfig);
-  const writer = await KubernetesKeyStore.open(storeSecrets(kc, ns));
+  const secrets = storeSecrets(kc, ns);
+  const material = (keyId, version, wrappedBytes) => ({
+    keyId,
+    version,
+    createdAt: template.record.createdAt + version,
+    wrapped: randomBytes(wrappedBytes),
+    materialId: randomBytes(32).toString("hex"),
+    ...(version > 1 && { rotationType: "AUTOMATIC" }),
+  });
+  const keyRecord = (keyId, extra = {}) => ({
+    ...template.record,
+    keyId,
+    arn: template.record.arn.replace(template.record.keyId, keyId),
+    ...extra,
+  });
+  const objects = function* () {
+    for (let i = 0; i < n; i++) {
+      const keyId = randomUUID();
+      yield keyStoreObject(
+        keyRecord(keyId, { currentMaterialVersion: 3 }),
+        [1, 2, 3].map((v) => material(keyId, v, template.wrappedBytes)),
+      );
+      yield aliasStoreObject({
+        name: `alias/scale-${i}`,
+        targetKeyId: keyId,
+        createdAt: template.record.createdAt,
+        updatedAt: template.record.createdAt,
+      });
+      yield grantStoreObject({
+        grantId: randomBytes(32).toString("hex"),
+        keyId,
+        granteePrincipal: "arn:aws:iam::000000000000:role/app",
+        issuingAccount: "arn:aws:iam::000000000000:root",
+        operations: ["Encrypt", "Decrypt", "GenerateDataKey"],
+        createdAt: template.record.createdAt,
+      });
+    }
+  };
   const started = Date.now();
-  let next = 0;
+  const queue = objects();
+  let written = 0;
   await Promise.all(
-    Array.from({ length: 16 }, async () => {
-      while (next < n) {
-        const i = next++;
-        const keyId = randomUUID();
-        const key = {
-          keyId,
-          arn: `arn:aws:kms:us-east-1:000000000000:key/${keyId}`,
-          createdAt: Date.now(),
-          description: "",
-          keySpec: "SYMMETRIC_DEFAULT",
-          keyUsage: "ENCRYPT_DECRYPT",
-          origin: "AWS_KMS",
-          state: "Enabled",
-          policy: ADMINISTRATOR_POLICY,
-          tags: [],
-          currentMaterialVersion: 3,
-        };
-        const material = (version) => ({
-          keyId,
-          version,
-          createdAt: Date.now(),
-          wrapped: randomBytes(61),
-          materialId: randomBytes(32).toString("hex"),
-        });
-        await writer.createKey(key, material(1));
-        await writer.addMaterial(material(2));
-        await writer.addMaterial(material(3));
-        await writer.createAlias({
-          name: `alias/scale-${i}`,
-          targetKeyId: keyId,
-          createdAt: 1,
-          updatedAt: 1,
-        });
-        await writer.createGrant({
-          grantId: randomBytes(32).toString("hex"),
-          keyId,
-          granteePrincipal: "arn:aws:iam::000000000000:role/app",
-          issuingAccount: "arn:aws:iam::000000000000:root",
-          operations: ["Encrypt", "Decrypt"],
-          createdAt: 1,
-        });
+    Array.from({ length: Number(args["scale-concurrency"]) }, async () => {
+      for (let next = queue.next(); !next.done; next = queue.next()) {
+        const o = next.value;
+        for (let attempt = 1; ; attempt++)
+          try {
+            await secrets.create(o.name, o.labels, o.data);
+            break;
+          } catch (err) {
+            // a create the API server did but whose answer was lost is done
+            if (err?.code === 409) break;
+            if (attempt >= 5) throw err;
+          }
+        if (++written % 5000 === 0)
+          console.log(
+            `scale: ${written}/${3 * n} objects, ${((Date.now() - started) / 1000).toFixed(0)} s`,
+          );
       }
     }),
   );
-  await writer.close();
   console.log(
-    `scale: wrote ${n} keys (3 versions), ${n} aliases, ${n} grants in ${((Date.now() - started) / 1000).toFixed(0)} s`,
+    `scale: created ${n} keys (3 versions), ${n} aliases, ${n} grants (${3 * n} Secrets, ${args["scale-concurrency"]} in flight) in ${((Date.now() - started) / 1000).toFixed(0)} s`,
   );
   globalThis.gc?.();
   const heapBefore = process.memoryUsage().heapUsed;
@@ -185,8 +228,63 @@ async function measureScale(n) {
   const ms = performance.now() - t0;
   globalThis.gc?.();
   const heapAfter = process.memoryUsage().heapUsed;
-  console.log(
-    `scale: a fresh replica lists ${3 * n} objects into its cache in ${(ms / 1000).toFixed(1)} s; cache heap ${((heapAfter - heapBefore) / 2 ** 20).toFixed(0)} MiB${globalThis.gc ? "" : " (run with --expose-gc for a cleaner figure)"}`,
-  );
+  const counted = (await reader.countKeys()).reduce((a, c) => a + c.count, 0);
+  const aliases = (await reader.listAliases(10 * n)).items.length;
   await reader.close();
+  console.log(
+    `scale: a fresh store lists ${3 * n} objects into its cache (${counted} keys, ${aliases} aliases) in ${(ms / 1000).toFixed(1)} s; cache heap ${((heapAfter - heapBefore) / 2 ** 20).toFixed(0)} MiB${globalThis.gc ? "" : " (run with --expose-gc for a cleaner figure)"}`,
+  );
+  const p0 = performance.now();
+  const replica = await startKeyService([
+    "--store",
+    "kubernetes",
+    "--store-namespace",
+    ns,
+    "--kubeconfig",
+    kubeconfig,
+  ]);
+  const readyMs = performance.now() - p0;
+  const status = readFileSync(`/proc/${replica.pid}/status`, "utf8");
+  const kib = (field) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? NaN);
+  const { json } = await callKms({ ...kube0, url: replica.url }, "DescribeKey", {
+    KeyId: "alias/scale-0",
+  });
+  await replica.stop();
+  console.log(
+    `scale: a fresh keyhaven serve process, start to listening: ${(readyMs / 1000).toFixed(1)} s; RSS ${(kib("VmRSS") / 1024).toFixed(0)} MiB (peak ${(kib("VmHWM") / 1024).toFixed(0)} MiB); alias/scale-0 → ${json.KeyMetadata ? "found" : "missing"}`,
+  );
+  // The largest key object: every limit at its maximum, ~100 years of rotation.
+  const versions = 1 + 25 + Math.ceil((100 * 365) / 90);
+  const bigId = randomUUID();
+  const policy = JSON.stringify({
+    Version: "2012-10-17",
+    Statement: [
+      {
+        Sid: "x".repeat(32_700),
+        Effect: "Allow",
+        Principal: { AWS: "*" },
+        Action: "kms:*",
+        Resource: "*",
+      },
+    ],
+  }).slice(0, 32_768);
+  const big = keyStoreObject(
+    keyRecord(bigId, {
+      description: "d".repeat(8192),
+      policy,
+      tags: Array.from({ length: 50 }, (_, i) => ({
+        TagKey: `${i}`.padEnd(128, "k"),
+        TagValue: "v".repeat(256),
+      })),
+      currentMaterialVersion: versions,
+    }),
+    Array.from({ length: versions }, (_, i) => material(bigId, i + 1, template.wrappedBytes)),
+  );
+  await secrets.create(big.name, big.labels, big.data);
+  const stored = kubectl("get", "secret", "-n", ns, big.name, "-o", "json").length;
+  const perVersion =
+    (Buffer.byteLength(JSON.stringify(big.data)) - Buffer.byteLength(big.data.record)) / versions;
+  console.log(
+    `scale: the largest key object (32 KB policy, 50 tags, 8 KB description, ${versions} versions) is ${(stored / 1024).toFixed(0)} KiB as the API server returns it (~${perVersion.toFixed(0)} B per version; a Secret's 1 MiB would take ~${Math.floor((2 ** 20 - (stored - versions * perVersion)) / perVersion)} versions; etcd's request limit is 1.5 MiB)`,
+  );
 }

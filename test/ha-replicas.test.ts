@@ -31,13 +31,7 @@ import {
   startControlPlane,
   type ControlPlane,
 } from "./support/kubeUp.js";
-import {
-  kmsClient,
-  spawnServer,
-  tempDir,
-  writeCredentialsFile,
-  type SpawnedServer,
-} from "./support/server.js";
+import { kmsClient, spawnReplicas, type SpawnedServer } from "./support/server.js";
 
 let plane: ControlPlane;
 let replicas: SpawnedServer[] = [];
@@ -46,13 +40,7 @@ let clients: KMSClient[] = [];
 beforeAll(async () => {
   plane = await startControlPlane();
   const namespace = await createNamespace(plane, "keyhaven-ha");
-  const dataDir = tempDir("keyhaven-ha-");
-  const credentials = writeCredentialsFile(dataDir);
-  const args = kubernetesStoreFlags(plane, namespace);
-  // One after the other: the first makes the root key file the others share (in a pod it
-  // is a mounted Secret).
-  for (let i = 0; i < 3; i++)
-    replicas.push(await spawnServer({ dataDir, credentials, args, timeoutMs: 60_000 }));
+  replicas = await spawnReplicas(3, kubernetesStoreFlags(plane, namespace), "keyhaven-ha-");
   clients = replicas.map((r) => kmsClient(r));
 }, 180_000);
 

@@ -97,7 +97,11 @@ export async function startKeyService(extraArgs = []) {
       if (m) resolveUrl(m[1]);
     });
   });
-  return { url, stop: () => new Promise((r) => (child.once("exit", r), child.kill("SIGTERM"))) };
+  return {
+    url,
+    pid: child.pid,
+    stop: () => new Promise((r) => (child.once("exit", r), child.kill("SIGTERM"))),
+  };
 }
 
 /** The same number of keys made by a bare loop of CreateKey calls with `workers` in flight. */

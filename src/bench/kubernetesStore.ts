@@ -6,3 +6,8 @@
 export { loadKubeConfig } from "../kube/kubeConfig.js";
 export { storeSecrets } from "../kube/storeSecrets.js";
 export { KubernetesKeyStore } from "../kubestore/kubernetesKeyStore.js";
+export {
+  aliasStoreObject,
+  grantStoreObject,
+  keyStoreObject,
+} from "../kubestore/kubernetesKeyStore.js";

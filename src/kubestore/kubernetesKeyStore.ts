@@ -40,6 +40,17 @@ const MAX_ATTEMPTS = 50;
 /** Key ids as the service makes them (UUIDs, mrk-…): safe in an object name and a label. */
 const SAFE_KEY_ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const GRANT_ID = /^[0-9a-f]{64}$/;
+/**
+ * How long a key id the API server just said does not exist answers NotFound from memory
+ * (so a stream of requests for unknown key ids costs one GET per id per second, not one
+ * each). The watch clears an entry as soon as the key arrives; the TTL bounds how long a
+ * broken watch could hide a key another replica created under an id this replica was
+ * asked for before it existed (key ids are random UUIDs made at creation, so only a
+ * guessed id can be asked for early). Writes re-read from the API server regardless.
+ */
+export const ABSENT_KEY_TTL_MS = 1000;
+/** At most this many remembered unknown ids; the map is emptied when full. */
+const MAX_ABSENT = 10_000;
 const META_KEY = /^[-._a-zA-Z0-9]{1,253}$/;
 
 const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
@@ -103,6 +114,52 @@ function keyData(
   return data;
 }
 
+/** A store object as the store writes it: the Secret's name, labels and (base64) data. */
+export interface StoreObject {
+  readonly name: string;
+  readonly labels: Record<string, string>;
+  readonly data: Record<string, string>;
+}
+
+/** The object of a key with these material versions (undefined if the id cannot name one). */
+export function keyStoreObject(
+  record: KeyRecord,
+  materials: Iterable<KeyMaterialRecord>,
+): StoreObject | undefined {
+  const name = keyObject(record.keyId);
+  return name === undefined
+    ? undefined
+    : { name, labels: { [STORE_LABEL]: "key" }, data: keyData(record, materials) };
+}
+
+export function aliasStoreObject(alias: AliasRecord): StoreObject {
+  return {
+    name: aliasObject(alias.name),
+    labels: { [STORE_LABEL]: "alias", [KEY_ID_LABEL]: alias.targetKeyId },
+    data: { record: json(alias) },
+  };
+}
+
+/** Undefined if the grant id cannot name an object. */
+export function grantStoreObject(grant: GrantRecord): StoreObject | undefined {
+  const name = grantObject(grant.grantId);
+  return name === undefined
+    ? undefined
+    : {
+        name,
+        labels: { [STORE_LABEL]: "grant", [KEY_ID_LABEL]: grant.keyId },
+        data: { record: json(grant) },
+      };
+}
+
+export function importStoreObject(p: ImportParametersRecord): StoreObject {
+  return {
+    name: importObject(p.tokenId),
+    labels: { [STORE_LABEL]: "import", [KEY_ID_LABEL]: p.keyId },
+    data: { record: json({ ...p, wrappedPrivateKey: p.wrappedPrivateKey.toString("base64") }) },
+  };
+}
+
 function decodeKey(s: StoreSecret): KeyEntry | undefined {
   const text = unb64(s.data?.["record"]);
   if (text === undefined) return undefined;
@@ -154,6 +211,8 @@ export class KubernetesKeyStore implements KeyStore {
   readonly #held = new Map<string, Held>();
   readonly #gone = new Map<string, string>();
   readonly #keys = new Map<string, KeyEntry>();
+  /** Key id → when the API server last said it does not exist (performance.now()). */
+  readonly #absent = new Map<string, number>();
   readonly #aliases = new Map<string, AliasRecord>();
   readonly #grants = new Map<string, GrantRecord>();
   readonly #grantsByKey = new Map<string, readonly GrantRecord[]>();
@@ -204,6 +263,7 @@ export class KubernetesKeyStore implements KeyStore {
         const entry = decodeKey(s);
         if (!entry) return;
         this.#keys.set(entry.record.keyId, entry);
+        this.#absent.delete(entry.record.keyId);
         this.#held.set(name, { rv, kind, id: entry.record.keyId });
         const due = nextDueAt(entry.record);
         if (due !== undefined) for (const listener of this.#dueListeners) listener(due);
@@ -276,8 +336,27 @@ export class KubernetesKeyStore implements KeyStore {
     else this.#grantsByKey.set(keyId, Object.freeze(grants));
   }
 
-  /** The key from the cache, else from the API server (a key another replica just made). */
+  /**
+   * The key from the cache, else from the API server (a key another replica just made),
+   * unless the API server said it does not exist less than ABSENT_KEY_TTL_MS ago.
+   */
   async #key(keyId: string): Promise<KeyEntry | undefined> {
+    const cached = this.#keys.get(keyId);
+    if (cached) return cached;
+    const absentSince = this.#absent.get(keyId);
+    if (absentSince !== undefined && performance.now() - absentSince < ABSENT_KEY_TTL_MS)
+      return undefined;
+    const entry = await this.#readKey(keyId);
+    if (entry) this.#absent.delete(keyId);
+    else if (keyObject(keyId)) {
+      if (this.#absent.size >= MAX_ABSENT) this.#absent.clear();
+      this.#absent.set(keyId, performance.now());
+    }
+    return entry;
+  }
+
+  /** For a write: the cache, else the API server (never the remembered absence). */
+  async #keyToWrite(keyId: string): Promise<KeyEntry | undefined> {
     return this.#keys.get(keyId) ?? this.#readKey(keyId);
   }
 
@@ -302,16 +381,10 @@ export class KubernetesKeyStore implements KeyStore {
   // --- keys -----------------------------------------------------------------------------
 
   async createKey(key: KeyRecord, material?: KeyMaterialRecord): Promise<void> {
-    const name = keyObject(key.keyId);
-    if (!name) throw new StoreConflictError(`key id ${key.keyId} cannot name a store object`);
+    const o = keyStoreObject(key, material ? [material] : []);
+    if (!o) throw new StoreConflictError(`key id ${key.keyId} cannot name a store object`);
     try {
-      this.#accept(
-        await this.#secrets.create(
-          name,
-          { [STORE_LABEL]: "key" },
-          keyData(key, material ? [material] : []),
-        ),
-      );
+      this.#accept(await this.#secrets.create(o.name, o.labels, o.data));
     } catch (err) {
       if (isConflict(err)) throw new StoreConflictError(`key ${key.keyId} exists`);
       throw err;
@@ -349,16 +422,12 @@ export class KubernetesKeyStore implements KeyStore {
   ): Promise<KeyRecord | undefined> {
     const name = keyObject(keyId);
     if (!name) return undefined;
-    let entry = await this.#key(keyId);
+    let entry = await this.#keyToWrite(keyId);
     for (let attempt = 1; entry; attempt++) {
       const next = change(entry);
       try {
-        const s = await this.#secrets.replace(
-          name,
-          entry.rv,
-          { [STORE_LABEL]: "key" },
-          keyData(next.record, next.materials),
-        );
+        const o = keyStoreObject(next.record, next.materials)!;
+        const s = await this.#secrets.replace(name, entry.rv, o.labels, o.data);
         this.#accept(s);
         return next.record;
       } catch (err) {
@@ -543,25 +612,26 @@ export class KubernetesKeyStore implements KeyStore {
   // --- import parameters ----------------------------------------------------------------
 
   async putImportParameters(p: ImportParametersRecord): Promise<void> {
-    const name = importObject(p.tokenId);
+    const o = importStoreObject(p);
     try {
-      this.#accept(
-        await this.#secrets.create(
-          name,
-          { [STORE_LABEL]: "import", [KEY_ID_LABEL]: p.keyId },
-          { record: json({ ...p, wrappedPrivateKey: p.wrappedPrivateKey.toString("base64") }) },
-        ),
-      );
+      this.#accept(await this.#secrets.create(o.name, o.labels, o.data));
     } catch (err) {
       if (isConflict(err)) throw new StoreConflictError(`import token ${p.tokenId} exists`);
       throw err;
     }
-    await this.#confirmKey(name, p.keyId, "import parameters");
+    await this.#confirmKey(o.name, p.keyId, "import parameters");
   }
 
   async getImportParameters(tokenId: string): Promise<ImportParametersRecord | undefined> {
     if (!this.#imports.has(tokenId)) await this.#read(importObject(tokenId));
     return this.#imports.get(tokenId);
+  }
+
+  /** From the cache (import parameters are written and read on one replica within minutes). */
+  async importParametersOf(keyId: string): Promise<readonly ImportParametersRecord[]> {
+    return [...this.#imports.values()]
+      .filter((p) => p.keyId === keyId)
+      .sort(byId((p) => p.tokenId));
   }
 
   async deleteExpiredImportParameters(now: number): Promise<number> {
@@ -578,22 +648,16 @@ export class KubernetesKeyStore implements KeyStore {
   // --- aliases --------------------------------------------------------------------------
 
   async createAlias(alias: AliasRecord): Promise<void> {
-    if (!(await this.#key(alias.targetKeyId)))
+    if (!(await this.#keyToWrite(alias.targetKeyId)))
       throw new StoreConflictError(`alias ${alias.name}: key ${alias.targetKeyId} does not exist`);
-    const name = aliasObject(alias.name);
+    const o = aliasStoreObject(alias);
     try {
-      this.#accept(
-        await this.#secrets.create(
-          name,
-          { [STORE_LABEL]: "alias", [KEY_ID_LABEL]: alias.targetKeyId },
-          { record: json(alias) },
-        ),
-      );
+      this.#accept(await this.#secrets.create(o.name, o.labels, o.data));
     } catch (err) {
       if (isConflict(err)) throw new StoreConflictError(`alias ${alias.name} exists`);
       throw err;
     }
-    await this.#confirmKey(name, alias.targetKeyId, `alias ${alias.name}`);
+    await this.#confirmKey(o.name, alias.targetKeyId, `alias ${alias.name}`);
   }
 
   async getAlias(name: string): Promise<AliasRecord | undefined> {
@@ -602,7 +666,7 @@ export class KubernetesKeyStore implements KeyStore {
   }
 
   async updateAlias(name: string, targetKeyId: string, updatedAt: number): Promise<boolean> {
-    if (!(await this.#key(targetKeyId)))
+    if (!(await this.#keyToWrite(targetKeyId)))
       throw new StoreConflictError(`alias ${name}: key ${targetKeyId} does not exist`);
     const object = aliasObject(name);
     for (let attempt = 1; ; attempt++) {
@@ -610,14 +674,8 @@ export class KubernetesKeyStore implements KeyStore {
       const rv = this.#held.get(object)?.rv;
       if (!current || rv === undefined) return false;
       try {
-        this.#accept(
-          await this.#secrets.replace(
-            object,
-            rv,
-            { [STORE_LABEL]: "alias", [KEY_ID_LABEL]: targetKeyId },
-            { record: json({ ...current, targetKeyId, updatedAt }) },
-          ),
-        );
+        const o = aliasStoreObject({ ...current, targetKeyId, updatedAt });
+        this.#accept(await this.#secrets.replace(object, rv, o.labels, o.data));
         break;
       } catch (err) {
         if (isNotFound(err)) {
@@ -657,23 +715,17 @@ export class KubernetesKeyStore implements KeyStore {
   // --- grants ---------------------------------------------------------------------------
 
   async createGrant(grant: GrantRecord): Promise<void> {
-    const name = grantObject(grant.grantId);
-    if (!name) throw new StoreConflictError(`grant id ${grant.grantId} cannot name a store object`);
-    if (!(await this.#key(grant.keyId)))
+    const o = grantStoreObject(grant);
+    if (!o) throw new StoreConflictError(`grant id ${grant.grantId} cannot name a store object`);
+    if (!(await this.#keyToWrite(grant.keyId)))
       throw new StoreConflictError(`grant: key ${grant.keyId} does not exist`);
     try {
-      this.#accept(
-        await this.#secrets.create(
-          name,
-          { [STORE_LABEL]: "grant", [KEY_ID_LABEL]: grant.keyId },
-          { record: json(grant) },
-        ),
-      );
+      this.#accept(await this.#secrets.create(o.name, o.labels, o.data));
     } catch (err) {
       if (isConflict(err)) throw new StoreConflictError(`grant ${grant.grantId} exists`);
       throw err;
     }
-    await this.#confirmKey(name, grant.keyId, "grant");
+    await this.#confirmKey(o.name, grant.keyId, "grant");
   }
 
   async getGrant(grantId: string): Promise<GrantRecord | undefined> {

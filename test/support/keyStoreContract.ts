@@ -208,9 +208,14 @@ export function describeKeyStoreContract(name: string, backend: KeyStoreBackend)
       };
       await s.putImportParameters(p);
       expect(await s.getImportParameters(p.tokenId)).toEqual(p);
+      const later = { ...p, tokenId: "f".repeat(32), expiresAt: 200 };
+      await s.putImportParameters(later);
+      expect(await s.importParametersOf(k.keyId)).toEqual([p, later]);
+      expect(await s.importParametersOf(contractKey().keyId)).toEqual([]);
       expect(await s.deleteExpiredImportParameters(99)).toBe(0);
       expect(await s.deleteExpiredImportParameters(100)).toBe(1);
       expect(await s.getImportParameters(p.tokenId)).toBeUndefined();
+      expect(await s.importParametersOf(k.keyId)).toEqual([later]);
     });
 
     it("keeps alias names unique and reports missing ones", async () => {

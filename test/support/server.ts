@@ -251,6 +251,24 @@ export async function spawnServer(options: SpawnOptions = {}): Promise<SpawnedSe
   };
 }
 
+/**
+ * `count` `keyhaven serve` processes sharing one data folder and credentials, with `args`
+ * (e.g. the kubernetes store's flags): started one after the other, so the first makes the
+ * root key file the others share (in a pod it is a mounted Secret).
+ */
+export async function spawnReplicas(
+  count: number,
+  args: readonly string[],
+  prefix = "keyhaven-replicas-",
+): Promise<SpawnedServer[]> {
+  const dataDir = tempDir(prefix);
+  const credentials = writeCredentialsFile(dataDir);
+  const replicas: SpawnedServer[] = [];
+  for (let i = 0; i < count; i++)
+    replicas.push(await spawnServer({ dataDir, credentials, args, timeoutMs: 60_000 }));
+  return replicas;
+}
+
 /** Reads the `export AWS_...` lines a first start prints. */
 export function credentialsFromAnnouncement(stdout: string, account: string): TestCredential {
   const value = (name: string) => {

@@ -3,7 +3,8 @@
  * key with all its material versions (wrapped bytes as they are: both stores stay under
  * the same root key), then aliases and grants. Each step skips what the target already
  * has, so a run that stopped anywhere is finished by running it again. Import parameters
- * are not copied (they expire within 24 hours; a caller asks for new ones).
+ * (GetParametersForImport's wrapping key, wrapped under the root key) move as they are, so
+ * an import token handed out before the move still imports afterwards.
  */
 import type { KeyStore } from "./keyStore.js";
 import { StoreConflictError } from "./keyStore.js";
@@ -70,6 +71,11 @@ export async function copyStore(
           }
         v = materials.next;
       }
+      for (const p of await from.importParametersOf(key.keyId))
+        if (!(await to.getImportParameters(p.tokenId))) {
+          await to.putImportParameters(p);
+          written++;
+        }
       for (const grant of await from.grantsOf(key.keyId))
         if (!(await to.getGrant(grant.grantId))) {
           await to.createGrant(grant);

@@ -135,6 +135,8 @@ export interface KeyStore {
 
   putImportParameters(parameters: ImportParametersRecord): Promise<void>;
   getImportParameters(tokenId: string): Promise<ImportParametersRecord | undefined>;
+  /** Every set of import parameters the store holds for one key, by token id (migrate-store copies them). */
+  importParametersOf(keyId: string): Promise<readonly ImportParametersRecord[]>;
   /** Removes import parameters that expired at or before `now`; returns how many. */
   deleteExpiredImportParameters(now: number): Promise<number>;
 

@@ -94,6 +94,16 @@ interface ImportParametersRow {
   wrapped_private_key: Buffer;
 }
 
+const importParameters = (r: ImportParametersRow): ImportParametersRecord => ({
+  tokenId: r.token_id,
+  keyId: r.key_id,
+  wrappingAlgorithm: r.wrapping_algorithm,
+  wrappingKeySpec: r.wrapping_key_spec,
+  createdAt: r.created_at,
+  expiresAt: r.expires_at,
+  wrappedPrivateKey: r.wrapped_private_key,
+});
+
 const toMaterial = (r: MaterialRow): KeyMaterialRecord => ({
   keyId: r.key_id,
   version: r.version,
@@ -202,6 +212,9 @@ export class SqliteKeyStore implements KeyStore {
       ),
       getImportParameters: db.prepare<[string], ImportParametersRow>(
         "SELECT * FROM import_parameters WHERE token_id = ?",
+      ),
+      importParametersOf: db.prepare<[string], ImportParametersRow>(
+        "SELECT * FROM import_parameters WHERE key_id = ? ORDER BY token_id",
       ),
       deleteExpiredImportParameters: db.prepare<[number]>(
         "DELETE FROM import_parameters WHERE expires_at <= ?",
@@ -423,17 +436,11 @@ export class SqliteKeyStore implements KeyStore {
 
   async getImportParameters(tokenId: string): Promise<ImportParametersRecord | undefined> {
     const r = this.#stmt.getImportParameters.get(tokenId);
-    return r
-      ? {
-          tokenId: r.token_id,
-          keyId: r.key_id,
-          wrappingAlgorithm: r.wrapping_algorithm,
-          wrappingKeySpec: r.wrapping_key_spec,
-          createdAt: r.created_at,
-          expiresAt: r.expires_at,
-          wrappedPrivateKey: r.wrapped_private_key,
-        }
-      : undefined;
+    return r ? importParameters(r) : undefined;
+  }
+
+  async importParametersOf(keyId: string): Promise<readonly ImportParametersRecord[]> {
+    return this.#stmt.importParametersOf.all(keyId).map(importParameters);
   }
 
   async deleteExpiredImportParameters(now: number): Promise<number> {
