@@ -4,16 +4,26 @@
 # container engine is used. Input: a source tree whose `npm ci` (dev dependencies
 # included) has been done. Output, in OUT:
 #   OUT/app      package.json, dist/src (compiled, no tests) and production-only node_modules
-#   OUT/rootfs   node, the shared libraries node and the native addons load, /etc/passwd,
-#                /etc/group, /etc/nsswitch.conf and /tmp: the whole runtime file system
-#                apart from the app and the data folder (no shell, no package manager)
+#   OUT/rootfs   node, the shared libraries node and the native addons load,
+#                p11-kit-client.so (Debian's p11-kit-modules) at
+#                /usr/lib/keyhaven/pkcs11/p11-kit-client.so with the libraries it links (the
+#                PKCS#11 module `--root-key pkcs11` loads to reach the chart's p11-kit
+#                server sidecar, docs/hsm.md), /etc/passwd, /etc/group, /etc/nsswitch.conf
+#                and /tmp: the whole runtime file system apart from the app and the data
+#                folder (no shell, no package manager)
 #   OUT/state    keyhaven/, the default data folder, copied to /var/lib/ owned by uid 10001
-# Usage: scripts/image-build-stage.sh SRC OUT [NODE_BINARY]
+# Usage: scripts/image-build-stage.sh SRC OUT [NODE_BINARY [P11_KIT_CLIENT]]
+#   P11_KIT_CLIENT defaults to Debian's path for this machine's architecture.
 set -euo pipefail
 
 src=$(cd "${1:?source tree}" && pwd)
 out=${2:?output folder}
 node_bin=${3:-$(command -v node)}
+p11_kit_client=${4:-/usr/lib/$(uname -m)-linux-gnu/pkcs11/p11-kit-client.so}
+[ -f "$p11_kit_client" ] || {
+  echo "$p11_kit_client not found: install Debian's p11-kit-modules" >&2
+  exit 1
+}
 uid=10001
 
 rm -rf "$out"
@@ -57,6 +67,11 @@ copy_libs() {
 }
 copy_libs "$node_bin"
 find "$out/app/node_modules" -name '*.node' -type f | while read -r addon; do copy_libs "$addon"; done
+# The PKCS#11 client of the p11-kit server sidecar (it links libffi and libc only). The
+# vendor's HSM module stays in the sidecar image.
+mkdir -p "$root/usr/lib/keyhaven/pkcs11"
+cp -L "$p11_kit_client" "$root/usr/lib/keyhaven/pkcs11/p11-kit-client.so"
+copy_libs "$p11_kit_client"
 printf 'root:x:0:0:root:/root:/sbin/nologin\nkeyhaven:x:%s:%s:keyhaven:/var/lib/keyhaven:/sbin/nologin\n' \
   "$uid" "$uid" >"$root/etc/passwd"
 printf 'root:x:0:\nkeyhaven:x:%s:\n' "$uid" >"$root/etc/group"

@@ -19,6 +19,7 @@ import {
 } from "../src/kms/identity/credentialsFile.js";
 import {
   CHART,
+  ROOT,
   helmPath,
   lintArgs,
   mergedValues,
@@ -49,7 +50,13 @@ interface Container {
   ports?: { name: string; containerPort: number }[];
   securityContext?: Obj;
   resources?: Obj;
-  readinessProbe?: { httpGet: { path: string; port: string; scheme: string } };
+  command?: string[];
+  startupProbe?: { exec: { command: string[] } };
+  /** httpGet on the key service and the controller; exec on the HSM sidecar. */
+  readinessProbe?: {
+    httpGet: { path: string; port: string; scheme: string };
+    exec?: { command: string[] };
+  };
   livenessProbe?: { httpGet: { path: string; port: string; scheme: string } };
   volumeMounts?: { name: string; mountPath: string }[];
   restartPolicy?: string;
@@ -61,6 +68,7 @@ interface PodSpec {
     name: string;
     secret?: { secretName: string; items?: { key: string }[] };
     persistentVolumeClaim?: { claimName: string };
+    emptyDir?: Obj;
   }[];
   securityContext?: Obj;
   serviceAccountName?: string;
@@ -159,28 +167,15 @@ const CASES: Record<string, Obj> = {
     },
     controller: { extraArgs: [], podAnnotations: { "example.com/scrape": "false" } },
   },
+  // The root key in an HSM through the p11-kit server sidecar: the documented example
+  // values files as they are (test/chart-hsm.test.ts runs the SoftHSM2 one's processes).
+  "pkcs11-softhsm": exampleValues("values-softhsm.yaml"),
+  "pkcs11-luna": exampleValues("values-luna.yaml"),
 };
 
-/**
- * Documented option sets of planned features whose key-service flags do not exist yet:
- * the chart refuses them (rather than render a pod that cannot start), saying so.
- */
-const PLANNED: Record<string, [Obj, RegExp]> = {
-  "pkcs11-hsm": [
-    {
-      rootKey: {
-        type: "pkcs11",
-        pkcs11: {
-          modulePath: "/var/run/keyhaven-hsm/lib/softhsm/libsofthsm2.so",
-          tokenLabel: "keyhaven",
-          pinSecret: { name: "hsm-pin", key: "pin" },
-          sidecar: { image: { repository: "registry.example/softhsm-sidecar", tag: "2.6" } },
-        },
-      },
-    },
-    /rootKey.type=pkcs11 is not available yet/,
-  ],
-};
+function exampleValues(file: string): Obj {
+  return parse(readFileSync(join(ROOT, "examples/hsm", file), "utf8")) as Obj;
+}
 
 /** Each documented line of values.yaml's header names the value path its case sets. */
 function documentedOptionPaths(): string[] {
@@ -264,6 +259,11 @@ function checkInvariants(objects: K8sObject[], values: Obj): void {
           Obj | undefined
       )?.["name"],
       "keyhaven-webhook-tls", // written by cert-manager
+      // The HSM client's own Secrets (vendor configuration, certificates).
+      ...(
+        (((values["rootKey"] as Obj | undefined)?.["pkcs11"] as Obj | undefined)?.["volumes"] ??
+          []) as { secret?: { secretName: string } }[]
+      ).map((v) => v.secret?.secretName),
     ].filter((s): s is string => typeof s === "string"),
   );
 
@@ -465,9 +465,7 @@ describe("chart rendering", () => {
     expect(paths.length).toBeGreaterThanOrEqual(8);
     for (const path of paths)
       expect(
-        [...Object.values(CASES), ...Object.values(PLANNED).map(([v]) => v)].some((values) =>
-          hasPath(values, path),
-        ),
+        Object.values(CASES).some((values) => hasPath(values, path)),
         `a case sets ${path}`,
       ).toBe(true);
   });
@@ -491,18 +489,6 @@ describe("chart rendering", () => {
       );
     });
   });
-
-  it.each(Object.entries(PLANNED))(
-    "refuses %s (planned: the key service has no flag for it yet) with Helm 3 and 4, saying so",
-    async (_name, [values, message]) => {
-      for (const major of ["helm3", "helm4"] as const) {
-        const result = await runTool(helmPath(major), templateArgs(options(values)));
-        expect(result.code, major).not.toBe(0);
-        expect(result.stderr, major).toMatch(message);
-        expect(result.stderr, major).toMatch(/docs\/install.md/);
-      }
-    },
-  );
 
   it("the key service's command line is one the real `keyhaven serve` accepts, in every case", () => {
     let checked = 0;
@@ -534,8 +520,108 @@ describe("chart rendering", () => {
           serviceAccountLabels: "cluster",
         });
       else expect(config.webIdentity, name).toBeUndefined();
+      const pkcs11 = (values["rootKey"] as Obj | undefined)?.["pkcs11"] as Obj | undefined;
+      expect(config.rootKey, name).toEqual(
+        name.startsWith("pkcs11")
+          ? {
+              type: "pkcs11",
+              modulePath: "/usr/lib/keyhaven/pkcs11/p11-kit-client.so",
+              tokenLabel: pkcs11!["tokenLabel"],
+              keyLabel: "keyhaven-root",
+            }
+          : { type: "local" },
+      );
     }
     expect(checked).toBe(Object.keys(CASES).length);
+  });
+
+  describe.each(["pkcs11-softhsm", "pkcs11-luna"])("rootKey.type=pkcs11 (%s)", (name) => {
+    const SOCKET = "/var/run/keyhaven-hsm/p11-kit.sock";
+    const pod = () =>
+      podSpec(find(objectsOf(name), "Deployment", "keyhaven")) as unknown as Required<
+        Pick<PodSpec, "initContainers" | "volumes">
+      > &
+        PodSpec;
+    const values = () => CASES[name]!["rootKey"] as { pkcs11: Obj & { sidecar: Obj } };
+
+    it("runs the key service and a p11-kit server sidecar over the vendor's module, sharing the socket's emptyDir", () => {
+      const spec = pod();
+      expect(spec.containers.map((c) => c.name)).toEqual(["key-service"]);
+      const sidecar = spec.initContainers.find((c) => c.name === "hsm")!;
+      // A native sidecar: started first, restarted when it dies, stopped last; after any
+      // init containers the values add (SoftHSM2's token initialisation).
+      expect(sidecar.restartPolicy).toBe("Always");
+      expect(spec.initContainers.at(-1)!.name).toBe("hsm");
+      expect(spec.initContainers.some((c) => c.name === "root-key")).toBe(false);
+      expect(sidecar.image).toBe(
+        `${(values().pkcs11.sidecar["image"] as Obj)["repository"] as string}:${(values().pkcs11.sidecar["image"] as Obj)["tag"] as string}`,
+      );
+      expect(sidecar.command).toEqual([
+        "/usr/bin/p11-kit",
+        "server",
+        "--foreground",
+        `--name=${SOCKET}`,
+        `--provider=${values().pkcs11.sidecar["modulePath"] as string}`,
+        `pkcs11:token=${values().pkcs11["tokenLabel"] as string}`,
+      ]);
+      expect(spec.volumes.find((v) => v.name === "hsm-socket")!.emptyDir).toEqual({
+        medium: "Memory",
+        sizeLimit: "1Mi",
+      });
+      const keyService = spec.containers[0]!;
+      for (const c of [sidecar, keyService])
+        expect(c.volumeMounts, c.name).toContainEqual({
+          name: "hsm-socket",
+          mountPath: "/var/run/keyhaven-hsm",
+        });
+      expect(keyService.args).toEqual(
+        expect.arrayContaining([
+          "--root-key=pkcs11",
+          "--pkcs11-module=/usr/lib/keyhaven/pkcs11/p11-kit-client.so",
+          `--pkcs11-token-label=${values().pkcs11["tokenLabel"] as string}`,
+        ]),
+      );
+      expect(envOf(keyService)["P11_KIT_SERVER_ADDRESS"]).toBe(`unix:path=${SOCKET}`);
+      // The vendor's own mounts reach the sidecar, never the key service.
+      for (const m of (values().pkcs11.sidecar["volumeMounts"] ?? []) as { name: string }[]) {
+        expect(sidecar.volumeMounts!.map((v) => v.name)).toContain(m.name);
+        expect(keyService.volumeMounts!.map((v) => v.name)).not.toContain(m.name);
+      }
+      // No local root key Secret with an HSM.
+      expect(objectsOf(name).some((o) => o.metadata.name === "keyhaven-root-key")).toBe(false);
+    });
+
+    it("gives the key service the PIN from the Secret, in its environment only: never in any argument, never to the sidecar", () => {
+      const spec = pod();
+      const keyService = spec.containers[0]!;
+      const pin = keyService.env!.find((e) => e.name === "KEYHAVEN_PKCS11_PIN")!;
+      expect(pin.value).toBeUndefined();
+      expect(pin.valueFrom).toEqual({
+        secretKeyRef: values().pkcs11["pinSecret"],
+      });
+      for (const c of containersOf(spec)) {
+        const words = [...(c.args ?? []), ...(c.command ?? [])];
+        expect(
+          words.filter((w) => /pkcs11-pin|--pin=|--so-pin=/.test(w)),
+          c.name,
+        ).toEqual([]);
+        for (const e of c.env ?? [])
+          if (/PIN/.test(e.name))
+            expect(e.valueFrom?.secretKeyRef, `${c.name} ${e.name}`).toBeTruthy();
+      }
+      const sidecar = spec.initContainers.find((c) => c.name === "hsm")!;
+      expect((sidecar.env ?? []).some((e) => e.valueFrom?.secretKeyRef)).toBe(false);
+    });
+
+    it("holds the key service back until the socket is there, and the pod is Ready only while the socket and the token answer", () => {
+      const spec = pod();
+      const sidecar = spec.initContainers.find((c) => c.name === "hsm")!;
+      const socketCheck = ["/usr/bin/test", "-S", SOCKET];
+      expect(sidecar.startupProbe!.exec.command).toEqual(socketCheck);
+      expect(sidecar.readinessProbe!.exec!.command).toEqual(socketCheck);
+      // /readyz fails with the reason while the root key's token does not answer (docs/hsm.md).
+      expect(spec.containers[0]!.readinessProbe!.httpGet.path).toBe("/readyz");
+    });
   });
 
   it("mounts the issuer's JWKS for STS and refuses a document that is not a JWKS", () => {
@@ -876,6 +962,16 @@ describe("values.schema.json", () => {
       "pkcs11 without a PIN Secret",
       { rootKey: { type: "pkcs11" } },
       /pinSecret\/name.*fewer than 1/,
+    ],
+    [
+      "pkcs11 without the sidecar's module",
+      { rootKey: { type: "pkcs11" } },
+      /sidecar\/modulePath.*fewer than 1/,
+    ],
+    [
+      "a token label that would break the sidecar's PKCS#11 URI",
+      { rootKey: { type: "pkcs11", pkcs11: { tokenLabel: "my token;x" } } },
+      /tokenLabel.*pattern/,
     ],
     [
       "TLS without a Secret",

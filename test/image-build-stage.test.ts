@@ -8,7 +8,9 @@
  */
 import { execFileSync, spawn } from "node:child_process";
 import {
+  chmodSync,
   chownSync,
+  linkSync,
   cpSync,
   existsSync,
   mkdirSync,
@@ -22,6 +24,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ROOT } from "./chart/support.js";
+import { startSoftHsm } from "./support/softhsm.js";
 
 const UID = 10001;
 const isRoot = process.getuid?.() === 0;
@@ -67,6 +70,19 @@ afterAll(() => {
   if (work) rmSync(work, { recursive: true, force: true });
 }, 180_000);
 
+/** The image's file system in a folder (made once), for chroot. */
+function imageDir(): string {
+  const image = join(work, "image");
+  if (existsSync(image)) return image;
+  cpSync(join(out, "rootfs"), image, { recursive: true, verbatimSymlinks: true });
+  cpSync(join(out, "app"), join(image, "app"), { recursive: true, verbatimSymlinks: true });
+  cpSync(join(out, "state"), join(image, "var/lib"), { recursive: true });
+  chownSync(join(image, "var/lib/keyhaven"), UID, UID);
+  return image;
+}
+
+const chroot = existsSync("/usr/sbin/chroot") ? "/usr/sbin/chroot" : "chroot";
+
 describe("image build stage", () => {
   it("keeps production dependencies only, and no tests or native build leftovers", () => {
     const modules = readdirSync(join(out, "app/node_modules"));
@@ -104,18 +120,17 @@ describe("image build stage", () => {
     const libs = execFileSync("find", [rootfs, "-name", "*.so*"], { encoding: "utf8" });
     expect(libs).toMatch(/libc\.so\.6/);
     expect(libs).toMatch(/libstdc\+\+\.so/);
+    // p11-kit-client.so, for the chart's HSM sidecar, and what it links.
+    expect(existsSync(join(rootfs, "usr/lib/keyhaven/pkcs11/p11-kit-client.so"))).toBe(true);
+    expect(libs).toMatch(/libffi\.so/);
   });
 
   it.runIf(isRoot)(
     "serves /healthz from inside that file system as uid 10001 (chroot, like the image)",
     async () => {
-      const image = join(work, "image");
-      cpSync(join(out, "rootfs"), image, { recursive: true, verbatimSymlinks: true });
-      cpSync(join(out, "app"), join(image, "app"), { recursive: true, verbatimSymlinks: true });
-      cpSync(join(out, "state"), join(image, "var/lib"), { recursive: true });
-      chownSync(join(image, "var/lib/keyhaven"), UID, UID);
+      const image = imageDir();
       const child = spawn(
-        existsSync("/usr/sbin/chroot") ? "/usr/sbin/chroot" : "chroot",
+        chroot,
         [
           `--userspec=${UID}:${UID}`,
           image,
@@ -155,6 +170,44 @@ describe("image build stage", () => {
       } finally {
         child.kill("SIGTERM");
         await new Promise((resolve) => child.once("exit", resolve));
+      }
+    },
+    60_000,
+  );
+
+  it.runIf(isRoot)(
+    "loads its p11-kit-client.so inside that file system as uid 10001 and reaches a token through a p11-kit server socket",
+    async () => {
+      const image = imageDir();
+      const hsm = await startSoftHsm();
+      try {
+        // The sidecar's socket inside the file system (a hard link to the same socket);
+        // in the pod both containers run as the same user, here the server runs as root.
+        mkdirSync(join(image, "run/keyhaven-hsm"), { recursive: true });
+        linkSync(hsm.socket, join(image, "run/keyhaven-hsm/p11-kit.sock"));
+        chmodSync(hsm.socket, 0o666);
+        const script = `
+          const p = require("/app/node_modules/pkcs11js");
+          const lib = new p.PKCS11();
+          lib.load("/usr/lib/keyhaven/pkcs11/p11-kit-client.so");
+          lib.C_Initialize({ flags: p.CKF_OS_LOCKING_OK });
+          const labels = lib.C_GetSlotList(true).map((s) => lib.C_GetTokenInfo(s).label.trim());
+          lib.C_Finalize();
+          process.stdout.write(JSON.stringify(labels));`;
+        const labels = execFileSync(
+          chroot,
+          [`--userspec=${UID}:${UID}`, image, "/usr/local/bin/node", "-e", script],
+          {
+            encoding: "utf8",
+            env: {
+              PATH: "/usr/local/bin",
+              P11_KIT_SERVER_ADDRESS: "unix:path=/run/keyhaven-hsm/p11-kit.sock",
+            },
+          },
+        );
+        expect(JSON.parse(labels)).toEqual([hsm.tokenLabel]);
+      } finally {
+        await hsm.stop();
       }
     },
     60_000,

@@ -25,8 +25,20 @@ export const benchCredential = (credential, account) => ({
   policies: [ADMINISTRATOR_POLICY],
 });
 
-/** `dist`: another build's dist/ folder, from a commit that has src/bench/. */
-export async function startBenchKeyService({ dataDir, credentials, region, account, dist }) {
+/**
+ * `dist`: another build's dist/ folder, from a commit that has src/bench/. `args`: more
+ * `serve` flags (e.g. --root-key pkcs11 ...); `env`: more of the environment the flags are
+ * read with (e.g. KEYHAVEN_PKCS11_PIN).
+ */
+export async function startBenchKeyService({
+  dataDir,
+  credentials,
+  region,
+  account,
+  dist,
+  args = [],
+  env = {},
+}) {
   const entry = await import(
     dist
       ? pathToFileURL(join(resolve(dist), "src/bench/keyService.js")).href
@@ -48,8 +60,12 @@ export async function startBenchKeyService({ dataDir, credentials, region, accou
     // loadConfig (a --compare baseline) gets the config object those builds took.
     entry.loadConfig
       ? entry.loadConfig(
-          ["serve", ...Object.entries(flags).flatMap(([name, value]) => [`--${name}`, value])],
-          { KEYHAVEN_LOG_LEVEL: "warn", KEYHAVEN_AUDIT_LOG: auditLog },
+          [
+            "serve",
+            ...Object.entries(flags).flatMap(([name, value]) => [`--${name}`, value]),
+            ...args,
+          ],
+          { KEYHAVEN_LOG_LEVEL: "warn", KEYHAVEN_AUDIT_LOG: auditLog, ...env },
         )
       : {
           command: "serve",

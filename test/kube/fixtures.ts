@@ -80,9 +80,10 @@ export interface Harness {
 export const NS = "team-a";
 export const DAY = 86_400_000;
 
-export async function harness(): Promise<Harness> {
+/** `args`: more `serve` flags for the key service (e.g. --pkcs11-module). */
+export async function harness(args: readonly string[] = []): Promise<Harness> {
   const clock = new ManualClock("2026-03-01T00:00:00Z");
-  const service = await startInProcess({ clock });
+  const service = await startInProcess({ clock, args });
   const kms = kmsClient(service);
   const kmsCalls = countKmsCalls(kms);
   signWithClock(kms, clock);

@@ -130,6 +130,11 @@ export interface SpawnOptions {
   readonly account?: string;
   /** Extra flags, e.g. ["--tls-cert", f, "--tls-key", k]. */
   readonly args?: readonly string[];
+  /**
+   * The whole command line after main.js instead of `serve` and the flags above (e.g. a
+   * chart's rendered args); give `credentials` for the file it names.
+   */
+  readonly commandLine?: readonly string[];
   /** How long to wait for the listening line. */
   readonly timeoutMs?: number;
   /** Run the server under this umask (e.g. 0 to show that file modes do not depend on it). */
@@ -165,20 +170,22 @@ export async function spawnServer(options: SpawnOptions = {}): Promise<SpawnedSe
     ? undefined
     : (options.credentials ?? writeCredentialsFile(dataDir, account));
   const program = options.program ?? BUILT_PROGRAM;
-  const args = [
-    program.main,
-    "serve",
-    "--data",
-    dataDir,
-    "--listen",
-    "127.0.0.1:0",
-    "--region",
-    region,
-    "--account",
-    account,
-    ...(creds ? ["--credentials", creds.path] : []),
-    ...(options.args ?? []),
-  ];
+  const args = options.commandLine
+    ? [program.main, ...options.commandLine]
+    : [
+        program.main,
+        "serve",
+        "--data",
+        dataDir,
+        "--listen",
+        "127.0.0.1:0",
+        "--region",
+        region,
+        "--account",
+        account,
+        ...(creds ? ["--credentials", creds.path] : []),
+        ...(options.args ?? []),
+      ];
   // A clean environment: no KEYHAVEN_* or AWS_* leaking in from the developer's shell.
   const [command, argv] =
     options.umask === undefined

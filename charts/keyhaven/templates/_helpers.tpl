@@ -106,10 +106,6 @@ keyhaven-controller
 
 {{/* Checks that combinations the schema cannot express are consistent. */}}
 {{- define "keyhaven.validate" -}}
-{{- /* Planned features whose key-service flags do not exist yet: refuse rather than render a pod that cannot start. */}}
-{{- if eq .Values.rootKey.type "pkcs11" }}
-{{- fail "rootKey.type=pkcs11 is not available yet: the key service has --root-key pkcs11 (docs/hsm.md) but the chart does not wire its p11-kit server sidecar yet (see docs/install.md). Use rootKey.type=local (the default), with rootKey.existingSecret to bring your own key." }}
-{{- end }}
 {{- if and (eq .Values.store.type "sqlite") (gt (int .Values.keyService.replicas) 1) }}
 {{- fail "keyService.replicas > 1 needs store.type=kubernetes: the sqlite store is one file on one volume" }}
 {{- end }}
@@ -124,10 +120,13 @@ keyhaven-controller
 {{- fail "rootKey.type=pkcs11 needs rootKey.pkcs11.pinSecret.name (a Secret with the token's user PIN)" }}
 {{- end }}
 {{- if not .Values.rootKey.pkcs11.sidecar.image.repository }}
-{{- fail "rootKey.type=pkcs11 needs rootKey.pkcs11.sidecar.image.repository (the HSM client sidecar)" }}
+{{- fail "rootKey.type=pkcs11 needs rootKey.pkcs11.sidecar.image.repository (the p11-kit server sidecar with the HSM's PKCS#11 module)" }}
 {{- end }}
-{{- if and (not .Values.rootKey.pkcs11.slot) (not .Values.rootKey.pkcs11.tokenLabel) }}
-{{- fail "rootKey.type=pkcs11 needs rootKey.pkcs11.slot or rootKey.pkcs11.tokenLabel" }}
+{{- if not .Values.rootKey.pkcs11.sidecar.modulePath }}
+{{- fail "rootKey.type=pkcs11 needs rootKey.pkcs11.sidecar.modulePath (the HSM's PKCS#11 module inside the sidecar image)" }}
+{{- end }}
+{{- if not .Values.rootKey.pkcs11.tokenLabel }}
+{{- fail "rootKey.type=pkcs11 needs rootKey.pkcs11.tokenLabel (the token the sidecar exports)" }}
 {{- end }}
 {{- end }}
 {{- end }}
@@ -166,4 +165,14 @@ if (existing && !existing.isSymbolicLink() && !fs.readFileSync(dataLink).equals(
 if (existing) fs.unlinkSync(dataLink);
 fs.symlinkSync(memoryFile, dataLink);
 console.log("keyhaven root-key: installed");
+{{- end }}
+
+{{/* The p11-kit server sidecar's socket, in the emptyDir both containers mount. */}}
+{{- define "keyhaven.hsmSocketDir" -}}/var/run/keyhaven-hsm{{- end }}
+{{- define "keyhaven.hsmSocket" -}}{{ include "keyhaven.hsmSocketDir" . }}/p11-kit.sock{{- end }}
+
+{{/* The sidecar's image: repository@digest, or repository:tag. */}}
+{{- define "keyhaven.hsmSidecarImage" -}}
+{{- $image := .Values.rootKey.pkcs11.sidecar.image }}
+{{- if $image.digest }}{{ $image.repository }}@{{ $image.digest }}{{ else }}{{ $image.repository }}:{{ $image.tag | default "latest" }}{{ end }}
 {{- end }}
