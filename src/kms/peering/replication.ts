@@ -140,10 +140,7 @@ export async function syncReplica(
   const materials = key.origin === "EXTERNAL" ? [] : await allMaterials(service, key.keyId);
   let envelope: PeeringEnvelope | undefined;
   if (materials.length > 0) {
-    const reply = await peers.call(region, "KeyhavenGetPeeringKey", {});
-    if (typeof reply["PublicKey"] !== "string")
-      throw kmsError("KMSInternalException", `Region ${region} sent no peering key.`);
-    const publicKey = Buffer.from(reply["PublicKey"], "base64");
+    const publicKey = await peers.peeringKey(region);
     const plain = await Promise.all(
       materials.map(async (m) => ({
         label: label(key.keyId, m.version),
