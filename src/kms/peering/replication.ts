@@ -78,12 +78,18 @@ export const syncInput = z.object({
 });
 export type SyncInput = z.infer<typeof syncInput>;
 
-/** KeyMetadata as a peer sent it (dates as JSON strings) → with Dates, as the encoder wants. */
+/**
+ * KeyMetadata as a peer sent it (dates as JSON strings, or epoch seconds from a modelled
+ * operation) → with Dates, as the encoder wants.
+ */
 export function reviveMetadata(value: unknown): KeyMetadata | undefined {
   if (typeof value !== "object" || value === null) return undefined;
   const m = { ...(value as Record<string, unknown>) };
-  for (const field of ["CreationDate", "DeletionDate", "ValidTo"])
-    if (typeof m[field] === "string") m[field] = new Date(m[field]);
+  for (const field of ["CreationDate", "DeletionDate", "ValidTo"]) {
+    const given = m[field];
+    if (typeof given === "string") m[field] = new Date(given);
+    else if (typeof given === "number") m[field] = new Date(given * 1000);
+  }
   return m as unknown as KeyMetadata;
 }
 
