@@ -28,15 +28,9 @@ import {
   waitReady,
   type ControllerProgram,
 } from "./kube/realCluster.js";
-import { freePort } from "./support/clusterWebhook.js";
+import { spawnPeered, type PeeredFleet } from "./support/peered.js";
 import { createNamespace, startControlPlane, type ControlPlane } from "./support/kubeUp.js";
-import {
-  kmsClient,
-  spawnServer,
-  tempDir,
-  writeCredentialsFile,
-  type SpawnedServer,
-} from "./support/server.js";
+import { kmsClient, type SpawnedServer } from "./support/server.js";
 
 const EAST = "us-east-1";
 const WEST = "eu-west-1";
@@ -47,27 +41,10 @@ const controllers: ControllerProgram[] = [];
 const NS = { [EAST]: "cluster-a", [WEST]: "cluster-b" } as const;
 
 beforeAll(async () => {
-  const ports = { [EAST]: await freePort(), [WEST]: await freePort() };
-  const credentials = writeCredentialsFile(tempDir());
-  const start = (region: typeof EAST | typeof WEST, peer: typeof EAST | typeof WEST) =>
-    spawnServer({
-      region,
-      credentials,
-      args: [
-        "--listen",
-        `127.0.0.1:${ports[region]}`,
-        "--peer",
-        `${peer}=http://127.0.0.1:${ports[peer]}`,
-      ],
-      timeoutMs: 90_000,
-    });
-  let east: SpawnedServer;
-  let west: SpawnedServer;
-  [plane, east, west] = await Promise.all([
-    startControlPlane(),
-    start(EAST, WEST),
-    start(WEST, EAST),
-  ]);
+  let fleet: PeeredFleet;
+  [plane, fleet] = await Promise.all([startControlPlane(), spawnPeered([EAST, WEST])]);
+  const credentials = { credential: fleet.credential };
+  const [east, west] = [fleet.servers.get(EAST)!, fleet.servers.get(WEST)!];
   services.set(EAST, east).set(WEST, west);
   kms.set(EAST, kmsClient(east)).set(WEST, kmsClient(west));
   await applyCrds(plane);

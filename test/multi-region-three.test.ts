@@ -19,14 +19,8 @@ import {
 } from "@aws-sdk/client-kms";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { failure } from "./support/errors.js";
-import { freePort } from "./support/clusterWebhook.js";
-import {
-  kmsClient,
-  spawnServer,
-  tempDir,
-  writeCredentialsFile,
-  type SpawnedServer,
-} from "./support/server.js";
+import { spawnPeered } from "./support/peered.js";
+import { kmsClient, type SpawnedServer } from "./support/server.js";
 
 const REGIONS = ["us-east-1", "eu-west-1", "ap-southeast-2"] as const;
 type Region = (typeof REGIONS)[number];
@@ -38,30 +32,10 @@ describe("three keyhaven serve processes peered with each other", () => {
   const at = (region: Region) => kms.get(region)!;
 
   beforeAll(async () => {
-    const ports = new Map<Region, number>();
-    for (const region of REGIONS) ports.set(region, await freePort());
-    // One credentials file for the fleet: its admin is every instance's peering credential.
-    const credentials = writeCredentialsFile(tempDir());
-    const started = await Promise.all(
-      REGIONS.map((region) =>
-        spawnServer({
-          region,
-          credentials,
-          args: [
-            "--listen",
-            `127.0.0.1:${ports.get(region)}`,
-            ...REGIONS.filter((r) => r !== region).flatMap((r) => [
-              "--peer",
-              `${r}=http://127.0.0.1:${ports.get(r)}`,
-            ]),
-          ],
-          timeoutMs: 90_000,
-        }),
-      ),
-    );
-    for (const [i, region] of REGIONS.entries()) {
-      servers.set(region, started[i]!);
-      kms.set(region, kmsClient(started[i]!));
+    const fleet = await spawnPeered(REGIONS);
+    for (const region of REGIONS) {
+      servers.set(region, fleet.servers.get(region)!);
+      kms.set(region, kmsClient(fleet.servers.get(region)!));
     }
   }, 180_000);
 
