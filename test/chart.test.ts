@@ -118,6 +118,16 @@ const CASES: Record<string, Obj> = {
   },
   "service-monitor": { serviceMonitor: { enabled: true, labels: { release: "prometheus" } } },
   "kubernetes-store": { store: { type: "kubernetes" } },
+  "multi-region": {
+    multiRegion: {
+      peers: [
+        { region: "eu-west-1", url: "https://kms.b.example:8443" },
+        { region: "ap-southeast-2", url: "https://kms.c.example:8443" },
+      ],
+      peerCredential: "AKIAKEYHAVENPEERING",
+      extraRegions: ["us-west-2"],
+    },
+  },
   "key-service-only": { controller: { enabled: false }, webhook: { enabled: false } },
   "controller-without-webhook": { webhook: { enabled: false }, controller: { replicas: 1 } },
   "minimal-trial": {
@@ -531,6 +541,19 @@ describe("chart rendering", () => {
             }
           : { type: "local" },
       );
+      // Multi-Region flags only when set.
+      expect([config.regions, [...config.peers], config.peerCredential], name).toEqual(
+        name === "multi-region"
+          ? [
+              ["us-east-1", "us-west-2"],
+              [
+                ["eu-west-1", "https://kms.b.example:8443"],
+                ["ap-southeast-2", "https://kms.c.example:8443"],
+              ],
+              "AKIAKEYHAVENPEERING",
+            ]
+          : [[config.region], [], undefined],
+      );
     }
     expect(checked).toBe(Object.keys(CASES).length);
   });
@@ -901,6 +924,11 @@ describe("chart rendering", () => {
 
   it.each([
     [{ keyService: { replicas: 2 } }, /keyService.replicas/, /needs store.type=kubernetes/],
+    [
+      { store: { type: "kubernetes" }, multiRegion: { extraRegions: ["eu-west-1"] } },
+      /multiRegion.extraRegions/,
+      /multiRegion.extraRegions needs store.type=sqlite/,
+    ],
     [{ controller: { enabled: false } }, /controller.enabled/, /webhook.enabled needs controller/],
     [
       { keyService: { tls: { enabled: true } } },

@@ -10,6 +10,7 @@ import {
   CreateKeyCommand,
   DecryptCommand,
   EncryptCommand,
+  ReplicateKeyCommand,
   RotateKeyOnDemandCommand,
 } from "@aws-sdk/client-kms";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -139,4 +140,80 @@ describe("keyhaven rewrap", () => {
       await again.stop();
     }
   });
+
+  it("moves every Region's store (serve --region A,B), with progress per store; a second run has nothing to do", async () => {
+    const dataDir = tempDir("keyhaven-rewrap-");
+    const credentials = writeCredentialsFile(dataDir);
+    const regions = ["--region", "us-east-1,eu-west-1"];
+    const before = await spawnServer({ dataDir, credentials, args: regions, timeoutMs: 60_000 });
+    const east = kmsClient(before);
+    const west = kmsClient({ ...before, region: "eu-west-1" });
+    let keyId: string;
+    let fromEast: Uint8Array;
+    let fromWest: Uint8Array;
+    try {
+      keyId = (await east.send(new CreateKeyCommand({ MultiRegion: true }))).KeyMetadata!.KeyId!;
+      await east.send(new ReplicateKeyCommand({ KeyId: keyId, ReplicaRegion: "eu-west-1" }));
+      fromEast = (
+        await east.send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from("east") }))
+      ).CiphertextBlob!;
+      fromWest = (
+        await west.send(new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from("west") }))
+      ).CiphertextBlob!;
+    } finally {
+      await before.stop();
+    }
+
+    const moved = await rewrap(dataDir, "local", "pkcs11");
+    expect(moved.stderr).toBe("");
+    expect(moved.code).toBe(0);
+    const lines = moved.stdout.split("\n");
+    // Each store: its key material version and its peering key.
+    expect(lines.filter((l) => l.startsWith("rewrapping "))).toEqual([
+      expect.stringMatching(/keyhaven\.db \(store 1 of 2\): local:.* → pkcs11:/),
+      expect.stringMatching(/keyhaven-eu-west-1\.db \(store 2 of 2\): local:.* → pkcs11:/),
+    ]);
+    expect(lines.filter((l) => l === "2/2 wrapped values (2 rewrapped by this run)")).toHaveLength(
+      2,
+    );
+    expect(moved.stdout).toContain("done: all 2 stores are under pkcs11:keyhaven/keyhaven-root");
+    const again = await rewrap(dataDir, "local", "pkcs11");
+    expect(again.code).toBe(0);
+    expect(
+      again.stdout.match(/is already under pkcs11:keyhaven\/keyhaven-root; nothing to do/g),
+    ).toHaveLength(2);
+
+    const after = await spawnServer({
+      dataDir,
+      credentials,
+      args: [...regions, "--root-key", "pkcs11", ...pkcs11Flags()],
+      env: hsm.env,
+      timeoutMs: 60_000,
+    });
+    try {
+      for (const region of ["us-east-1", "eu-west-1"])
+        for (const [blob, text] of [
+          [fromEast, "east"],
+          [fromWest, "west"],
+        ] as const) {
+          const { Plaintext } = await kmsClient({ ...after, region }).send(
+            new DecryptCommand({ CiphertextBlob: blob }),
+          );
+          expect(Buffer.from(Plaintext!).toString()).toBe(text);
+        }
+      // The peering keys moved too: replication still works under the new root key.
+      await kmsClient(after).send(new RotateKeyOnDemandCommand({ KeyId: keyId }));
+      const rotated = (
+        await kmsClient(after).send(
+          new EncryptCommand({ KeyId: keyId, Plaintext: Buffer.from("rotated") }),
+        )
+      ).CiphertextBlob!;
+      const { Plaintext } = await kmsClient({ ...after, region: "eu-west-1" }).send(
+        new DecryptCommand({ CiphertextBlob: rotated }),
+      );
+      expect(Buffer.from(Plaintext!).toString()).toBe("rotated");
+    } finally {
+      await after.stop();
+    }
+  }, 180_000);
 });

@@ -86,6 +86,7 @@ export async function startController(
     metrics,
     workers: config.workers,
     driftCheckMs: config.driftCheckMs,
+    account: config.account,
     leaderElection: config.leaderElection
       ? {
           namespace: config.namespace,

@@ -51,7 +51,7 @@ describe("loadConfig: keyhaven serve", () => {
       "--peer",
       "ap-south-1=https://kh.ap.example:8443/",
       "--peer",
-      "us-west-2=http://10.0.0.2:8080",
+      "us-west-2=http://127.0.0.2:8080",
       "--peer-credential",
       "AKIAPEER",
     ]);
@@ -59,11 +59,13 @@ describe("loadConfig: keyhaven serve", () => {
     expect(c.regions).toEqual(["us-east-1", "eu-west-1"]);
     expect([...c.peers]).toEqual([
       ["ap-south-1", "https://kh.ap.example:8443"],
-      ["us-west-2", "http://10.0.0.2:8080"],
+      ["us-west-2", "http://127.0.0.2:8080"],
     ]);
     expect(c.peerCredential).toBe("AKIAPEER");
     expect([
-      ...serve([], { KEYHAVEN_PEERS: "eu-west-1=http://a:1,us-west-2=http://b:2" }).peers.keys(),
+      ...serve([], {
+        KEYHAVEN_PEERS: "eu-west-1=http://localhost:1,us-west-2=https://b:2",
+      }).peers.keys(),
     ]).toEqual(["eu-west-1", "us-west-2"]);
     expect(serve([]).peers.size).toBe(0);
     expect(configError(["serve", "--peer", "eu-west-1"])).toMatch(
@@ -75,6 +77,15 @@ describe("loadConfig: keyhaven serve", () => {
     expect(
       configError(["serve", "--region", "us-east-1,eu-west-1", "--peer", "eu-west-1=http://x:1"]),
     ).toBe("--peer eu-west-1: this process serves eu-west-1 itself (--region)");
+  });
+
+  it("refuses a plain-HTTP peer off loopback, saying how to fix it", () => {
+    for (const url of ["http://10.0.0.2:8080", "http://kms.b.example", "http://127.evil.example"])
+      expect(configError(["serve", "--peer", `eu-west-1=${url}`])).toBe(
+        `--peer eu-west-1=${url}: a peer over plain HTTP could be impersonated on the network; serve that instance over HTTPS (--tls-cert, --tls-key) and give its https:// URL (http:// only on loopback: 127.0.0.1, [::1], localhost)`,
+      );
+    for (const url of ["http://127.0.0.1:1", "http://[::1]:2", "http://localhost:3"])
+      expect(serve(["--peer", `eu-west-1=${url}`]).peers.get("eu-west-1")).toBe(url);
   });
 
   it("falls back to KEYHAVEN_* variables, and flags win over them", () => {

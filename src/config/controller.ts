@@ -1,3 +1,4 @@
+import { z } from "zod";
 /** `keyhaven controller` (docs/operator.md): the operator, plus the webhook (docs/injection.md). */
 import {
   bool,
@@ -22,6 +23,8 @@ export interface ControllerConfig {
   readonly watchNamespace?: string;
   readonly kmsEndpoint: string;
   readonly region: string;
+  /** The key service's account id (the ARN of a KmsKey replicaOf's primary). */
+  readonly account: string;
   /** From AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY[/AWS_SESSION_TOKEN]; absent → the SDK's default chain. */
   readonly credentials?: {
     readonly accessKeyId: string;
@@ -46,6 +49,13 @@ export interface ControllerConfig {
 }
 
 export const CONTROLLER_FLAGS = {
+  account: flag({
+    arg: "ID",
+    env: ["KEYHAVEN_ACCOUNT"],
+    default: "000000000000",
+    schema: z.string().regex(/^\d{12}$/, "an account id is 12 digits"),
+    help: "12-digit account id of the key service (its serve --account); names the primaries of KmsKey replicaOf",
+  }),
   // No env entry: KUBECONFIG counts only outside a pod (src/kube/kubeConfig.ts).
   kubeconfig: flag({
     arg: "FILE",
@@ -164,6 +174,7 @@ as an admin principal of the KMS API. Credentials come from the standard AWS_* e
       ...(watchNamespace !== undefined && { watchNamespace }),
       kmsEndpoint: c["kms-endpoint"],
       region: c.region,
+      account: c.account,
       ...(accessKeyId &&
         secretAccessKey && {
           credentials: { accessKeyId, secretAccessKey, ...(sessionToken && { sessionToken }) },

@@ -258,6 +258,12 @@ function storeSettings(type: "sqlite" | "kubernetes", namespace?: string): Store
   return { type, namespace };
 }
 
+/** Whether a URL's host is this machine (127.0.0.0/8, ::1, localhost). */
+export function isLoopbackUrl(url: string): boolean {
+  const host = new URL(url).hostname;
+  return host === "localhost" || host === "[::1]" || /^127(\.\d{1,3}){3}$/.test(host);
+}
+
 export const serveCommand = command({
   name: "serve",
   summary: "Run the key service (AWS KMS wire protocol) on an embedded store.",
@@ -271,6 +277,11 @@ export const serveCommand = command({
     for (const served of c.region)
       if (c.peer.has(served))
         throw new ConfigError(`--peer ${served}: this process serves ${served} itself (--region)`);
+    for (const [peerRegion, url] of c.peer)
+      if (new URL(url).protocol === "http:" && !isLoopbackUrl(url))
+        throw new ConfigError(
+          `--peer ${peerRegion}=${url}: a peer over plain HTTP could be impersonated on the network; serve that instance over HTTPS (--tls-cert, --tls-key) and give its https:// URL (http:// only on loopback: 127.0.0.1, [::1], localhost)`,
+        );
     return {
       command: "serve",
       listen: c.listen,

@@ -23,6 +23,8 @@ export interface ReconcileContext {
   readonly reader: WriteThroughReader;
   /** How often a healthy object is re-checked for drift made through the KMS API. */
   readonly driftCheckMs: number;
+  /** The key service's account id, for the ARN of a KmsKey replicaOf's primary. */
+  readonly account: string;
   /** Secrets (KmsSecret), where the cluster has them. */
   readonly secrets?: SecretClient;
 }
@@ -34,6 +36,7 @@ export function reconcileContext(options: {
   logger?: Logger;
   read?: ObjectReader;
   driftCheckMs?: number;
+  account?: string;
   secrets?: SecretClient;
 }): ReconcileContext {
   const read: ObjectReader =
@@ -44,6 +47,7 @@ export function reconcileContext(options: {
     timers: options.timers,
     reader: new WriteThroughReader(read),
     driftCheckMs: options.driftCheckMs ?? 10 * 60_000,
+    account: options.account ?? "000000000000",
     ...(options.logger && { logger: options.logger }),
     ...(options.secrets && { secrets: options.secrets }),
   };

@@ -46,6 +46,8 @@ export interface ManagerOptions {
   readonly leaderElection: LeaderElectionConfig | false;
   readonly workers?: number;
   readonly driftCheckMs?: number;
+  /** The key service's account id (KmsKey replicaOf). */
+  readonly account?: string;
   /** Wraps every reconcile (tests observe concurrency with it). */
   readonly around?: (kind: KindName, key: string, run: () => Promise<Result>) => Promise<Result>;
 }
@@ -159,6 +161,7 @@ export class Manager {
       ...(c.secrets && { secrets: fencedSecrets(c.secrets, fenced) }),
       ...(options.logger && { logger: options.logger }),
       ...(options.driftCheckMs !== undefined && { driftCheckMs: options.driftCheckMs }),
+      ...(options.account !== undefined && { account: options.account }),
     });
     for (const kind of this.#kinds) {
       (this.#informers[kind] as Informer<KubeObject>).on((event, obj, old) =>

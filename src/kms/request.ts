@@ -45,6 +45,11 @@ export interface RequestContext {
   readonly input?: Readonly<Record<string, unknown>>;
   /** More condition keys of the request, lower-case (the XKS proxy's `xks:*` request metadata). */
   readonly conditions?: ReadonlyMap<string, readonly string[]>;
+  /**
+   * A MAC over `data` under this request's SigV4 signing key (protocol/sigv4.ts signerProof),
+   * for answers the caller must be able to authenticate (the peering key).
+   */
+  readonly proveToSigner?: (data: string) => string;
 }
 
 export interface AccessRequest {

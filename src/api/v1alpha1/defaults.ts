@@ -10,6 +10,8 @@ export interface ResolvedKeySpec {
   keyUsage: string;
   origin: string;
   customKeyStoreId?: string;
+  multiRegion: boolean;
+  replicaOf?: { region: string; keyId: string };
   enabled: boolean;
   rotation: { enabled: boolean; periodDays: number; rotateOnDemandRequest?: string };
   deletion: { pendingWindowDays: number; policy: "Delete" | "Retain"; requested: boolean };
@@ -39,6 +41,10 @@ export function resolveKeySpec(spec: KmsKeySpec | undefined): ResolvedKeySpec {
     keyUsage: s.keyUsage ?? defaultKeyUsage(keySpec),
     origin: s.origin ?? "AWS_KMS",
     ...(s.customKeyStoreId !== undefined && { customKeyStoreId: s.customKeyStoreId }),
+    multiRegion: s.multiRegion ?? false,
+    ...(s.replicaOf !== undefined && {
+      replicaOf: { region: s.replicaOf.region, keyId: s.replicaOf.keyId },
+    }),
     enabled: s.enabled ?? true,
     rotation,
     deletion: {

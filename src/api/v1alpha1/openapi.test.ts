@@ -53,6 +53,22 @@ describe("KmsKey schema", () => {
     );
   });
 
+  it("multiRegion and replicaOf: one or the other, both immutable, a replica not in a custom key store", () => {
+    const replicaOf = { region: "us-east-1", keyId: "mrk-0123456789abcdef0123456789abcdef" };
+    expect(spec({ multiRegion: true })).toEqual([]);
+    expect(spec({ replicaOf })).toEqual([]);
+    expect(spec({ multiRegion: true, replicaOf })[0]?.message).toMatch(/set one or the other/);
+    expect(spec({ multiRegion: false }, { multiRegion: true })[0]?.message).toMatch(
+      /multiRegion is immutable/,
+    );
+    expect(spec({}, { replicaOf })[0]?.message).toMatch(/replicaOf is immutable/);
+    expect(spec({ replicaOf }, {})[0]?.message).toMatch(/replicaOf is immutable/);
+    expect(
+      spec({ replicaOf: { ...replicaOf, region: "eu-west-1" } }, { replicaOf })[0]?.message,
+    ).toMatch(/replicaOf is immutable/);
+    expect(spec({ replicaOf: { ...replicaOf, keyId: "1234" } }).length).toBeGreaterThan(0);
+  });
+
   it("defaults nested objects as the API server does, and prunes unknown fields", () => {
     const obj = applyDefaults(keySchema, prune(keySchema, { spec: { extra: 1 } })) as {
       spec: Record<string, unknown>;
@@ -60,6 +76,7 @@ describe("KmsKey schema", () => {
     expect(obj.spec).toEqual({
       keySpec: "SYMMETRIC_DEFAULT",
       origin: "AWS_KMS",
+      multiRegion: false,
       enabled: true,
       rotation: { enabled: false, periodDays: 365 },
       deletion: { pendingWindowDays: 30, policy: "Delete", requested: false },

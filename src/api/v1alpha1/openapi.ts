@@ -186,6 +186,19 @@ const CEL: readonly { pattern: RegExp; build: (m: RegExpExecArray) => Rule }[] =
     build: (m) => (self) => has(self, m[1]!) === (has(self, m[2]!) && field(self, m[3]!) === m[4]),
   },
   {
+    pattern: /^!\(has\(self\.(\w+)\) && has\(self\.(\w+)\) && self\.(\w+)\)$/,
+    build: (m) => (self) => !(has(self, m[1]!) && has(self, m[2]!) && field(self, m[3]!) === true),
+  },
+  {
+    pattern: /^has\(self\.(\w+)\) == has\(oldSelf\.(\w+)\)$/,
+    build: (m) => (self, old) =>
+      old === undefined ? undefined : has(self, m[1]!) === has(old, m[2]!),
+  },
+  {
+    pattern: /^!has\(self\.(\w+)\) \|\| !has\(self\.(\w+)\) \|\| self\.(\w+) != '([^']*)'$/,
+    build: (m) => (self) => !has(self, m[1]!) || !has(self, m[2]!) || field(self, m[3]!) !== m[4],
+  },
+  {
     pattern: /^!self\.startsWith\('([^']*)'\)$/,
     build: (m) => (self) => typeof self === "string" && !self.startsWith(m[1]!),
   },

@@ -99,9 +99,42 @@ const kmsKeySpec: Schema = {
       rule: "has(self.customKeyStoreId) == (has(self.origin) && self.origin == 'AWS_CLOUDHSM')",
       message: "customKeyStoreId goes with origin AWS_CLOUDHSM, and only with it",
     },
+    {
+      rule: "!(has(self.replicaOf) && has(self.multiRegion) && self.multiRegion)",
+      message: "replicaOf declares a replica; multiRegion: true a primary: set one or the other",
+    },
+    {
+      rule: "has(self.replicaOf) == has(oldSelf.replicaOf)",
+      message: "replicaOf is immutable: it can be neither added nor removed",
+    },
+    {
+      rule: "!has(self.replicaOf) || !has(self.origin) || self.origin != 'AWS_CLOUDHSM'",
+      message: "a replica's origin is its primary's (AWS_KMS or EXTERNAL)",
+    },
   ],
   properties: {
     description: str("Key description.", { maxLength: 8192 }),
+    multiRegion: {
+      type: "boolean",
+      description:
+        "true: a multi-Region primary key (mrk-...) that other Regions (Keyhaven instances) can replicate (docs/multi-region.md). Immutable.",
+      default: false,
+      "x-kubernetes-validations": immutable("multiRegion"),
+    },
+    replicaOf: {
+      type: "object",
+      description:
+        "Makes this key a replica, in this cluster's Region, of a multi-Region primary in another Region (a peer instance); keySpec, keyUsage and origin must be the primary's. Immutable.",
+      required: ["region", "keyId"],
+      "x-kubernetes-validations": immutable("replicaOf"),
+      properties: {
+        region: str("The primary's Region (a --peer of this cluster's key service).", {
+          pattern: "^([a-z]+-){2,3}[0-9]+$",
+          maxLength: 32,
+        }),
+        keyId: str("The primary's key id (mrk-...).", { pattern: "^mrk-[0-9a-f]{32}$" }),
+      },
+    },
     keySpec: str("AWS KeySpec. Immutable.", {
       enum: KEY_SPECS,
       default: "SYMMETRIC_DEFAULT",
@@ -169,6 +202,8 @@ const kmsKeyStatus: Schema = {
     keyState: { type: "string" },
     keySpec: { type: "string" },
     keyUsage: { type: "string" },
+    multiRegionKeyType: { type: "string", description: "PRIMARY or REPLICA (multi-Region keys)." },
+    primaryRegion: { type: "string", description: "The Region of a multi-Region key's primary." },
     currentVersion: { type: "integer" },
     rotationEnabled: { type: "boolean" },
     rotationPeriodDays: { type: "integer" },

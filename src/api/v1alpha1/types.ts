@@ -55,6 +55,10 @@ export interface KmsKeySpec {
   origin?: string;
   /** The custom key store (`cks-…`) of an AWS_CLOUDHSM key; required with that origin, immutable. */
   customKeyStoreId?: string;
+  /** A multi-Region primary key (immutable). */
+  multiRegion?: boolean;
+  /** A replica here of a multi-Region primary in another Region (immutable). */
+  replicaOf?: { region: string; keyId: string };
   enabled?: boolean;
   rotation?: {
     enabled?: boolean;
@@ -79,6 +83,9 @@ export interface KmsKeyStatus {
   keyState?: string;
   keySpec?: string;
   keyUsage?: string;
+  /** PRIMARY or REPLICA for a multi-Region key. */
+  multiRegionKeyType?: string;
+  primaryRegion?: string;
   currentVersion?: number;
   rotationEnabled?: boolean;
   rotationPeriodDays?: number;

@@ -18,6 +18,9 @@ export interface ObservedKey {
   readonly origin: string;
   /** The custom key store of an AWS_CLOUDHSM key. */
   readonly customKeyStoreId?: string;
+  /** PRIMARY or REPLICA for a multi-Region key (its primary may move: UpdatePrimaryRegion). */
+  readonly multiRegionKeyType?: string;
+  readonly primaryRegion?: string;
   readonly deletionDate?: Date;
   /** Absent when rotation does not apply to this key (not symmetric AWS_KMS). */
   readonly rotation?: { enabled: boolean; periodDays?: number; nextRotationDate?: Date };
@@ -93,6 +96,14 @@ export function planKey(
       `customKeyStoreId (${key.customKeyStoreId ?? "none"} → ${spec.customKeyStoreId ?? "none"})`,
     );
 
+  const multiRegion = spec.multiRegion || spec.replicaOf !== undefined;
+  if (multiRegion !== (key.multiRegionKeyType !== undefined))
+    immutableMismatch.push(
+      `multi-Region (${key.multiRegionKeyType === undefined ? "single-Region key" : "multi-Region key"} → ${multiRegion ? "multiRegion or replicaOf" : "single-Region"})`,
+    );
+  if (spec.replicaOf !== undefined && key.keyId !== spec.replicaOf.keyId)
+    immutableMismatch.push(`replicaOf.keyId (${key.keyId} → ${spec.replicaOf.keyId})`);
+
   if (spec.deletion.requested) {
     if (key.state !== "PendingDeletion")
       actions.push({
@@ -118,7 +129,11 @@ export function planKey(
 
   let rotationBlocked: string | undefined;
   const wantsRotation = spec.rotation.enabled || spec.rotation.rotateOnDemandRequest !== undefined;
-  if (!key.rotation) {
+  if (key.multiRegionKeyType === "REPLICA") {
+    // Shared properties follow the primary: rotation is set (and happens) there.
+    if (wantsRotation)
+      rotationBlocked = `rotation of a multi-Region replica follows its primary (Region ${key.primaryRegion ?? "unknown"}); set it on the primary's KmsKey`;
+  } else if (!key.rotation) {
     if (wantsRotation && spec.rotation.enabled)
       rotationBlocked = `automatic rotation applies only to SYMMETRIC_DEFAULT keys with origin AWS_KMS (this key is ${key.keySpec}, ${key.origin})`;
   } else {

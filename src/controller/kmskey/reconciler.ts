@@ -19,6 +19,7 @@ import {
   ListKeyRotationsCommand,
   ListResourceTagsCommand,
   PutKeyPolicyCommand,
+  ReplicateKeyCommand,
   RotateKeyOnDemandCommand,
   ScheduleKeyDeletionCommand,
   TagResourceCommand,
@@ -144,18 +145,22 @@ export class KmsKeyReconciler {
     const tags = desiredTags(spec, obj.metadata.uid);
     let metadata: KeyMetadata | undefined;
     try {
-      const out = await this.ctx.kms.send(
-        new CreateKeyCommand({
-          Description: spec.description,
-          KeySpec: spec.keySpec as never,
-          KeyUsage: spec.keyUsage as never,
-          Origin: spec.origin as never,
-          ...(spec.customKeyStoreId !== undefined && { CustomKeyStoreId: spec.customKeyStoreId }),
-          ...(spec.policy !== undefined && { Policy: spec.policy }),
-          Tags: Object.entries(tags).map(([TagKey, TagValue]) => ({ TagKey, TagValue })),
-        }),
-      );
-      metadata = out.KeyMetadata;
+      if (spec.replicaOf) metadata = await this.#replicate(spec, spec.replicaOf, tags);
+      else {
+        const out = await this.ctx.kms.send(
+          new CreateKeyCommand({
+            ...(spec.multiRegion && { MultiRegion: true }),
+            Description: spec.description,
+            KeySpec: spec.keySpec as never,
+            KeyUsage: spec.keyUsage as never,
+            Origin: spec.origin as never,
+            ...(spec.customKeyStoreId !== undefined && { CustomKeyStoreId: spec.customKeyStoreId }),
+            ...(spec.policy !== undefined && { Policy: spec.policy }),
+            Tags: Object.entries(tags).map(([TagKey, TagValue]) => ({ TagKey, TagValue })),
+          }),
+        );
+        metadata = out.KeyMetadata;
+      }
     } catch (err) {
       // The key may exist even though the answer was lost: look again before creating another.
       if (kmsErrorName(err) === undefined) this.adoption.invalidate();
@@ -183,12 +188,36 @@ export class KmsKeyReconciler {
       ...(metadata.CustomKeyStoreId !== undefined && {
         customKeyStoreId: metadata.CustomKeyStoreId,
       }),
+      ...multiRegionOf(metadata),
       tags,
       fresh: true,
       ...(rotationApplies(keySpec, origin) &&
         metadata.KeyState === "Enabled" && { rotation: { enabled: false } }),
       ...(spec.policy !== undefined && { policy: spec.policy }),
     };
+  }
+
+  /**
+   * A replica in this cluster's Region of a primary in another (spec.replicaOf): ReplicateKey
+   * with the primary's ARN and this Region as the replica Region; the key service asks the
+   * primary's instance, which creates the replica here through peering (docs/multi-region.md).
+   * Description, policy and tags are the replica's own.
+   */
+  async #replicate(
+    spec: ResolvedKeySpec,
+    of: { region: string; keyId: string },
+    tags: Record<string, string>,
+  ): Promise<KeyMetadata | undefined> {
+    const out = await this.ctx.kms.send(
+      new ReplicateKeyCommand({
+        KeyId: `arn:aws:kms:${of.region}:${this.ctx.account}:key/${of.keyId}`,
+        ReplicaRegion: await this.ctx.kms.config.region(),
+        Description: spec.description,
+        ...(spec.policy !== undefined && { Policy: spec.policy }),
+        Tags: Object.entries(tags).map(([TagKey, TagValue]) => ({ TagKey, TagValue })),
+      }),
+    );
+    return out.ReplicaKeyMetadata;
   }
 
   /** Reads everything status and the plan need about the key; undefined if it does not exist (any more). */
@@ -232,6 +261,7 @@ export class KmsKeyReconciler {
       keyUsage: m.KeyUsage ?? "ENCRYPT_DECRYPT",
       origin,
       ...(m.CustomKeyStoreId !== undefined && { customKeyStoreId: m.CustomKeyStoreId }),
+      ...multiRegionOf(m),
       tags,
       ...(m.DeletionDate && { deletionDate: m.DeletionDate }),
       ...(rotation && { rotation }),
@@ -383,6 +413,15 @@ export class KmsKeyReconciler {
     );
     return { requeueAfter: requeueAfter(key, now, ctx.driftCheckMs) };
   }
+}
+
+/** MultiRegionKeyType and the primary's Region of a multi-Region key. */
+function multiRegionOf(m: KeyMetadata): Pick<ObservedKey, "multiRegionKeyType" | "primaryRegion"> {
+  const c = m.MultiRegionConfiguration;
+  return {
+    ...(c?.MultiRegionKeyType !== undefined && { multiRegionKeyType: c.MultiRegionKeyType }),
+    ...(c?.PrimaryKey?.Region !== undefined && { primaryRegion: c.PrimaryKey.Region }),
+  };
 }
 
 export { UID_TAG };

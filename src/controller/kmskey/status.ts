@@ -124,6 +124,8 @@ export function keyStatus({
     keyState: key.state,
     keySpec: key.keySpec,
     keyUsage: key.keyUsage,
+    ...(key.multiRegionKeyType !== undefined && { multiRegionKeyType: key.multiRegionKeyType }),
+    ...(key.primaryRegion !== undefined && { primaryRegion: key.primaryRegion }),
     ...(currentVersion !== undefined && { currentVersion }),
     ...(key.rotation && { rotationEnabled: key.rotation.enabled }),
     ...(key.rotation?.enabled &&

@@ -13,6 +13,7 @@ import { defaultKeyPolicy, checkPolicyDocument } from "../authz/keyPolicy.js";
 import { mergeTags } from "../keys/tags.js";
 import { authorizeAction, authorizeKey, checkPolicyLockout } from "../access/useKey.js";
 import { applySync, MRK_ID, syncInput } from "../peering/replication.js";
+import { peeringKeyProof } from "../peering/peerClient.js";
 import { omit } from "../lifecycle/omit.js";
 import { DAY_MS } from "../keys/dueDates.js";
 import type { RequestContext } from "../request.js";
@@ -28,12 +29,21 @@ function parse<T>(schema: z.ZodType<T>, input: unknown): T {
   return parsed.data;
 }
 
-/** This instance's peering public key (SPKI DER, base64): what peers seal material to. */
+/**
+ * This instance's peering public key (SPKI DER, base64): what peers seal material to. The
+ * answer carries a proof (peeringKeyProof) under the caller's own SigV4 signing key, so the
+ * caller knows the key comes from an instance holding its peering credential, not from
+ * whoever is on the path.
+ */
 export const keyhavenGetPeeringKey: OperationHandler = async (ctx) => {
   await authorizeAction(ctx, "kms:ReplicateKey");
-  if (!ctx.service.peeringKey)
+  if (!ctx.service.peeringKey || !ctx.proveToSigner)
     throw kmsError("UnsupportedOperationException", "Peering is not configured here.");
-  return { PublicKey: ctx.service.peeringKey.publicKeyDer.toString("base64") };
+  const publicKey = ctx.service.peeringKey.publicKeyDer.toString("base64");
+  return {
+    PublicKey: publicKey,
+    Proof: ctx.proveToSigner(peeringKeyProof(ctx.service.region, publicKey)),
+  };
 };
 
 /** A primary's sync (peering/replication.ts): creates or updates the replica here. */

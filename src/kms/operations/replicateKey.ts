@@ -1,6 +1,6 @@
 import type { ReplicateKeyRequest, ReplicateKeyResponse } from "@aws-sdk/client-kms";
 import { kmsError } from "../errors.js";
-import { useKey } from "../access/useKey.js";
+import { authorizeAction, useKey } from "../access/useKey.js";
 import { fromRequestTags } from "../keys/tags.js";
 import type { KeyRecord } from "../keys/keyRecord.js";
 import {
@@ -10,6 +10,7 @@ import {
   syncReplica,
 } from "../peering/replication.js";
 import { defineOperation, type WithRequired } from "./operation.js";
+import type { RequestContext } from "../request.js";
 
 /** ReplicateKey and UpdatePrimaryRegion act on a primary in this Region, not pending deletion. */
 export function assertPrimaryHere(
@@ -43,6 +44,9 @@ export const replicateKey = defineOperation<
   ReplicateKeyResponse
 >(async (ctx, input) => {
   const service = ctx.service;
+  const elsewhere = PEER_KEY_ARN.exec(input.KeyId);
+  if (elsewhere && elsewhere[1] !== service.region)
+    return pullReplica(ctx, input, elsewhere[1]!, elsewhere[3]!);
   const key = await useKey(ctx, input.KeyId, { aliases: false });
   assertPrimaryHere(ctx, key);
   const region = input.ReplicaRegion;
@@ -93,3 +97,51 @@ export const replicateKey = defineOperation<
     ReplicaTags: settled["Tags"] as ReplicateKeyResponse["ReplicaTags"],
   };
 });
+
+/** The ARN of a multi-Region key in some Region: [, region, account, keyId]. */
+const PEER_KEY_ARN = /^arn:aws:kms:([a-z]+(?:-[a-z]+){1,2}-\d+):(\d{12}):key\/(mrk-[0-9a-f]{32})$/;
+
+/**
+ * ReplicateKey with the ARN of a primary in a peer's Region and this Region as the replica
+ * Region: this instance asks the primary's instance (as its peering principal) to replicate
+ * the key here, as if the caller had called ReplicateKey in the primary's Region. This is how
+ * a cluster declares a replica of a primary that lives in another (KmsKey spec.replicaOf).
+ * The caller needs kms:ReplicateKey and kms:CreateKey here; the primary's instance
+ * authorizes the peering principal on its key as for any ReplicateKey.
+ */
+async function pullReplica(
+  ctx: RequestContext,
+  input: WithRequired<ReplicateKeyRequest, "KeyId" | "ReplicaRegion">,
+  primaryRegion: string,
+  keyId: string,
+): Promise<ReplicateKeyResponse> {
+  const service = ctx.service;
+  if (input.ReplicaRegion !== service.region)
+    throw kmsError(
+      "UnsupportedOperationException",
+      `${input.KeyId} is in Region ${primaryRegion}: call ReplicateKey there, or here with ReplicaRegion ${service.region} to replicate it to this Region.`,
+    );
+  if (!service.peers?.has(primaryRegion))
+    throw kmsError(
+      "UnsupportedOperationException",
+      `Region ${primaryRegion} is not a peer of this Keyhaven instance; start it with --peer ${primaryRegion}=URL.`,
+    );
+  await authorizeAction(ctx, "kms:ReplicateKey");
+  await authorizeAction(ctx, "kms:CreateKey");
+  const reply = await service.peers.call(primaryRegion, "ReplicateKey", {
+    KeyId: keyId,
+    ReplicaRegion: service.region,
+    ...(input.Description !== undefined && { Description: input.Description }),
+    ...(input.Policy !== undefined && { Policy: input.Policy }),
+    ...(input.BypassPolicyLockoutSafetyCheck !== undefined && {
+      BypassPolicyLockoutSafetyCheck: input.BypassPolicyLockoutSafetyCheck,
+    }),
+    ...(input.Tags !== undefined && { Tags: input.Tags }),
+  });
+  ctx.resources.push(service.keyArn(keyId));
+  return {
+    ReplicaKeyMetadata: reviveMetadata(reply["ReplicaKeyMetadata"]),
+    ReplicaPolicy: reply["ReplicaPolicy"] as string,
+    ReplicaTags: reply["ReplicaTags"] as ReplicateKeyResponse["ReplicaTags"],
+  };
+}

@@ -5,8 +5,9 @@
  * cannot be reached is a retryable DependencyTimeoutException; an error the peer answers
  * comes back as that error.
  */
-import { createHash, createHmac } from "node:crypto";
+import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import { errorStatus, kmsError, KmsError, type KmsErrorCode } from "../errors.js";
+import { signerProof } from "../protocol/sigv4.js";
 
 export interface PeerCredential {
   readonly accessKeyId: string;
@@ -16,6 +17,10 @@ export interface PeerCredential {
 const sha256 = (data: string | Buffer) => createHash("sha256").update(data).digest("hex");
 const hmac = (key: Buffer | string, data: string) =>
   createHmac("sha256", key).update(data).digest();
+
+/** What KeyhavenGetPeeringKey's Proof is a MAC of (protocol/sigv4.ts signerProof). */
+export const peeringKeyProof = (region: string, publicKey: string) =>
+  `keyhaven/peering-key\n${region}\n${publicKey}`;
 
 /** The headers of a SigV4-signed KMS JSON request (the form src/kms/protocol/sigv4.ts verifies). */
 export function signKmsRequest(
@@ -84,6 +89,38 @@ export class PeerClient {
 
   /** One KMS call (`TrentService.<operation>`) to the peer serving `region`. */
   async call(region: string, operation: string, input: object): Promise<Record<string, unknown>> {
+    return (await this.#send(region, operation, input)).reply;
+  }
+
+  /**
+   * The peering public key (SPKI DER) of the instance serving `region`, authenticated: its
+   * answer must carry a MAC under this request's SigV4 signing key, which only a holder of
+   * the peering credential's secret can make (a substituted key is refused, TLS or not).
+   */
+  async peeringKey(region: string): Promise<Buffer> {
+    const { reply, authorization } = await this.#send(region, "KeyhavenGetPeeringKey", {});
+    const publicKey = reply["PublicKey"];
+    const proof = reply["Proof"];
+    if (typeof publicKey !== "string" || typeof proof !== "string")
+      throw kmsError("KMSInternalException", `Region ${region} sent no peering key.`);
+    const expected = Buffer.from(
+      signerProof(authorization, this.#options.credential, peeringKeyProof(region, publicKey)),
+      "hex",
+    );
+    const given = Buffer.from(proof, "hex");
+    if (given.length !== expected.length || !timingSafeEqual(given, expected))
+      throw kmsError(
+        "KMSInternalException",
+        `The peering key from Region ${region} is not proven by the peering credential; is ${this.#options.urls.get(region)} really that Region's Keyhaven instance, with the same peering credential?`,
+      );
+    return Buffer.from(publicKey, "base64");
+  }
+
+  async #send(
+    region: string,
+    operation: string,
+    input: object,
+  ): Promise<{ reply: Record<string, unknown>; authorization: string }> {
     const base = this.#options.urls.get(region);
     if (base === undefined)
       throw kmsError(
@@ -122,7 +159,7 @@ export class PeerClient {
     } catch {
       reply = {};
     }
-    if (response.ok) return reply;
+    if (response.ok) return { reply, authorization: headers["authorization"]! };
     const code = typeof reply["__type"] === "string" ? reply["__type"] : "";
     const message = typeof reply["message"] === "string" ? reply["message"] : "";
     if (Object.hasOwn(errorStatus, code))

@@ -78,12 +78,18 @@ export const syncInput = z.object({
 });
 export type SyncInput = z.infer<typeof syncInput>;
 
-/** KeyMetadata as a peer sent it (dates as JSON strings) → with Dates, as the encoder wants. */
+/**
+ * KeyMetadata as a peer sent it (dates as JSON strings, or epoch seconds from a modelled
+ * operation) → with Dates, as the encoder wants.
+ */
 export function reviveMetadata(value: unknown): KeyMetadata | undefined {
   if (typeof value !== "object" || value === null) return undefined;
   const m = { ...(value as Record<string, unknown>) };
-  for (const field of ["CreationDate", "DeletionDate", "ValidTo"])
-    if (typeof m[field] === "string") m[field] = new Date(m[field]);
+  for (const field of ["CreationDate", "DeletionDate", "ValidTo"]) {
+    const given = m[field];
+    if (typeof given === "string") m[field] = new Date(given);
+    else if (typeof given === "number") m[field] = new Date(given * 1000);
+  }
   return m as unknown as KeyMetadata;
 }
 
@@ -140,10 +146,7 @@ export async function syncReplica(
   const materials = key.origin === "EXTERNAL" ? [] : await allMaterials(service, key.keyId);
   let envelope: PeeringEnvelope | undefined;
   if (materials.length > 0) {
-    const reply = await peers.call(region, "KeyhavenGetPeeringKey", {});
-    if (typeof reply["PublicKey"] !== "string")
-      throw kmsError("KMSInternalException", `Region ${region} sent no peering key.`);
-    const publicKey = Buffer.from(reply["PublicKey"], "base64");
+    const publicKey = await peers.peeringKey(region);
     const plain = await Promise.all(
       materials.map(async (m) => ({
         label: label(key.keyId, m.version),

@@ -23,7 +23,7 @@ import type { KeyServiceMetrics } from "../metrics/keyServiceMetrics.js";
 import { operations } from "../operations/index.js";
 import { callerOf, type Authorizer, type RequestContext } from "../request.js";
 import { decodeInput, encodeOutput, modelledOperations } from "./model.js";
-import { verifySigV4 } from "./sigv4.js";
+import { signerProof, verifySigV4 } from "./sigv4.js";
 import type { XksAnswer, XksProxy } from "../xks/proxy.js";
 import { XKS_CONTENT_TYPE } from "../xks/wire.js";
 import {
@@ -209,6 +209,7 @@ export class KmsServer {
           requiredSignedHeaders: ["x-amz-target"],
         },
       );
+      const signer = credential;
       const handler = operation === undefined ? undefined : operations.get(operation);
       if (!handler) {
         if (operation !== undefined && modelledOperations.has(operation)) {
@@ -239,6 +240,8 @@ export class KmsServer {
         secureTransport: this.#secure,
         operation: operation!,
         resources: [],
+        proveToSigner: (data) =>
+          signerProof(req.headersDistinct["authorization"]![0]!, signer, data),
       };
       const input = decodeInput(operation!, json);
       ctx = { ...ctx, input };

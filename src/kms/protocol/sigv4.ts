@@ -359,3 +359,20 @@ export function constantTimeEqual(a: string, b: string): boolean {
   const y = createHash("sha256").update(b).digest();
   return timingSafeEqual(x, y);
 }
+
+/**
+ * A MAC over an answer to a SigV4-signed request, under that request's signing key
+ * (HMAC-SHA256 of the request's signature and `data`): whoever checks it against the
+ * Authorization header it sent learns that the answer comes from a holder of the same
+ * secret, for this request and no other (peering, docs/multi-region.md).
+ */
+export function signerProof(
+  authorization: string,
+  credential: SigningCredential,
+  data: string,
+): string {
+  const auth = parseAuthorization(authorization);
+  return createHmac("sha256", signingKey(credential, auth.date, auth.region, auth.service))
+    .update(`keyhaven-signer-proof\n${auth.signature}\n${data}`)
+    .digest("hex");
+}
