@@ -10,6 +10,7 @@ export interface ResolvedKeySpec {
   keyUsage: string;
   origin: string;
   customKeyStoreId?: string;
+  xksKeyId?: string;
   enabled: boolean;
   rotation: { enabled: boolean; periodDays: number; rotateOnDemandRequest?: string };
   deletion: { pendingWindowDays: number; policy: "Delete" | "Retain"; requested: boolean };
@@ -39,6 +40,7 @@ export function resolveKeySpec(spec: KmsKeySpec | undefined): ResolvedKeySpec {
     keyUsage: s.keyUsage ?? defaultKeyUsage(keySpec),
     origin: s.origin ?? "AWS_KMS",
     ...(s.customKeyStoreId !== undefined && { customKeyStoreId: s.customKeyStoreId }),
+    ...(s.xksKeyId !== undefined && { xksKeyId: s.xksKeyId }),
     enabled: s.enabled ?? true,
     rotation,
     deletion: {

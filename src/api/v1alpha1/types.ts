@@ -55,6 +55,8 @@ export interface KmsKeySpec {
   origin?: string;
   /** The custom key store (`cks-…`) of an AWS_CLOUDHSM key; required with that origin, immutable. */
   customKeyStoreId?: string;
+  /** The external key of an EXTERNAL_KEY_STORE key (its XksKeyId); required with that origin, immutable. */
+  xksKeyId?: string;
   enabled?: boolean;
   rotation?: {
     enabled?: boolean;

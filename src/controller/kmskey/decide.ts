@@ -18,6 +18,8 @@ export interface ObservedKey {
   readonly origin: string;
   /** The custom key store of an AWS_CLOUDHSM key. */
   readonly customKeyStoreId?: string;
+  /** The external key of an EXTERNAL_KEY_STORE key. */
+  readonly xksKeyId?: string;
   readonly deletionDate?: Date;
   /** Absent when rotation does not apply to this key (not symmetric AWS_KMS). */
   readonly rotation?: { enabled: boolean; periodDays?: number; nextRotationDate?: Date };
@@ -92,6 +94,8 @@ export function planKey(
     immutableMismatch.push(
       `customKeyStoreId (${key.customKeyStoreId ?? "none"} → ${spec.customKeyStoreId ?? "none"})`,
     );
+  if (spec.xksKeyId !== key.xksKeyId)
+    immutableMismatch.push(`xksKeyId (${key.xksKeyId ?? "none"} → ${spec.xksKeyId ?? "none"})`);
 
   if (spec.deletion.requested) {
     if (key.state !== "PendingDeletion")

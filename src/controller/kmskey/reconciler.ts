@@ -151,6 +151,7 @@ export class KmsKeyReconciler {
           KeyUsage: spec.keyUsage as never,
           Origin: spec.origin as never,
           ...(spec.customKeyStoreId !== undefined && { CustomKeyStoreId: spec.customKeyStoreId }),
+          ...(spec.xksKeyId !== undefined && { XksKeyId: spec.xksKeyId }),
           ...(spec.policy !== undefined && { Policy: spec.policy }),
           Tags: Object.entries(tags).map(([TagKey, TagValue]) => ({ TagKey, TagValue })),
         }),
@@ -182,6 +183,9 @@ export class KmsKeyReconciler {
       origin,
       ...(metadata.CustomKeyStoreId !== undefined && {
         customKeyStoreId: metadata.CustomKeyStoreId,
+      }),
+      ...(metadata.XksKeyConfiguration?.Id !== undefined && {
+        xksKeyId: metadata.XksKeyConfiguration.Id,
       }),
       tags,
       fresh: true,
@@ -232,6 +236,7 @@ export class KmsKeyReconciler {
       keyUsage: m.KeyUsage ?? "ENCRYPT_DECRYPT",
       origin,
       ...(m.CustomKeyStoreId !== undefined && { customKeyStoreId: m.CustomKeyStoreId }),
+      ...(m.XksKeyConfiguration?.Id !== undefined && { xksKeyId: m.XksKeyConfiguration.Id }),
       tags,
       ...(m.DeletionDate && { deletionDate: m.DeletionDate }),
       ...(rotation && { rotation }),
