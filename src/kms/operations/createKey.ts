@@ -47,11 +47,6 @@ export const createKey = defineOperation<CreateKeyRequest, CreateKeyResponse>(
     // AWS_CLOUDHSM: the key is generated in (and never leaves) a custom key store's token.
     // EXTERNAL_KEY_STORE: the key has its own material and an external key at an XKS proxy.
     const inCustomKeyStore = origin === "AWS_CLOUDHSM" || origin === "EXTERNAL_KEY_STORE";
-    if (origin !== "AWS_KMS" && !external && !inCustomKeyStore)
-      throw kmsError(
-        "UnsupportedOperationException",
-        `Origin ${origin} is not supported by Keyhaven; use AWS_KMS, EXTERNAL, AWS_CLOUDHSM or EXTERNAL_KEY_STORE.`,
-      );
     if ((origin === "EXTERNAL_KEY_STORE") !== (input.XksKeyId !== undefined))
       throw kmsError(
         "ValidationException",
