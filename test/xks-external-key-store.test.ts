@@ -380,9 +380,7 @@ describe("A's external key store on B's XKS proxy", () => {
       lines.find(
         (l) =>
           l.requestParameters?.requestMetadata?.["kmsOperation"] === op &&
-          (op.endsWith("crypt")
-            ? l.requestParameters.requestMetadata["kmsKeyArn"] === keyArn
-            : true),
+          (!ownKey(op) || l.requestParameters.requestMetadata["kmsKeyArn"] === keyArn),
       );
     for (const [op, xksOp] of [
       ["Encrypt", "Encrypt"],
