@@ -16,7 +16,12 @@ import {
   type UpdateCustomKeyStoreCommandInput,
 } from "@aws-sdk/client-kms";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runBoto3, runCli, type ProcessResult } from "./support/clients.js";
+import { runBoto3, runCli } from "./support/clients.js";
+import {
+  cliError,
+  describeStore as describeServerStore,
+  untilState as untilServerState,
+} from "./support/customKeyStores.js";
 import { kmsClient, spawnServer, type SpawnedServer } from "./support/server.js";
 import { P11_KIT_CLIENT, SOFTHSM_MODULE, startSoftHsm, type SoftHsm } from "./support/softhsm.js";
 
@@ -62,27 +67,8 @@ const createStore = (name: string, cluster: string) =>
     "customer CA",
   );
 
-/** The AWS error code a CLI run failed with. */
-function cliError(r: ProcessResult): string | undefined {
-  return /An error occurred \((\w+)\)/.exec(r.stderr)?.[1];
-}
-
-async function describeStore(id: string): Promise<Record<string, unknown>> {
-  const r = await cli("describe-custom-key-stores", "--custom-key-store-id", id);
-  expect(r.code, r.stderr).toBe(0);
-  return (r.json!["CustomKeyStores"] as Record<string, unknown>[])[0]!;
-}
-
-async function untilState(id: string, state: string): Promise<Record<string, unknown>> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const store = await describeStore(id);
-    if (store["ConnectionState"] === state) return store;
-    if (Date.now() > deadline)
-      throw new Error(`store ${id} stayed ${String(store["ConnectionState"])}, not ${state}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const describeStore = (id: string) => describeServerStore(server, id);
+const untilState = (id: string, state: string) => untilServerState(server, id, state);
 
 /** The attributes of the token key labelled `label`, and what reading its value does (SoftHSM2 loaded directly, in a child). */
 function probeTokenKey(label: string): { sensitive: boolean; extractable: boolean; value: string } {

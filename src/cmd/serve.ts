@@ -5,7 +5,7 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { createSecureContext } from "node:tls";
+import { createSecureContext, rootCertificates } from "node:tls";
 import type { Logger } from "pino";
 import { systemClock, type Clock } from "../time.js";
 import type { ServeConfig } from "../config/config.js";
@@ -21,6 +21,7 @@ import { KeyService } from "../kms/keyService.js";
 import type { RunningSeed } from "../controller/seed.js";
 import { CustomKeyStores } from "../kms/customkeystore/customKeyStores.js";
 import { cloudHsmKeyStoreType } from "../kms/customkeystore/cloudHsmKeyStore.js";
+import { externalKeyStoreType } from "../kms/customkeystore/externalKeyStore.js";
 import { LifecycleLoop } from "../kms/lifecycle/loop.js";
 import { policyAuthorizer } from "../kms/access/policyAuthorizer.js";
 import { KmsServer } from "../kms/protocol/server.js";
@@ -47,15 +48,25 @@ import { openPeeringKey } from "../kms/peering/peeringKey.js";
 import { untilStopped } from "./signals.js";
 import { openStore } from "./serveStore.js";
 
+const readFlagFile = (flag: string, file: string): Buffer => {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new StartupError(`${flag} ${file}: ${(err as Error).message}`);
+  }
+};
+
+/** --xks-client-ca's certificates and Node's public ones (an Agent's `ca` replaces them). */
+function xksClientCa(file: string): string {
+  const pem = readFlagFile("--xks-client-ca", file).toString("utf8");
+  if (!pem.includes("-----BEGIN CERTIFICATE-----"))
+    throw new StartupError(`--xks-client-ca ${file}: no PEM certificate in it`);
+  return [...rootCertificates, pem].join("\n");
+}
+
 /** The TLS certificate chain and key, checked to be PEM that belongs together. */
 function readTlsFiles(tls: NonNullable<ServeConfig["tls"]>): { cert: Buffer; key: Buffer } {
-  const read = (flag: string, file: string) => {
-    try {
-      return readFileSync(file);
-    } catch (err) {
-      throw new StartupError(`${flag} ${file}: ${(err as Error).message}`);
-    }
-  };
+  const read = readFlagFile;
   const files = { cert: read("--tls-cert", tls.certFile), key: read("--tls-key", tls.keyFile) };
   try {
     createSecureContext(files);
@@ -200,14 +211,25 @@ export async function startKeyService(
   // Started on first use: a server without RSA/ECC traffic runs no worker thread.
   const privateKeyWorkers = new PrivateKeyWorkers();
   const clock = deps.clock ?? systemClock;
-  // AWS_CLOUDHSM custom key stores: tokens reached through --pkcs11-module (docs/hsm.md);
-  // kept in the SQLite file, so none on the Kubernetes store.
+  // Custom key stores: AWS_CLOUDHSM, tokens reached through --pkcs11-module (docs/hsm.md), and
+  // EXTERNAL_KEY_STORE, XKS proxies (docs/external-key-stores.md); kept in the SQLite file,
+  // so none on the Kubernetes store.
   const customKeyStores =
     opened.customKeyStores &&
     new CustomKeyStores({
       repository: opened.customKeyStores,
       rootKey,
-      types: [cloudHsmKeyStoreType({ modulePath: config.pkcs11Module, logger })],
+      types: [
+        cloudHsmKeyStoreType({ modulePath: config.pkcs11Module, logger }),
+        externalKeyStoreType({
+          region: config.region,
+          timeoutMs: config.xksClient.timeoutMs,
+          ...(config.xksClient.caFile !== undefined && {
+            ca: xksClientCa(config.xksClient.caFile),
+          }),
+          logger,
+        }),
+      ],
       now: () => clock.now().getTime(),
       logger,
     });

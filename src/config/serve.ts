@@ -1,6 +1,7 @@
 /** `keyhaven serve`: the key service's flags and configuration. */
 import { z } from "zod";
 import {
+  duration,
   hostPort,
   nonEmpty,
   optionalText,
@@ -56,6 +57,13 @@ export interface ServeConfig {
   readonly xksProxyPrefix?: string;
   /** Where keys live: DIR/keyhaven.db, or Secrets in a namespace several replicas share (docs/high-availability.md). */
   readonly store: StoreSettings;
+  /** Keyhaven as an XKS client: EXTERNAL_KEY_STORE custom key stores (docs/external-key-stores.md). */
+  readonly xksClient: {
+    /** How long each call to an XKS proxy may take. */
+    readonly timeoutMs: number;
+    /** PEM file of CA certificates trusted for proxies besides Node's public ones. */
+    readonly caFile?: string;
+  };
   /** The PKCS#11 module of AWS_CLOUDHSM custom key stores' tokens (--pkcs11-module), if any. */
   readonly pkcs11Module: string | undefined;
 }
@@ -226,6 +234,19 @@ export const SERVE_FLAGS = {
     schema: xksProxyPrefix.optional(),
     help: "serve AWS's XKS Proxy API (GetHealthStatus, GetKeyMetadata, Encrypt, Decrypt) on the same listener at /PREFIX/kms/xks/v1, for AWS KMS external key stores; callers sign for kms-xks-proxy with a credential of 20-30 / 43-64 characters (docs/external-key-stores.md)",
   }),
+  "xks-client-timeout": flag({
+    arg: "DURATION",
+    env: ["KEYHAVEN_XKS_CLIENT_TIMEOUT"],
+    default: "2s",
+    schema: duration,
+    help: "how long Keyhaven, as the client of an external key store's XKS proxy, waits for each call before it answers the KMS caller with AWS's timeout errors (e.g. 1500ms, 5s)",
+  }),
+  "xks-client-ca": flag({
+    arg: "FILE",
+    env: ["KEYHAVEN_XKS_CLIENT_CA"],
+    schema: optionalText,
+    help: "PEM CA certificates trusted for external key stores' XKS proxies, besides the public ones",
+  }),
   store: flag({
     arg: "sqlite|kubernetes",
     env: ["KEYHAVEN_STORE"],
@@ -302,6 +323,10 @@ export const serveCommand = command({
       ...(c["xks-proxy-uri-path"] !== undefined && { xksProxyPrefix: c["xks-proxy-uri-path"] }),
       store: storeSettings(c.store, c["store-namespace"]),
       pkcs11Module: c["pkcs11-module"],
+      xksClient: {
+        timeoutMs: c["xks-client-timeout"],
+        ...(c["xks-client-ca"] !== undefined && { caFile: c["xks-client-ca"] }),
+      },
       ...(c["web-identity-jwks"] !== undefined &&
         c["web-identity-issuer"] !== undefined && {
           webIdentity: {

@@ -43,12 +43,15 @@ export const errorStatus = {
   TagException: 400,
   UnsupportedOperationException: 400,
   // External key stores (what a Keyhaven XKS client answers when the proxy fails; kms/xks/).
+  XksKeyAlreadyInUseException: 400,
   XksKeyInvalidConfigurationException: 400,
   XksKeyNotFoundException: 400,
   XksProxyIncorrectAuthenticationCredentialException: 400,
   XksProxyInvalidConfigurationException: 400,
   XksProxyInvalidResponseException: 400,
+  XksProxyUriInUseException: 400,
   XksProxyUriUnreachableException: 400,
+  XksProxyVpcEndpointServiceNotFoundException: 400,
   // Common AWS JSON-protocol errors.
   AccessDeniedException: 400,
   NotAuthorizedException: 400,

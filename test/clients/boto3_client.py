@@ -12,6 +12,9 @@ Usage:
   boto3_client.py hsm-key STORE_ID  describe the (connected) custom key store, create a key in it
                                     and use it (Encrypt, Decrypt, ReEncrypt, GenerateDataKey*);
                                     print a JSON summary
+  boto3_client.py xks-key STORE_ID XKS_KEY_ID
+                                    the same in an external key store, for the external key
+                                    XKS_KEY_ID
 """
 import base64
 import json
@@ -80,11 +83,12 @@ def error(key_id):
     print(json.dumps(out))
 
 
-def hsm_key(store_id):
+def store_key(store_id, origin="AWS_CLOUDHSM", xks_key_id=None):
     kms = client()
     store = kms.describe_custom_key_stores(CustomKeyStoreId=store_id)["CustomKeyStores"][0]
+    extra = {} if xks_key_id is None else {"XksKeyId": xks_key_id}
     key = kms.create_key(
-        Origin="AWS_CLOUDHSM", CustomKeyStoreId=store_id, Description="in the HSM"
+        Origin=origin, CustomKeyStoreId=store_id, Description="in a custom key store", **extra
     )["KeyMetadata"]
     context = {"purpose": "hsm"}
     plaintext = b"kept by the HSM \x00\xff"
@@ -113,12 +117,17 @@ def hsm_key(store_id):
         rotation = err.response["Error"]["Code"]
     described = kms.describe_key(KeyId=key["KeyId"])["KeyMetadata"]
     print(json.dumps({
-        "store": {k: store[k] for k in ("CustomKeyStoreId", "ConnectionState", "CloudHsmClusterId")},
+        "store": {
+            k: store[k]
+            for k in ("CustomKeyStoreId", "ConnectionState", "CloudHsmClusterId", "XksProxyConfiguration")
+            if k in store
+        },
         "keyId": key["KeyId"],
         "origin": described["Origin"],
         "keyState": described["KeyState"],
         "customKeyStoreId": described.get("CustomKeyStoreId"),
         "cloudHsmClusterId": described.get("CloudHsmClusterId"),
+        "xksKeyConfiguration": described.get("XksKeyConfiguration"),
         "roundTrip": dec["Plaintext"] == plaintext,
         "reEncrypted": re_dec["Plaintext"] == plaintext and re["SourceKeyId"] == key["Arn"],
         "dataKey": dk_dec["Plaintext"] == dk["Plaintext"] and len(dk["Plaintext"]) == 32,
@@ -130,4 +139,10 @@ def hsm_key(store_id):
 
 
 if __name__ == "__main__":
-    {"roundtrip": roundtrip, "decrypt": decrypt, "error": error, "hsm-key": hsm_key}[sys.argv[1]](*sys.argv[2:])
+    {
+        "roundtrip": roundtrip,
+        "decrypt": decrypt,
+        "error": error,
+        "hsm-key": store_key,
+        "xks-key": lambda store_id, xks_key_id: store_key(store_id, "EXTERNAL_KEY_STORE", xks_key_id),
+    }[sys.argv[1]](*sys.argv[2:])

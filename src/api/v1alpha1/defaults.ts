@@ -12,6 +12,7 @@ export interface ResolvedKeySpec {
   customKeyStoreId?: string;
   multiRegion: boolean;
   replicaOf?: { region: string; keyId: string };
+  xksKeyId?: string;
   enabled: boolean;
   rotation: { enabled: boolean; periodDays: number; rotateOnDemandRequest?: string };
   deletion: { pendingWindowDays: number; policy: "Delete" | "Retain"; requested: boolean };
@@ -45,6 +46,7 @@ export function resolveKeySpec(spec: KmsKeySpec | undefined): ResolvedKeySpec {
     ...(s.replicaOf !== undefined && {
       replicaOf: { region: s.replicaOf.region, keyId: s.replicaOf.keyId },
     }),
+    ...(s.xksKeyId !== undefined && { xksKeyId: s.xksKeyId }),
     enabled: s.enabled ?? true,
     rotation,
     deletion: {

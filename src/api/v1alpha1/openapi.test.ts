@@ -39,7 +39,7 @@ describe("KmsKey schema", () => {
     expect(spec({ description: "changed" }, { description: "old" })).toEqual([]);
   });
 
-  it("customKeyStoreId goes with origin AWS_CLOUDHSM only, and is immutable", () => {
+  it("customKeyStoreId goes with origin AWS_CLOUDHSM or EXTERNAL_KEY_STORE only, and is immutable", () => {
     const hsm = { origin: "AWS_CLOUDHSM", customKeyStoreId: "cks-0123456789abcdef0" };
     expect(spec(hsm)).toEqual([]);
     expect(spec({ origin: "AWS_CLOUDHSM" })[0]?.message).toMatch(
@@ -67,6 +67,32 @@ describe("KmsKey schema", () => {
       spec({ replicaOf: { ...replicaOf, region: "eu-west-1" } }, { replicaOf })[0]?.message,
     ).toMatch(/replicaOf is immutable/);
     expect(spec({ replicaOf: { ...replicaOf, keyId: "1234" } }).length).toBeGreaterThan(0);
+  });
+
+  it("xksKeyId goes with origin EXTERNAL_KEY_STORE only (and its custom key store), and is immutable", () => {
+    const xks = {
+      origin: "EXTERNAL_KEY_STORE",
+      customKeyStoreId: "cks-0123456789abcdef0",
+      xksKeyId: "external-key-1",
+    };
+    expect(spec(xks)).toEqual([]);
+    const messages = (s: Record<string, unknown>, old?: Record<string, unknown>) =>
+      spec(s, old).map((e) => e.message);
+    expect(messages({ ...xks, xksKeyId: undefined })).toEqual([
+      expect.stringMatching(/xksKeyId goes with origin EXTERNAL_KEY_STORE/),
+    ]);
+    expect(messages({ ...xks, customKeyStoreId: undefined })).toEqual([
+      expect.stringMatching(/customKeyStoreId goes with origin AWS_CLOUDHSM or EXTERNAL_KEY_STORE/),
+    ]);
+    expect(messages({ xksKeyId: "external-key-1" })).toEqual([
+      expect.stringMatching(/xksKeyId goes with origin EXTERNAL_KEY_STORE/),
+    ]);
+    expect(messages({ ...xks, xksKeyId: "no spaces" })).toEqual([
+      expect.stringMatching(/pattern|match/i),
+    ]);
+    expect(messages({ ...xks, xksKeyId: "external-key-2" }, xks)).toEqual([
+      expect.stringMatching(/xksKeyId is immutable/),
+    ]);
   });
 
   it("defaults nested objects as the API server does, and prunes unknown fields", () => {

@@ -199,6 +199,15 @@ const CEL: readonly { pattern: RegExp; build: (m: RegExpExecArray) => Rule }[] =
     build: (m) => (self) => !has(self, m[1]!) || !has(self, m[2]!) || field(self, m[3]!) !== m[4],
   },
   {
+    pattern:
+      /^has\(self\.(\w+)\) == \(has\(self\.(\w+)\) && self\.(\w+) in \[((?:'[^']*'(?:, )?)+)\]\)$/,
+    build: (m) => {
+      const values = [...m[4]!.matchAll(/'([^']*)'/g)].map((v) => v[1]);
+      return (self) =>
+        has(self, m[1]!) === (has(self, m[2]!) && values.includes(field(self, m[3]!) as string));
+    },
+  },
+  {
     pattern: /^!self\.startsWith\('([^']*)'\)$/,
     build: (m) => (self) => typeof self === "string" && !self.startsWith(m[1]!),
   },

@@ -96,8 +96,13 @@ const kmsKeySpec: Schema = {
       message: "keyUsage is immutable once set",
     },
     {
-      rule: "has(self.customKeyStoreId) == (has(self.origin) && self.origin == 'AWS_CLOUDHSM')",
-      message: "customKeyStoreId goes with origin AWS_CLOUDHSM, and only with it",
+      rule: "has(self.customKeyStoreId) == (has(self.origin) && self.origin in ['AWS_CLOUDHSM', 'EXTERNAL_KEY_STORE'])",
+      message:
+        "customKeyStoreId goes with origin AWS_CLOUDHSM or EXTERNAL_KEY_STORE, and only with them",
+    },
+    {
+      rule: "has(self.xksKeyId) == (has(self.origin) && self.origin == 'EXTERNAL_KEY_STORE')",
+      message: "xksKeyId goes with origin EXTERNAL_KEY_STORE, and only with it",
     },
     {
       rule: "!(has(self.replicaOf) && has(self.multiRegion) && self.multiRegion)",
@@ -145,16 +150,25 @@ const kmsKeySpec: Schema = {
       "x-kubernetes-validations": immutable("keyUsage"),
     }),
     origin: str("Where the key material comes from. Immutable.", {
-      enum: ["AWS_KMS", "EXTERNAL", "AWS_CLOUDHSM"],
+      enum: ["AWS_KMS", "EXTERNAL", "AWS_CLOUDHSM", "EXTERNAL_KEY_STORE"],
       default: "AWS_KMS",
       "x-kubernetes-validations": immutable("origin"),
     }),
     customKeyStoreId: str(
-      "The custom key store (cks-...) that holds an AWS_CLOUDHSM key (docs/hsm.md). Required with that origin. Immutable.",
+      "The custom key store (cks-...) that holds an AWS_CLOUDHSM key (docs/hsm.md) or an EXTERNAL_KEY_STORE key (docs/external-key-stores.md). Required with those origins. Immutable.",
       {
         minLength: 1,
         maxLength: 64,
         "x-kubernetes-validations": immutable("customKeyStoreId"),
+      },
+    ),
+    xksKeyId: str(
+      "The external key's id at the external key store's XKS proxy (AES-256, for encrypt and decrypt). Required with origin EXTERNAL_KEY_STORE. Immutable.",
+      {
+        minLength: 1,
+        maxLength: 128,
+        pattern: "^[a-zA-Z0-9._-]+$",
+        "x-kubernetes-validations": immutable("xksKeyId"),
       },
     ),
     enabled: { type: "boolean", description: "Enabled (true) or Disabled (false).", default: true },

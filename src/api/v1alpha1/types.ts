@@ -59,6 +59,8 @@ export interface KmsKeySpec {
   multiRegion?: boolean;
   /** A replica here of a multi-Region primary in another Region (immutable). */
   replicaOf?: { region: string; keyId: string };
+  /** The external key of an EXTERNAL_KEY_STORE key (its XksKeyId); required with that origin, immutable. */
+  xksKeyId?: string;
   enabled?: boolean;
   rotation?: {
     enabled?: boolean;

@@ -20,6 +20,7 @@ function keyFor(spec: KmsKeySpec, uid = "u1", extra: Partial<ObservedKey> = {}):
     keyUsage: s.keyUsage,
     origin: s.origin,
     ...(s.customKeyStoreId !== undefined && { customKeyStoreId: s.customKeyStoreId }),
+    ...(s.xksKeyId !== undefined && { xksKeyId: s.xksKeyId }),
     rotation: { enabled: s.rotation.enabled, periodDays: s.rotation.periodDays },
     tags: { ...s.tags, [UID_TAG]: uid },
     ...(s.policy !== undefined && { policy: s.policy }),
@@ -109,6 +110,22 @@ describe("planKey", () => {
     const moved = resolveKeySpec({ ...inStore, customKeyStoreId: "cks-11111111111111111" });
     expect(planKey(moved, keyFor(inStore), "u1", undefined).immutableMismatch).toEqual([
       "customKeyStoreId (cks-0123456789abcdef0 → cks-11111111111111111)",
+    ]);
+  });
+
+  it("a key in an external key store keeps its external key: another xksKeyId is a mismatch", () => {
+    const xks = {
+      origin: "EXTERNAL_KEY_STORE",
+      customKeyStoreId: "cks-0123456789abcdef0",
+      xksKeyId: "external-key-1",
+    };
+    expect(planKey(resolveKeySpec(xks), keyFor(xks), "u1", undefined)).toMatchObject({
+      actions: [],
+      immutableMismatch: [],
+    });
+    const moved = resolveKeySpec({ ...xks, xksKeyId: "external-key-2" });
+    expect(planKey(moved, keyFor(xks), "u1", undefined).immutableMismatch).toEqual([
+      "xksKeyId (external-key-1 → external-key-2)",
     ]);
   });
 

@@ -21,6 +21,8 @@ export interface ObservedKey {
   /** PRIMARY or REPLICA for a multi-Region key (its primary may move: UpdatePrimaryRegion). */
   readonly multiRegionKeyType?: string;
   readonly primaryRegion?: string;
+  /** The external key of an EXTERNAL_KEY_STORE key. */
+  readonly xksKeyId?: string;
   readonly deletionDate?: Date;
   /** Absent when rotation does not apply to this key (not symmetric AWS_KMS). */
   readonly rotation?: { enabled: boolean; periodDays?: number; nextRotationDate?: Date };
@@ -95,6 +97,8 @@ export function planKey(
     immutableMismatch.push(
       `customKeyStoreId (${key.customKeyStoreId ?? "none"} → ${spec.customKeyStoreId ?? "none"})`,
     );
+  if (spec.xksKeyId !== key.xksKeyId)
+    immutableMismatch.push(`xksKeyId (${key.xksKeyId ?? "none"} → ${spec.xksKeyId ?? "none"})`);
 
   const multiRegion = spec.multiRegion || spec.replicaOf !== undefined;
   if (multiRegion !== (key.multiRegionKeyType !== undefined))

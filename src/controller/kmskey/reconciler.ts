@@ -155,6 +155,7 @@ export class KmsKeyReconciler {
             KeyUsage: spec.keyUsage as never,
             Origin: spec.origin as never,
             ...(spec.customKeyStoreId !== undefined && { CustomKeyStoreId: spec.customKeyStoreId }),
+            ...(spec.xksKeyId !== undefined && { XksKeyId: spec.xksKeyId }),
             ...(spec.policy !== undefined && { Policy: spec.policy }),
             Tags: Object.entries(tags).map(([TagKey, TagValue]) => ({ TagKey, TagValue })),
           }),
@@ -189,6 +190,9 @@ export class KmsKeyReconciler {
         customKeyStoreId: metadata.CustomKeyStoreId,
       }),
       ...multiRegionOf(metadata),
+      ...(metadata.XksKeyConfiguration?.Id !== undefined && {
+        xksKeyId: metadata.XksKeyConfiguration.Id,
+      }),
       tags,
       fresh: true,
       ...(rotationApplies(keySpec, origin) &&
@@ -262,6 +266,7 @@ export class KmsKeyReconciler {
       origin,
       ...(m.CustomKeyStoreId !== undefined && { customKeyStoreId: m.CustomKeyStoreId }),
       ...multiRegionOf(m),
+      ...(m.XksKeyConfiguration?.Id !== undefined && { xksKeyId: m.XksKeyConfiguration.Id }),
       tags,
       ...(m.DeletionDate && { deletionDate: m.DeletionDate }),
       ...(rotation && { rotation }),

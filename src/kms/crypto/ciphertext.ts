@@ -14,7 +14,9 @@
  * binding the canonical context means any change to it fails authentication.
  *
  * Keys in a custom key store have the same format; the GCM is computed by their HSM
- * (`ExternalGcm`, sealCiphertextWith / openCiphertextWith).
+ * (`ExternalGcm`, sealCiphertextWith / openCiphertextWith). Keys in an external key store
+ * wrap this blob once more under their external key (format 0x03, externalKeyCiphertext.ts);
+ * the first 21 bytes have the same layout, so readCiphertextHeader finds their key too.
  */
 import { createCipheriv, createDecipheriv, type KeyObject } from "node:crypto";
 import { encodeEncryptionContext, type EncryptionContext } from "./encryptionContext.js";
@@ -23,6 +25,8 @@ import type { RandomSource } from "./random.js";
 export const CIPHERTEXT_FORMAT_V1 = 0x01;
 /** The same layout for multi-Region keys (`mrk-` + 32 hex): every replica reads the same id. */
 export const CIPHERTEXT_FORMAT_MRK = 0x02;
+/** A key in an external key store: this blob, encrypted again by the XKS proxy (externalKeyCiphertext.ts). */
+export const CIPHERTEXT_FORMAT_XKS = 0x03;
 const MRK_PREFIX = "mrk-";
 const HEADER = 21;
 const IV = 12;
@@ -75,7 +79,9 @@ export function readCiphertextHeader(blob: Uint8Array): CiphertextHeader {
   const format = blob[0];
   if (
     blob.length < CIPHERTEXT_OVERHEAD ||
-    (format !== CIPHERTEXT_FORMAT_V1 && format !== CIPHERTEXT_FORMAT_MRK)
+    (format !== CIPHERTEXT_FORMAT_V1 &&
+      format !== CIPHERTEXT_FORMAT_MRK &&
+      format !== CIPHERTEXT_FORMAT_XKS)
   ) {
     throw new CiphertextFormatError("not a Keyhaven ciphertext blob");
   }

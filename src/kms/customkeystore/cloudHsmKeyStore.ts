@@ -219,7 +219,7 @@ function findKey(c: Connection<KeyHandles>, session: Handle, keyId: string): Han
 
 function tokenConnection(token: Pkcs11Token<KeyHandles>): KeyStoreConnection {
   return {
-    createKey: (keyId) =>
+    createKey: ({ keyId }) =>
       onToken(token, async (c, session) => {
         const handle = generateTokenAesKey(c.lib, session, keyId, Buffer.from(keyId));
         c.prepared.set(keyId, handle);

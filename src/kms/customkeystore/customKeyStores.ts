@@ -1,7 +1,7 @@
 /**
  * Custom key stores: AWS's CreateCustomKeyStore … DeleteCustomKeyStore state machine, with
  * each type's backing store behind `KeyStoreType` (AWS_CLOUDHSM: a PKCS#11 token,
- * cloudHsmKeyStore.ts; EXTERNAL_KEY_STORE, for XKS, slots in as another KeyStoreType).
+ * cloudHsmKeyStore.ts; EXTERNAL_KEY_STORE: an XKS proxy, externalKeyStore.ts).
  *
  * ConnectionState (per process; what is stored is whether a store was last asked to connect):
  *
@@ -26,6 +26,7 @@ import type {
 } from "@aws-sdk/client-kms";
 import type { Logger } from "pino";
 import type { ExternalGcm } from "../crypto/ciphertext.js";
+import type { XksSealed } from "../crypto/xksCiphertext.js";
 import { kmsError } from "../errors.js";
 import type { KeyRecord } from "../keys/keyRecord.js";
 import type { RootKey } from "../rootkey/rootKey.js";
@@ -39,12 +40,47 @@ import {
 /** AWS's quota of custom key stores per account and Region. */
 export const CUSTOM_KEY_STORE_LIMIT = 10;
 
+/** The KMS request a backing store is used for (an XKS proxy's request metadata). */
+export interface KeyStoreRequest {
+  /** The caller's principal ARN. */
+  readonly principal: string;
+  /** The KMS operation, e.g. "Encrypt". */
+  readonly operation: string;
+  readonly requestId: string;
+}
+
+/** A new key's part in its backing store. */
+export interface NewStoreKey {
+  readonly keyId: string;
+  readonly arn: string;
+  /** EXTERNAL_KEY_STORE: the external key's id (CreateKey's XksKeyId). */
+  readonly xksKeyId?: string;
+}
+
+/** EXTERNAL_KEY_STORE: the outer layer of double encryption, computed by the XKS proxy. */
+export interface ExternalKeyLayer {
+  encrypt(
+    key: KeyRecord,
+    plaintext: Buffer,
+    aad: Buffer,
+    request: KeyStoreRequest,
+  ): Promise<XksSealed>;
+  decrypt(
+    key: KeyRecord,
+    sealed: XksSealed,
+    aad: Buffer,
+    request: KeyStoreRequest,
+  ): Promise<Buffer>;
+}
+
 /** A connected backing store: makes, uses and destroys keys that never leave it. */
 export interface KeyStoreConnection {
-  /** Creates the key for `keyId` inside the backing store. */
-  createKey(keyId: string): Promise<void>;
-  /** AES-256-GCM under the key of `keyId`, computed by the backing store. */
-  gcm(keyId: string): ExternalGcm;
+  /** Creates (AWS_CLOUDHSM) or checks (EXTERNAL_KEY_STORE) the key inside the backing store. */
+  createKey(key: NewStoreKey, request: KeyStoreRequest): Promise<void>;
+  /** AWS_CLOUDHSM: AES-256-GCM under the key of `keyId`, computed by the backing store (the key has no material of its own). */
+  gcm?(keyId: string): ExternalGcm;
+  /** EXTERNAL_KEY_STORE: the key has material of its own; the proxy encrypts again over it. */
+  readonly external?: ExternalKeyLayer;
   /** Destroys the key of `keyId` in the backing store (best effort, as AWS). */
   deleteKey(keyId: string): Promise<void>;
   close(): Promise<void>;
@@ -77,8 +113,8 @@ export interface KeyStoreType {
   ): Promise<{ settings?: Record<string, string>; secret?: string; changes: boolean }>;
   /** The type's members of a DescribeCustomKeyStores entry (never the secret). */
   describe(record: CustomKeyStoreRecord): Partial<CustomKeyStoresListEntry>;
-  /** The type's members of a key's KeyMetadata (CloudHsmClusterId, …). */
-  keyMetadata(record: CustomKeyStoreRecord): Partial<KeyMetadata>;
+  /** The type's members of a key's KeyMetadata (CloudHsmClusterId, XksKeyConfiguration, …). */
+  keyMetadata(record: CustomKeyStoreRecord, key: KeyRecord): Partial<KeyMetadata>;
   /** Connects (throws ConnectFailed). */
   connect(record: CustomKeyStoreRecord, secret: string | undefined): Promise<KeyStoreConnection>;
 }
@@ -159,6 +195,11 @@ export class CustomKeyStores {
     const entry = this.#entries.get(id);
     if (!entry) throw notFound(id);
     return entry;
+  }
+
+  /** The type of a store (CreateKey checks that it matches the key's Origin). */
+  typeOf(id: string): CustomKeyStoreType {
+    return this.#entry(id).record.type;
   }
 
   async create(input: CreateCustomKeyStoreRequest): Promise<CustomKeyStoreRecord> {
@@ -368,7 +409,7 @@ export class CustomKeyStores {
       entry?.state !== "CONNECTED" && (key.state === "Enabled" || key.state === "Disabled");
     return {
       CustomKeyStoreId: id,
-      ...(entry && this.#types.get(entry.record.type)?.keyMetadata(entry.record)),
+      ...(entry && this.#types.get(entry.record.type)?.keyMetadata(entry.record, key)),
       ...(unavailable && { KeyState: "Unavailable", Enabled: false }),
     };
   }

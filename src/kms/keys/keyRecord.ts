@@ -61,8 +61,13 @@ export interface KeyRecord {
   readonly expirationModel?: string;
   /** EXTERNAL origin: epoch milliseconds at which the imported material expires. */
   readonly materialExpiresAt?: number;
-  /** AWS_CLOUDHSM origin: the custom key store whose token holds the key (it has no stored material). */
+  /**
+   * AWS_CLOUDHSM origin: the custom key store whose token holds the key (it has no stored
+   * material). EXTERNAL_KEY_STORE origin: the external key store whose proxy adds the outer layer.
+   */
   readonly customKeyStoreId?: string;
+  /** EXTERNAL_KEY_STORE origin: the external key's id at the XKS proxy (XksKeyConfiguration.Id). */
+  readonly xksKeyId?: string;
   /** Multi-Region keys only (`mrk-` ids): the primary's Region and the replicas'. */
   readonly multiRegion?: MultiRegionRecord;
   /** Multi-Region keys: the state to return to when a Creating or Updating step completes. */

@@ -45,36 +45,39 @@ export const createKey = defineOperation<CreateKeyRequest, CreateKeyResponse>(
     // EXTERNAL: the key waits in PendingImport for ImportKeyMaterial.
     const external = origin === "EXTERNAL";
     // AWS_CLOUDHSM: the key is generated in (and never leaves) a custom key store's token.
-    const inCustomKeyStore = origin === "AWS_CLOUDHSM";
-    if (origin !== "AWS_KMS" && !external && !inCustomKeyStore)
+    // EXTERNAL_KEY_STORE: the key has its own material and an external key at an XKS proxy.
+    const inCustomKeyStore = origin === "AWS_CLOUDHSM" || origin === "EXTERNAL_KEY_STORE";
+    if ((origin === "EXTERNAL_KEY_STORE") !== (input.XksKeyId !== undefined))
       throw kmsError(
-        "UnsupportedOperationException",
-        `Origin ${origin} is not supported by Keyhaven; use AWS_KMS, EXTERNAL or AWS_CLOUDHSM.`,
-      );
-    if (input.XksKeyId !== undefined)
-      throw kmsError(
-        "UnsupportedOperationException",
-        "External key stores (XksKeyId) are not supported by Keyhaven; omit XksKeyId.",
+        "ValidationException",
+        "XksKeyId goes with Origin EXTERNAL_KEY_STORE, and that Origin needs an XksKeyId.",
       );
     if (inCustomKeyStore !== (input.CustomKeyStoreId !== undefined))
       throw kmsError(
         "ValidationException",
-        "A key in a custom key store needs both Origin AWS_CLOUDHSM and its CustomKeyStoreId.",
+        "A key in a custom key store needs both Origin AWS_CLOUDHSM or EXTERNAL_KEY_STORE and its CustomKeyStoreId.",
       );
     if (inCustomKeyStore && (keySpec !== "SYMMETRIC_DEFAULT" || keyUsage !== "ENCRYPT_DECRYPT"))
       throw kmsError(
         "UnsupportedOperationException",
         "A custom key store holds only symmetric encryption keys (KeySpec SYMMETRIC_DEFAULT, KeyUsage ENCRYPT_DECRYPT).",
       );
-    const hsm =
-      input.CustomKeyStoreId === undefined
-        ? undefined
-        : customKeyStores(ctx).connectionForNewKey(input.CustomKeyStoreId);
     if (input.MultiRegion && inCustomKeyStore)
       throw kmsError(
         "UnsupportedOperationException",
         "Multi-Region keys cannot be created in a custom key store; omit MultiRegion or CustomKeyStoreId.",
       );
+    const store =
+      input.CustomKeyStoreId === undefined
+        ? undefined
+        : customKeyStores(ctx).connectionForNewKey(input.CustomKeyStoreId);
+    if (store && store.record.type !== origin)
+      throw kmsError(
+        "ValidationException",
+        `Custom key store ${store.record.id} is of type ${store.record.type}; Origin must be ${store.record.type === "AWS_CLOUDHSM" ? "AWS_CLOUDHSM" : "EXTERNAL_KEY_STORE"}.`,
+      );
+    // Only the token of an AWS_CLOUDHSM store holds the key instead of stored material.
+    const hsm = origin === "AWS_CLOUDHSM" ? store : undefined;
     const tags = mergeTags([], fromRequestTags(input.Tags));
     const policy = input.Policy ?? defaultKeyPolicy(service.account);
     checkPolicyDocument(policy);
@@ -85,7 +88,14 @@ export const createKey = defineOperation<CreateKeyRequest, CreateKeyResponse>(
       await checkPolicyLockout(ctx, policy, { keyId, arn: service.keyArn(keyId) });
     const now = service.clock.now().getTime();
     // An EXTERNAL key gets its material from ImportKeyMaterial, a custom key store's from its token.
-    await hsm?.connection.createKey(keyId);
+    await store?.connection.createKey(
+      {
+        keyId,
+        arn: service.keyArn(keyId),
+        ...(input.XksKeyId !== undefined && { xksKeyId: input.XksKeyId }),
+      },
+      { principal: ctx.caller.principal, operation: ctx.operation, requestId: ctx.requestId },
+    );
     const material =
       external || hsm ? undefined : await generateKeyMaterial(keySpec, service.random);
     const wrapped = material && (await service.wrapMaterial(keyId, 1, material));
@@ -103,7 +113,8 @@ export const createKey = defineOperation<CreateKeyRequest, CreateKeyResponse>(
       policy,
       tags,
       currentMaterialVersion: 1,
-      ...(hsm && { customKeyStoreId: hsm.record.id }),
+      ...(store && { customKeyStoreId: store.record.id }),
+      ...(input.XksKeyId !== undefined && { xksKeyId: input.XksKeyId }),
       ...(input.MultiRegion && {
         multiRegion: { primaryRegion: service.region, replicaRegions: [] },
       }),

@@ -46,6 +46,14 @@ interface ServiceModel {
 
 const model = modelJson as unknown as ServiceModel;
 
+/**
+ * Where Keyhaven accepts more than AWS: an XKS proxy's endpoint may name a port
+ * (https://host:8443), since a proxy in a cluster rarely has 443 to itself.
+ */
+const patternOverrides: Readonly<Record<string, string>> = {
+  XksProxyUriEndpointType: "^https://[a-zA-Z0-9.-]+(:[0-9]{1,5})?$",
+};
+
 /** An operation of the model by a caller-supplied name (own properties only: never `constructor`). */
 const operationDef = (name: string): OperationDef | undefined =>
   Object.hasOwn(model.operations, name) ? model.operations[name] : undefined;
@@ -104,7 +112,10 @@ function compileDecoder(name: string): Decoder {
   // Placeholder first, so that a recursive shape refers to itself lazily.
   const slot: { decode?: Decoder } = {};
   decoders.set(name, (v, p, pr) => slot.decode!(v, p, pr));
-  const decode = buildDecoder(shapeOf(name));
+  const shape = shapeOf(name);
+  const decode = buildDecoder(
+    Object.hasOwn(patternOverrides, name) ? { ...shape, pattern: patternOverrides[name]! } : shape,
+  );
   // The model states no size for an encryption context; Keyhaven bounds it (limits.ts).
   slot.decode =
     name === "EncryptionContextType"

@@ -17,6 +17,38 @@ import { authorizeKey } from "../../access/useKey.js";
 import type { KeyRecord } from "../../keys/keyRecord.js";
 import type { RequestContext } from "../../request.js";
 import { customKeyStores } from "./customKeyStore.js";
+import {
+  decodeExternalCiphertext,
+  encodeExternalCiphertext,
+  externalAad,
+  externalHeader,
+} from "../../crypto/externalKeyCiphertext.js";
+import type {
+  ExternalKeyLayer,
+  KeyStoreConnection,
+  KeyStoreRequest,
+} from "../../customkeystore/customKeyStores.js";
+import type { ExternalGcm } from "../../crypto/ciphertext.js";
+
+/** The GCM of a key in an AWS_CLOUDHSM store. */
+function tokenGcm(connection: KeyStoreConnection, key: KeyRecord): ExternalGcm {
+  if (!connection.gcm)
+    throw kmsError("KMSInternalException", `${key.arn}: its store computes no GCM.`);
+  return connection.gcm(key.keyId);
+}
+
+/** The outer layer of a key in an EXTERNAL_KEY_STORE store. */
+function externalLayer(ctx: RequestContext, key: KeyRecord): ExternalKeyLayer {
+  const layer = customKeyStores(ctx).connectionFor(key).external;
+  if (!layer) throw kmsError("KMSInternalException", `${key.arn}: its store has no outer layer.`);
+  return layer;
+}
+
+const storeRequest = (ctx: RequestContext): KeyStoreRequest => ({
+  principal: ctx.caller.principal,
+  operation: ctx.operation,
+  requestId: ctx.requestId,
+});
 
 /** Encrypts under the key's current material version. */
 export async function sealSymmetric(
@@ -26,21 +58,50 @@ export async function sealSymmetric(
   context: EncryptionContext | undefined,
 ): Promise<Buffer> {
   const version = key.currentMaterialVersion;
-  if (key.customKeyStoreId !== undefined)
+  if (key.customKeyStoreId !== undefined && key.xksKeyId === undefined)
     return sealCiphertextWith(
-      customKeyStores(ctx).connectionFor(key).gcm(key.keyId),
+      tokenGcm(customKeyStores(ctx).connectionFor(key), key),
       { keyId: key.keyId, materialVersion: version },
       plaintext,
       context,
       ctx.service.random,
     );
+  // An external key store's key: its proxy must be there before any material is used.
+  const layer = key.xksKeyId === undefined ? undefined : externalLayer(ctx, key);
   const material = await ctx.service.symmetricKey(key, version);
-  return sealCiphertext(
+  const inner = sealCiphertext(
     material,
     { keyId: key.keyId, materialVersion: version },
     plaintext,
     context,
     ctx.service.random,
+  );
+  if (!layer) return inner;
+  // Double encryption: the proxy encrypts Keyhaven's blob again under the external key.
+  const head = externalHeader(inner);
+  const sealed = await layer.encrypt(key, inner, externalAad(head, context), storeRequest(ctx));
+  return encodeExternalCiphertext(head, sealed);
+}
+
+/** The inner blob of an external key store's ciphertext, decrypted by its proxy; undefined if malformed. */
+async function openExternal(
+  ctx: RequestContext,
+  key: KeyRecord,
+  blob: Uint8Array,
+  context: EncryptionContext | undefined,
+): Promise<Buffer | undefined> {
+  let parts;
+  try {
+    parts = decodeExternalCiphertext(blob);
+  } catch (err) {
+    if (err instanceof CiphertextFormatError) return undefined;
+    throw err;
+  }
+  return externalLayer(ctx, key).decrypt(
+    key,
+    parts.sealed,
+    externalAad(parts.head, context),
+    storeRequest(ctx),
   );
 }
 
@@ -108,18 +169,24 @@ export async function openSymmetric(
     throw kmsError("InvalidCiphertextException");
   }
   options.beforeDecrypt?.();
+  const inner =
+    key.xksKeyId === undefined
+      ? options.blob
+      : await openExternal(ctx, key, options.blob, options.context);
   const plaintext =
-    key.customKeyStoreId === undefined
-      ? openCiphertext(
-          await ctx.service.symmetricKey(key, header.materialVersion),
-          options.blob,
-          options.context,
-        )
-      : await openCiphertextWith(
-          customKeyStores(ctx).connectionFor(key).gcm(key.keyId),
-          options.blob,
-          options.context,
-        );
+    inner === undefined
+      ? undefined
+      : key.customKeyStoreId === undefined || key.xksKeyId !== undefined
+        ? openCiphertext(
+            await ctx.service.symmetricKey(key, header.materialVersion),
+            inner,
+            options.context,
+          )
+        : await openCiphertextWith(
+            tokenGcm(customKeyStores(ctx).connectionFor(key), key),
+            options.blob,
+            options.context,
+          );
   if (!plaintext) throw kmsError("InvalidCiphertextException");
   return { key, plaintext };
 }
