@@ -104,7 +104,7 @@ describe("ciphertext format v1", () => {
       CiphertextFormatError,
     );
     expect(() => readCiphertextHeader(Buffer.alloc(0))).toThrow(CiphertextFormatError);
-    for (const unknown of [0, 3, 0xff]) {
+    for (const unknown of [0, 4, 0xff]) {
       const other = Buffer.from(blob);
       other[0] = unknown;
       expect(() => readCiphertextHeader(other)).toThrow(CiphertextFormatError);
