@@ -355,7 +355,7 @@ export async function startKeyService(
       ...(config.peers.size > 0 && { peers: Object.fromEntries(config.peers) }),
       account: config.account,
       store: opened.where,
-      ...(deps.worker && { runsTimers }),
+      ...(deps.worker && { pid: process.pid, runsTimers }),
     },
     // A worker's line; the primary says "key service listening" once all listen.
     deps.worker ? "worker listening" : "key service listening",

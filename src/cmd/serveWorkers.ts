@@ -27,8 +27,15 @@ import { SyncDestination } from "../observability/syncDestination.js";
 import { adminInstructions, openDataFolder, startKeyService } from "./serve.js";
 import { untilStopped } from "./signals.js";
 
-/** Set in the environment of the one worker that runs the timers. */
-const TIMERS_ENV = "KEYHAVEN_SERVE_WORKER_TIMERS";
+/**
+ * The primary's answer to a worker's request for its role (asked once it listens for the
+ * answer: a message that arrives before a listener is dropped).
+ */
+interface RoleMessage {
+  readonly keyhavenRole: { readonly runsTimers: boolean };
+}
+const isRoleMessage = (m: unknown): m is RoleMessage =>
+  typeof (m as RoleMessage | undefined)?.keyhavenRole?.runsTimers === "boolean";
 /** Back-off before restarting a worker: doubles per young death, up to the cap. */
 const FIRST_RESTART_MS = 100;
 const MAX_RESTART_MS = 10_000;
@@ -72,9 +79,16 @@ export function cgroupQuota(read: (path: string) => string): number | undefined 
 
 /** A worker: the key service on the shared socket, until SIGTERM or SIGINT. */
 export async function runWorker(config: ServeConfig): Promise<number> {
-  const running = await startKeyService(config, {
-    worker: { runsTimers: process.env[TIMERS_ENV] === "1" },
+  const role = await new Promise<RoleMessage["keyhavenRole"]>((resolve) => {
+    const onMessage = (message: unknown) => {
+      if (!isRoleMessage(message)) return;
+      process.off("message", onMessage);
+      resolve(message.keyhavenRole);
+    };
+    process.on("message", onMessage);
+    process.send!({ keyhavenAskRole: true });
   });
+  const running = await startKeyService(config, { worker: role });
   await untilStopped();
   await running.stop();
   // The IPC channel to the primary would keep the process alive.
@@ -160,7 +174,11 @@ class Supervisor {
   }
 
   #fork(runsTimers: boolean): void {
-    const worker = cluster.fork({ [TIMERS_ENV]: runsTimers ? "1" : "0" });
+    const worker = cluster.fork();
+    worker.on("message", (message: { keyhavenAskRole?: unknown }) => {
+      if (message.keyhavenAskRole === true)
+        worker.send({ keyhavenRole: { runsTimers } } satisfies RoleMessage);
+    });
     const bornAt = Date.now();
     this.#closed.add(this.#relay(worker));
     worker.once("exit", (code, signal) => {
