@@ -19,6 +19,7 @@
  */
 import cluster, { type Worker } from "node:cluster";
 import { readFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { availableParallelism } from "node:os";
 import type { Logger } from "pino";
 import type { ServeConfig } from "../config/config.js";
@@ -26,6 +27,7 @@ import { createLogger } from "../observability/logger.js";
 import { SyncDestination } from "../observability/syncDestination.js";
 import { adminInstructions, openDataFolder, startKeyService } from "./serve.js";
 import { untilStopped } from "./signals.js";
+import { StartupError } from "./startupError.js";
 
 /**
  * The primary's answer to a worker's request for its role (asked once it listens for the
@@ -102,6 +104,7 @@ export async function runPrimary(config: ServeConfig, count: number): Promise<nu
   const logger = createLogger(config.logLevel, out);
   const folder = await openDataFolder(config, logger);
   await folder.close();
+  await assertCanListen(config.listen);
   const supervisor = new Supervisor(config, count, logger, out);
   const started = await supervisor.start();
   if (started !== 0) return started;
@@ -111,6 +114,20 @@ export async function runPrimary(config: ServeConfig, count: number): Promise<nu
   await supervisor.stop();
   logger.info("key service stopped");
   return 0;
+}
+
+/**
+ * Listens once on the address and closes: a taken port or a bad address is the primary's
+ * one StartupError (as a single process says it), not one from each worker.
+ */
+async function assertCanListen({ host, port }: ServeConfig["listen"]): Promise<void> {
+  const probe = createServer();
+  await new Promise<void>((resolve, reject) => {
+    probe.once("error", (err) =>
+      reject(new StartupError(`cannot listen on ${host}:${port}: ${err.message}`)),
+    );
+    probe.listen(port, host, () => probe.close(() => resolve()));
+  });
 }
 
 class Supervisor {
