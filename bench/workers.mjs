@@ -116,7 +116,11 @@ const encrypt = {
   },
 };
 
-console.log(`workers bench: load average ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+console.log(
+  `workers bench: load average ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(" ")}`,
+);
 const echo = await spawnServer(join(here, "servers/echo.mjs"), {}, { name: "echo" });
 const subjects = [];
 try {
@@ -132,7 +136,11 @@ try {
     log: (line) => console.log(line),
   });
   console.log(formatSummaries(summaries, { baselineName: "echo" }));
-  console.log(`load average after: ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+  console.log(
+    `load average after: ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(" ")}`,
+  );
 } finally {
   for (const s of subjects) await s.stop();
   await echo.stop();

@@ -2,7 +2,6 @@
  * `keyhaven serve`: opens the data folder (root key, store, credentials), starts
  * the key service, and returns a handle that shuts it down cleanly.
  */
-import cluster from "node:cluster";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -45,7 +44,6 @@ import type { KeyStore } from "../kms/store/keyStore.js";
 import { SqliteKeyStore } from "../kms/store/sqliteKeyStore.js";
 import { PeerClient } from "../kms/peering/peerClient.js";
 import { openPeeringKey } from "../kms/peering/peeringKey.js";
-import { untilStopped } from "./signals.js";
 import { openStore, type OpenedStore } from "./serveStore.js";
 
 /** The TLS certificate chain and key, checked to be PEM that belongs together. */
@@ -135,24 +133,6 @@ export interface ServeDependencies {
     namespace: string,
     name: string,
   ) => Promise<Readonly<Record<string, string>> | undefined>;
-}
-
-/**
- * `keyhaven serve` as a process: runs until SIGTERM or SIGINT. With more than one worker
- * (--workers, by default the CPUs available) this process is the primary of a node:cluster
- * and each worker runs runServe again (cmd/serveWorkers.ts).
- */
-export async function runServe(config: ServeConfig): Promise<number> {
-  if (config.workers !== 1) {
-    const workers = await import("./serveWorkers.js");
-    if (cluster.isWorker) return workers.runWorker(config);
-    const count = config.workers ?? workers.availableCpus();
-    if (count > 1) return workers.runPrimary(config, count);
-  }
-  const running = await startKeyService(config);
-  await untilStopped();
-  await running.stop();
-  return 0;
 }
 
 export async function startKeyService(

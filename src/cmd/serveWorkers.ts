@@ -79,8 +79,23 @@ export function cgroupQuota(read: (path: string) => string): number | undefined 
   }
 }
 
+/**
+ * `keyhaven serve` as a process: runs until SIGTERM or SIGINT. With more than one worker
+ * (--workers, by default the CPUs available) this process is the primary of a node:cluster,
+ * and each worker runs runServe again, which finds itself a worker.
+ */
+export async function runServe(config: ServeConfig): Promise<number> {
+  if (cluster.isWorker) return runWorker(config);
+  const count = config.workers ?? availableCpus();
+  if (count > 1) return runPrimary(config, count);
+  const running = await startKeyService(config);
+  await untilStopped();
+  await running.stop();
+  return 0;
+}
+
 /** A worker: the key service on the shared socket, until SIGTERM or SIGINT. */
-export async function runWorker(config: ServeConfig): Promise<number> {
+async function runWorker(config: ServeConfig): Promise<number> {
   const role = await new Promise<RoleMessage["keyhavenRole"]>((resolve) => {
     const onMessage = (message: unknown) => {
       if (!isRoleMessage(message)) return;
@@ -99,7 +114,7 @@ export async function runWorker(config: ServeConfig): Promise<number> {
 }
 
 /** The primary: one-time work, then forks and supervises `count` workers. */
-export async function runPrimary(config: ServeConfig, count: number): Promise<number> {
+async function runPrimary(config: ServeConfig, count: number): Promise<number> {
   const out = new SyncDestination(1, { strict: false });
   const logger = createLogger(config.logLevel, out);
   const folder = await openDataFolder(config, logger);
