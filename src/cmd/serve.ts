@@ -47,7 +47,7 @@ import { openPeeringKey } from "../kms/peering/peeringKey.js";
 import { openStore, type OpenedStore } from "./serveStore.js";
 
 /** The TLS certificate chain and key, checked to be PEM that belongs together. */
-function readTlsFiles(tls: NonNullable<ServeConfig["tls"]>): { cert: Buffer; key: Buffer } {
+export function readTlsFiles(tls: NonNullable<ServeConfig["tls"]>): { cert: Buffer; key: Buffer } {
   const read = (flag: string, file: string) => {
     try {
       return readFileSync(file);

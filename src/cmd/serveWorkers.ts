@@ -25,7 +25,7 @@ import type { Logger } from "pino";
 import type { ServeConfig } from "../config/config.js";
 import { createLogger } from "../observability/logger.js";
 import { SyncDestination } from "../observability/syncDestination.js";
-import { adminInstructions, openDataFolder, startKeyService } from "./serve.js";
+import { adminInstructions, openDataFolder, readTlsFiles, startKeyService } from "./serve.js";
 import { untilStopped } from "./signals.js";
 import { StartupError } from "./startupError.js";
 
@@ -105,12 +105,15 @@ async function runWorker(config: ServeConfig): Promise<number> {
     process.on("message", onMessage);
     process.send!({ keyhavenAskRole: true });
   });
-  const running = await startKeyService(config, { worker: role });
-  await untilStopped();
-  await running.stop();
-  // The IPC channel to the primary would keep the process alive.
-  cluster.worker?.disconnect();
-  return 0;
+  try {
+    const running = await startKeyService(config, { worker: role });
+    await untilStopped();
+    await running.stop();
+    return 0;
+  } finally {
+    // The IPC channel to the primary would keep the process alive.
+    cluster.worker?.disconnect();
+  }
 }
 
 /** The primary: one-time work, then forks and supervises `count` workers. */
@@ -119,6 +122,8 @@ async function runPrimary(config: ServeConfig, count: number): Promise<number> {
   const logger = createLogger(config.logLevel, out);
   const folder = await openDataFolder(config, logger);
   await folder.close();
+  // What a worker would refuse at start, refused once here.
+  if (config.tls) readTlsFiles(config.tls);
   await assertCanListen(config.listen);
   const supervisor = new Supervisor(config, count, logger, out);
   const started = await supervisor.start();
