@@ -103,6 +103,9 @@ const child = spawn(
     "127.0.0.1:0",
     "--credentials",
     credentialsFile,
+    // One process: its RSS is the figure (--workers defaults to one per CPU).
+    "--workers",
+    "1",
   ],
   { stdio: ["ignore", "pipe", "inherit"] },
 );

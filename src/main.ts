@@ -35,7 +35,7 @@ async function main(): Promise<number> {
     case "reseal":
       return (await import("./cmd/seal.js")).runReseal(config);
     case "serve":
-      return (await import("./cmd/serve.js")).runServe(config);
+      return (await import("./cmd/serveWorkers.js")).runServe(config);
   }
 }
 

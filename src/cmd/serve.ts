@@ -45,8 +45,7 @@ import type { KeyStore } from "../kms/store/keyStore.js";
 import { SqliteKeyStore } from "../kms/store/sqliteKeyStore.js";
 import { PeerClient } from "../kms/peering/peerClient.js";
 import { openPeeringKey } from "../kms/peering/peeringKey.js";
-import { untilStopped } from "./signals.js";
-import { openStore } from "./serveStore.js";
+import { openStore, type OpenedStore } from "./serveStore.js";
 
 const readFlagFile = (flag: string, file: string): Buffer => {
   try {
@@ -65,7 +64,7 @@ function xksClientCa(file: string): string {
 }
 
 /** The TLS certificate chain and key, checked to be PEM that belongs together. */
-function readTlsFiles(tls: NonNullable<ServeConfig["tls"]>): { cert: Buffer; key: Buffer } {
+export function readTlsFiles(tls: NonNullable<ServeConfig["tls"]>): { cert: Buffer; key: Buffer } {
   const read = readFlagFile;
   const files = { cert: read("--tls-cert", tls.certFile), key: read("--tls-key", tls.keyFile) };
   try {
@@ -135,19 +134,16 @@ export interface ServeDependencies {
   readonly timers?: Clock;
   /** Where first-start instructions go (the export lines); stdout by default. */
   readonly announce?: (text: string) => void;
+  /**
+   * Set in a worker of `serve --workers` (cmd/serveWorkers.ts): whether this worker runs
+   * the lifecycle timers and the --seed reconcilers (exactly one does).
+   */
+  readonly worker?: { readonly runsTimers: boolean };
   /** Labels of a ServiceAccount (principal tags of its web-identity sessions), e.g. from the cluster. */
   readonly serviceAccountLabels?: (
     namespace: string,
     name: string,
   ) => Promise<Readonly<Record<string, string>> | undefined>;
-}
-
-/** `keyhaven serve` as a process: runs until SIGTERM or SIGINT. */
-export async function runServe(config: ServeConfig): Promise<number> {
-  const running = await startKeyService(config);
-  await untilStopped();
-  await running.stop();
-  return 0;
 }
 
 export async function startKeyService(
@@ -167,47 +163,9 @@ export async function startKeyService(
       config.auditLog ? undefined : new SyncDestination(1, { strict: false }),
     );
   const announce = deps.announce ?? ((text: string) => process.stdout.write(text));
-  const dataDir = resolve(config.dataDir);
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  assertPrivateFolder(dataDir);
-
-  const { rootKey, created, where } = startRootKey(config, dataDir, logger);
-  if (created)
-    logger.info(
-      { rootKeyId: rootKey.id, path: where },
-      "generated a new local root key; back it up with the store",
-    );
-  if (config.regions.length > 1 && config.store.type !== "sqlite") {
-    await rootKey.close();
-    throw new StartupError(
-      `--region ${config.regions.join(",")}: several Regions in one process need --store sqlite (one file per Region); run one replica set per Region on the kubernetes store`,
-    );
-  }
-  // The first Region's store is --store's; any other Region's is DIR/keyhaven-<region>.db
-  // (docs/multi-region.md).
-  const opened = await openStore(config, dataDir, logger);
+  const folder = await openDataFolder(config, logger);
+  const { dataDir, rootKey, opened, stores, credentials, createdAdmin } = folder;
   const store = opened.store;
-  const stores = new Map<string, KeyStore>([[config.region, store]]);
-  try {
-    await checkStore(store, rootKey, where);
-    for (const region of config.regions.slice(1)) {
-      const regionStore = new SqliteKeyStore(join(dataDir, `keyhaven-${region}.db`));
-      stores.set(region, regionStore);
-      await checkStore(regionStore, rootKey, where);
-    }
-  } catch (err) {
-    for (const each of stores.values()) await each.close();
-    await rootKey.close();
-    throw err;
-  }
-
-  const { credentials, createdAdmin } = loadOrCreateCredentials(config, dataDir, logger);
-  const unauthorized = principalsWithoutPolicies(credentials);
-  if (unauthorized.length > 0)
-    logger.warn(
-      { count: unauthorized.length, principals: unauthorized },
-      "credentials without policies are allowed nothing; give each the caller policies it needs",
-    );
   // Started on first use: a server without RSA/ECC traffic runs no worker thread.
   const privateKeyWorkers = new PrivateKeyWorkers();
   const clock = deps.clock ?? systemClock;
@@ -288,8 +246,9 @@ export async function startKeyService(
   const lifecycle = lifecycles[0]!;
   // The first Region's timers run as its store says (one replica on the kubernetes store);
   // the other Regions' files belong to this process alone.
-  const stopTimers = await opened.runTimers(lifecycle);
-  for (const loop of lifecycles.slice(1)) await loop.start();
+  const runsTimers = deps.worker?.runsTimers ?? true;
+  const stopTimers = runsTimers ? await opened.runTimers(lifecycle) : async () => undefined;
+  if (runsTimers) for (const loop of lifecycles.slice(1)) await loop.start();
   // Everything opened above, for a failed start-up and for stop().
   const release = async () => {
     await stopTimers();
@@ -398,8 +357,10 @@ export async function startKeyService(
       ...(config.peers.size > 0 && { peers: Object.fromEntries(config.peers) }),
       account: config.account,
       store: opened.where,
+      ...(deps.worker && { pid: process.pid, runsTimers }),
     },
-    "key service listening",
+    // A worker's line; the primary says "key service listening" once all listen.
+    deps.worker ? "worker listening" : "key service listening",
   );
   // With --audit-log the log stream buffers for throughput; push lines out promptly so
   // that the listening line (which supervisors and tests wait for) shows up without
@@ -414,7 +375,7 @@ export async function startKeyService(
   // --seed: the operator's reconcilers apply the manifests through this server's own API.
   let seed: RunningSeed | undefined;
   const seedCredential = credentials.values().next().value;
-  if (config.seedDir && seedCredential) {
+  if (config.seedDir && seedCredential && runsTimers) {
     // Loaded only for --seed (and the Kubernetes client only for cluster labels below):
     // the reconcilers and the AWS SDK are most of a plain server's start-up and memory.
     const { SeedError, startSeed } = await import("../controller/seed.js");
@@ -450,6 +411,83 @@ export async function startKeyService(
       audit.flush();
       logger.flush();
       auditSink?.close();
+    },
+  };
+}
+
+/** What openDataFolder opened: the root key, the store of each Region, the credentials. */
+export interface DataFolder {
+  readonly dataDir: string;
+  readonly rootKey: OpenedRootKey["rootKey"];
+  /** Where the root key is, for messages. */
+  readonly where: string;
+  readonly opened: OpenedStore;
+  readonly stores: ReadonlyMap<string, KeyStore>;
+  readonly credentials: Map<string, Credential>;
+  /** The admin credential written on first start (the instructions are printed once listening). */
+  readonly createdAdmin?: Credential & { path: string };
+  close(): Promise<void>;
+}
+
+/**
+ * The one-time work of a start: the data folder, the root key (generated on first start),
+ * each Region's store (schema migrations) checked against the root key, and the
+ * credentials (generated on first start). With --workers the primary does it before
+ * forking, so that workers find everything made and never race to make it.
+ */
+export async function openDataFolder(config: ServeConfig, logger: Logger): Promise<DataFolder> {
+  const dataDir = resolve(config.dataDir);
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  assertPrivateFolder(dataDir);
+
+  const { rootKey, created, where } = startRootKey(config, dataDir, logger);
+  if (created)
+    logger.info(
+      { rootKeyId: rootKey.id, path: where },
+      "generated a new local root key; back it up with the store",
+    );
+  if (config.regions.length > 1 && config.store.type !== "sqlite") {
+    await rootKey.close();
+    throw new StartupError(
+      `--region ${config.regions.join(",")}: several Regions in one process need --store sqlite (one file per Region); run one replica set per Region on the kubernetes store`,
+    );
+  }
+  // The first Region's store is --store's; any other Region's is DIR/keyhaven-<region>.db
+  // (docs/multi-region.md).
+  const opened = await openStore(config, dataDir, logger);
+  const store = opened.store;
+  const stores = new Map<string, KeyStore>([[config.region, store]]);
+  try {
+    await checkStore(store, rootKey, where);
+    for (const region of config.regions.slice(1)) {
+      const regionStore = new SqliteKeyStore(join(dataDir, `keyhaven-${region}.db`));
+      stores.set(region, regionStore);
+      await checkStore(regionStore, rootKey, where);
+    }
+  } catch (err) {
+    for (const each of stores.values()) await each.close();
+    await rootKey.close();
+    throw err;
+  }
+
+  const { credentials, createdAdmin } = loadOrCreateCredentials(config, dataDir, logger);
+  const unauthorized = principalsWithoutPolicies(credentials);
+  if (unauthorized.length > 0)
+    logger.warn(
+      { count: unauthorized.length, principals: unauthorized },
+      "credentials without policies are allowed nothing; give each the caller policies it needs",
+    );
+  return {
+    dataDir,
+    rootKey,
+    where,
+    opened,
+    stores,
+    credentials,
+    ...(createdAdmin && { createdAdmin }),
+    async close() {
+      for (const each of stores.values()) await each.close();
+      await rootKey.close();
     },
   };
 }
@@ -491,7 +529,7 @@ const dialable = (url: string) =>
   url.replace("://0.0.0.0:", "://127.0.0.1:").replace("://[::]:", "://[::1]:");
 
 /** The first-start text, printed once the real address is known (port 0 picks one). */
-function adminInstructions(
+export function adminInstructions(
   admin: Credential & { path: string },
   config: ServeConfig,
   url: string,

@@ -6,6 +6,7 @@ import {
   nonEmpty,
   optionalText,
   region,
+  wholeNumber,
   xksProxyPrefix,
   type HostPort,
 } from "./schemas.js";
@@ -66,6 +67,11 @@ export interface ServeConfig {
   };
   /** The PKCS#11 module of AWS_CLOUDHSM custom key stores' tokens (--pkcs11-module), if any. */
   readonly pkcs11Module: string | undefined;
+  /**
+   * Processes serving the listener (node:cluster, docs/architecture.md "Workers"); absent =
+   * the CPUs this process may use (cgroup cpu.max, else os.availableParallelism()); 1 = no cluster.
+   */
+  readonly workers?: number;
 }
 
 export type StoreSettings =
@@ -260,6 +266,12 @@ export const SERVE_FLAGS = {
     schema: optionalText,
     help: "namespace of the kubernetes store (API server from --kubeconfig, in-cluster, else KUBECONFIG)",
   }),
+  workers: flag({
+    arg: "N",
+    env: ["KEYHAVEN_WORKERS"],
+    schema: wholeNumber(1, 256, (v) => `a number from 1 to 256, got '${v}'`).optional(),
+    help: "processes sharing the listener, one event loop each; 1 = a single process, no cluster (default: the CPUs this process may use: the cgroup's cpu.max quota, else all)",
+  }),
 };
 
 /** Flags that go together: both or neither. */
@@ -327,6 +339,7 @@ export const serveCommand = command({
         timeoutMs: c["xks-client-timeout"],
         ...(c["xks-client-ca"] !== undefined && { caFile: c["xks-client-ca"] }),
       },
+      ...(c.workers !== undefined && { workers: c.workers }),
       ...(c["web-identity-jwks"] !== undefined &&
         c["web-identity-issuer"] !== undefined && {
           webIdentity: {

@@ -196,7 +196,13 @@ export async function spawnServer(options: SpawnOptions = {}): Promise<SpawnedSe
         ];
   const child = spawn(command, argv, {
     cwd: tmpdir(),
-    env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", HOME: dataDir, ...options.env },
+    env: {
+      PATH: process.env["PATH"] ?? "/usr/bin:/bin",
+      HOME: dataDir,
+      // One process unless a test asks for workers (the default is one per CPU).
+      KEYHAVEN_WORKERS: "1",
+      ...options.env,
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let stdout = "";

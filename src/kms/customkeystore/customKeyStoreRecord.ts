@@ -34,6 +34,11 @@ export interface CustomKeyStoreRepository {
   deleteCustomKeyStore(id: string): Promise<boolean>;
   /** How many KMS keys (in any state) live in the custom key store. */
   countKeysInCustomKeyStore(id: string): Promise<number>;
+  /**
+   * Where several processes share the repository (`keyhaven serve --workers`): all records
+   * when another process may have changed them since the last call, else undefined.
+   */
+  changedByOthers?(): readonly CustomKeyStoreRecord[] | undefined;
 }
 
 /** The root-key AAD that binds a custom key store's wrapped secret to it. */

@@ -11,6 +11,11 @@
  * Connect is refused in DISCONNECTING and FAILED (disconnect first, as AWS); Disconnect in
  * DISCONNECTING and DISCONNECTED; Update (other than the name while CONNECTED) and Delete
  * need DISCONNECTED. A store asked to connect is connected again when the service starts.
+ *
+ * With several processes on one store (`keyhaven serve --workers`), what is stored rules:
+ * each process connects its own session to a store that was asked to connect (by any
+ * process), drops it when one was asked to disconnect, and follows creations, updates and
+ * deletions, as soon as it sees another process's commit (repository.changedByOthers).
  * A backing store that goes away while CONNECTED stays CONNECTED (its connection
  * reconnects by itself) and its keys answer KeyUnavailableException meanwhile.
  */
@@ -191,7 +196,54 @@ export class CustomKeyStores {
     return t;
   }
 
+  /** Follows what other processes changed in the repository (see the header). */
+  #sync(): void {
+    const records = this.#repository.changedByOthers?.();
+    if (!records) return;
+    const stored = new Set<string>();
+    for (const record of records) {
+      stored.add(record.id);
+      const entry = this.#entries.get(record.id);
+      if (!entry) {
+        const added: Entry = { record, state: "DISCONNECTED" };
+        this.#entries.set(record.id, added);
+        if (record.connectRequested) this.#startConnecting(added);
+        continue;
+      }
+      const wasRequested = entry.record.connectRequested;
+      entry.record = record;
+      if (record.connectRequested && !wasRequested && entry.state === "DISCONNECTED")
+        this.#startConnecting(entry);
+      else if (!record.connectRequested && wasRequested) void this.#drop(entry);
+    }
+    for (const [id, entry] of this.#entries)
+      if (!stored.has(id)) {
+        this.#entries.delete(id);
+        void this.#drop(entry);
+      }
+  }
+
+  /** Closes this process's session to a store another process disconnected or deleted. */
+  async #drop(entry: Entry): Promise<void> {
+    if (entry.state === "DISCONNECTED" || entry.state === "DISCONNECTING") return;
+    entry.state = "DISCONNECTING";
+    try {
+      await entry.connecting;
+      await entry.connection?.close();
+    } catch (err) {
+      this.#logger?.warn(
+        { customKeyStoreId: entry.record.id, reason: (err as Error).message },
+        "closing a custom key store session failed",
+      );
+    } finally {
+      delete entry.connection;
+      delete entry.errorCode;
+      entry.state = "DISCONNECTED";
+    }
+  }
+
   #entry(id: string): Entry {
+    this.#sync();
     const entry = this.#entries.get(id);
     if (!entry) throw notFound(id);
     return entry;
@@ -205,6 +257,7 @@ export class CustomKeyStores {
   async create(input: CreateCustomKeyStoreRequest): Promise<CustomKeyStoreRecord> {
     const type = this.#type(input.CustomKeyStoreType ?? "AWS_CLOUDHSM");
     const name = input.CustomKeyStoreName!;
+    this.#sync();
     const others = [...this.#entries.values()].map((e) => e.record);
     if (others.some((r) => r.name === name)) throw nameInUse(name);
     if (others.length >= CUSTOM_KEY_STORE_LIMIT)
@@ -244,6 +297,7 @@ export class CustomKeyStores {
 
   /** DescribeCustomKeyStores entries: one by id or by name, else all. */
   describe(filter: { id?: string; name?: string }): CustomKeyStoresListEntry[] {
+    this.#sync();
     let entries = [...this.#entries.values()].sort((a, b) => (a.record.id < b.record.id ? -1 : 1));
     if (filter.id !== undefined) entries = [this.#entry(filter.id)];
     if (filter.name !== undefined) {
@@ -391,6 +445,7 @@ export class CustomKeyStores {
 
   /** The connection that holds `key`, or KMSInvalidStateException while its store is not connected. */
   connectionFor(key: KeyRecord): KeyStoreConnection {
+    this.#sync();
     const entry = this.#entries.get(key.customKeyStoreId ?? "");
     if (!entry?.connection || entry.state !== "CONNECTED")
       throw kmsError(
@@ -404,6 +459,7 @@ export class CustomKeyStores {
   keyMetadata(key: KeyRecord): Partial<KeyMetadata> {
     const id = key.customKeyStoreId;
     if (id === undefined) return {};
+    this.#sync();
     const entry = this.#entries.get(id);
     const unavailable =
       entry?.state !== "CONNECTED" && (key.state === "Enabled" || key.state === "Disabled");
@@ -416,6 +472,7 @@ export class CustomKeyStores {
 
   /** Best effort, as AWS: destroys a deleted key's backing key if its store is connected. */
   async forgetKey(key: KeyRecord): Promise<void> {
+    this.#sync();
     const entry = this.#entries.get(key.customKeyStoreId ?? "");
     if (entry?.state !== "CONNECTED" || !entry.connection) return;
     try {

@@ -36,9 +36,12 @@ function isUniqueViolation(err: unknown): boolean {
 
 export class SqliteCustomKeyStores implements CustomKeyStoreRepository {
   readonly #stmt;
+  #seenVersion: number;
+  #checkedThisTurn = false;
 
   constructor(db: Database.Database) {
     this.#stmt = {
+      dataVersion: db.prepare<[], number>("PRAGMA data_version").pluck(),
       insert: db.prepare<[string, string, string, Buffer | null]>(
         "INSERT INTO custom_key_stores (id, name, record, wrapped_secret) VALUES (?, ?, ?, ?)",
       ),
@@ -54,6 +57,23 @@ export class SqliteCustomKeyStores implements CustomKeyStoreRepository {
         "SELECT count(*) AS count FROM keys WHERE json_extract(record, '$.customKeyStoreId') = ?",
       ),
     };
+    this.#seenVersion = this.#stmt.dataVersion.get()!;
+  }
+
+  /**
+   * Another process's commit to the file (any table: data_version says no more) makes the
+   * records be read again; checked at most once per event-loop turn (~8 µs a check).
+   */
+  changedByOthers(): readonly CustomKeyStoreRecord[] | undefined {
+    if (this.#checkedThisTurn) return undefined;
+    this.#checkedThisTurn = true;
+    setImmediate(() => {
+      this.#checkedThisTurn = false;
+    }).unref();
+    const version = this.#stmt.dataVersion.get()!;
+    if (version === this.#seenVersion) return undefined;
+    this.#seenVersion = version;
+    return this.#stmt.list.all().map(toRecord);
   }
 
   async createCustomKeyStore(record: CustomKeyStoreRecord): Promise<void> {

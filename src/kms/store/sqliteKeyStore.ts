@@ -9,7 +9,9 @@
  * Every write of this store updates or drops its entries; another connection's commits
  * (another process on the same file, `keyhaven serve --workers`) are found with
  * `PRAGMA data_version`, checked once per event-loop turn, and clear the caches: a read
- * sees what other processes committed before the current turn began.
+ * sees what other processes committed before the current turn began. While someone
+ * watches due dates (the lifecycle loop), data_version is also polled every second, so a
+ * due date another process wrote re-arms the loop of the process that runs the timers.
  */
 import { closeSync, openSync } from "node:fs";
 import Database from "better-sqlite3";
@@ -115,6 +117,9 @@ const toMaterial = (r: MaterialRow): KeyMaterialRecord => ({
   ...(r.material_id !== null && { materialId: r.material_id }),
 });
 
+/** How often a process watching due dates looks for other processes' commits. */
+const OTHER_WRITERS_POLL_MS = 1000;
+
 /** How many key records and aliases are kept parsed (oldest out first). */
 const CACHE_SIZE = 10_000;
 
@@ -148,6 +153,8 @@ export class SqliteKeyStore implements KeyStore {
   readonly #dataVersion: Database.Statement<[], number>;
   #seenVersion = -1;
   #checkedThisTurn = false;
+  readonly #otherWriterListeners = new Set<() => void>();
+  #poll: NodeJS.Timeout | undefined;
   /** Custom key stores, kept in the same file (not part of the KeyStore interface). */
   readonly customKeyStores: SqliteCustomKeyStores;
 
@@ -165,6 +172,7 @@ export class SqliteKeyStore implements KeyStore {
     const db = this.#db;
     this.#grants = new SqliteGrants(db);
     this.#dataVersion = db.prepare<[], number>("PRAGMA data_version").pluck();
+    this.#seenVersion = this.#dataVersion.get()!;
     this.customKeyStores = new SqliteCustomKeyStores(db);
     this.#stmt = {
       insertKey: db.prepare<[string, string, number | null]>(
@@ -348,11 +356,29 @@ export class SqliteKeyStore implements KeyStore {
     setImmediate(() => {
       this.#checkedThisTurn = false;
     }).unref();
+    this.#checkOtherWriters();
+  }
+
+  #checkOtherWriters(): void {
+    if (!this.#db.open) return;
     const version = this.#dataVersion.get()!;
     if (version === this.#seenVersion) return;
     this.#seenVersion = version;
     this.#keys.clear();
     this.#aliases.clear();
+    for (const listener of this.#otherWriterListeners) listener();
+    if (this.#dueListeners.size === 0) return;
+    const due = this.#stmt.nextDueAt.get()?.due;
+    if (due != null) for (const listener of this.#dueListeners) listener(due);
+  }
+
+  /**
+   * Calls `listener` when a commit of another connection to the file is noticed (at a read
+   * of a key or an alias, or by the due-date poll); returns the function that stops it.
+   */
+  onOtherWriters(listener: () => void): () => void {
+    this.#otherWriterListeners.add(listener);
+    return () => this.#otherWriterListeners.delete(listener);
   }
 
   async getKey(keyId: string): Promise<KeyRecord | undefined> {
@@ -419,7 +445,16 @@ export class SqliteKeyStore implements KeyStore {
 
   watchDueDates(listener: (dueAt: number) => void): () => void {
     this.#dueListeners.add(listener);
-    return () => this.#dueListeners.delete(listener);
+    this.#poll ??= setInterval(() => this.#checkOtherWriters(), OTHER_WRITERS_POLL_MS).unref();
+    return () => {
+      this.#dueListeners.delete(listener);
+      if (this.#dueListeners.size === 0) this.#stopPolling();
+    };
+  }
+
+  #stopPolling(): void {
+    clearInterval(this.#poll);
+    this.#poll = undefined;
   }
 
   async putImportParameters(p: ImportParametersRecord): Promise<void> {
@@ -565,6 +600,7 @@ export class SqliteKeyStore implements KeyStore {
   }
 
   async close(): Promise<void> {
+    this.#stopPolling();
     if (this.#db.open) this.#db.close();
   }
 }
