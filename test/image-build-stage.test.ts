@@ -78,6 +78,10 @@ function imageDir(): string {
   cpSync(join(out, "app"), join(image, "app"), { recursive: true, verbatimSymlinks: true });
   cpSync(join(out, "state"), join(image, "var/lib"), { recursive: true });
   chownSync(join(image, "var/lib/keyhaven"), UID, UID);
+  // What every container runtime provides in /dev: serve --workers forks its workers with
+  // stdin from /dev/null.
+  mkdirSync(join(image, "dev"), { recursive: true });
+  execFileSync("mknod", ["-m", "666", join(image, "dev/null"), "c", "1", "3"]);
   return image;
 }
 

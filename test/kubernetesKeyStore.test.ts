@@ -87,6 +87,9 @@ describe("KubernetesKeyStore", () => {
         const alias = { name: "alias/before", targetKeyId: k1.keyId, createdAt: 1, updatedAt: 1 };
         await b.createAlias(alias);
         await eventually(async () => (await a.getAlias("alias/before")) !== undefined, "a sees");
+        // getAlias may have read through on a miss: wait for the watch to bring k1 as well
+        // (listKeys reads the cache only).
+        await eventually(async () => (await a.listKeys(10)).items.length === 1, "a's cache has k1");
         expect(secretsA.informer.stats.relistsAfterGone).toBe(0);
 
         cut.cut(true); // a's watch drops and cannot come back

@@ -75,12 +75,15 @@ describe("one process serving two Regions (serve --region us-east-1,eu-west-1)",
     expect(await failure(west.send(new DescribeKeyCommand({ KeyId: key.KeyId })))).toMatchObject({
       name: "NotFoundException",
     });
-    // Each audit line names the Region that served the request.
-    const describes = server
-      .output()
-      .split("\n")
-      .filter((l) => l.includes('"eventName":"DescribeKey"'));
-    expect(describes.at(-1)).toContain(`"awsRegion":"${WEST}"`);
+    // Each audit line names the Region that served the request. The line is written before
+    // the answer, but this process reads the server's stdout on its own schedule: poll.
+    const lastDescribe = () =>
+      server
+        .output()
+        .split("\n")
+        .filter((l) => l.includes('"eventName":"DescribeKey"'))
+        .at(-1);
+    await expect.poll(lastDescribe).toContain(`"awsRegion":"${WEST}"`);
   });
 
   it("replicates, decrypts in the other Region, follows rotations, moves the primary and deletes by AWS's rules", async () => {
