@@ -64,6 +64,8 @@ let listenB: string;
 let endpoint: string;
 /** B's key that A's keys name as XksKeyId. */
 let externalKeyId: string;
+/** B's key that boto3's key in A names (each KMS key has an external key of its own). */
+let boto3ExternalKeyId: string;
 let storeId: string;
 let keyArn: string;
 
@@ -265,6 +267,8 @@ describe("A's external key store on B's XKS proxy", () => {
       CustomKeyStoreId: storeId,
       XksKeyConfiguration: { Id: externalKeyId },
     });
+    // Each KMS key of an external key store has an external key of its own.
+    expect((await failure(create(externalKeyId))).name).toBe("XksKeyAlreadyInUseException");
   }, 120_000);
 
   it("encrypts and decrypts with the AWS CLI", async () => {
@@ -309,7 +313,11 @@ describe("A's external key store on B's XKS proxy", () => {
   }, 60_000);
 
   it("Encrypt, Decrypt, ReEncrypt and GenerateDataKey* with boto3", async () => {
-    const r = await runBoto3(a, ["xks-key", storeId, externalKeyId]);
+    // Another external key of B: externalKeyId is taken by the CLI's key.
+    boto3ExternalKeyId = (
+      await kmsB.send(new CreateKeyCommand({ Description: "B's key for boto3" }))
+    ).KeyMetadata!.KeyId!;
+    const r = await runBoto3(a, ["xks-key", storeId, boto3ExternalKeyId]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.json).toMatchObject({
       store: {
@@ -320,7 +328,7 @@ describe("A's external key store on B's XKS proxy", () => {
       origin: "EXTERNAL_KEY_STORE",
       keyState: "Enabled",
       customKeyStoreId: storeId,
-      xksKeyConfiguration: { Id: externalKeyId },
+      xksKeyConfiguration: { Id: boto3ExternalKeyId },
       roundTrip: true,
       reEncrypted: true,
       dataKey: true,
@@ -392,7 +400,7 @@ describe("A's external key store on B's XKS proxy", () => {
         eventName: xksOp,
         userIdentity: { arn: XKS_PRINCIPAL },
         requestParameters: {
-          keyId: externalKeyId,
+          keyId: ownKey(op) ? externalKeyId : boto3ExternalKeyId,
           requestMetadata: {
             awsPrincipalArn: a.credentials.principal,
             kmsOperation: op,

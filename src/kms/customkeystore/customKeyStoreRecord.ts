@@ -34,6 +34,8 @@ export interface CustomKeyStoreRepository {
   deleteCustomKeyStore(id: string): Promise<boolean>;
   /** How many KMS keys (in any state) live in the custom key store. */
   countKeysInCustomKeyStore(id: string): Promise<number>;
+  /** How many KMS keys (in any state) of the custom key store use the external key `xksKeyId`. */
+  countKeysWithXksKey(id: string, xksKeyId: string): Promise<number>;
   /**
    * Where several processes share the repository (`keyhaven serve --workers`): all records
    * when another process may have changed them since the last call, else undefined.

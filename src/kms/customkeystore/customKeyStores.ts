@@ -432,6 +432,18 @@ export class CustomKeyStores {
     this.#entries.delete(id);
   }
 
+  /**
+   * XksKeyAlreadyInUseException when a KMS key of the store already uses `xksKeyId`: each
+   * key of an external key store has an external key of its own, as in AWS.
+   */
+  async assertXksKeyFree(id: string, xksKeyId: string): Promise<void> {
+    if ((await this.#repository.countKeysWithXksKey(id, xksKeyId)) > 0)
+      throw kmsError(
+        "XksKeyAlreadyInUseException",
+        `The external key '${xksKeyId}' is already associated with a KMS key in custom key store '${id}'; each KMS key in an external key store needs an external key of its own.`,
+      );
+  }
+
   /** The connection to create a key in (CreateKey): the store must be CONNECTED. */
   connectionForNewKey(id: string): {
     record: CustomKeyStoreRecord;

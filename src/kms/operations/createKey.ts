@@ -76,6 +76,8 @@ export const createKey = defineOperation<CreateKeyRequest, CreateKeyResponse>(
         "ValidationException",
         `Custom key store ${store.record.id} is of type ${store.record.type}; Origin must be ${store.record.type === "AWS_CLOUDHSM" ? "AWS_CLOUDHSM" : "EXTERNAL_KEY_STORE"}.`,
       );
+    if (store && input.XksKeyId !== undefined)
+      await customKeyStores(ctx).assertXksKeyFree(store.record.id, input.XksKeyId);
     // Only the token of an AWS_CLOUDHSM store holds the key instead of stored material.
     const hsm = origin === "AWS_CLOUDHSM" ? store : undefined;
     const tags = mergeTags([], fromRequestTags(input.Tags));

@@ -56,6 +56,9 @@ export class SqliteCustomKeyStores implements CustomKeyStoreRepository {
       countKeys: db.prepare<[string], { count: number }>(
         "SELECT count(*) AS count FROM keys WHERE json_extract(record, '$.customKeyStoreId') = ?",
       ),
+      countXksKeys: db.prepare<[string, string], { count: number }>(
+        "SELECT count(*) AS count FROM keys WHERE json_extract(record, '$.customKeyStoreId') = ? AND json_extract(record, '$.xksKeyId') = ?",
+      ),
     };
     this.#seenVersion = this.#stmt.dataVersion.get()!;
   }
@@ -111,5 +114,9 @@ export class SqliteCustomKeyStores implements CustomKeyStoreRepository {
 
   async countKeysInCustomKeyStore(id: string): Promise<number> {
     return this.#stmt.countKeys.get(id)?.count ?? 0;
+  }
+
+  async countKeysWithXksKey(id: string, xksKeyId: string): Promise<number> {
+    return this.#stmt.countXksKeys.get(id, xksKeyId)?.count ?? 0;
   }
 }
