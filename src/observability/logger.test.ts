@@ -6,7 +6,19 @@ import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
 import { ManualClock } from "../../test/support/manualClock.js";
 import { pino } from "pino";
-import { bufferedDestination, createLogger, lineWriter, REDACTED_FIELDS } from "./logger.js";
+import {
+  bufferedDestination,
+  createLogger,
+  lineFormatter,
+  REDACTED_FIELDS,
+  type Logger,
+} from "./logger.js";
+
+/** A line formatted and written at once, as the key service does for each audit line. */
+function lineWriter(logger: Logger): (record: object, message: string) => void {
+  const lines = lineFormatter(logger);
+  return (record, message) => lines.write(lines.format(record, message));
+}
 
 /** A logger writing into memory; returns the logger and the parsed lines. */
 function memoryLogger() {
@@ -93,7 +105,7 @@ describe("createLogger redaction", () => {
   });
 });
 
-describe("lineWriter", () => {
+describe("lineFormatter", () => {
   const withoutTime = (line: string) => {
     const { time, ...rest } = JSON.parse(line) as Record<string, unknown>;
     expect(typeof time).toBe("string");

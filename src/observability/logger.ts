@@ -169,12 +169,6 @@ export function lineFormatter(logger: Logger): LineFormatter {
   };
 }
 
-/** One line at a time: `lineFormatter`'s line, written at once. */
-export function lineWriter(logger: Logger): (record: object, message: string) => void {
-  const lines = lineFormatter(logger);
-  return (record, message) => lines.write(lines.format(record, message));
-}
-
 export function createLogger(level: string, destination?: DestinationStream): Logger {
   const logger = pino(
     {

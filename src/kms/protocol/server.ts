@@ -323,10 +323,11 @@ export class KmsServer {
     event: RequestEvent,
     fields: Readonly<Record<string, unknown>>,
     message: string,
-    // The Region that served the request (serve --region A,B), else the only one.
-    service: KeyService = this.#options.service,
+    // The Region that served the request (serve --region A,B); undefined: the only one.
+    served: KeyService | undefined,
     answer: (audited: boolean) => void,
   ): void {
+    const service = served ?? this.#options.service;
     const userAgent = req.headers["user-agent"];
     let line: string;
     try {
