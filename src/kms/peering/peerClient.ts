@@ -5,18 +5,14 @@
  * cannot be reached is a retryable DependencyTimeoutException; an error the peer answers
  * comes back as that error.
  */
-import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import { timingSafeEqual } from "node:crypto";
 import { errorStatus, kmsError, KmsError, type KmsErrorCode } from "../errors.js";
-import { signerProof } from "../protocol/sigv4.js";
+import { signerProof, signSigV4 } from "../protocol/sigv4.js";
 
 export interface PeerCredential {
   readonly accessKeyId: string;
   readonly secretAccessKey: string;
 }
-
-const sha256 = (data: string | Buffer) => createHash("sha256").update(data).digest("hex");
-const hmac = (key: Buffer | string, data: string) =>
-  createHmac("sha256", key).update(data).digest();
 
 /** What KeyhavenGetPeeringKey's Proof is a MAC of (protocol/sigv4.ts signerProof). */
 export const peeringKeyProof = (region: string, publicKey: string) =>
@@ -31,36 +27,20 @@ export function signKmsRequest(
   credential: PeerCredential,
   now: Date,
 ): Record<string, string> {
-  const amzDate = now
-    .toISOString()
-    .replace(/[-:]/g, "")
-    .replace(/\.\d{3}/, "");
-  const date = amzDate.slice(0, 8);
-  const headers: Record<string, string> = {
-    "content-type": "application/x-amz-json-1.1",
-    host: url.host,
-    "x-amz-date": amzDate,
-    "x-amz-target": target,
-  };
-  const names = Object.keys(headers).sort();
-  const canonical = [
-    "POST",
-    url.pathname || "/",
-    "",
-    ...names.map((n) => `${n}:${headers[n]}`),
-    "",
-    names.join(";"),
-    sha256(body),
-  ].join("\n");
-  const scope = `${date}/${region}/kms/aws4_request`;
-  const toSign = `AWS4-HMAC-SHA256\n${amzDate}\n${scope}\n${sha256(canonical)}`;
-  let key = hmac(`AWS4${credential.secretAccessKey}`, date);
-  for (const part of [region, "kms", "aws4_request"]) key = hmac(key, part);
-  const signature = createHmac("sha256", key).update(toSign).digest("hex");
-  return {
-    ...headers,
-    authorization: `AWS4-HMAC-SHA256 Credential=${credential.accessKeyId}/${scope}, SignedHeaders=${names.join(";")}, Signature=${signature}`,
-  };
+  return signSigV4(
+    {
+      method: "POST",
+      url: url.pathname || "/",
+      headers: {
+        "content-type": "application/x-amz-json-1.1",
+        host: url.host,
+        "x-amz-target": target,
+      },
+      body: Buffer.from(body),
+    },
+    credential,
+    { service: "kms", region, now },
+  );
 }
 
 export interface PeerClientOptions {
