@@ -23,7 +23,7 @@ export { pooledRandom } from "../kms/crypto/random.js";
 export { SqliteKeyStore } from "../kms/store/sqliteKeyStore.js";
 export { LocalRootKey } from "../kms/rootkey/localRootKey.js";
 export { createLogger, bufferedDestination, lineFormatter } from "../observability/logger.js";
-export { auditRecord } from "../kms/audit/auditRecord.js";
+export { auditRecordText } from "../kms/audit/auditRecord.js";
 export { SyncDestination } from "../observability/syncDestination.js";
 // A store of many keys written directly (bench/startup.mjs).
 export { generateKeyMaterial } from "../kms/crypto/keyMaterial.js";

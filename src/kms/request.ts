@@ -42,7 +42,7 @@ export interface RequestContext {
   /** Key ARNs the request acted on, for the audit record. */
   readonly resources: string[];
   /** The decoded request, for condition keys (encryption context, grant tokens, tags). */
-  readonly input?: Readonly<Record<string, unknown>>;
+  readonly input?: Readonly<Record<string, unknown>> | undefined;
   /** More condition keys of the request, lower-case (the XKS proxy's `xks:*` request metadata). */
   readonly conditions?: ReadonlyMap<string, readonly string[]>;
   /**

@@ -143,6 +143,12 @@ function redactRecord<T extends object>(record: T): T {
 export interface LineFormatter {
   /** The finished line ("" when the level is off or the line was written through info()). */
   format(record: object, message: string): string;
+  /**
+   * The same from a record already serialised: `members` is a JSON object's members without
+   * the braces, and holds nothing the redaction censors (the caller's duty: the audit record
+   * is built from sanitised members, kms/audit/auditRecord.ts).
+   */
+  formatJson(members: string, message: string): string;
   /** Writes `lines` (whole lines) to the destination; throws if a strict destination does. */
   write(lines: string): void;
 }
@@ -151,18 +157,20 @@ export function lineFormatter(logger: Logger): LineFormatter {
   if (!ours.has(logger))
     return {
       format: (record, message) => (logger.info(record, message), ""),
+      formatJson: (members, message) => (logger.info(JSON.parse(`{${members}}`), message), ""),
       write: () => {},
     };
   const fields = logger as unknown as Record<symbol, unknown>;
   const stream = fields[pino.symbols.streamSym] as DestinationStream;
   const bindings = fields[pino.symbols.chindingsSym] as string;
+  const formatJson = (members: string, message: string): string =>
+    logger.isLevelEnabled("info")
+      ? `{"level":"info","time":"${new Date().toISOString()}"${bindings}${members.length > 0 ? "," : ""}${members},"msg":${JSON.stringify(message)}}\n`
+      : "";
   return {
-    format(record, message) {
-      if (!logger.isLevelEnabled("info")) return "";
-      const json = JSON.stringify(redactRecord(record));
-      const members = json.length > 2 ? `,${json.slice(1, -1)}` : "";
-      return `{"level":"info","time":"${new Date().toISOString()}"${bindings}${members},"msg":${JSON.stringify(message)}}\n`;
-    },
+    format: (record, message) =>
+      formatJson(JSON.stringify(redactRecord(record)).slice(1, -1), message),
+    formatJson,
     write(lines) {
       if (lines.length > 0) stream.write(lines);
     },

@@ -27,10 +27,11 @@ import { signerProof, verifySigV4 } from "./sigv4.js";
 import type { XksAnswer, XksProxy } from "../xks/proxy.js";
 import { XKS_CONTENT_TYPE } from "../xks/wire.js";
 import {
-  auditRecord,
+  auditRecordText,
   userIdentity,
   type AuditCaller,
   type AuditEventInput,
+  type UserIdentity,
 } from "../audit/auditRecord.js";
 import {
   StsError,
@@ -66,12 +67,6 @@ export interface KmsServerOptions {
   /** The XKS Proxy API under its path on this listener (--xks-proxy-uri-path). */
   readonly xks?: XksProxy;
 }
-
-/** What a request's audit line records beyond what every line shares (see `#audit`). */
-type RequestEvent = Omit<
-  AuditEventInput,
-  "eventId" | "region" | "account" | "sourceIp" | "userAgent"
->;
 
 const TARGET_PREFIX = "TrentService.";
 const JSON_CONTENT_TYPE = "application/x-amz-json-1.1";
@@ -151,7 +146,9 @@ export class KmsServer {
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = req.url?.split("?")[0];
+    const url = req.url ?? "/";
+    const query = url.indexOf("?");
+    const path = query < 0 ? url : url.slice(0, query);
     if (req.method === "GET" && path === "/healthz") return this.#plain(res, 200, "ok");
     if (req.method === "GET" && path === "/readyz") {
       if (!this.#ready) return this.#plain(res, 503, "shutting down");
@@ -199,8 +196,9 @@ export class KmsServer {
         );
       }
       const service = this.#serviceFor(req);
+      const headers = req.headersDistinct;
       credential = verifySigV4(
-        { method: req.method, url: req.url ?? "/", headers: req.headersDistinct, body },
+        { method: req.method, url, headers, body },
         {
           service: "kms",
           region: service.region,
@@ -231,20 +229,22 @@ export class KmsServer {
       } catch {
         throw kmsError("SerializationException", "The request body is not valid JSON.");
       }
-      ctx = {
+      const context = (input?: Record<string, unknown>): RequestContext => ({
         service,
         authorizer: this.#options.authorizer,
-        caller: callerOf(credential),
+        caller: callerOf(signer),
         requestId,
         sourceIp: req.socket.remoteAddress ?? "",
         secureTransport: this.#secure,
         operation: operation!,
         resources: [],
-        proveToSigner: (data) =>
-          signerProof(req.headersDistinct["authorization"]![0]!, signer, data),
-      };
+        proveToSigner: (data) => signerProof(headers["authorization"]![0]!, signer, data),
+        input,
+      });
+      // The caller is known from here on, also to the audit line of input refused below.
+      ctx = context();
       const input = decodeInput(operation!, json);
-      ctx = { ...ctx, input };
+      ctx = context(input);
       output = await handler(ctx, input);
       reply = encodeOutput(operation!, output);
     } catch (err) {
@@ -284,7 +284,7 @@ export class KmsServer {
         eventTime: this.#options.service.clock.now(),
         eventSource: "kms.amazonaws.com",
         eventName: operation ?? "Unknown",
-        userIdentity: userIdentity(ctx && auditCaller(ctx, credential)),
+        userIdentity: ctx && credential ? identityOf(credential) : UNKNOWN_IDENTITY,
         requestParameters: ctx?.input,
         responseElements: output,
         resources: ctx?.resources ?? [],
@@ -320,7 +320,7 @@ export class KmsServer {
    */
   #audit(
     req: IncomingMessage,
-    event: RequestEvent,
+    event: AuditEventInput,
     fields: Readonly<Record<string, unknown>>,
     message: string,
     // The Region that served the request (serve --region A,B); undefined: the only one.
@@ -328,20 +328,21 @@ export class KmsServer {
     answer: (audited: boolean) => void,
   ): void {
     const service = served ?? this.#options.service;
-    const userAgent = req.headers["user-agent"];
     let line: string;
     try {
-      const record = auditRecord({
-        ...event,
+      const record = auditRecordText(event, {
         eventId: randomUUID(),
         region: service.region,
         account: service.account,
         sourceIp: req.socket.remoteAddress ?? "",
-        ...(userAgent !== undefined && { userAgent }),
+        userAgent: req.headers["user-agent"],
       });
-      Object.assign(record, fields);
-      record["outcome"] = event.errorCode === undefined ? "success" : "error";
-      line = this.#auditLines.format(record, message);
+      const extra = JSON.stringify(fields);
+      const outcome = event.errorCode === undefined ? "success" : "error";
+      line = this.#auditLines.formatJson(
+        `${record},${extra.length > 2 ? `${extra.slice(1, -1)},` : ""}"outcome":"${outcome}"`,
+        message,
+      );
     } catch (err) {
       this.#auditWritten(true, err);
       return answer(false);
@@ -498,7 +499,7 @@ export class KmsServer {
             );
           throw err;
         }
-        identity = userIdentity(auditCallerOf(credential));
+        identity = identityOf(credential);
         reply = getCallerIdentityXml(credential, requestId);
       } else {
         throw new StsError(
@@ -633,11 +634,17 @@ function auditCallerOf(credential: Credential): AuditCaller {
   };
 }
 
-function auditCaller(ctx: RequestContext, credential: Credential | undefined): AuditCaller {
-  const session = (credential as Partial<SessionCredential> | undefined)?.session;
-  return {
-    principal: ctx.caller.identity,
-    accessKeyId: ctx.caller.accessKeyId,
-    ...(session && { session }),
-  };
+/** The audit userIdentity of a request whose caller is not known. */
+const UNKNOWN_IDENTITY = userIdentity(undefined);
+
+/** The audit userIdentity of each credential, made once: it depends on nothing else. */
+const identities = new WeakMap<Credential, UserIdentity>();
+
+function identityOf(credential: Credential): UserIdentity {
+  let identity = identities.get(credential);
+  if (identity === undefined) {
+    identity = userIdentity(auditCallerOf(credential));
+    identities.set(credential, identity);
+  }
+  return identity;
 }

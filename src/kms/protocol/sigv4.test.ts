@@ -173,6 +173,28 @@ describe("verifySigV4 with requests signed by @smithy/signature-v4", () => {
     );
   });
 
+  it("accepts what smithy signs with any secret, Region and body: the HMAC is the standard one (property)", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.string({ minLength: 1, maxLength: 80 }),
+        fc.stringMatching(/^[a-z]{2}-[a-z]{1,12}-[1-9]$/),
+        fc.uint8Array({ maxLength: 2048 }),
+        async (secretAccessKey, region, bytes) => {
+          const credential = { accessKeyId: "AKIAPROPERTY0000001", secretAccessKey };
+          const request = await signed({ credential, region, body: Buffer.from(bytes) });
+          const verified = verifySigV4(request, {
+            service: "kms",
+            region,
+            now: SIGNED_AT,
+            lookup: (id) => (id === credential.accessKeyId ? credential : undefined),
+          });
+          expect(verified).toBe(credential);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
   it("allows a clock skew of exactly 5 minutes either way, and no more", async () => {
     const request = await signed();
     const at = (ms: number) => new Date(SIGNED_AT.getTime() + ms);
