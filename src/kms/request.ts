@@ -21,13 +21,21 @@ export interface Caller {
 
 /** The caller a verified credential makes (its account is the principal ARN's). */
 export function callerOf(credential: Credential): Caller {
-  return {
-    principal: credential.principal,
-    accessKeyId: credential.accessKeyId,
-    account: credential.principal.split(":")[4] ?? "",
-    identity: credential.identity,
-  };
+  let caller = callers.get(credential);
+  if (caller === undefined) {
+    caller = {
+      principal: credential.principal,
+      accessKeyId: credential.accessKeyId,
+      account: credential.principal.split(":")[4] ?? "",
+      identity: credential.identity,
+    };
+    callers.set(credential, caller);
+  }
+  return caller;
 }
+
+/** The Caller of each credential, made once: it depends on nothing else. */
+const callers = new WeakMap<Credential, Caller>();
 
 export interface RequestContext {
   readonly service: KeyService;

@@ -111,6 +111,17 @@ export function bufferedDestination(
   return stream;
 }
 
+/** The time now as pino's isoTime writes it; lines of the same millisecond share one. */
+function isoNow(): string {
+  const now = Date.now();
+  if (now !== lastTime.at) {
+    lastTime.at = now;
+    lastTime.text = new Date(now).toISOString();
+  }
+  return lastTime.text;
+}
+const lastTime = { at: NaN, text: "" };
+
 /** Loggers made by createLogger (and their children): the ones `lineFormatter` knows the format of. */
 const ours = new WeakSet<Logger>();
 
@@ -165,7 +176,7 @@ export function lineFormatter(logger: Logger): LineFormatter {
   const bindings = fields[pino.symbols.chindingsSym] as string;
   const formatJson = (members: string, message: string): string =>
     logger.isLevelEnabled("info")
-      ? `{"level":"info","time":"${new Date().toISOString()}"${bindings}${members.length > 0 ? "," : ""}${members},"msg":${JSON.stringify(message)}}\n`
+      ? `{"level":"info","time":"${isoNow()}"${bindings}${members.length > 0 ? "," : ""}${members},"msg":${JSON.stringify(message)}}\n`
       : "";
   return {
     format: (record, message) =>

@@ -249,9 +249,16 @@ export interface AuditServed {
 
 /** "2026-12-02T17:36:14Z": CloudTrail's eventTime, to the second. */
 function eventTimeOf(date: Date): string {
-  const iso = date.toISOString();
-  return iso.length === 24 ? `${iso.slice(0, 19)}Z` : iso;
+  const second = Math.floor(date.getTime() / 1000);
+  if (second !== lastSecond.at) {
+    const iso = date.toISOString();
+    lastSecond.at = second;
+    lastSecond.text = iso.length === 24 ? `${iso.slice(0, 19)}Z` : iso;
+  }
+  return lastSecond.text;
 }
+/** The last eventTime made: every request of the same second has the same one. */
+const lastSecond = { at: NaN, text: "" };
 
 /** The caller's IPv4 address as CloudTrail shows it (without the IPv4-mapped IPv6 prefix). */
 function sourceAddress(ip: string): string {
@@ -293,13 +300,13 @@ const json = JSON.stringify;
  * The audit record's members as JSON text, without the braces (`"eventVersion":"1.08",…`),
  * for the logger to frame as a line (observability/logger.ts `formatJson`). Built as text:
  * one per request, on the hot path, where building the record as objects and serialising
- * them cost twice as much. Every string that does not come from this file is escaped with
- * JSON.stringify; `requestParameters` and `responseElements` are `sanitize`d, so the line
+ * them cost twice as much. Every string but the time and the event source (a fixed set) is
+ * escaped with JSON.stringify; `requestParameters` and `responseElements` are `sanitize`d, so the line
  * holds nothing the logger's redaction would censor.
  */
 export function auditRecordText(e: AuditEventInput, served: AuditServed): string {
   const dataOrRead = isDataOrRead(e.eventName);
-  let text = `"eventVersion":"1.08","userIdentity":${identityText(e.userIdentity)},"eventTime":${json(eventTimeOf(e.eventTime))},"eventSource":${json(e.eventSource)},"eventName":${json(e.eventName)},"awsRegion":${json(served.region)},"sourceIPAddress":${json(sourceAddress(served.sourceIp))},"userAgent":${json(served.userAgent ?? "")}`;
+  let text = `"eventVersion":"1.08","userIdentity":${identityText(e.userIdentity)},"eventTime":"${eventTimeOf(e.eventTime)}","eventSource":"${e.eventSource}","eventName":${json(e.eventName)},"awsRegion":${json(served.region)},"sourceIPAddress":${json(sourceAddress(served.sourceIp))},"userAgent":${json(served.userAgent ?? "")}`;
   if (e.errorCode !== undefined) text += `,"errorCode":${json(e.errorCode)}`;
   if (e.errorMessage !== undefined) text += `,"errorMessage":${json(e.errorMessage)}`;
   const responseElements =
