@@ -8,8 +8,9 @@
  *                      [--admission-cluster]
  *                      [--controller-cluster]
  *
- * --rate R offers R requests/s in all instead of saturating the server (a fixed load
- * both servers can carry, so p50/p99 compare latency rather than queueing).
+ * --rate R offers R requests/s in all, evenly spaced, instead of saturating the server (a
+ * fixed load both servers can carry, so p50/p99 compare latency rather than queueing; see
+ * pacedLoad in lib/harness.mjs).
  * --profile DIR runs the key service under `node --cpu-prof` and leaves the
  * .cpuprofile in DIR (open it in Chrome DevTools or speedscope; or
  * `node bench/profile-summary.mjs FILE`). --dist DIST runs the key service from

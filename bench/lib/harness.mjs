@@ -10,6 +10,8 @@
  * where a request is { method, path, headers, body } as autocannon replays it.
  */
 import autocannon from "autocannon";
+import { Agent, request as httpRequest } from "node:http";
+import { performance } from "node:perf_hooks";
 
 /** The q-quantile (0..1) of a sorted array, nearest-rank. */
 export function quantile(sorted, q) {
@@ -36,6 +38,8 @@ export async function runLoad(
   requests,
   { connections = 50, durationSeconds = 5, overallRate } = {},
 ) {
+  if (overallRate)
+    return pacedLoad(target, requests, { connections, durationSeconds, overallRate });
   let times = new Float64Array(1 << 16);
   let count = 0;
   let non2xx = 0;
@@ -72,6 +76,80 @@ export async function runLoad(
     p99: quantile(sorted, 0.99),
     max: sorted[count - 1] ?? NaN,
     errors: non2xx + result.errors + result.timeouts + (result.mismatches ?? 0),
+    non2xx,
+    cpuMicrosPerRequest:
+      cpuBefore === undefined || count === 0 ? undefined : (cpuAfter - cpuBefore) / count,
+  };
+}
+
+/**
+ * An open-loop load: `overallRate` requests per second, evenly spaced (one every
+ * 1/rate s, sent on the next free of `connections` keep-alive connections), each timed
+ * from the moment it was sent, so a slow answer delays none of the requests after it and
+ * time spent waiting for a free connection counts (the client's timer may send a request up
+ * to a millisecond late; that is not the server's doing and is not counted). autocannon's
+ * own rate limit sends each connection's share of a second back to back at the start of
+ * the second: its latency is the queue of that burst, not the server's answer.
+ */
+async function pacedLoad(target, requests, { connections, durationSeconds, overallRate }) {
+  const agent = new Agent({ keepAlive: true, maxSockets: connections });
+  const url = new URL(target.url);
+  const total = Math.round(overallRate * durationSeconds);
+  const times = new Float64Array(total);
+  let count = 0;
+  let non2xx = 0;
+  let errors = 0;
+  const cpuBefore = target.cpuMicros ? await target.cpuMicros() : undefined;
+  const started = performance.now();
+  const interval = 1000 / overallRate;
+  await new Promise((resolve) => {
+    let sent = 0;
+    let settled = 0;
+    const done = () => {
+      if (++settled === total) resolve();
+    };
+    const send = ({ method, path, headers, body }) => {
+      const sentAt = performance.now();
+      const req = httpRequest(
+        { host: url.hostname, port: url.port, method, path, headers, agent },
+        (res) => {
+          res.on("data", () => {});
+          res.on("end", () => {
+            times[count++] = performance.now() - sentAt;
+            if (res.statusCode < 200 || res.statusCode >= 300) non2xx++;
+            done();
+          });
+        },
+      );
+      req.on("error", () => {
+        errors++;
+        done();
+      });
+      req.end(body);
+    };
+    const tick = () => {
+      const now = performance.now();
+      while (sent < total && started + sent * interval <= now) {
+        send(requests[sent % requests.length]);
+        sent++;
+      }
+      if (sent < total) setTimeout(tick, Math.max(0, started + sent * interval - now));
+    };
+    tick();
+  });
+  const seconds = (performance.now() - started) / 1000;
+  agent.destroy();
+  target.responses = (target.responses ?? 0) + count;
+  const cpuAfter = target.cpuMicros ? await target.cpuMicros() : undefined;
+  const sorted = times.subarray(0, count).sort();
+  return {
+    target: target.name,
+    requests: count,
+    requestsPerSecond: count / seconds,
+    p50: quantile(sorted, 0.5),
+    p99: quantile(sorted, 0.99),
+    max: sorted[count - 1] ?? NaN,
+    errors: non2xx + errors,
     non2xx,
     cpuMicrosPerRequest:
       cpuBefore === undefined || count === 0 ? undefined : (cpuAfter - cpuBefore) / count,
