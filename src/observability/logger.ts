@@ -131,14 +131,14 @@ function redactRecord<T extends object>(record: T): T {
   for (const path of LITERAL_PATHS) {
     const dot = path.indexOf(".");
     if (dot < 0) {
-      if (Object.hasOwn(out, path)) out = { ...out, [path]: CENSOR };
+      if (Object.hasOwn(out, path)) out = Object.assign({}, out, { [path]: CENSOR });
       continue;
     }
     const parent = path.slice(0, dot);
     const inner: unknown = out[parent];
     const name = path.slice(dot + 1);
     if (typeof inner === "object" && inner !== null && Object.hasOwn(inner, name))
-      out = { ...out, [parent]: { ...inner, [name]: CENSOR } };
+      out = Object.assign({}, out, { [parent]: Object.assign({}, inner, { [name]: CENSOR }) });
   }
   return out as T;
 }

@@ -211,7 +211,7 @@ export function policyAuthorizer(): Authorizer {
       }),
       conditions: requestConditions(facts),
       grantRequest: {
-        ...(encryptionContext && { encryptionContext }),
+        encryptionContext,
         ...(isCreateGrant && {
           childGrant: {
             operations: operations as string[],
@@ -255,10 +255,11 @@ export function policyAuthorizer(): Authorizer {
       const principal = ctx.caller.identity;
       const policy = compiledPolicy(policyText, "key");
       const query = await accessQuery(ctx, { action: "kms:PutKeyPolicy" }, principal);
-      const decision = decide({
-        ...query,
-        key: { keyId: key.keyId, arn: key.arn, account: ctx.service.account, policy },
-      });
+      const decision = decide(
+        Object.assign({}, query, {
+          key: { keyId: key.keyId, arn: key.arn, account: ctx.service.account, policy },
+        }),
+      );
       if (!decision.allowed)
         throw kmsError(
           "MalformedPolicyDocumentException",

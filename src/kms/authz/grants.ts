@@ -106,7 +106,7 @@ export interface GrantRequest {
   /** The caller's principal ARN, and the role ARN for an assumed-role session. */
   readonly principalArns: readonly string[];
   /** The encryption context the action uses (ReEncryptFrom: the source context). */
-  readonly encryptionContext?: EncryptionContextMap;
+  readonly encryptionContext?: EncryptionContextMap | undefined;
   /** For kms:CreateGrant: the grant being created. */
   readonly childGrant?: {
     readonly operations: readonly string[];

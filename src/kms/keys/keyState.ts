@@ -87,6 +87,6 @@ export function switchState(state: "Enabled" | "Disabled") {
     };
     const why = refused[key.state];
     if (why) throw kmsError("KMSInvalidStateException", `${key.arn} ${why}`);
-    return key.state === state ? key : { ...key, state };
+    return key.state === state ? key : Object.assign({}, key, { state });
   };
 }

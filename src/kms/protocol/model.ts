@@ -114,7 +114,9 @@ function compileDecoder(name: string): Decoder {
   decoders.set(name, (v, p, pr) => slot.decode!(v, p, pr));
   const shape = shapeOf(name);
   const decode = buildDecoder(
-    Object.hasOwn(patternOverrides, name) ? { ...shape, pattern: patternOverrides[name]! } : shape,
+    Object.hasOwn(patternOverrides, name)
+      ? Object.assign({}, shape, { pattern: patternOverrides[name]! })
+      : shape,
   );
   // The model states no size for an encryption context; Keyhaven bounds it (limits.ts).
   slot.decode =

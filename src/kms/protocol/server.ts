@@ -382,8 +382,14 @@ export class KmsServer {
     let body: Buffer | undefined;
     try {
       if (this.#auditFailed) {
-        answer = { status: 500, body: refused, eventName: "Unknown", resources: [] };
-        answer = { ...answer, errorCode: "InternalException", errorMessage: refused.errorMessage };
+        answer = {
+          status: 500,
+          body: refused,
+          eventName: "Unknown",
+          resources: [],
+          errorCode: "InternalException",
+          errorMessage: refused.errorMessage,
+        };
       } else {
         body = await readBody(req, this.#maxBody);
         answer = await xks.handle({
@@ -427,12 +433,14 @@ export class KmsServer {
         this.#closeAfterIfStopping(res);
         // The rest of an oversized body was not read: the connection cannot carry another request.
         if (body === undefined) res.setHeader("connection", "close");
-        res.writeHead(status, {
-          ...answer.headers,
-          "content-type": XKS_CONTENT_TYPE,
-          "content-length": Buffer.byteLength(payload),
-          "x-amzn-requestid": requestId,
-        });
+        res.writeHead(
+          status,
+          Object.assign({}, answer.headers, {
+            "content-type": XKS_CONTENT_TYPE,
+            "content-length": Buffer.byteLength(payload),
+            "x-amzn-requestid": requestId,
+          }),
+        );
         res.end(payload);
       },
     );

@@ -372,7 +372,9 @@ export function signSigV4(
 ): Record<string, string> {
   const amzDate = basicFormat(options.now);
   const date = amzDate.slice(0, 8);
-  const headers: Record<string, string> = { ...request.headers, "x-amz-date": amzDate };
+  const headers: Record<string, string> = Object.assign({}, request.headers, {
+    "x-amz-date": amzDate,
+  });
   if (credential.sessionToken !== undefined)
     headers["x-amz-security-token"] = credential.sessionToken;
   const signedHeaders = Object.keys(headers).sort();

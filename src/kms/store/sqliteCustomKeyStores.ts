@@ -22,10 +22,11 @@ interface Row {
   wrapped_secret: Buffer | null;
 }
 
-const toRecord = (r: Row): CustomKeyStoreRecord => ({
-  ...(JSON.parse(r.record) as Omit<CustomKeyStoreRecord, "wrappedSecret">),
-  ...(r.wrapped_secret !== null && { wrappedSecret: r.wrapped_secret }),
-});
+const toRecord = (r: Row): CustomKeyStoreRecord =>
+  Object.assign(
+    JSON.parse(r.record) as Omit<CustomKeyStoreRecord, "wrappedSecret">,
+    r.wrapped_secret !== null && { wrappedSecret: r.wrapped_secret },
+  );
 
 const toRow = ({ wrappedSecret, ...rest }: CustomKeyStoreRecord) =>
   [rest.id, rest.name, JSON.stringify(rest), wrappedSecret ?? null] as const;

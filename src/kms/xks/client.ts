@@ -218,7 +218,7 @@ export class XksClient {
           servername: this.#url.hostname,
           path,
           method: "POST",
-          headers: { ...headers, "content-length": String(payload.length) },
+          headers: Object.assign({}, headers, { "content-length": String(payload.length) }),
           agent: this.#agent,
         },
         (res) => {

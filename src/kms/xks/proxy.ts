@@ -156,8 +156,8 @@ export class XksProxy {
       const body = parseBody(request.body, route.operation);
       const metadata = requestMetadata(body, route.operation);
       state.params = {
-        ...(route.keyId !== undefined && { keyId: route.keyId }),
         requestMetadata: metadata,
+        ...(route.keyId !== undefined && { keyId: route.keyId }),
         ...pick(body, ["encryptionAlgorithm", "ciphertextDataIntegrityValueAlgorithm"]),
       };
       const reply =
