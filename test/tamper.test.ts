@@ -22,6 +22,9 @@ const plaintext = Buffer.from("the crown jewels");
 
 // Byte 0 is the format version, 1..16 the key id, 17..20 the material version (ciphertext.ts).
 const KEY_ID_BYTES = { from: 1, to: 17 };
+// A format byte turned into the multi-Region format makes the same 16 bytes name another key,
+// `mrk-` + their hex, as a changed key-id byte does.
+const CIPHERTEXT_FORMAT_MRK = 0x02;
 
 beforeAll(async () => {
   server = await spawnServer();
@@ -47,7 +50,7 @@ const sameContext = (a: Record<string, string>, b: Record<string, string>) =>
   Object.entries(a).every(([k, v]) => Object.hasOwn(b, k) && b[k] === v);
 
 describe("tampered ciphertext", () => {
-  it("any flipped byte is InvalidCiphertextException (NotFoundException for the key-id bytes)", async () => {
+  it("any flipped byte is InvalidCiphertextException (NotFoundException where it names another key)", async () => {
     await fc.assert(
       fc.asyncProperty(
         fc.nat({ max: 10_000 }),
@@ -66,15 +69,24 @@ describe("tampered ciphertext", () => {
               }),
             ),
           );
-          const inKeyId = index >= KEY_ID_BYTES.from && index < KEY_ID_BYTES.to;
-          const allowed = inKeyId
+          const namesAnotherKey =
+            (index >= KEY_ID_BYTES.from && index < KEY_ID_BYTES.to) ||
+            (index === 0 && tampered[0] === CIPHERTEXT_FORMAT_MRK);
+          const allowed = namesAnotherKey
             ? [nameTheKey ? "IncorrectKeyException" : "NotFoundException"]
             : ["InvalidCiphertextException"];
           expect(allowed).toContain(err.name);
           expect(err.status).toBeLessThan(500);
         },
       ),
-      { numRuns: 200 },
+      // Always tried: the format byte turned multi-Region, with and without the KeyId.
+      {
+        numRuns: 200,
+        examples: [
+          [0, 0x01 ^ CIPHERTEXT_FORMAT_MRK, false],
+          [0, 0x01 ^ CIPHERTEXT_FORMAT_MRK, true],
+        ],
+      },
     );
   });
 

@@ -283,11 +283,14 @@ const resourceTexts = new Map<string, string>();
 function resourceText(arn: string, account: string): string {
   let text = resourceTexts.get(arn);
   if (text === undefined) {
+    const owner = arn.split(":")[4];
     text = JSON.stringify({
-      accountId: arn.split(":")[4] ?? account,
+      accountId: owner ?? account,
       type: arn.includes(":role/") ? "AWS::IAM::Role" : "AWS::KMS::Key",
       ARN: arn,
     });
+    // Only an ARN's own account is remembered, never the serving one it falls back on.
+    if (owner === undefined) return text;
     if (resourceTexts.size >= 1024) resourceTexts.clear();
     resourceTexts.set(arn, text);
   }
@@ -301,8 +304,8 @@ const json = JSON.stringify;
  * for the logger to frame as a line (observability/logger.ts `formatJson`). Built as text:
  * one per request, on the hot path, where building the record as objects and serialising
  * them cost twice as much. Every string but the time and the event source (a fixed set) is
- * escaped with JSON.stringify; `requestParameters` and `responseElements` are `sanitize`d, so the line
- * holds nothing the logger's redaction would censor.
+ * escaped with JSON.stringify; `requestParameters` and `responseElements` are `sanitize`d,
+ * so the line holds nothing the logger's redaction would censor.
  */
 export function auditRecordText(e: AuditEventInput, served: AuditServed): string {
   const dataOrRead = isDataOrRead(e.eventName);
