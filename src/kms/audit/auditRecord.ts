@@ -42,7 +42,7 @@ const SECRET_MEMBERS = new Set([
 ]);
 
 /** Whether `name` (any case) is a member the audit record never copies. */
-export const isSecretMember = (name: string): boolean => SECRET_MEMBERS.has(name.toLowerCase());
+const isSecretMember = (name: string): boolean => SECRET_MEMBERS.has(name.toLowerCase());
 
 const DATA_OPERATIONS = new Set([
   "Encrypt",
