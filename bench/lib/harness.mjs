@@ -62,12 +62,25 @@ export async function runLoad(
     if (statusCode < 200 || statusCode >= 300) non2xx++;
   });
   const result = await instance;
-  // Every response the target gave under load, warm-ups included (for sanity checks
-  // such as "one audit line per request").
+  return loadResult(target, {
+    times: times.subarray(0, count),
+    seconds: result.duration,
+    failures: result.errors + result.timeouts + (result.mismatches ?? 0),
+    non2xx,
+    cpuBefore,
+  });
+}
+
+/**
+ * One run's figures from every response time (ms) it recorded over `seconds`. Counts the
+ * responses on the target, warm-ups included (for sanity checks such as "one audit line
+ * per request"), and reads its CPU time again for the CPU per request.
+ */
+async function loadResult(target, { times, seconds, failures, non2xx, cpuBefore }) {
+  const count = times.length;
   target.responses = (target.responses ?? 0) + count;
   const cpuAfter = target.cpuMicros ? await target.cpuMicros() : undefined;
-  const sorted = times.subarray(0, count).sort();
-  const seconds = result.duration;
+  const sorted = times.sort();
   return {
     target: target.name,
     requests: count,
@@ -75,7 +88,7 @@ export async function runLoad(
     p50: quantile(sorted, 0.5),
     p99: quantile(sorted, 0.99),
     max: sorted[count - 1] ?? NaN,
-    errors: non2xx + result.errors + result.timeouts + (result.mismatches ?? 0),
+    errors: non2xx + failures,
     non2xx,
     cpuMicrosPerRequest:
       cpuBefore === undefined || count === 0 ? undefined : (cpuAfter - cpuBefore) / count,
@@ -139,21 +152,13 @@ async function pacedLoad(target, requests, { connections, durationSeconds, overa
   });
   const seconds = (performance.now() - started) / 1000;
   agent.destroy();
-  target.responses = (target.responses ?? 0) + count;
-  const cpuAfter = target.cpuMicros ? await target.cpuMicros() : undefined;
-  const sorted = times.subarray(0, count).sort();
-  return {
-    target: target.name,
-    requests: count,
-    requestsPerSecond: count / seconds,
-    p50: quantile(sorted, 0.5),
-    p99: quantile(sorted, 0.99),
-    max: sorted[count - 1] ?? NaN,
-    errors: non2xx + errors,
+  return loadResult(target, {
+    times: times.subarray(0, count),
+    seconds,
+    failures: errors,
     non2xx,
-    cpuMicrosPerRequest:
-      cpuBefore === undefined || count === 0 ? undefined : (cpuAfter - cpuBefore) / count,
-  };
+    cpuBefore,
+  });
 }
 
 /**
